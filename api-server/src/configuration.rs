@@ -1,0 +1,168 @@
+//! Process settings from the environment, with the reference server's variable names where they exist.
+//!
+//! Everything here is fixed for the life of the process. What may change while the server runs (provider
+//! slots, plugin settings, feature flags) lives in the runtime-config document instead (see
+//! [`crate::runtime`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting could not be parsed; the message names the variable and what it expects.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct SettingsError {
+    name: &'static str,
+    message: String,
+}
+
+/// All process settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (`FAXBOT_LISTEN`, or `0.0.0.0:$PORT`, default `0.0.0.0:8080`).
+    pub listen: SocketAddr,
+    /// Data directory (`FAX_DATA_DIR`, default `./data`): SQLite file, documents, pepper.
+    pub data_dir: PathBuf,
+    /// Database URL (`DATABASE_URL`, default `sqlite://<data dir>/faxbot.db`).
+    pub database_url: String,
+    /// Pool size (`FAXBOT_DB_MAX_CONNECTIONS`, default 8).
+    pub db_max_connections: u32,
+    /// Upload limit in bytes (`MAX_FILE_SIZE_MB` × 1 MiB, default 10 MiB).
+    pub max_file_bytes: u64,
+    /// The limit as configured in MB, for the 413 message.
+    pub max_file_mb: u64,
+    /// Bootstrap admin key (`API_KEY`, or the contents of `API_KEY_FILE`).
+    pub api_key: Option<String>,
+    /// Where the bootstrap admin key lives (`API_KEY_FILE`); generated there when missing.
+    pub api_key_file: Option<PathBuf>,
+    /// Enforce auth even without an env key (`REQUIRE_API_KEY`).
+    pub require_api_key: bool,
+    /// Explicit pepper (`API_KEY_PEPPER`); otherwise read or generated at `FAXBOT_PEPPER_FILE`.
+    pub pepper: Option<String>,
+    /// Pepper file (`FAXBOT_PEPPER_FILE`, default `<data dir>/pepper`).
+    pub pepper_file: PathBuf,
+    /// Outbound plugin when no config document is given (`FAX_BACKEND`, default `test`).
+    pub fax_backend: String,
+    /// Accept and store jobs but never dispatch (`FAX_DISABLED`).
+    pub fax_disabled: bool,
+    /// Runtime-config document (`FAXBOT_CONFIG_PATH`); without it the document is built from the environment.
+    pub config_path: Option<PathBuf>,
+    /// How often the document is checked for changes (`FAXBOT_CONFIG_POLL_MS`, default 2000).
+    pub config_poll: Duration,
+    /// `FEATURE_V3_PLUGINS` when no document is given.
+    pub feature_v3_plugins: bool,
+    /// `FEATURE_PLUGIN_INSTALL` when no document is given.
+    pub feature_plugin_install: bool,
+    /// Per-key requests per minute on `/fax` routes (`MAX_REQUESTS_PER_MINUTE`, 0 = off).
+    pub rate_limit_rpm: u32,
+    /// Concurrent provider calls per process (`FAXBOT_WORKER_CONCURRENCY`, default 32).
+    pub worker_concurrency: usize,
+    /// Submissions per job (`FAXBOT_MAX_ATTEMPTS`, default 5).
+    pub max_attempts: u32,
+    /// First retry delay (`FAXBOT_RETRY_BASE_MS`, default 2000).
+    pub retry_base: Duration,
+    /// Retry delay cap (`FAXBOT_RETRY_MAX_MS`, default 300000).
+    pub retry_max: Duration,
+    /// Job lease (`FAXBOT_JOB_LEASE_SECS`, default 120). Must exceed the provider timeout.
+    pub job_lease: Duration,
+    /// Provider call timeout (`FAXBOT_PROVIDER_TIMEOUT_SECS`, default 30).
+    pub provider_timeout: Duration,
+    /// Give up polling for a final status after this long (`FAXBOT_STATUS_DEADLINE_SECS`, default 86400).
+    pub status_deadline: Duration,
+    /// How long shutdown waits for in-flight work (`FAXBOT_SHUTDOWN_GRACE_SECS`, default 20).
+    pub shutdown_grace: Duration,
+    /// Overrides the revision label (`FAXBOT_REVISION`; the operator sets it to its revision hash).
+    pub revision_override: Option<String>,
+    /// `json` (default) or `pretty` (`FAXBOT_LOG_FORMAT`).
+    pub log_format: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn flag(name: &'static str) -> Result<bool, SettingsError> {
+    match var(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(_) => Err(SettingsError { name, message: "expected true/false, 1/0, yes/no or on/off".into() }),
+    }
+}
+
+fn number<T>(name: &'static str, default: T, min: T, max: T) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = var(name) else { return Ok(default) };
+    let v: T = raw.parse().map_err(|_| SettingsError { name, message: format!("expected a whole number between {min} and {max}") })?;
+    if v < min || v > max {
+        return Err(SettingsError { name, message: format!("must be between {min} and {max}") });
+    }
+    Ok(v)
+}
+
+impl Settings {
+    /// Reads the environment. Every error names the variable.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        let listen = match (var("FAXBOT_LISTEN"), var("PORT")) {
+            (Some(addr), _) => addr
+                .parse()
+                .map_err(|_| SettingsError { name: "FAXBOT_LISTEN", message: "expected host:port such as 0.0.0.0:8080".into() })?,
+            (None, Some(_)) => SocketAddr::from(([0, 0, 0, 0], number::<u16>("PORT", 8080, 0, 65535)?)),
+            (None, None) => SocketAddr::from(([0, 0, 0, 0], 8080)),
+        };
+        let data_dir = PathBuf::from(var("FAX_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}/faxbot.db", data_dir.display()));
+        let max_file_mb = number::<u64>("MAX_FILE_SIZE_MB", 10, 1, 1024)?;
+        let api_key_file = var("API_KEY_FILE").map(PathBuf::from);
+        let pepper_file = var("FAXBOT_PEPPER_FILE").map(PathBuf::from).unwrap_or_else(|| data_dir.join("pepper"));
+        let fax_backend = var("FAX_BACKEND").unwrap_or_else(|| "test".into()).to_ascii_lowercase();
+        let log_format = var("FAXBOT_LOG_FORMAT").unwrap_or_else(|| "json".into());
+        if !["json", "pretty"].contains(&log_format.as_str()) {
+            return Err(SettingsError { name: "FAXBOT_LOG_FORMAT", message: "expected json or pretty".into() });
+        }
+        let settings = Settings {
+            listen,
+            database_url,
+            db_max_connections: number("FAXBOT_DB_MAX_CONNECTIONS", 8, 1, 256)?,
+            max_file_bytes: max_file_mb * 1024 * 1024,
+            max_file_mb,
+            api_key: var("API_KEY"),
+            api_key_file,
+            require_api_key: flag("REQUIRE_API_KEY")?,
+            pepper: var("API_KEY_PEPPER"),
+            pepper_file,
+            fax_backend,
+            fax_disabled: flag("FAX_DISABLED")?,
+            config_path: var("FAXBOT_CONFIG_PATH").map(PathBuf::from),
+            config_poll: Duration::from_millis(number("FAXBOT_CONFIG_POLL_MS", 2000, 50, 3_600_000)?),
+            feature_v3_plugins: flag("FEATURE_V3_PLUGINS")?,
+            feature_plugin_install: flag("FEATURE_PLUGIN_INSTALL")?,
+            rate_limit_rpm: number("MAX_REQUESTS_PER_MINUTE", 0, 0, 1_000_000)?,
+            worker_concurrency: number("FAXBOT_WORKER_CONCURRENCY", 32, 1, 1024)?,
+            max_attempts: number("FAXBOT_MAX_ATTEMPTS", 5, 1, 100)?,
+            retry_base: Duration::from_millis(number("FAXBOT_RETRY_BASE_MS", 2000, 1, 3_600_000)?),
+            retry_max: Duration::from_millis(number("FAXBOT_RETRY_MAX_MS", 300_000, 1, 86_400_000)?),
+            job_lease: Duration::from_secs(number("FAXBOT_JOB_LEASE_SECS", 120, 1, 86_400)?),
+            provider_timeout: Duration::from_secs(number("FAXBOT_PROVIDER_TIMEOUT_SECS", 30, 1, 3600)?),
+            status_deadline: Duration::from_secs(number("FAXBOT_STATUS_DEADLINE_SECS", 86_400, 1, 30 * 86_400)?),
+            shutdown_grace: Duration::from_secs(number("FAXBOT_SHUTDOWN_GRACE_SECS", 20, 0, 3600)?),
+            revision_override: var("FAXBOT_REVISION"),
+            log_format,
+            data_dir,
+        };
+        if settings.job_lease <= settings.provider_timeout {
+            return Err(SettingsError {
+                name: "FAXBOT_JOB_LEASE_SECS",
+                message: "must be longer than FAXBOT_PROVIDER_TIMEOUT_SECS, or a slow provider call would lose its lease".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// Whether callers must authenticate (reference §1.4: an env key or `REQUIRE_API_KEY`).
+    pub fn auth_enforced(&self) -> bool {
+        self.api_key.is_some() || self.require_api_key
+    }
+}

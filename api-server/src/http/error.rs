@@ -1,0 +1,132 @@
+//! The one HTTP error type. Every failure becomes `{"detail": …}` with the reference's status codes and
+//! messages; request-validation failures use FastAPI's 422 list shape. Internal errors are logged by kind
+//! and answered with a generic 500, so no internals (or PHI inside them) reach a client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// One entry of a 422 body, in FastAPI/Pydantic v2 shape.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ValidationItem {
+    /// Error type, e.g. `missing`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Location, e.g. `["body", "file"]`.
+    pub loc: Vec<String>,
+    /// Message, e.g. `Field required`.
+    pub msg: String,
+    /// The offending input (always null here: echoing input could echo PHI).
+    pub input: Option<()>,
+}
+
+impl ValidationItem {
+    /// A missing body field.
+    pub fn missing(field: &str) -> Self {
+        ValidationItem { kind: "missing", loc: vec!["body".into(), field.into()], msg: "Field required".into(), input: None }
+    }
+}
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A handled error with the reference's status and detail.
+    #[error("{status}: {detail}")]
+    Detail {
+        /// Status code.
+        status: StatusCode,
+        /// Message for the client.
+        detail: Cow<'static, str>,
+    },
+    /// 429 with a Retry-After header (the reference computes one but drops it; we send it).
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after: Duration,
+    },
+    /// 422 request validation.
+    #[error("validation failed")]
+    Validation(Vec<ValidationItem>),
+    /// Anything unexpected: logged, answered with a generic 500.
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The body of every handled error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable reason.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// A handled error.
+    pub fn new(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Detail { status, detail: detail.into() }
+    }
+
+    /// 404 with a detail.
+    pub fn not_found(detail: &'static str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// Wraps an unexpected failure.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Detail { status, .. } => *status,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Detail { status, detail } => (status, Json(ErrorBody { detail: detail.into_owned() })).into_response(),
+            ApiError::RateLimited { retry_after } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody { detail: "Rate limit exceeded".into() }),
+                )
+                    .into_response();
+                let secs = retry_after.as_secs().max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                response
+            }
+            ApiError::Validation(items) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "detail": items }))).into_response()
+            }
+            ApiError::Internal(e) => {
+                // The chain can contain database or I/O messages but never request bodies; digit runs are
+                // redacted as a second line of defence.
+                let chain = crate::runtime::redact_digits(&format!("{e:#}"));
+                tracing::error!(error = %chain, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() })).into_response()
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ApiError::internal(e)
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP edge: shared state, the router, and middleware (metrics, admin headers, JSON 404/405).
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+
+use crate::configuration::Settings;
+use crate::metrics::{HttpLabels, Metrics};
+use crate::runtime::RuntimeState;
+use crate::storage::DocumentStore;
+use crate::store::{Db, writer::Writer};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use error::ErrorBody;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Process settings.
+    pub settings: Arc<Settings>,
+    /// Database.
+    pub db: Db,
+    /// Group-commit writer.
+    pub writer: Writer,
+    /// Document store.
+    pub store: Arc<dyn DocumentStore>,
+    /// Authentication.
+    pub auth: Arc<auth::Auth>,
+    /// Runtime config.
+    pub runtime: Arc<RuntimeState>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the worker when a job is enqueued.
+    pub notify: Arc<Notify>,
+    /// False once shutdown starts, so readiness fails and traffic drains away.
+    pub accepting: Arc<AtomicBool>,
+    /// Whether Ghostscript was found at startup (reported by readiness).
+    pub ghostscript: bool,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = usize::try_from(state.settings.max_file_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
+    let admin = Router::new()
+        .route("/admin/api-keys", post(routes::keys::create).get(routes::keys::list))
+        .route("/admin/api-keys/{key_id}", delete(routes::keys::revoke))
+        .route("/admin/api-keys/{key_id}/rotate", post(routes::keys::rotate))
+        .route("/admin/features", get(routes::admin::features))
+        .layer(middleware::map_response(admin_headers));
+    Router::new()
+        .route("/fax", post(routes::fax::send).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/fax/{id}", get(routes::fax::get))
+        .route("/health", get(routes::health::live))
+        .route("/health/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::health::metrics))
+        .merge(admin)
+        .merge(openapi::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    (StatusCode::NOT_FOUND, Json(ErrorBody { detail: "Not Found".into() }))
+}
+
+async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
+    (StatusCode::METHOD_NOT_ALLOWED, Json(ErrorBody { detail: "Method Not Allowed".into() }))
+}
+
+async fn admin_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache, must-revalidate"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Records request count and latency by route template, status and config revision.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let revision = state.runtime.load_current().revision.clone();
+    let labels = HttpLabels { method, route, status, revision };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    if status >= 400 && status != 404 {
+        crate::audit!("api_error", path = %labels.route, status = status);
+    }
+    response
+}
+
+impl AppState {
+    /// Whether the server still accepts work.
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+}
+
+/// Converts any displayable error into a 500.
+pub fn internal<E: Into<anyhow::Error>>(e: E) -> error::ApiError {
+    error::ApiError::internal(e)
+}
+
+/// A response for the health routes that never fails.
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,285 @@
+//! `POST /fax` and `GET /fax/{id}` (reference §3).
+//!
+//! The upload is streamed to a staging file with the size limit enforced while streaming, so a 10 MiB
+//! document never sits in memory; type sniffing covers the whole stream, not just the first chunk. The
+//! document is durable in the store and the job row committed before `202` is returned.
+
+use crate::domain::{FaxNumber, JobId, Scope, Timestamp};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody, ValidationItem};
+use crate::store::jobs::{self, JobRow, NewJob};
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use faxbot_documents::pdf::PdfError;
+use faxbot_documents::sniff::{DocumentKind, SniffError, Sniffer};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+/// The job object of the reference API, fields in the reference's order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FaxJobOut {
+    /// 32-hex job id.
+    pub id: String,
+    /// Destination exactly as submitted.
+    pub to: String,
+    /// `queued`, `in_progress`, `SUCCESS`, `FAILED` or `failed`.
+    pub status: String,
+    /// Error text, if any.
+    pub error: Option<String>,
+    /// Page count.
+    pub pages: Option<i64>,
+    /// Plugin that handles the job.
+    pub backend: String,
+    /// Provider's id for the fax.
+    pub provider_sid: Option<String>,
+    /// Naive UTC ISO-8601.
+    pub created_at: String,
+    /// Naive UTC ISO-8601.
+    pub updated_at: String,
+}
+
+impl From<JobRow> for FaxJobOut {
+    fn from(row: JobRow) -> Self {
+        FaxJobOut {
+            id: row.id.to_string(),
+            to: row.to.expose().to_string(),
+            status: row.status,
+            error: row.error,
+            pages: row.pages,
+            backend: row.backend,
+            provider_sid: row.provider_sid,
+            created_at: row.created_at.to_wire(),
+            updated_at: row.updated_at.to_wire(),
+        }
+    }
+}
+
+/// The multipart form of `POST /fax` (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SendFaxForm {
+    /// Destination: optional `+`, then 6–20 digits.
+    to: String,
+    /// A PDF, or UTF-8 text (rendered to PDF: Courier 10 pt, US Letter).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Longest `to` value read; anything longer is invalid anyway.
+const MAX_TO_BYTES: usize = 64;
+
+struct Staged {
+    path: tempfile::TempPath,
+    kind: Result<DocumentKind, SniffError>,
+    size: u64,
+}
+
+fn missing(to: bool, file: bool) -> ApiError {
+    let mut items = Vec::new();
+    if to {
+        items.push(ValidationItem::missing("to"));
+    }
+    if file {
+        items.push(ValidationItem::missing("file"));
+    }
+    ApiError::Validation(items)
+}
+
+fn too_large(app: &AppState) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("File exceeds {} MB limit", app.settings.max_file_mb))
+}
+
+fn bad_number() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "'to' must be E.164 or digits only")
+}
+
+fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, to: &Option<String>) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if to.as_deref().is_some_and(|t| FaxNumber::parse(t).is_err()) {
+            return bad_number();
+        }
+        return too_large(app);
+    }
+    ApiError::new(StatusCode::BAD_REQUEST, "There was an error parsing the body")
+}
+
+/// Send a fax.
+#[utoipa::path(
+    post, path = "/fax", tag = "fax",
+    request_body(content = SendFaxForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Accepted and durable; dispatched in the background", body = FaxJobOut),
+        (status = 400, description = "Bad number, empty file or malformed body", body = ErrorBody),
+        (status = 401, description = "Invalid or missing API key", body = ErrorBody),
+        (status = 403, description = "Insufficient scope: fax:send required", body = ErrorBody),
+        (status = 413, description = "File exceeds the size limit", body = ErrorBody),
+        (status = 415, description = "Only PDF and TXT are allowed, or an unreadable PDF", body = ErrorBody),
+        (status = 422, description = "Missing form field"),
+        (status = 429, description = "Rate limit exceeded (Retry-After header)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn send(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<FaxJobOut>), ApiError> {
+    app.auth.user(&headers, Scope::FaxSend, "/fax", app.settings.rate_limit_rpm).await?;
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(missing(true, true));
+    }
+    let mut multipart = Multipart::from_request(request, &app).await.map_err(|_| missing(true, true))?;
+    let mut to: Option<String> = None;
+    let mut staged: Option<Staged> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(&app, e, &to)),
+        };
+        match field.name() {
+            Some("to") if to.is_none() => to = Some(read_to(field, &app, &to).await?),
+            Some("file") if staged.is_none() => staged = Some(stream_file(field, &app, &to).await?),
+            _ => {
+                let mut field = field;
+                while let Some(_chunk) = field.chunk().await.map_err(|e| multipart_error(&app, e, &to))? {}
+            }
+        }
+    }
+    let (to, staged) = match (to, staged) {
+        (Some(to), Some(staged)) => (to, staged),
+        (to, staged) => return Err(missing(to.is_none(), staged.is_none())),
+    };
+    let number = FaxNumber::parse(&to).map_err(|_| bad_number())?;
+    let kind = staged.kind.map_err(|e| match e {
+        SniffError::Empty => ApiError::new(StatusCode::BAD_REQUEST, "File is empty"),
+        SniffError::Unsupported => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Only PDF and TXT are allowed"),
+    })?;
+    let (document, pages) = prepare_pdf(&app, staged.path, kind).await?;
+    let size = staged.size;
+
+    let runtime = app.runtime.load_current();
+    let id = JobId::generate();
+    let key = format!("{id}.pdf");
+    app.store.put_file(&key, document).await?;
+    let job = NewJob {
+        id: id.clone(),
+        to: number,
+        pages: Some(i64::from(pages)),
+        backend: runtime.outbound_id.clone(),
+        document_key: key.clone(),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        revision: runtime.revision.clone(),
+        now: Timestamp::now(),
+        dispatch: runtime.dispatch_enabled,
+    };
+    let row = job.to_row();
+    if let Err(e) = app.writer.insert_job(job).await {
+        if let Err(cleanup) = app.store.delete(&key).await {
+            tracing::warn!(error = %cleanup, "could not remove the document of a job that failed to save");
+        }
+        return Err(e.into());
+    }
+    app.notify.notify_one();
+    app.metrics.job(&runtime.outbound_id, "accepted", &runtime.revision);
+    crate::audit!("job_created", job_id = %id, backend = %runtime.outbound_id, pages = pages, to = %row.to.masked());
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+async fn read_to(
+    mut field: axum::extract::multipart::Field<'_>,
+    app: &AppState,
+    to: &Option<String>,
+) -> Result<String, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, to))? {
+        if buf.len() + chunk.len() > MAX_TO_BYTES {
+            return Err(bad_number());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| bad_number())
+}
+
+async fn stream_file(
+    mut field: axum::extract::multipart::Field<'_>,
+    app: &AppState,
+    to: &Option<String>,
+) -> Result<Staged, ApiError> {
+    let named = tempfile::NamedTempFile::new_in(app.store.staging_dir()).map_err(ApiError::internal)?;
+    let (file, path) = named.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut sniffer = Sniffer::new();
+    let mut size: u64 = 0;
+    let max = app.settings.max_file_bytes;
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, to))? {
+        size += chunk.len() as u64;
+        if size > max {
+            if to.as_deref().is_some_and(|t| FaxNumber::parse(t).is_err()) {
+                return Err(bad_number());
+            }
+            return Err(too_large(app));
+        }
+        sniffer.feed(&chunk);
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    drop(file);
+    Ok(Staged { path, kind: sniffer.finish(), size })
+}
+
+/// Turns the staged upload into the PDF to send and counts its pages, off the async threads.
+async fn prepare_pdf(app: &AppState, staged: tempfile::TempPath, kind: DocumentKind) -> Result<(tempfile::TempPath, u32), ApiError> {
+    let staging_dir = app.store.staging_dir().to_path_buf();
+    let result = tokio::task::spawn_blocking(move || -> Result<Result<(tempfile::TempPath, u32), ApiError>, std::io::Error> {
+        match kind {
+            DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&staged) {
+                Ok(pages) => Ok((staged, pages)),
+                Err(PdfError::Io(e)) => return Err(e),
+                Err(PdfError::Encrypted) => {
+                    Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"))
+                }
+                Err(PdfError::Damaged(_)) => Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read")),
+                Err(PdfError::TooManyPages(n)) => {
+                    Err(ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")))
+                }
+            }),
+            DocumentKind::Text => {
+                let input = std::io::BufReader::new(std::fs::File::open(&staged)?);
+                let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
+                let (out_file, out_path) = out.into_parts();
+                let mut writer = std::io::BufWriter::new(out_file);
+                let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
+                std::io::Write::flush(&mut writer)?;
+                Ok(Ok((out_path, pages)))
+            }
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    result.map_err(ApiError::internal)?
+}
+
+/// Get a job.
+#[utoipa::path(
+    get, path = "/fax/{id}", tag = "fax",
+    params(("id" = String, Path, description = "32-hex job id")),
+    responses(
+        (status = 200, body = FaxJobOut),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Job not found", body = ErrorBody), (status = 429, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<FaxJobOut>, ApiError> {
+    app.auth.user(&headers, Scope::FaxRead, "/fax/{id}", app.settings.rate_limit_rpm).await?;
+    let not_found = || ApiError::not_found("Job not found");
+    let id = JobId::parse(&id).ok_or_else(not_found)?;
+    let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
+    Ok(Json(row.into()))
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics. Labels are bounded (route templates, status codes, plugin ids, outcomes and the
+//! config revision) — never ids, numbers or anything a caller chose — so cardinality stays fixed and no PHI
+//! can reach a time-series database. The `revision` label lets a canary analysis compare two revisions.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of HTTP metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template such as `/fax/{id}`, or `unmatched`.
+    pub route: String,
+    /// Response status code.
+    pub status: u16,
+    /// Config revision serving the request.
+    pub revision: String,
+}
+
+/// Labels of job metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// Plugin id.
+    pub plugin: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Config revision.
+    pub revision: String,
+}
+
+/// Labels for single-valued info metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Outcome or reason.
+    pub result: String,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Request latency by route and status.
+    pub http_duration: Family<HttpLabels, Histogram>,
+    /// Jobs reaching a terminal state, and accepted jobs (`outcome="accepted"`).
+    pub jobs: Family<JobLabels, Counter>,
+    /// Provider submissions by result (`accepted` or an error kind). Failed submissions feed the canary's
+    /// error rate.
+    pub provider_submissions: Family<JobLabels, Counter>,
+    /// Jobs with scheduled work.
+    pub queue_depth: Gauge,
+    /// Config reloads by result.
+    pub config_reloads: Family<ResultLabels, Counter>,
+    /// Rejected credentials by reason.
+    pub auth_failures: Family<ResultLabels, Counter>,
+    /// Revision currently served (value 1, label carries the revision).
+    pub config_info: Family<ResultLabels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+impl Metrics {
+    /// Registers every metric under the `faxbot` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("faxbot");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let jobs = Family::<JobLabels, Counter>::default();
+        let provider_submissions = Family::<JobLabels, Counter>::default();
+        let queue_depth = Gauge::default();
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        let auth_failures = Family::<ResultLabels, Counter>::default();
+        let config_info = Family::<ResultLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
+        registry.register("jobs", "Fax jobs accepted and reaching a terminal state", jobs.clone());
+        registry.register("provider_submissions", "Submissions to providers by result", provider_submissions.clone());
+        registry.register("queue_depth", "Jobs with scheduled work (queued, retrying or awaiting status)", queue_depth.clone());
+        registry.register("config_reloads", "Runtime config reload attempts by result", config_reloads.clone());
+        registry.register("auth_failures", "Rejected credentials by reason", auth_failures.clone());
+        registry.register("config_revision", "Config revision being served", config_info.clone());
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            jobs,
+            provider_submissions,
+            queue_depth,
+            config_reloads,
+            auth_failures,
+            config_info,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("metrics encoding failed");
+        }
+        out
+    }
+
+    /// Counts a job event.
+    pub fn job(&self, plugin: &str, outcome: &str, revision: &str) {
+        self.jobs.get_or_create(&JobLabels { plugin: plugin.into(), outcome: outcome.into(), revision: revision.into() }).inc();
+    }
+
+    /// Counts a provider submission result.
+    pub fn submission(&self, plugin: &str, result: &str, revision: &str) {
+        self.provider_submissions
+            .get_or_create(&JobLabels { plugin: plugin.into(), outcome: result.into(), revision: revision.into() })
+            .inc();
+    }
+
+    /// Counts a labelled event in a result family.
+    pub fn count(family: &Family<ResultLabels, Counter>, result: &str) {
+        family.get_or_create(&ResultLabels { result: result.into() }).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

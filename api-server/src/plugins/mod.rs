@@ -1,0 +1,165 @@
+//! Provider plugins: the trait every outbound provider implements, its error type, and the registry that
+//! builds provider instances from the runtime config.
+//!
+//! Layout: [`simulated`] (the built-in `test` line). Cloud and SIP providers arrive as further modules
+//! behind the same trait.
+
+pub mod simulated;
+
+use crate::domain::{FaxNumber, JobId};
+use crate::store::{Db, writer::Writer};
+use async_trait::async_trait;
+use faxbot_contract::plugins::{self as manifests, PluginManifest, SIMULATED_LINE, SimulatedLineSettings};
+use faxbot_contract::{Capability, SlotBinding};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a provider is asked to send.
+#[derive(Debug)]
+pub struct SendRequest<'a> {
+    /// The job.
+    pub job_id: &'a JobId,
+    /// Destination (PHI).
+    pub to: &'a FaxNumber,
+    /// Storage key of the PDF.
+    pub document_key: &'a str,
+    /// Page count, when known.
+    pub pages: Option<i64>,
+    /// Stable across every attempt of the same job, so a provider with idempotency can recognise a repeat.
+    pub idempotency_key: &'a str,
+}
+
+/// The provider's view of a fax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Transmitting.
+    InProgress,
+    /// Delivered.
+    Delivered,
+    /// Transmission failed, with the provider's reason.
+    Failed(String),
+}
+
+/// A successful submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The provider's id for the fax.
+    pub provider_sid: String,
+    /// Its status right after submission.
+    pub status: RemoteStatus,
+}
+
+/// Why a provider call failed. The variants decide retry behaviour, so map provider errors carefully.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProviderError {
+    /// Credentials refused: retrying cannot help.
+    #[error("provider rejected the credentials: {0}")]
+    Unauthorized(String),
+    /// The request itself was refused (bad number, document, etc.): retrying cannot help.
+    #[error("provider rejected the fax: {0}")]
+    Rejected(String),
+    /// Too many requests; retry after the hint.
+    #[error("provider rate limit: {message}")]
+    RateLimited {
+        /// Provider's message.
+        message: String,
+        /// Retry-After, if the provider gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Temporarily unavailable (5xx, busy line); retry.
+    #[error("provider unavailable: {message}")]
+    Unavailable {
+        /// Provider's message.
+        message: String,
+        /// Retry-After, if the provider gave one.
+        retry_after: Option<Duration>,
+    },
+    /// The call timed out or the connection failed: the provider may or may not have acted.
+    #[error("provider call failed: {0}")]
+    Transport(String),
+    /// The plugin does not support the operation.
+    #[error("operation not supported by this plugin")]
+    Unsupported,
+}
+
+impl ProviderError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Unavailable { .. } | ProviderError::Transport(_))
+    }
+
+    /// The provider's Retry-After hint.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } | ProviderError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Unauthorized(_) => "unauthorized",
+            ProviderError::Rejected(_) => "rejected",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::Transport(_) => "transport",
+            ProviderError::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// An outbound fax provider.
+#[async_trait]
+pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
+    /// The plugin's manifest.
+    fn manifest(&self) -> &PluginManifest;
+
+    /// Submits a fax. Must be safe to call again with the same idempotency key when the manifest lists
+    /// [`Capability::Idempotency`].
+    async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError>;
+
+    /// Polls a submitted fax.
+    async fn status(&self, provider_sid: &str) -> Result<RemoteStatus, ProviderError>;
+
+    /// How long to wait between status polls.
+    fn poll_interval(&self) -> Duration;
+
+    /// Whether a submission interrupted by a crash may be repeated.
+    fn idempotent(&self) -> bool {
+        self.manifest().has(Capability::Idempotency)
+    }
+}
+
+/// Why a slot binding could not become a provider.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Not a known outbound plugin in this build.
+    #[error("plugin `{0}` is not available as an outbound provider in this build")]
+    Unknown(String),
+    /// Settings did not validate.
+    #[error("invalid settings for plugin `{plugin}`: {problems}")]
+    Settings {
+        /// Plugin id.
+        plugin: String,
+        /// What is wrong.
+        problems: String,
+    },
+}
+
+/// Builds the outbound provider for a slot binding.
+pub fn build_outbound(binding: &SlotBinding, db: &Db, writer: &Writer) -> Result<Arc<dyn OutboundProvider>, PluginError> {
+    match binding.plugin.as_str() {
+        SIMULATED_LINE => {
+            let settings: SimulatedLineSettings =
+                manifests::parse_settings(&binding.settings).map_err(|p| PluginError::Settings {
+                    plugin: binding.plugin.clone(),
+                    problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
+                })?;
+            Ok(Arc::new(simulated::SimulatedLine::new(settings, db.clone(), writer.clone())))
+        }
+        other => Err(PluginError::Unknown(other.to_string())),
+    }
+}

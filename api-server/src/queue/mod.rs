@@ -1,0 +1,4 @@
+//! The durable job queue: the retry policy (pure) and the worker that dispatches jobs to providers.
+
+pub mod retry;
+pub mod worker;

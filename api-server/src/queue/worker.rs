@@ -1,0 +1,278 @@
+//! The dispatch worker: claims due jobs under a lease, submits them or polls their status, and writes the
+//! outcome back through the group-commit writer.
+//!
+//! Every branch ends in an explicit [`JobUpdate`]: a job is never left without either a next run time or a
+//! terminal status, so nothing can be stuck. Several processes may run workers against one database;
+//! leases (and `SKIP LOCKED` on PostgreSQL) keep them from taking the same job.
+
+use super::retry::RetryPolicy;
+use crate::domain::{JobId, JobStatus, Timestamp};
+use crate::metrics::Metrics;
+use crate::plugins::{OutboundProvider, ProviderError, RemoteStatus, SendRequest};
+use crate::runtime::RuntimeState;
+use crate::store::jobs::{JobRow, JobUpdate};
+use crate::store::writer::Writer;
+use crate::store::{Db, jobs};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Worker tuning, from [`crate::configuration::Settings`].
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent jobs per process.
+    pub concurrency: usize,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Lease length.
+    pub lease: Duration,
+    /// Provider call timeout.
+    pub provider_timeout: Duration,
+    /// Stop polling for a final status after this long.
+    pub status_deadline: Duration,
+    /// How long shutdown waits for in-flight jobs.
+    pub shutdown_grace: Duration,
+}
+
+/// Shared handles a worker needs.
+#[derive(Clone)]
+pub struct Worker {
+    db: Db,
+    writer: Writer,
+    runtime: Arc<RuntimeState>,
+    metrics: Arc<Metrics>,
+    notify: Arc<Notify>,
+    config: WorkerConfig,
+    owner: String,
+}
+
+/// The message recorded when an interrupted submission cannot be repeated safely.
+pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server restart: the provider may or may not have \
+received this fax, and it does not support idempotent resubmission, so it was not sent again to avoid a duplicate; \
+check with the provider before resending";
+
+impl Worker {
+    /// A worker with a fresh lease-owner id.
+    pub fn new(
+        db: Db,
+        writer: Writer,
+        runtime: Arc<RuntimeState>,
+        metrics: Arc<Metrics>,
+        notify: Arc<Notify>,
+        config: WorkerConfig,
+    ) -> Self {
+        let owner = format!("worker-{}", &JobId::generate().as_str()[..12]);
+        Worker { db, writer, runtime, metrics, notify, config, owner }
+    }
+
+    /// Runs until `shutdown` flips, then waits (bounded) for in-flight jobs and releases any leases left.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut tasks = JoinSet::new();
+        tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let available = permits.available_permits();
+            let mut claimed = Vec::new();
+            if available > 0 {
+                let now = Timestamp::now();
+                match self.writer.claim(&self.owner, now, now.plus(self.config.lease), available as i64).await {
+                    Ok(rows) => claimed = rows,
+                    Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
+                }
+            }
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = self.notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            for job in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let worker = self.clone();
+                tasks.spawn(async move {
+                    worker.step(job).await;
+                    drop(permit);
+                });
+            }
+        }
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace elapsed with jobs still in flight; their leases are released");
+            tasks.abort_all();
+        }
+        match jobs::release_leases(&self.db, &self.owner).await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "released job leases"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "releasing leases failed; they expire on their own"),
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// One unit of work on a claimed job.
+    #[tracing::instrument(skip_all, fields(job_id = %job.id, plugin = %job.backend))]
+    async fn step(&self, job: JobRow) {
+        let update = if job.provider_sid.is_none() { self.submit(&job).await } else { self.poll(&job).await };
+        let terminal = update.status.is_terminal();
+        let status = update.status;
+        let plugin = update.backend.clone().unwrap_or_else(|| job.backend.clone());
+        match self.writer.update(update).await {
+            Ok(true) => {
+                if terminal {
+                    let revision = self.runtime.load_current().revision.clone();
+                    self.metrics.job(&plugin, status.outcome_label(), &revision);
+                    crate::audit!("job_updated", job_id = %job.id, status = status.as_str(), plugin = %plugin);
+                }
+            }
+            Ok(false) => tracing::warn!("lease lost before the outcome was written; another worker owns the job"),
+            Err(e) => tracing::error!(error = %e, "writing the job outcome failed; the lease will expire and the job is retried"),
+        }
+    }
+
+    fn base_update(&self, job: &JobRow, now: Timestamp) -> JobUpdate {
+        JobUpdate {
+            id: job.id.clone(),
+            owner: self.owner.clone(),
+            status: JobStatus::parse(&job.status).unwrap_or(JobStatus::Queued),
+            error: job.error.clone(),
+            provider_sid: None,
+            backend: None,
+            recorded_attempt: false,
+            unmark_dispatch: false,
+            next_run_at: None,
+            now,
+        }
+    }
+
+    async fn submit(&self, job: &JobRow) -> JobUpdate {
+        let runtime = self.runtime.load_current();
+        let provider = runtime.outbound.clone();
+        let plugin = runtime.outbound_id.clone();
+        let now = Timestamp::now();
+        let mut update = self.base_update(job, now);
+        update.backend = Some(plugin.clone());
+        if !runtime.dispatch_enabled {
+            // Sending was disabled after this job was scheduled: hold it until it is enabled again.
+            update.status = JobStatus::Queued;
+            update.unmark_dispatch = true;
+            return update;
+        }
+        // `dispatch_started` was incremented by this claim; anything beyond `attempts + 1` is a submission
+        // that started earlier and whose outcome was never recorded.
+        let interrupted = job.dispatch_started > job.attempts + 1;
+        if interrupted && !provider.idempotent() {
+            tracing::warn!("interrupted submission cannot be repeated safely; job marked failed");
+            crate::audit!("job_failed", job_id = %job.id, reason = "ambiguous_submission");
+            update.status = JobStatus::DispatchFailed;
+            update.error = Some(AMBIGUOUS_SUBMISSION.into());
+            return update;
+        }
+        if interrupted {
+            tracing::info!("repeating an interrupted submission with its idempotency key");
+        }
+        let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
+        crate::audit!("job_dispatch", job_id = %job.id, plugin = %plugin, attempt = attempt);
+        let request = SendRequest {
+            job_id: &job.id,
+            to: &job.to,
+            document_key: &job.document_key,
+            pages: job.pages,
+            idempotency_key: job.id.as_str(),
+        };
+        let result = match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Transport("timed out".into())),
+        };
+        update.recorded_attempt = true;
+        update.now = Timestamp::now();
+        match result {
+            Ok(submission) => {
+                self.metrics.submission(&plugin, "accepted", &runtime.revision);
+                update.provider_sid = Some(submission.provider_sid);
+                update.error = None;
+                self.apply_remote(&mut update, submission.status, provider.as_ref(), job);
+            }
+            Err(e) => {
+                self.metrics.submission(&plugin, e.kind(), &runtime.revision);
+                if e.is_retryable() && self.config.retry.may_retry(attempt) {
+                    let jitter: f64 = rand::rng().random();
+                    let delay = self.config.retry.delay(attempt, e.retry_after(), jitter);
+                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, kind = e.kind(), "submission failed; retrying");
+                    update.status = JobStatus::Queued;
+                    update.error = Some(format!("attempt {attempt} failed: {e}; retrying"));
+                    update.next_run_at = Some(update.now.plus(delay));
+                } else {
+                    tracing::warn!(attempt, kind = e.kind(), "submission failed permanently");
+                    crate::audit!("job_failed", job_id = %job.id, reason = e.kind());
+                    update.status = JobStatus::DispatchFailed;
+                    update.error = Some(if e.is_retryable() {
+                        format!("{e} (gave up after {attempt} attempts)")
+                    } else {
+                        e.to_string()
+                    });
+                }
+            }
+        }
+        update
+    }
+
+    async fn poll(&self, job: &JobRow) -> JobUpdate {
+        let now = Timestamp::now();
+        let mut update = self.base_update(job, now);
+        let Some(provider) = self.runtime.provider(&job.backend) else {
+            update.status = JobStatus::DispatchFailed;
+            update.error = Some(format!("plugin `{}` is no longer configured; the final status is unknown", job.backend));
+            return update;
+        };
+        let sid = job.provider_sid.as_deref().unwrap_or_default();
+        let result = match tokio::time::timeout(self.config.provider_timeout, provider.status(sid)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::Transport("timed out".into())),
+        };
+        update.now = Timestamp::now();
+        match result {
+            Ok(remote) => self.apply_remote(&mut update, remote, provider.as_ref(), job),
+            Err(e) => {
+                tracing::warn!(kind = e.kind(), "status poll failed");
+                self.schedule_poll(&mut update, provider.as_ref(), job, 2);
+            }
+        }
+        update
+    }
+
+    fn apply_remote(&self, update: &mut JobUpdate, remote: RemoteStatus, provider: &dyn OutboundProvider, job: &JobRow) {
+        match remote {
+            RemoteStatus::Delivered => {
+                update.status = JobStatus::Success;
+                update.error = None;
+            }
+            RemoteStatus::Failed(reason) => {
+                update.status = JobStatus::Failed;
+                update.error = Some(reason);
+            }
+            RemoteStatus::Queued | RemoteStatus::InProgress => {
+                update.status = JobStatus::InProgress;
+                self.schedule_poll(update, provider, job, 1);
+            }
+        }
+    }
+
+    fn schedule_poll(&self, update: &mut JobUpdate, provider: &dyn OutboundProvider, job: &JobRow, factor: u32) {
+        let deadline = job.created_at.plus(self.config.status_deadline);
+        if update.now >= deadline {
+            update.status = JobStatus::DispatchFailed;
+            update.error = Some("no final status from the provider before the status deadline".into());
+            update.next_run_at = None;
+            return;
+        }
+        let interval = (provider.poll_interval() * factor).min(Duration::from_secs(60));
+        update.next_run_at = Some(update.now.plus(interval));
+    }
+}

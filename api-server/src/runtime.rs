@@ -1,0 +1,309 @@
+//! The live runtime configuration: the validated config document, the provider built from it, and the
+//! watcher that swaps in a new document atomically when its file changes.
+//!
+//! A reload either applies completely or not at all: a document that fails validation, or whose provider
+//! cannot be built, is refused and the previous one keeps serving. Requests and workers read the current
+//! [`Runtime`] through an `ArcSwap`, so a swap never blocks them.
+
+use crate::configuration::Settings;
+use crate::metrics::{Metrics, ResultLabels};
+use crate::plugins::{self, OutboundProvider};
+use crate::store::{Db, writer::Writer};
+use arc_swap::ArcSwap;
+use faxbot_contract::plugins::SIMULATED_LINE;
+use faxbot_contract::validate::{self, ConfigError};
+use faxbot_contract::{FeatureFlags, RuntimeConfig, SlotBinding};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Where the document came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Built from environment variables.
+    Environment,
+    /// Read from this file.
+    File(PathBuf),
+}
+
+/// One consistent view of the runtime configuration.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The document.
+    pub config: RuntimeConfig,
+    /// Revision label for metrics and logs.
+    pub revision: String,
+    /// The outbound plugin id in effect (the simulated line in sandbox mode).
+    pub outbound_id: String,
+    /// The outbound provider.
+    pub outbound: Arc<dyn OutboundProvider>,
+    /// Whether new jobs are dispatched.
+    pub dispatch_enabled: bool,
+}
+
+/// The outcome of the last reload attempt, for `/admin/features`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    /// `applied`, `unchanged` or `rejected`.
+    pub result: &'static str,
+    /// Why a document was rejected (paths and messages, never values).
+    pub error: Option<String>,
+    /// When, as a wire timestamp.
+    pub at: String,
+}
+
+/// Why a document could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read.
+    #[error("cannot read the config document: {0}")]
+    Read(String),
+    /// Invalid document.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// A provider could not be built.
+    #[error(transparent)]
+    Plugin(#[from] plugins::PluginError),
+    /// A change that needs a restart.
+    #[error("{0}")]
+    NeedsRestart(String),
+}
+
+/// The previous and the new runtime after a successful reload.
+pub type Swap = (Arc<Runtime>, Arc<Runtime>);
+
+/// Shared, swappable runtime state.
+#[derive(Debug)]
+pub struct RuntimeState {
+    current: ArcSwap<Runtime>,
+    /// Providers that jobs may still reference after the slot changed (status polls of submitted faxes).
+    known: Mutex<HashMap<String, Arc<dyn OutboundProvider>>>,
+    source: ConfigSource,
+    last_reload: Mutex<Option<ReloadReport>>,
+    revision_override: Option<String>,
+    fax_disabled_env: bool,
+    db: Db,
+    writer: Writer,
+}
+
+/// Replaces digit runs of five or more with `#####` so that a rejected document's error (serde quotes the
+/// offending value) cannot put a phone number into a log line.
+pub fn redact_digits(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut run = String::new();
+    for c in message.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_digit() {
+            run.push(c);
+            continue;
+        }
+        if run.len() >= 5 { out.push_str("#####") } else { out.push_str(&run) }
+        run.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The document implied by the environment when no file is given.
+pub fn config_from_env(settings: &Settings) -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    config.providers.outbound = Some(SlotBinding::new(settings.fax_backend.clone()));
+    config.features = FeatureFlags {
+        v3_plugins: settings.feature_v3_plugins,
+        plugin_install: settings.feature_plugin_install,
+        ..FeatureFlags::default()
+    };
+    config
+}
+
+impl RuntimeState {
+    /// Loads the initial document (file or environment) and builds the provider. Fails on any problem: a
+    /// server must not start on a configuration it cannot honour.
+    pub fn load(settings: &Settings, db: Db, writer: Writer) -> Result<RuntimeState, ReloadError> {
+        let (config, source) = match &settings.config_path {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| ReloadError::Read(format!("{}: {e}", path.display())))?;
+                (validate::parse_and_validate(&bytes)?, ConfigSource::File(path.clone()))
+            }
+            None => {
+                let config = config_from_env(settings);
+                validate::validate(&config).map_err(ConfigError::Invalid)?;
+                (config, ConfigSource::Environment)
+            }
+        };
+        let runtime = build_runtime(config, &settings.revision_override, settings.fax_disabled, &db, &writer)?;
+        Ok(RuntimeState {
+            current: ArcSwap::from_pointee(runtime),
+            known: Mutex::new(HashMap::new()),
+            source,
+            last_reload: Mutex::new(None),
+            revision_override: settings.revision_override.clone(),
+            fax_disabled_env: settings.fax_disabled,
+            db,
+            writer,
+        })
+    }
+
+    fn build(&self, config: RuntimeConfig) -> Result<Runtime, ReloadError> {
+        build_runtime(config, &self.revision_override, self.fax_disabled_env, &self.db, &self.writer)
+    }
+
+    /// The current view.
+    pub fn load_current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// The provider that owns jobs of plugin `id`: the current outbound provider if it matches, else the
+    /// last instance of that plugin this process used.
+    pub fn provider(&self, id: &str) -> Option<Arc<dyn OutboundProvider>> {
+        let current = self.current.load();
+        if current.outbound_id == id {
+            return Some(current.outbound.clone());
+        }
+        self.known.lock().ok()?.get(id).cloned()
+    }
+
+    /// Where the document comes from.
+    pub fn source(&self) -> &ConfigSource {
+        &self.source
+    }
+
+    /// The last reload attempt.
+    pub fn last_reload(&self) -> Option<ReloadReport> {
+        self.last_reload.lock().ok()?.clone()
+    }
+
+    /// Applies new document bytes. Returns `Ok(Some((old, new)))` when the revision changed.
+    pub fn apply(&self, bytes: &[u8], metrics: &Metrics) -> Result<Option<Swap>, ReloadError> {
+        let result = self.try_apply(bytes);
+        let (label, report) = match &result {
+            Ok(Some(_)) => ("applied", ReloadReport { result: "applied", error: None, at: now_wire() }),
+            Ok(None) => ("unchanged", ReloadReport { result: "unchanged", error: None, at: now_wire() }),
+            Err(e) => ("rejected", ReloadReport { result: "rejected", error: Some(redact_digits(&e.to_string())), at: now_wire() }),
+        };
+        Metrics::count(&metrics.config_reloads, label);
+        if label != "unchanged"
+            && let Ok(mut last) = self.last_reload.lock()
+        {
+            *last = Some(report);
+        }
+        if let Ok(Some((_, new))) = &result {
+            self.publish_revision(metrics, &new.revision);
+        }
+        result
+    }
+
+    /// Sets the `config_revision` info metric.
+    pub fn publish_revision(&self, metrics: &Metrics, revision: &str) {
+        metrics.config_info.clear();
+        metrics.config_info.get_or_create(&ResultLabels { result: revision.to_string() }).set(1);
+    }
+
+    fn try_apply(&self, bytes: &[u8]) -> Result<Option<Swap>, ReloadError> {
+        let config = validate::parse_and_validate(bytes)?;
+        let old = self.current.load_full();
+        if config == old.config {
+            return Ok(None);
+        }
+        if config.providers.storage != old.config.providers.storage {
+            return Err(ReloadError::NeedsRestart(
+                "providers.storage changed: moving documents to another store needs a restart, so the new \
+                 document was not applied"
+                    .into(),
+            ));
+        }
+        let new = Arc::new(self.build(config)?);
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(old.outbound_id.clone(), old.outbound.clone());
+        }
+        self.current.store(new.clone());
+        Ok(Some((old, new)))
+    }
+}
+
+fn now_wire() -> String {
+    crate::domain::Timestamp::now().to_wire()
+}
+
+/// Builds a [`Runtime`] from a validated document.
+fn build_runtime(
+    config: RuntimeConfig,
+    revision_override: &Option<String>,
+    fax_disabled_env: bool,
+    db: &Db,
+    writer: &Writer,
+) -> Result<Runtime, ReloadError> {
+    let binding = if config.features.sandbox_mode {
+        SlotBinding::new(SIMULATED_LINE)
+    } else {
+        config.providers.outbound.clone().unwrap_or_else(|| SlotBinding::new(SIMULATED_LINE))
+    };
+    let outbound = plugins::build_outbound(&binding, db, writer)?;
+    let revision = revision_override.clone().unwrap_or_else(|| config.revision());
+    Ok(Runtime { dispatch_enabled: binding.enabled && !fax_disabled_env, outbound_id: binding.plugin, outbound, revision, config })
+}
+
+/// Watches the config file and applies changes; also reloads on SIGHUP.
+pub async fn watch(
+    state: Arc<RuntimeState>,
+    metrics: Arc<Metrics>,
+    poll: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    on_applied: impl Fn(&Runtime, &Runtime) + Send + 'static,
+) {
+    let ConfigSource::File(path) = state.source().clone() else { return };
+    let mut last = tokio::fs::read(&path).await.ok();
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = hup_recv => { last = None; }
+            _ = shutdown.changed() => return,
+        }
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "config document unreadable; keeping the current configuration");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(&bytes[..]) {
+            continue;
+        }
+        last = Some(bytes.clone());
+        match state.apply(&bytes, &metrics) {
+            Ok(Some((old, new))) => {
+                crate::audit!("config_changed", from_revision = %old.revision, to_revision = %new.revision);
+                tracing::info!(revision = %new.revision, outbound = %new.outbound_id, "runtime config applied");
+                on_applied(&old, &new);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let reason = redact_digits(&e.to_string());
+                crate::audit!("config_rejected", reason = %reason);
+                tracing::error!(reason = %reason, "new config document refused; the previous configuration keeps serving");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_digit_runs_are_redacted() {
+        assert_eq!(redact_digits("invalid value \"+15551234567\" at 12"), "invalid value \"+#####\" at 12");
+        assert_eq!(redact_digits("1234"), "1234");
+        assert_eq!(redact_digits("a12345"), "a#####");
+    }
+}

@@ -1,0 +1,231 @@
+//! Wiring: settings → database → writer → runtime config → storage → auth → router, and the run loop with
+//! graceful shutdown (stop taking traffic, drain in-flight requests, let the worker finish or release
+//! its jobs).
+
+use crate::configuration::Settings;
+use crate::http::auth::Auth;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::queue::retry::RetryPolicy;
+use crate::queue::worker::{Worker, WorkerConfig};
+use crate::runtime::{self, RuntimeState};
+use crate::storage::DocumentStore;
+use crate::storage::local::LocalStore;
+use crate::store::{Db, jobs, writer::Writer};
+use anyhow::Context;
+use faxbot_contract::plugins::{LOCAL_STORAGE, LocalStorageSettings, parse_settings};
+use std::future::Future;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// A built, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    worker: Worker,
+}
+
+/// Reads a secret file, or creates it with a fresh random value (mode 0600) when missing.
+fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok((s.trim().to_string(), false)),
+        Ok(_) => anyhow::bail!("{} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let value = make();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(value.as_bytes())?;
+            f.sync_all()?;
+            Ok((value, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn ghostscript_on_path() -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join("gs").is_file()))
+        .unwrap_or(false)
+}
+
+impl Application {
+    /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("securing {}", settings.data_dir.display()))?;
+
+        if settings.api_key.is_none()
+            && let Some(path) = settings.api_key_file.clone()
+        {
+            let (key, created) =
+                read_or_create_secret(&path, || format!("fbk_admin_{}", crate::domain::new_secret_token()))?;
+            if created {
+                tracing::info!(path = %path.display(), "generated a bootstrap admin key; read it from this file (it is never logged)");
+            }
+            settings.api_key = Some(key);
+        }
+        let pepper = match &settings.pepper {
+            Some(p) => p.clone(),
+            None => read_or_create_secret(&settings.pepper_file, crate::domain::new_secret_token)?.0,
+        };
+
+        let db = Db::connect(&settings.database_url, settings.db_max_connections)
+            .await
+            .context("connecting to the database")?;
+        tracing::info!(database = db.backend.as_str(), "database ready");
+        let (writer, _writer_task) = Writer::spawn(db.clone());
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Arc::new(RuntimeState::load(&settings, db.clone(), writer.clone()).context("loading the runtime config")?);
+        let current = runtime.load_current();
+        runtime.publish_revision(&metrics, &current.revision);
+
+        let storage_settings: LocalStorageSettings = match &current.config.providers.storage {
+            Some(binding) if binding.plugin == LOCAL_STORAGE => parse_settings(&binding.settings)
+                .map_err(|p| anyhow::anyhow!("invalid local storage settings: {p:?}"))?,
+            Some(binding) => anyhow::bail!("storage plugin `{}` is not available in this build", binding.plugin),
+            None => LocalStorageSettings::default(),
+        };
+        let root = storage_settings.path.map(Into::into).unwrap_or_else(|| settings.data_dir.join("documents"));
+        let store: Arc<dyn DocumentStore> = Arc::new(LocalStore::open(&root).context("opening document storage")?);
+
+        if !settings.auth_enforced() {
+            tracing::warn!(
+                "AUTHENTICATION IS DISABLED: no API_KEY is set and REQUIRE_API_KEY is false, so anyone who can reach \
+                 this port can send faxes. Dev mode only: set API_KEY or API_KEY_FILE."
+            );
+        }
+        let auth = Arc::new(Auth::new(db.clone(), settings.api_key.as_deref(), pepper.into_bytes(), settings.auth_enforced(), metrics.clone()));
+        if current.dispatch_enabled {
+            let released = jobs::release_held(&db, crate::domain::Timestamp::now()).await?;
+            if released > 0 {
+                tracing::info!(released, "released jobs held while sending was disabled");
+            }
+        }
+
+        let notify = Arc::new(Notify::new());
+        let worker = Worker::new(
+            db.clone(),
+            writer.clone(),
+            runtime.clone(),
+            metrics.clone(),
+            notify.clone(),
+            WorkerConfig {
+                concurrency: settings.worker_concurrency,
+                retry: RetryPolicy { base: settings.retry_base, max: settings.retry_max, max_attempts: settings.max_attempts },
+                lease: settings.job_lease,
+                provider_timeout: settings.provider_timeout,
+                status_deadline: settings.status_deadline,
+                shutdown_grace: settings.shutdown_grace,
+            },
+        );
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            db,
+            writer,
+            store,
+            auth,
+            runtime,
+            metrics,
+            notify,
+            accepting: Arc::new(AtomicBool::new(true)),
+            ghostscript: ghostscript_on_path(),
+        };
+        Ok(Application { listener, state, worker })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, state, worker } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
+
+        let watch_state = state.clone();
+        let watcher = tokio::spawn(runtime::watch(
+            state.runtime.clone(),
+            state.metrics.clone(),
+            state.settings.config_poll,
+            stop_rx.clone(),
+            move |old, new| {
+                if new.dispatch_enabled && !old.dispatch_enabled {
+                    let app = watch_state.clone();
+                    tokio::spawn(async move {
+                        match jobs::release_held(&app.db, crate::domain::Timestamp::now()).await {
+                            Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
+                            Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
+                        }
+                        app.notify.notify_one();
+                    });
+                }
+            },
+        ));
+
+        let flush_auth = state.auth.clone();
+        let mut flush_stop = stop_rx.clone();
+        let flusher = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => flush_auth.flush_last_used().await,
+                    _ = flush_stop.changed() => break,
+                }
+            }
+        });
+
+        let addr = listener.local_addr()?;
+        tracing::info!(addr = %addr, revision = %state.runtime.load_current().revision, "listening");
+        let accepting = state.accepting.clone();
+        let shutdown = async move {
+            signal.await;
+            accepting.store(false, Ordering::SeqCst);
+            tracing::info!("shutdown requested: draining in-flight requests");
+        };
+        let app = router(state.clone());
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+
+        let _ = stop_tx.send(true);
+        if worker_task.await.is_err() {
+            tracing::error!("worker task panicked");
+        }
+        let _ = watcher.await;
+        let _ = flusher.await;
+        state.auth.flush_last_used().await;
+        state.db.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,242 @@
+//! Fax job rows and the queue statements.
+//!
+//! A job is claimed by setting a lease; a claimed job that was never submitted gets `dispatch_started`
+//! incremented in the same statement, *before* the provider is called. After a crash, a job whose
+//! `dispatch_started` exceeds `attempts` is known to have had a submission in flight whose outcome was
+//! never recorded — the ambiguous case the worker resolves with the provider's idempotency, or reports.
+
+use super::{Backend, Db, StoreError};
+use crate::domain::{FaxNumber, JobId, JobStatus, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Job id.
+    pub id: JobId,
+    /// Destination (PHI).
+    pub to: FaxNumber,
+    /// Wire status.
+    pub status: String,
+    /// Error text, if any.
+    pub error: Option<String>,
+    /// Page count.
+    pub pages: Option<i64>,
+    /// Plugin id.
+    pub backend: String,
+    /// Provider's id.
+    pub provider_sid: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Storage key of the PDF.
+    pub document_key: String,
+    /// Submissions started.
+    pub dispatch_started: i64,
+    /// Submissions with a recorded outcome.
+    pub attempts: i64,
+}
+
+const COLUMNS: &str = "id, to_number, status, error, pages, backend, provider_sid, created_at, updated_at, \
+                       document_key, dispatch_started, attempts";
+
+fn from_row(row: &AnyRow) -> Result<JobRow, sqlx::Error> {
+    Ok(JobRow {
+        id: JobId::from_stored(row.try_get("id")?),
+        to: FaxNumber::from_stored(row.try_get("to_number")?),
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        pages: row.try_get("pages")?,
+        backend: row.try_get("backend")?,
+        provider_sid: row.try_get("provider_sid")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        document_key: row.try_get("document_key")?,
+        dispatch_started: row.try_get("dispatch_started")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+/// What a new job row holds.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Job id.
+    pub id: JobId,
+    /// Destination.
+    pub to: FaxNumber,
+    /// Page count.
+    pub pages: Option<i64>,
+    /// Plugin id.
+    pub backend: String,
+    /// Storage key.
+    pub document_key: String,
+    /// Document size.
+    pub size_bytes: i64,
+    /// Config revision.
+    pub revision: String,
+    /// Creation time.
+    pub now: Timestamp,
+    /// `false` when sending is disabled: the job is held (no `next_run_at`) until it is enabled.
+    pub dispatch: bool,
+}
+
+impl NewJob {
+    /// The row as it will read back, for the 202 body.
+    pub fn to_row(&self) -> JobRow {
+        JobRow {
+            id: self.id.clone(),
+            to: self.to.clone(),
+            status: JobStatus::Queued.as_str().into(),
+            error: None,
+            pages: self.pages,
+            backend: self.backend.clone(),
+            provider_sid: None,
+            created_at: self.now,
+            updated_at: self.now,
+            document_key: self.document_key.clone(),
+            dispatch_started: 0,
+            attempts: 0,
+        }
+    }
+}
+
+/// Inserts a job inside the writer's transaction.
+pub async fn insert(tx: &mut Transaction<'_, Any>, job: &NewJob) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO fax_jobs (id, to_number, status, pages, backend, created_at, updated_at, document_key, \
+         size_bytes, revision, next_run_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
+    )
+    .bind(job.id.as_str())
+    .bind(job.to.expose())
+    .bind(JobStatus::Queued.as_str())
+    .bind(job.pages)
+    .bind(&job.backend)
+    .bind(job.now.micros())
+    .bind(&job.document_key)
+    .bind(job.size_bytes)
+    .bind(&job.revision)
+    .bind(job.dispatch.then_some(job.now.micros()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads one job.
+pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));
+    let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&db.pool).await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Claims up to `limit` due jobs for `owner` until `lease_until`.
+pub async fn claim_due(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE fax_jobs SET lease_owner = $1, lease_until = $2, \
+           dispatch_started = dispatch_started + CASE WHEN provider_sid IS NULL THEN 1 ELSE 0 END \
+         WHERE id IN (SELECT id FROM fax_jobs WHERE next_run_at IS NOT NULL AND next_run_at <= $3 \
+                      AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_run_at LIMIT $4{lock}) \
+         RETURNING {COLUMNS}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(lease_until.micros())
+        .bind(now.micros())
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The result of one worker step, written back under the lease.
+#[derive(Debug, Clone)]
+pub struct JobUpdate {
+    /// Job id.
+    pub id: JobId,
+    /// Lease holder; the update only applies while this owner still holds the job.
+    pub owner: String,
+    /// New status.
+    pub status: JobStatus,
+    /// New error (replaces the old one; `None` clears it).
+    pub error: Option<String>,
+    /// Provider id, when known.
+    pub provider_sid: Option<String>,
+    /// Set the provider/plugin id (when a job moves to another provider).
+    pub backend: Option<String>,
+    /// Whether this step recorded a submission outcome (increments `attempts`).
+    pub recorded_attempt: bool,
+    /// The claim marked a submission as started but none was made (sending was disabled meanwhile).
+    pub unmark_dispatch: bool,
+    /// When to act next; `None` for terminal or held.
+    pub next_run_at: Option<Timestamp>,
+    /// Time of the change.
+    pub now: Timestamp,
+}
+
+/// Applies a worker step. Returns `false` when the lease was lost (another worker took the job over).
+pub async fn apply_update(tx: &mut Transaction<'_, Any>, u: &JobUpdate) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE fax_jobs SET status = $1, error = $2, provider_sid = COALESCE($3, provider_sid), \
+           backend = COALESCE($4, backend), attempts = attempts + $5, next_run_at = $6, updated_at = $7, \
+           lease_owner = NULL, lease_until = NULL, dispatch_started = dispatch_started - $10 \
+         WHERE id = $8 AND lease_owner = $9",
+    )
+    .bind(u.status.as_str())
+    .bind(u.error.as_deref())
+    .bind(u.provider_sid.as_deref())
+    .bind(u.backend.as_deref())
+    .bind(i64::from(u.recorded_attempt))
+    .bind(u.next_run_at.map(Timestamp::micros))
+    .bind(u.now.micros())
+    .bind(u.id.as_str())
+    .bind(&u.owner)
+    .bind(i64::from(u.unmark_dispatch))
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Gives claimed jobs back at shutdown so another worker can take them without waiting for the lease.
+pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, StoreError> {
+    let r = sqlx::query("UPDATE fax_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+        .bind(owner)
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Releases jobs held while sending was disabled.
+pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "UPDATE fax_jobs SET next_run_at = $1 WHERE next_run_at IS NULL AND status = 'queued' AND provider_sid IS NULL",
+    )
+    .bind(now.micros())
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Jobs with scheduled work (queued, retrying or awaiting a status), for the queue-depth gauge.
+pub async fn scheduled_count(db: &Db) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
+    Ok(n)
+}
+
+/// The earliest scheduled time, so an idle worker knows how long it may sleep.
+pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, StoreError> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(next_run_at) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
+    Ok(v.map(Timestamp::from_micros))
+}

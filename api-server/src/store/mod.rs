@@ -1,0 +1,168 @@
+//! Persistence: one SQL dialect for SQLite (embedded default) and PostgreSQL, through sqlx's `Any` driver.
+//!
+//! Queries use `$N` placeholders, which both drivers accept, and only BIGINT/TEXT columns, so one set of
+//! statements and one migration serve both. Where the dialects must differ (row locking) the [`Backend`]
+//! chooses the statement.
+//!
+//! Layout: [`jobs`] (fax jobs and the queue), [`keys`] (API keys), [`simline`] (the simulated line's state),
+//! [`writer`] (group commit of hot-path writes).
+
+pub mod jobs;
+pub mod keys;
+pub mod simline;
+pub mod writer;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Database failures, typed so the HTTP edge can map them once.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The configured URL is not usable.
+    #[error("invalid DATABASE_URL: {0}")]
+    Url(String),
+    /// The group-commit writer is gone (shutdown).
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// A row held a value this version cannot interpret.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (WAL, synchronous=FULL).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// Name for logs and the readiness body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The connection pool and its dialect.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The dialect.
+    pub backend: Backend,
+}
+
+/// Turns a DATABASE_URL into a dialect and a URL sqlx accepts. SQLAlchemy-style URLs from the reference
+/// (`sqlite:///./faxbot.db`) are accepted, and the SQLite file's directory is created.
+pub fn normalise_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path_part, _query) = rest.split_once('?').unwrap_or((rest, ""));
+        // `sqlite:///./x.db` (SQLAlchemy, relative) and `sqlite:////abs/x.db` (SQLAlchemy, absolute).
+        let path = if let Some(p) = path_part.strip_prefix("/./").or_else(|| path_part.strip_prefix("//")) {
+            if path_part.starts_with("//") { format!("/{p}") } else { format!("./{p}") }
+        } else {
+            path_part.to_string()
+        };
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::Url("SQLite needs a file path; in-memory databases are not durable".into()));
+        }
+        let path = PathBuf::from(path);
+        Ok((Backend::Sqlite, format!("sqlite://{}?mode=rwc", path.display()), Some(path)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_string(), None))
+    } else {
+        Err(StoreError::Url("expected a sqlite: or postgres:// URL".into()))
+    }
+}
+
+impl Db {
+    /// Connects and runs migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, file) = normalise_url(url)?;
+        if let Some(parent) = file.as_deref().and_then(Path::parent)
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Url(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; synchronous=FULL makes every commit
+                        // durable across power loss (the group-commit writer keeps that affordable).
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=FULL").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = vec![Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            include_str!("../../migrations/0001_initial.sql").into_sql_str(),
+            false,
+        )];
+        let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// `SELECT 1`, for readiness.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_normalised() {
+        let (b, u, p) = normalise_url("sqlite://./data/faxbot.db").unwrap();
+        assert_eq!((b, u.as_str()), (Backend::Sqlite, "sqlite://./data/faxbot.db?mode=rwc"));
+        assert_eq!(p.unwrap(), PathBuf::from("./data/faxbot.db"));
+        let (_, u, _) = normalise_url("sqlite:///./faxbot.db").unwrap();
+        assert_eq!(u, "sqlite://./faxbot.db?mode=rwc");
+        let (_, u, _) = normalise_url("sqlite:////var/lib/faxbot.db").unwrap();
+        assert_eq!(u, "sqlite:///var/lib/faxbot.db?mode=rwc");
+        let (_, u, _) = normalise_url("sqlite:/tmp/x.db").unwrap();
+        assert_eq!(u, "sqlite:///tmp/x.db?mode=rwc");
+        assert!(normalise_url("sqlite::memory:").is_err());
+        assert!(normalise_url("mysql://x").is_err());
+        assert_eq!(normalise_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+    }
+}
