@@ -95,7 +95,9 @@ where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(raw) = var(name) else { return Ok(default) };
-    let v: T = raw.parse().map_err(|_| SettingsError { name, message: format!("expected a whole number between {min} and {max}") })?;
+    let v: T = raw
+        .parse()
+        .map_err(|_| SettingsError { name, message: format!("expected a whole number between {min} and {max}") })?;
     if v < min || v > max {
         return Err(SettingsError { name, message: format!("must be between {min} and {max}") });
     }
@@ -106,9 +108,10 @@ impl Settings {
     /// Reads the environment. Every error names the variable.
     pub fn from_env() -> Result<Settings, SettingsError> {
         let listen = match (var("FAXBOT_LISTEN"), var("PORT")) {
-            (Some(addr), _) => addr
-                .parse()
-                .map_err(|_| SettingsError { name: "FAXBOT_LISTEN", message: "expected host:port such as 0.0.0.0:8080".into() })?,
+            (Some(addr), _) => addr.parse().map_err(|_| SettingsError {
+                name: "FAXBOT_LISTEN",
+                message: "expected host:port such as 0.0.0.0:8080".into(),
+            })?,
             (None, Some(_)) => SocketAddr::from(([0, 0, 0, 0], number::<u16>("PORT", 8080, 0, 65535)?)),
             (None, None) => SocketAddr::from(([0, 0, 0, 0], 8080)),
         };
@@ -155,7 +158,9 @@ impl Settings {
         if settings.job_lease <= settings.provider_timeout {
             return Err(SettingsError {
                 name: "FAXBOT_JOB_LEASE_SECS",
-                message: "must be longer than FAXBOT_PROVIDER_TIMEOUT_SECS, or a slow provider call would lose its lease".into(),
+                message:
+                    "must be longer than FAXBOT_PROVIDER_TIMEOUT_SECS, or a slow provider call would lose its lease"
+                        .into(),
             });
         }
         Ok(settings)

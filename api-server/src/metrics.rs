@@ -72,7 +72,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("faxbot");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_duration =
+            Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let jobs = Family::<JobLabels, Counter>::default();
         let provider_submissions = Family::<JobLabels, Counter>::default();
         let queue_depth = Gauge::default();
@@ -83,7 +84,11 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("jobs", "Fax jobs accepted and reaching a terminal state", jobs.clone());
         registry.register("provider_submissions", "Submissions to providers by result", provider_submissions.clone());
-        registry.register("queue_depth", "Jobs with scheduled work (queued, retrying or awaiting status)", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Jobs with scheduled work (queued, retrying or awaiting status)",
+            queue_depth.clone(),
+        );
         registry.register("config_reloads", "Runtime config reload attempts by result", config_reloads.clone());
         registry.register("auth_failures", "Rejected credentials by reason", auth_failures.clone());
         registry.register("config_revision", "Config revision being served", config_info.clone());
@@ -111,7 +116,9 @@ impl Metrics {
 
     /// Counts a job event.
     pub fn job(&self, plugin: &str, outcome: &str, revision: &str) {
-        self.jobs.get_or_create(&JobLabels { plugin: plugin.into(), outcome: outcome.into(), revision: revision.into() }).inc();
+        self.jobs
+            .get_or_create(&JobLabels { plugin: plugin.into(), outcome: outcome.into(), revision: revision.into() })
+            .inc();
     }
 
     /// Counts a provider submission result.

@@ -96,7 +96,11 @@ pub fn redact_digits(message: &str) -> String {
             run.push(c);
             continue;
         }
-        if run.len() >= 5 { out.push_str("#####") } else { out.push_str(&run) }
+        if run.len() >= 5 {
+            out.push_str("#####")
+        } else {
+            out.push_str(&run)
+        }
         run.clear();
         if c != '\0' {
             out.push(c);
@@ -180,7 +184,10 @@ impl RuntimeState {
         let (label, report) = match &result {
             Ok(Some(_)) => ("applied", ReloadReport { result: "applied", error: None, at: now_wire() }),
             Ok(None) => ("unchanged", ReloadReport { result: "unchanged", error: None, at: now_wire() }),
-            Err(e) => ("rejected", ReloadReport { result: "rejected", error: Some(redact_digits(&e.to_string())), at: now_wire() }),
+            Err(e) => (
+                "rejected",
+                ReloadReport { result: "rejected", error: Some(redact_digits(&e.to_string())), at: now_wire() },
+            ),
         };
         Metrics::count(&metrics.config_reloads, label);
         if label != "unchanged"
@@ -241,7 +248,13 @@ fn build_runtime(
     };
     let outbound = plugins::build_outbound(&binding, db, writer)?;
     let revision = revision_override.clone().unwrap_or_else(|| config.revision());
-    Ok(Runtime { dispatch_enabled: binding.enabled && !fax_disabled_env, outbound_id: binding.plugin, outbound, revision, config })
+    Ok(Runtime {
+        dispatch_enabled: binding.enabled && !fax_disabled_env,
+        outbound_id: binding.plugin,
+        outbound,
+        revision,
+        config,
+    })
 }
 
 /// Watches the config file and applies changes; also reloads on SIGHUP.

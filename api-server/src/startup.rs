@@ -64,7 +64,8 @@ fn ghostscript_on_path() -> bool {
 impl Application {
     /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("securing {}", settings.data_dir.display()))?;
 
@@ -89,7 +90,8 @@ impl Application {
         tracing::info!(database = db.backend.as_str(), "database ready");
         let (writer, _writer_task) = Writer::spawn(db.clone());
         let metrics = Arc::new(Metrics::new());
-        let runtime = Arc::new(RuntimeState::load(&settings, db.clone(), writer.clone()).context("loading the runtime config")?);
+        let runtime =
+            Arc::new(RuntimeState::load(&settings, db.clone(), writer.clone()).context("loading the runtime config")?);
         let current = runtime.load_current();
         runtime.publish_revision(&metrics, &current.revision);
 
@@ -108,7 +110,13 @@ impl Application {
                  this port can send faxes. Dev mode only: set API_KEY or API_KEY_FILE."
             );
         }
-        let auth = Arc::new(Auth::new(db.clone(), settings.api_key.as_deref(), pepper.into_bytes(), settings.auth_enforced(), metrics.clone()));
+        let auth = Arc::new(Auth::new(
+            db.clone(),
+            settings.api_key.as_deref(),
+            pepper.into_bytes(),
+            settings.auth_enforced(),
+            metrics.clone(),
+        ));
         if current.dispatch_enabled {
             let released = jobs::release_held(&db, crate::domain::Timestamp::now()).await?;
             if released > 0 {
@@ -125,14 +133,19 @@ impl Application {
             notify.clone(),
             WorkerConfig {
                 concurrency: settings.worker_concurrency,
-                retry: RetryPolicy { base: settings.retry_base, max: settings.retry_max, max_attempts: settings.max_attempts },
+                retry: RetryPolicy {
+                    base: settings.retry_base,
+                    max: settings.retry_max,
+                    max_attempts: settings.max_attempts,
+                },
                 lease: settings.job_lease,
                 provider_timeout: settings.provider_timeout,
                 status_deadline: settings.status_deadline,
                 shutdown_grace: settings.shutdown_grace,
             },
         );
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let state = AppState {
             settings: Arc::new(settings),
             db,

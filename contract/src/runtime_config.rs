@@ -98,7 +98,11 @@ pub struct FeatureFlags {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { version: CONFIG_VERSION, providers: ProviderSlots::default(), features: FeatureFlags::default() }
+        RuntimeConfig {
+            version: CONFIG_VERSION,
+            providers: ProviderSlots::default(),
+            features: FeatureFlags::default(),
+        }
     }
 }
 

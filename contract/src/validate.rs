@@ -44,8 +44,24 @@ fn join(issues: &[ConfigIssue]) -> String {
 
 /// Key fragments that mark PHI. Compared against keys lower-cased with non-alphanumerics removed.
 const PHI_KEYS: &[&str] = &[
-    "phone", "phonenumber", "to", "tonumber", "from", "fromnumber", "fr", "recipient", "sender", "patient",
-    "patientname", "ssn", "dob", "dateofbirth", "mrn", "medicalrecordnumber", "diagnosis", "email",
+    "phone",
+    "phonenumber",
+    "to",
+    "tonumber",
+    "from",
+    "fromnumber",
+    "fr",
+    "recipient",
+    "sender",
+    "patient",
+    "patientname",
+    "ssn",
+    "dob",
+    "dateofbirth",
+    "mrn",
+    "medicalrecordnumber",
+    "diagnosis",
+    "email",
 ];
 /// Key fragments that mark credentials; matched as substrings.
 const CREDENTIAL_FRAGMENTS: &[&str] =
@@ -66,7 +82,10 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
     if config.version != CONFIG_VERSION {
         issues.push(ConfigIssue {
             path: "version".into(),
-            message: format!("unsupported version {}; this server understands version {CONFIG_VERSION}", config.version),
+            message: format!(
+                "unsupported version {}; this server understands version {CONFIG_VERSION}",
+                config.version
+            ),
         });
     }
     let slots = [
@@ -86,11 +105,8 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
 fn check_slot(category: Category, binding: &SlotBinding, issues: &mut Vec<ConfigIssue>) {
     let base = format!("providers.{}", category.as_str());
     let Some(manifest) = plugins::manifest(&binding.plugin) else {
-        let known: Vec<String> = plugins::builtin_manifests()
-            .into_iter()
-            .filter(|m| m.fills(category))
-            .map(|m| m.id)
-            .collect();
+        let known: Vec<String> =
+            plugins::builtin_manifests().into_iter().filter(|m| m.fills(category)).map(|m| m.id).collect();
         issues.push(ConfigIssue {
             path: format!("{base}.plugin"),
             message: format!(
@@ -132,7 +148,8 @@ fn guard_keys(value: &serde_json::Value, path: &str, issues: &mut Vec<ConfigIssu
         serde_json::Value::Object(map) => {
             for (key, child) in map {
                 let child_path = format!("{path}.{key}");
-                let norm: String = key.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+                let norm: String =
+                    key.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
                 if PHI_KEYS.contains(&norm.as_str()) {
                     issues.push(ConfigIssue {
                         path: child_path,
@@ -200,7 +217,8 @@ mod tests {
         assert_eq!(i.len(), 2, "{i:?}");
         assert!(i.iter().any(|x| x.path == "providers.outbound.settings.to_number" && x.message.contains("PHI")));
         assert!(
-            i.iter().any(|x| x.path == "providers.outbound.settings.nested.apiSecret" && x.message.contains("credential"))
+            i.iter()
+                .any(|x| x.path == "providers.outbound.settings.nested.apiSecret" && x.message.contains("credential"))
         );
     }
 
@@ -209,7 +227,10 @@ mod tests {
         let i = issues(r#"{"version":1,"providers":{"outbound":{"plugin":"test","settings":{"busySuffix":"x"}}}}"#);
         assert_eq!(
             i,
-            vec![ConfigIssue { path: "providers.outbound.settings.busySuffix".into(), message: "must be 1 to 8 digits".into() }]
+            vec![ConfigIssue {
+                path: "providers.outbound.settings.busySuffix".into(),
+                message: "must be 1 to 8 digits".into()
+            }]
         );
     }
 

@@ -94,8 +94,8 @@ pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
         Err(e @ PdfError::Damaged(_)) => e,
         Err(e) => return Err(e),
     };
-    let scanned = ScanIndex::build(&mut file)
-        .and_then(|index| count_with(&mut file, &Index::Scan(index), &mut declared));
+    let scanned =
+        ScanIndex::build(&mut file).and_then(|index| count_with(&mut file, &Index::Scan(index), &mut declared));
     match scanned {
         Ok(n) => Ok(n),
         Err(PdfError::Damaged(_)) => match declared {
@@ -127,9 +127,5 @@ fn check_header<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<(), PdfError
         }
         got += n;
     }
-    if head[..got].windows(5).any(|w| w == b"%PDF-") {
-        Ok(())
-    } else {
-        Err(damaged("not a PDF (no %PDF- header)"))
-    }
+    if head[..got].windows(5).any(|w| w == b"%PDF-") { Ok(()) } else { Err(damaged("not a PDF (no %PDF- header)")) }
 }

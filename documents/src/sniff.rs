@@ -207,15 +207,9 @@ mod tests {
 
     #[test]
     fn pdf_magic_is_detected() {
-        assert_eq!(
-            sniff_chunks(&[b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"]),
-            Ok(DocumentKind::Pdf)
-        );
+        assert_eq!(sniff_chunks(&[b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"]), Ok(DocumentKind::Pdf));
         // Split magic, and binary content after it, still count as PDF.
-        assert_eq!(
-            sniff_chunks(&[b"%P", b"DF", b"-1.4\n\x00\xff\xfe"]),
-            Ok(DocumentKind::Pdf)
-        );
+        assert_eq!(sniff_chunks(&[b"%P", b"DF", b"-1.4\n\x00\xff\xfe"]), Ok(DocumentKind::Pdf));
         assert_eq!(sniff_bytewise(b"%PDF-1.4\n\x00\x01"), Ok(DocumentKind::Pdf));
     }
 
@@ -224,20 +218,14 @@ mod tests {
         // Not at offset 0: it is just text mentioning PDF.
         assert_eq!(sniff_chunks(&[b" %PDF-1.4\n"]), Ok(DocumentKind::Text));
         // A BOM before the magic is not a PDF; it is valid text.
-        assert_eq!(
-            sniff_chunks(&[b"\xef\xbb\xbf%PDF-1.4\n"]),
-            Ok(DocumentKind::Text)
-        );
+        assert_eq!(sniff_chunks(&[b"\xef\xbb\xbf%PDF-1.4\n"]), Ok(DocumentKind::Text));
         // Truncated magic is not a PDF.
         assert_eq!(sniff_chunks(&[b"%PDF"]), Ok(DocumentKind::Text));
     }
 
     #[test]
     fn text_is_detected() {
-        assert_eq!(
-            sniff_chunks(&[b"Hello,\r\n\tworld\x0c", "caf\u{e9} \u{20ac}".as_bytes()]),
-            Ok(DocumentKind::Text)
-        );
+        assert_eq!(sniff_chunks(&[b"Hello,\r\n\tworld\x0c", "caf\u{e9} \u{20ac}".as_bytes()]), Ok(DocumentKind::Text));
     }
 
     #[test]
@@ -249,14 +237,8 @@ mod tests {
     #[test]
     fn binary_data_is_rejected() {
         assert_eq!(sniff_chunks(&[b"abc\x00def"]), Err(SniffError::Unsupported));
-        assert_eq!(
-            sniff_chunks(&[b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"]),
-            Err(SniffError::Unsupported)
-        );
-        assert_eq!(
-            sniff_chunks(&[b"\xff\xd8\xff\xe0\x00\x10JFIF"]),
-            Err(SniffError::Unsupported)
-        );
+        assert_eq!(sniff_chunks(&[b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"]), Err(SniffError::Unsupported));
+        assert_eq!(sniff_chunks(&[b"\xff\xd8\xff\xe0\x00\x10JFIF"]), Err(SniffError::Unsupported));
         // Pseudo-random high bytes (a simple LCG, deterministic).
         let mut x: u32 = 12345;
         let noise: Vec<u8> = (0..4096)
@@ -292,21 +274,11 @@ mod tests {
     fn invalid_sequences_split_across_chunks_are_rejected() {
         // Overlong encoding, surrogate, out-of-range code point, stray
         // continuation byte and a lead byte followed by ASCII.
-        for bad in [
-            &b"x\xc0\xafy"[..],
-            b"x\xed\xa0\x80y",
-            b"x\xf4\x90\x80\x80y",
-            b"x\x80y",
-            b"x\xe2\x82y",
-        ] {
+        for bad in [&b"x\xc0\xafy"[..], b"x\xed\xa0\x80y", b"x\xf4\x90\x80\x80y", b"x\x80y", b"x\xe2\x82y"] {
             assert_eq!(sniff_bytewise(bad), Err(SniffError::Unsupported), "{bad:?}");
             for split in 0..=bad.len() {
                 let (a, b) = bad.split_at(split);
-                assert_eq!(
-                    sniff_chunks(&[a, b]),
-                    Err(SniffError::Unsupported),
-                    "{bad:?} split {split}"
-                );
+                assert_eq!(sniff_chunks(&[a, b]), Err(SniffError::Unsupported), "{bad:?} split {split}");
             }
         }
     }
@@ -339,9 +311,6 @@ mod tests {
         assert_eq!(sniff_bytewise(b"abc\xf0\x9f\x98"), Err(SniffError::Unsupported));
         assert_eq!(sniff_chunks(&[b"abc\xc3"]), Err(SniffError::Unsupported));
         // Completing the sequence makes it valid again.
-        assert_eq!(
-            sniff_chunks(&[b"abc", &euro[..2], &euro[2..]]),
-            Ok(DocumentKind::Text)
-        );
+        assert_eq!(sniff_chunks(&[b"abc", &euro[..2], &euro[2..]]), Ok(DocumentKind::Text));
     }
 }

@@ -38,13 +38,7 @@ impl Default for TextLayout {
     /// US Letter, 54 pt margins, Courier 10 pt on 12 pt leading: 84 columns
     /// by 57 lines.
     fn default() -> Self {
-        Self {
-            page_width: 612.0,
-            page_height: 792.0,
-            margin: 54.0,
-            font_size: 10.0,
-            leading: 12.0,
-        }
+        Self { page_width: 612.0, page_height: 792.0, margin: 54.0, font_size: 10.0, leading: 12.0 }
     }
 }
 
@@ -100,11 +94,7 @@ fn to_count(ratio: f32) -> usize {
 /// expand to the next multiple of 8 columns; `\n`, `\r\n` and a lone `\r`
 /// end a line; form feed starts a new page; characters outside WinAnsi
 /// become `?`; other control characters are dropped.
-pub fn render_text_pdf<R: BufRead, W: Write>(
-    mut input: R,
-    output: W,
-    layout: &TextLayout,
-) -> io::Result<u32> {
+pub fn render_text_pdf<R: BufRead, W: Write>(mut input: R, output: W, layout: &TextLayout) -> io::Result<u32> {
     let mut pdf = PdfWriter::new(output, layout)?;
     let mut typesetter = Typesetter::new(layout);
     let mut decoder = Utf8Decoder::default();
@@ -229,8 +219,7 @@ impl Typesetter {
                 self.pending_cr = true;
             }
             '\n' => {
-                if std::mem::take(&mut self.pending_cr) || std::mem::take(&mut self.after_form_feed)
-                {
+                if std::mem::take(&mut self.pending_cr) || std::mem::take(&mut self.after_form_feed) {
                     return Ok(());
                 }
                 self.end_line(pdf)?;
@@ -272,11 +261,8 @@ impl Typesetter {
             return self.end_line(pdf);
         }
         let lookback_start = self.columns.saturating_sub(WRAP_LOOKBACK);
-        let break_at = self.line[lookback_start..]
-            .iter()
-            .rposition(|&x| x == b' ')
-            .map(|i| i + lookback_start)
-            .filter(|&i| i > 0);
+        let break_at =
+            self.line[lookback_start..].iter().rposition(|&x| x == b' ').map(|i| i + lookback_start).filter(|&i| i > 0);
         match break_at {
             Some(i) => {
                 let rest = self.line.split_off(i + 1);
@@ -391,10 +377,7 @@ impl<W: Write> PdfWriter<W> {
     fn new(output: W, layout: &TextLayout) -> io::Result<Self> {
         let first_baseline = layout.page_height - layout.margin - layout.font_size;
         let mut w = Self {
-            out: CountingWriter {
-                inner: BufWriter::new(output),
-                count: 0,
-            },
+            out: CountingWriter { inner: BufWriter::new(output), count: 0 },
             offsets: vec![0; CATALOG_OBJECT],
             pages: 0,
             prologue: format!(
@@ -404,19 +387,14 @@ impl<W: Write> PdfWriter<W> {
                 fmt_num(layout.margin),
                 fmt_num(first_baseline)
             ),
-            media_box: format!(
-                "[0 0 {} {}]",
-                fmt_num(layout.page_width),
-                fmt_num(layout.page_height)
-            ),
+            media_box: format!("[0 0 {} {}]", fmt_num(layout.page_width), fmt_num(layout.page_height)),
         };
         // The comment with high bytes marks the file as binary for transfer
         // tools, as recommended by the PDF specification.
         w.out.write_all(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")?;
         w.start_object(FONT_OBJECT)?;
-        w.out.write_all(
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>\nendobj\n",
-        )?;
+        w.out
+            .write_all(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>\nendobj\n")?;
         Ok(w)
     }
 
@@ -426,7 +404,7 @@ impl<W: Write> PdfWriter<W> {
             self.offsets.resize(num, 0);
         }
         self.offsets[num - 1] = self.out.count;
-        write!(self.out, "{num} 0 obj\n")
+        writeln!(self.out, "{num} 0 obj")
     }
 
     /// Writes one page (content stream plus page dictionary).
@@ -473,10 +451,7 @@ impl<W: Write> PdfWriter<W> {
         write!(self.out, "] /Count {} >>\nendobj\n", self.pages)?;
 
         self.start_object(CATALOG_OBJECT)?;
-        write!(
-            self.out,
-            "<< /Type /Catalog /Pages {PAGES_OBJECT} 0 R >>\nendobj\n"
-        )?;
+        write!(self.out, "<< /Type /Catalog /Pages {PAGES_OBJECT} 0 R >>\nendobj\n")?;
 
         let xref_offset = self.out.count;
         let size = self.offsets.len() + 1;
@@ -485,10 +460,7 @@ impl<W: Write> PdfWriter<W> {
             // Exactly 20 bytes per entry, as the specification requires.
             write!(self.out, "{offset:010} 00000 n\r\n")?;
         }
-        write!(
-            self.out,
-            "trailer\n<< /Size {size} /Root {CATALOG_OBJECT} 0 R >>\nstartxref\n{xref_offset}\n%%EOF\n"
-        )?;
+        write!(self.out, "trailer\n<< /Size {size} /Root {CATALOG_OBJECT} 0 R >>\nstartxref\n{xref_offset}\n%%EOF\n")?;
         self.out.flush()?;
         Ok(self.pages)
     }
@@ -522,5 +494,242 @@ fn fmt_num(v: f32) -> String {
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdf::count_pages;
+    use std::io::Cursor;
+
+    fn render(text: &str) -> (u32, Vec<u8>) {
+        render_bytes(text.as_bytes())
+    }
+
+    fn render_bytes(input: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = Vec::new();
+        let pages = render_text_pdf(input, &mut out, &TextLayout::default()).unwrap();
+        (pages, out)
+    }
+
+    fn unescape(s: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] == b'\\' {
+                let next = s[i + 1];
+                if next.is_ascii_digit() {
+                    let v = (s[i + 1] - b'0') * 64 + (s[i + 2] - b'0') * 8 + (s[i + 3] - b'0');
+                    out.push(v);
+                    i += 4;
+                } else {
+                    out.push(next);
+                    i += 2;
+                }
+            } else {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Recovers the laid-out text from our own (uncompressed) output: one
+    /// vector of lines per page, lines as WinAnsi bytes.
+    fn layout_of(pdf: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut pages = Vec::new();
+        let mut cur: Vec<Vec<u8>> = Vec::new();
+        for line in pdf.split(|&b| b == b'\n') {
+            if line == b"BT" {
+                cur = vec![Vec::new()];
+            } else if line == b"ET" {
+                pages.push(std::mem::take(&mut cur));
+            } else if line == b"T*" {
+                cur.push(Vec::new());
+            } else if line.starts_with(b"(") && line.ends_with(b") Tj") {
+                *cur.last_mut().unwrap() = unescape(&line[1..line.len() - 4]);
+            }
+        }
+        pages
+    }
+
+    fn lines(n: usize) -> String {
+        (0..n).map(|i| format!("line {i}\n")).collect()
+    }
+
+    #[test]
+    fn default_layout_is_84_by_57() {
+        let l = TextLayout::default();
+        assert_eq!((l.columns(), l.lines_per_page()), (84, 57));
+        let a4ish = TextLayout { page_width: 595.0, page_height: 842.0, ..TextLayout::default() };
+        assert_eq!((a4ish.columns(), a4ish.lines_per_page()), (81, 61));
+        let degenerate = TextLayout { margin: 1000.0, ..TextLayout::default() };
+        assert_eq!((degenerate.columns(), degenerate.lines_per_page()), (1, 1));
+    }
+
+    #[test]
+    fn empty_input_gives_one_blank_page() {
+        let (pages, pdf) = render("");
+        assert_eq!(pages, 1);
+        assert_eq!(layout_of(&pdf), vec![vec![Vec::<u8>::new()]]);
+        assert_eq!(count_pages(Cursor::new(pdf)).unwrap(), 1);
+    }
+
+    #[test]
+    fn page_breaks_after_57_lines() {
+        let (pages, pdf) = render(&lines(57));
+        assert_eq!(pages, 1);
+        let layout = layout_of(&pdf);
+        assert_eq!(layout.len(), 1);
+        assert_eq!(layout[0].len(), 57);
+        assert_eq!(layout[0][56], b"line 56");
+
+        let (pages, pdf) = render(&lines(58));
+        assert_eq!(pages, 2);
+        let layout = layout_of(&pdf);
+        assert_eq!(layout[1], vec![b"line 57".to_vec()]);
+
+        // The last line does not need a terminator.
+        let text = lines(57) + "tail";
+        assert_eq!(render(&text).0, 2);
+        assert_eq!(render(&lines(57 * 3)).0, 3);
+        assert_eq!(render(&lines(57 * 3 + 1)).0, 4);
+    }
+
+    #[test]
+    fn form_feed_starts_a_new_page() {
+        let (pages, pdf) = render("one\x0ctwo\n\x0cthree");
+        assert_eq!(pages, 3);
+        assert_eq!(layout_of(&pdf), vec![vec![b"one".to_vec()], vec![b"two".to_vec()], vec![b"three".to_vec()]]);
+        // A form feed on its own line does not leave an empty first line,
+        // and a trailing form feed does not add a blank page.
+        let (pages, pdf) = render("a\n\x0c\r\nb\n\x0c\n");
+        assert_eq!(pages, 2);
+        assert_eq!(layout_of(&pdf), vec![vec![b"a".to_vec()], vec![b"b".to_vec()]]);
+        // A form feed right after a full page does not add a blank page.
+        assert_eq!(render(&(lines(57) + "\x0cnext")).0, 2);
+        // Consecutive form feeds do produce a blank page.
+        assert_eq!(render("a\x0c\x0cb").0, 3);
+    }
+
+    #[test]
+    fn long_lines_wrap() {
+        let long = "x".repeat(200);
+        let (_, pdf) = render(&long);
+        let layout = layout_of(&pdf);
+        let widths: Vec<usize> = layout[0].iter().map(Vec::len).collect();
+        assert_eq!(widths, vec![84, 84, 32]);
+        // 54 short lines plus the 200-character line fill exactly one page;
+        // one more short line spills onto a second page.
+        assert_eq!(render(&(lines(54) + &long)).0, 1);
+        assert_eq!(render(&(lines(55) + &long)).0, 2);
+    }
+
+    #[test]
+    fn wrapping_prefers_the_last_space() {
+        let text = format!("{} {}", "a".repeat(70), "b".repeat(30));
+        let (_, pdf) = render(&text);
+        let layout = layout_of(&pdf);
+        assert_eq!(layout[0], vec!["a".repeat(70).into_bytes(), "b".repeat(30).into_bytes()]);
+        // A space further back than 20 columns is not used.
+        let text = format!("{} {}", "a".repeat(10), "b".repeat(100));
+        let layout = layout_of(&render(&text).1);
+        assert_eq!(layout[0][0].len(), 84);
+        assert_eq!(layout[0][1], "b".repeat(100 - 73).into_bytes());
+        // A space exactly at the wrap column is the break itself.
+        let text = format!("{} {}", "a".repeat(84), "b".repeat(5));
+        let layout = layout_of(&render(&text).1);
+        assert_eq!(layout[0], vec!["a".repeat(84).into_bytes(), b"bbbbb".to_vec()]);
+    }
+
+    #[test]
+    fn tabs_expand_to_multiples_of_eight() {
+        let layout = layout_of(&render("a\tb\n12345678\tc\n\td").1);
+        assert_eq!(layout[0], vec![b"a       b".to_vec(), b"12345678        c".to_vec(), b"        d".to_vec()]);
+    }
+
+    #[test]
+    fn line_endings_crlf_and_cr() {
+        let layout = layout_of(&render("a\r\nb\rc\n\r\nd\r\re").1);
+        let expected: Vec<Vec<u8>> = ["a", "b", "c", "", "d", "", "e"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        assert_eq!(layout[0], expected);
+    }
+
+    #[test]
+    fn string_delimiters_are_escaped() {
+        let (_, pdf) = render("f(x) = \\y)(");
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.contains("(f\\(x\\) = \\\\y\\)\\() Tj"), "{text}");
+        assert_eq!(layout_of(&pdf)[0][0], b"f(x) = \\y)(");
+        assert_eq!(count_pages(Cursor::new(pdf)).unwrap(), 1);
+    }
+
+    #[test]
+    fn characters_map_to_winansi_or_question_mark() {
+        let (_, pdf) = render("caf\u{e9} \u{20ac}5 \u{201c}q\u{201d} \u{2022}\u{2014} \u{4e2d}\u{1f600}\u{3b1}");
+        let layout = layout_of(&pdf);
+        assert_eq!(layout[0][0], b"caf\xe9 \x805 \x93q\x94 \x95\x97 ???".to_vec());
+        // Non-ASCII bytes are written as octal escapes.
+        assert!(String::from_utf8_lossy(&pdf).contains("(caf\\351 \\2005"));
+    }
+
+    #[test]
+    fn control_characters_and_bom_are_dropped() {
+        let layout = layout_of(&render("\u{feff}a\u{0}b\u{7}c\u{1b}d\u{7f}e\u{85}f").1);
+        assert_eq!(layout[0][0], b"abcdef");
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_question_marks() {
+        let layout = layout_of(&render_bytes(b"a\xffb\xe2\x82c\xc3").1);
+        assert_eq!(layout[0][0], b"a?b?c?");
+    }
+
+    #[test]
+    fn output_structure_is_valid() {
+        let (pages, pdf) = render(&lines(200));
+        assert_eq!(pages, 4);
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.starts_with("%PDF-1.4\n"));
+        assert!(text.ends_with("%%EOF\n"));
+        assert!(text.contains("/BaseFont /Courier /Encoding /WinAnsiEncoding"));
+        assert!(text.contains("/Count 4 >>"));
+        // Every xref entry must point exactly at its object header. (Byte
+        // offsets: the lossy string above has different lengths.)
+        let rfind = |needle: &[u8]| pdf.windows(needle.len()).rposition(|w| w == needle);
+        let xref_at = rfind(b"\nxref\n").unwrap() + 1;
+        let after = &pdf[rfind(b"startxref\n").unwrap() + 10..];
+        let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+        let startxref: usize = std::str::from_utf8(&after[..digits]).unwrap().parse().unwrap();
+        assert_eq!(startxref, xref_at);
+        let table = &pdf[xref_at..];
+        let header_end = table.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let count_line_end = header_end + table[header_end..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let size: usize = std::str::from_utf8(&table[header_end + 2..count_line_end - 1]).unwrap().parse().unwrap();
+        assert_eq!(size, 3 + 2 * 4 + 1);
+        for num in 1..size {
+            let entry = &table[count_line_end + 20 * num..count_line_end + 20 * (num + 1)];
+            assert_eq!(&entry[10..20], b" 00000 n\r\n");
+            let offset: usize = std::str::from_utf8(&entry[..10]).unwrap().parse().unwrap();
+            let header = format!("{num} 0 obj\n");
+            assert!(pdf[offset..].starts_with(header.as_bytes()), "object {num}");
+        }
+    }
+
+    #[test]
+    fn render_then_count_round_trip() {
+        for (text, expected) in [
+            (String::new(), 1),
+            (lines(57), 1),
+            (lines(58), 2),
+            (lines(1000), 18),
+            ("p\x0c".repeat(120), 120),
+            ("x".repeat(84 * 57 * 3), 3),
+        ] {
+            let (pages, pdf) = render(&text);
+            assert_eq!(pages, expected);
+            assert_eq!(count_pages(Cursor::new(pdf)).unwrap(), expected);
+        }
     }
 }

@@ -65,7 +65,9 @@ mod tests {
 
     #[test]
     fn wire_strings_round_trip() {
-        for s in [JobStatus::Queued, JobStatus::InProgress, JobStatus::Success, JobStatus::Failed, JobStatus::DispatchFailed] {
+        for s in
+            [JobStatus::Queued, JobStatus::InProgress, JobStatus::Success, JobStatus::Failed, JobStatus::DispatchFailed]
+        {
             assert_eq!(JobStatus::parse(s.as_str()), Some(s));
         }
         assert!(JobStatus::Success.is_terminal() && JobStatus::DispatchFailed.is_terminal());

@@ -157,7 +157,13 @@ impl Auth {
     }
 
     /// Authenticates a user route: 401, then 403 for a missing scope, then 429 over `rpm` (0 = off).
-    pub async fn user(&self, headers: &HeaderMap, scope: Scope, route: &'static str, rpm: u32) -> Result<Identity, ApiError> {
+    pub async fn user(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        route: &'static str,
+        rpm: u32,
+    ) -> Result<Identity, ApiError> {
         let identity = match self.identify(headers).await? {
             Ok(identity) => identity,
             Err(refusal) if self.enforced => {
@@ -170,7 +176,10 @@ impl Auth {
             && !scope.granted_by(scopes)
         {
             crate::audit!("api_key_denied_scope", key_id = %key_id, required = scope.as_str());
-            return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Insufficient scope: {} required", scope.as_str())));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("Insufficient scope: {} required", scope.as_str()),
+            ));
         }
         if let Some(key_id) = identity.key_id()
             && let Err(retry_after) = self.rate.check(key_id, route, rpm)
@@ -187,7 +196,9 @@ impl Auth {
         let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "Admin authentication failed");
         match self.identify(headers).await? {
             Ok(Identity::Env) => Ok(Identity::Env),
-            Ok(Identity::Key { key_id, scopes }) if Scope::KeysManage.granted_by(&scopes) => Ok(Identity::Key { key_id, scopes }),
+            Ok(Identity::Key { key_id, scopes }) if Scope::KeysManage.granted_by(&scopes) => {
+                Ok(Identity::Key { key_id, scopes })
+            }
             Ok(Identity::Key { key_id, .. }) => {
                 crate::audit!("api_key_denied_scope", key_id = %key_id, required = "keys:manage");
                 Err(refused())
@@ -229,7 +240,13 @@ impl RateLimiter {
         self.check_at(key_id, route, limit, std::time::SystemTime::now())
     }
 
-    fn check_at(&self, key_id: &str, route: &'static str, limit: u32, now: std::time::SystemTime) -> Result<(), Duration> {
+    fn check_at(
+        &self,
+        key_id: &str,
+        route: &'static str,
+        limit: u32,
+        now: std::time::SystemTime,
+    ) -> Result<(), Duration> {
         if limit == 0 {
             return Ok(());
         }

@@ -26,7 +26,12 @@ pub struct ValidationItem {
 impl ValidationItem {
     /// A missing body field.
     pub fn missing(field: &str) -> Self {
-        ValidationItem { kind: "missing", loc: vec!["body".into(), field.into()], msg: "Field required".into(), input: None }
+        ValidationItem {
+            kind: "missing",
+            loc: vec!["body".into(), field.into()],
+            msg: "Field required".into(),
+            input: None,
+        }
     }
 }
 
@@ -92,13 +97,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Detail { status, detail } => (status, Json(ErrorBody { detail: detail.into_owned() })).into_response(),
+            ApiError::Detail { status, detail } => {
+                (status, Json(ErrorBody { detail: detail.into_owned() })).into_response()
+            }
             ApiError::RateLimited { retry_after } => {
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(ErrorBody { detail: "Rate limit exceeded".into() }),
-                )
-                    .into_response();
+                let mut response =
+                    (StatusCode::TOO_MANY_REQUESTS, Json(ErrorBody { detail: "Rate limit exceeded".into() }))
+                        .into_response();
                 let secs = retry_after.as_secs().max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -113,7 +118,8 @@ impl IntoResponse for ApiError {
                 // redacted as a second line of defence.
                 let chain = crate::runtime::redact_digits(&format!("{e:#}"));
                 tracing::error!(error = %chain, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() })).into_response()
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() }))
+                    .into_response()
             }
         }
     }

@@ -87,13 +87,18 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Unavailable { .. } | ProviderError::Transport(_))
+        matches!(
+            self,
+            ProviderError::RateLimited { .. } | ProviderError::Unavailable { .. } | ProviderError::Transport(_)
+        )
     }
 
     /// The provider's Retry-After hint.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ProviderError::RateLimited { retry_after, .. } | ProviderError::Unavailable { retry_after, .. } => *retry_after,
+            ProviderError::RateLimited { retry_after, .. } | ProviderError::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -150,7 +155,11 @@ pub enum PluginError {
 }
 
 /// Builds the outbound provider for a slot binding.
-pub fn build_outbound(binding: &SlotBinding, db: &Db, writer: &Writer) -> Result<Arc<dyn OutboundProvider>, PluginError> {
+pub fn build_outbound(
+    binding: &SlotBinding,
+    db: &Db,
+    writer: &Writer,
+) -> Result<Arc<dyn OutboundProvider>, PluginError> {
     match binding.plugin.as_str() {
         SIMULATED_LINE => {
             let settings: SimulatedLineSettings =

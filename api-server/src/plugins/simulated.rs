@@ -7,9 +7,9 @@
 
 use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, Submission};
 use crate::domain::Timestamp;
+use crate::store::Db;
 use crate::store::simline::{self, SimFax};
 use crate::store::writer::{WriteOp, WriteReply, Writer};
-use crate::store::Db;
 use async_trait::async_trait;
 use faxbot_contract::plugins::{PluginManifest, SIMULATED_LINE, SimulatedLineSettings};
 use std::time::Duration;
@@ -92,7 +92,9 @@ impl OutboundProvider for SimulatedLine {
             now,
         };
         match self.writer.submit(op).await.map_err(store_err)? {
-            WriteReply::Sim(stored) => Ok(Submission { provider_sid: stored.provider_sid, status: RemoteStatus::InProgress }),
+            WriteReply::Sim(stored) => {
+                Ok(Submission { provider_sid: stored.provider_sid, status: RemoteStatus::InProgress })
+            }
             other => Err(store_err(format!("unexpected reply {other:?}"))),
         }
     }

@@ -103,7 +103,9 @@ impl Worker {
                 });
             }
         }
-        let drained = tokio::time::timeout(self.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(self.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} })
+                .await;
         if drained.is_err() {
             tracing::warn!("shutdown grace elapsed with jobs still in flight; their leases are released");
             tasks.abort_all();
@@ -132,7 +134,9 @@ impl Worker {
                 }
             }
             Ok(false) => tracing::warn!("lease lost before the outcome was written; another worker owns the job"),
-            Err(e) => tracing::error!(error = %e, "writing the job outcome failed; the lease will expire and the job is retried"),
+            Err(e) => {
+                tracing::error!(error = %e, "writing the job outcome failed; the lease will expire and the job is retried")
+            }
         }
     }
 
@@ -204,7 +208,12 @@ impl Worker {
                 if e.is_retryable() && self.config.retry.may_retry(attempt) {
                     let jitter: f64 = rand::rng().random();
                     let delay = self.config.retry.delay(attempt, e.retry_after(), jitter);
-                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, kind = e.kind(), "submission failed; retrying");
+                    tracing::info!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        kind = e.kind(),
+                        "submission failed; retrying"
+                    );
                     update.status = JobStatus::Queued;
                     update.error = Some(format!("attempt {attempt} failed: {e}; retrying"));
                     update.next_run_at = Some(update.now.plus(delay));
@@ -228,7 +237,8 @@ impl Worker {
         let mut update = self.base_update(job, now);
         let Some(provider) = self.runtime.provider(&job.backend) else {
             update.status = JobStatus::DispatchFailed;
-            update.error = Some(format!("plugin `{}` is no longer configured; the final status is unknown", job.backend));
+            update.error =
+                Some(format!("plugin `{}` is no longer configured; the final status is unknown", job.backend));
             return update;
         };
         let sid = job.provider_sid.as_deref().unwrap_or_default();
@@ -247,7 +257,13 @@ impl Worker {
         update
     }
 
-    fn apply_remote(&self, update: &mut JobUpdate, remote: RemoteStatus, provider: &dyn OutboundProvider, job: &JobRow) {
+    fn apply_remote(
+        &self,
+        update: &mut JobUpdate,
+        remote: RemoteStatus,
+        provider: &dyn OutboundProvider,
+        job: &JobRow,
+    ) {
         match remote {
             RemoteStatus::Delivered => {
                 update.status = JobStatus::Success;

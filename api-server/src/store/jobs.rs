@@ -230,13 +230,15 @@ pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
 
 /// Jobs with scheduled work (queued, retrying or awaiting a status), for the queue-depth gauge.
 pub async fn scheduled_count(db: &Db) -> Result<i64, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
     Ok(n)
 }
 
 /// The earliest scheduled time, so an idle worker knows how long it may sleep.
 pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, StoreError> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(next_run_at) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
+    let v: Option<i64> = sqlx::query_scalar("SELECT MIN(next_run_at) FROM fax_jobs WHERE next_run_at IS NOT NULL")
+        .fetch_one(&db.pool)
+        .await?;
     Ok(v.map(Timestamp::from_micros))
 }

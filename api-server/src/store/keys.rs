@@ -94,13 +94,12 @@ pub async fn revoke(db: &Db, key_id: &str, now: Timestamp) -> Result<bool, Store
 
 /// Replaces the secret hash of a live key and resets `last_used_at`. Returns whether a live key matched.
 pub async fn rotate(db: &Db, key_id: &str, new_hash: &str) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE api_keys SET key_hash = $1, last_used_at = NULL WHERE key_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(new_hash)
-    .bind(key_id)
-    .execute(&db.pool)
-    .await?;
+    let r =
+        sqlx::query("UPDATE api_keys SET key_hash = $1, last_used_at = NULL WHERE key_id = $2 AND revoked_at IS NULL")
+            .bind(new_hash)
+            .bind(key_id)
+            .execute(&db.pool)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -111,11 +110,13 @@ pub async fn touch_many(db: &Db, uses: &[(String, Timestamp)]) -> Result<(), Sto
     }
     let mut tx = db.pool.begin().await?;
     for (key_id, at) in uses {
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE key_id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-            .bind(at.micros())
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 WHERE key_id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        )
+        .bind(at.micros())
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())

@@ -100,7 +100,8 @@ impl Db {
         if let Some(parent) = file.as_deref().and_then(Path::parent)
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Url(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Url(format!("cannot create {}: {e}", parent.display())))?;
         }
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()

@@ -80,10 +80,12 @@ pub async fn busy_count(db: &Db, idempotency_key: &str) -> Result<i64, sqlx::Err
 
 /// Looks a transmission up by the line's id.
 pub async fn find(db: &Db, provider_sid: &str) -> Result<Option<SimFax>, sqlx::Error> {
-    let row = sqlx::query("SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE provider_sid = $1")
-        .bind(provider_sid)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE provider_sid = $1",
+    )
+    .bind(provider_sid)
+    .fetch_optional(&db.pool)
+    .await?;
     row.map(|row| {
         Ok(SimFax {
             provider_sid: row.try_get("provider_sid")?,

@@ -99,7 +99,13 @@ impl Writer {
     }
 
     /// Claims due jobs.
-    pub async fn claim(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: i64) -> Result<Vec<JobRow>, StoreError> {
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
         match self.submit(WriteOp::Claim { owner: owner.into(), now, lease_until, limit }).await? {
             WriteReply::Claimed(rows) => Ok(rows),
             other => Err(StoreError::Corrupt(format!("unexpected writer reply {other:?}"))),
@@ -180,7 +186,9 @@ async fn execute(db: &Db, tx: &mut Transaction<'_, Any>, op: &WriteOp) -> Result
             WriteReply::Claimed(jobs::claim_due(tx, db.backend, owner, *now, *lease_until, *limit).await?)
         }
         WriteOp::Update(u) => WriteReply::Updated(jobs::apply_update(tx, u).await?),
-        WriteOp::SimSubmit { key, job_id, fax, now } => WriteReply::Sim(simline::submit(tx, key, job_id, fax, *now).await?),
+        WriteOp::SimSubmit { key, job_id, fax, now } => {
+            WriteReply::Sim(simline::submit(tx, key, job_id, fax, *now).await?)
+        }
         WriteOp::SimBusy { key } => WriteReply::Busy(simline::count_busy(tx, key).await?),
     })
 }

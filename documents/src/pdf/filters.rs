@@ -8,7 +8,7 @@ use flate2::read::ZlibDecoder;
 
 use super::PdfError;
 use super::lexer::{Dict, Obj, damaged};
-use super::source::{FileWindow, RegionReader};
+use super::source::{Budgeted, FileWindow, RegionReader};
 
 /// Upper bound on the decoded size of any stream we read.
 pub(crate) const MAX_DECODED: u64 = 16 * 1024 * 1024;
@@ -65,15 +65,7 @@ impl StreamSpec {
         let colors = usize::try_from(param(b"Colors", 1)).unwrap_or(0);
         let bits = usize::try_from(param(b"BitsPerComponent", 8)).unwrap_or(0);
         let columns = usize::try_from(param(b"Columns", 1)).unwrap_or(0);
-        let spec = Self {
-            data_offset,
-            length,
-            flate,
-            predictor,
-            colors,
-            bits,
-            columns,
-        };
+        let spec = Self { data_offset, length, flate, predictor, colors, bits, columns };
         if predictor != Predictor::None {
             let row = spec.row_len().ok_or_else(|| damaged("bad predictor parameters"))?;
             if row == 0 || row > MAX_ROW {
@@ -102,21 +94,19 @@ impl StreamSpec {
 
     /// Opens the decoded data of the stream as a reader. The reader never
     /// yields more than [`MAX_DECODED`] bytes.
-    pub(crate) fn open<'a, R: Read + Seek + 'a>(
-        &self,
-        file: &'a mut FileWindow<R>,
-    ) -> Box<dyn Read + 'a> {
+    pub(crate) fn open<'a, R: Read + Seek + 'a>(&self, file: &'a mut FileWindow<R>) -> Box<dyn Read + 'a> {
         let end = match self.length {
             Some(l) if !self.flate => self.data_offset.saturating_add(l).min(file.len()),
             // Flate data is self-terminating; a wrong /Length is common, so
             // let the decoder find the end (bounded by the file).
             _ => file.len(),
         };
+        let budget = file.decode_budget();
         let raw = RegionReader::new(file, self.data_offset, end);
         let decoded: Box<dyn Read + 'a> = if self.flate {
-            Box::new(ZlibDecoder::new(raw).take(MAX_DECODED))
+            Box::new(Budgeted::new(ZlibDecoder::new(raw).take(MAX_DECODED), budget))
         } else {
-            Box::new(raw.take(MAX_DECODED))
+            Box::new(Budgeted::new(raw.take(MAX_DECODED), budget))
         };
         let row = self.row_len().unwrap_or(1);
         match self.predictor {
@@ -158,14 +148,7 @@ struct PngRows<'a> {
 
 impl<'a> PngRows<'a> {
     fn new(inner: Box<dyn Read + 'a>, row: usize, bpp: usize) -> Self {
-        Self {
-            inner,
-            bpp,
-            raw: vec![0; row + 1],
-            prev: vec![0; row],
-            cur: vec![0; row],
-            out: row,
-        }
+        Self { inner, bpp, raw: vec![0; row + 1], prev: vec![0; row], cur: vec![0; row], out: row }
     }
 
     fn next_row(&mut self) -> io::Result<bool> {
@@ -187,10 +170,7 @@ impl<'a> PngRows<'a> {
                 3 => x.wrapping_add(((u16::from(a) + u16::from(b)) / 2) as u8),
                 4 => x.wrapping_add(paeth(a, b, c)),
                 _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unknown PNG filter",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown PNG filter"));
                 }
             };
         }
@@ -239,12 +219,7 @@ struct TiffRows<'a> {
 
 impl<'a> TiffRows<'a> {
     fn new(inner: Box<dyn Read + 'a>, row: usize, colors: usize) -> Self {
-        Self {
-            inner,
-            colors,
-            cur: vec![0; row],
-            out: row,
-        }
+        Self { inner, colors, cur: vec![0; row], out: row }
     }
 }
 
@@ -277,9 +252,7 @@ mod tests {
 
     fn rows_decode(encoded: &[u8], row: usize, bpp: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        PngRows::new(Box::new(encoded), row, bpp)
-            .read_to_end(&mut out)
-            .unwrap();
+        PngRows::new(Box::new(encoded), row, bpp).read_to_end(&mut out).unwrap();
         out
     }
 
@@ -287,13 +260,7 @@ mod tests {
     fn png_filters_round_trip() {
         // Rows of 4 bytes, bpp 2, one row per filter type, each encoded from
         // known raw data using the PNG definitions.
-        let raw: [[u8; 4]; 5] = [
-            [1, 2, 3, 4],
-            [10, 20, 250, 7],
-            [0, 255, 128, 64],
-            [9, 8, 7, 6],
-            [200, 100, 50, 25],
-        ];
+        let raw: [[u8; 4]; 5] = [[1, 2, 3, 4], [10, 20, 250, 7], [0, 255, 128, 64], [9, 8, 7, 6], [200, 100, 50, 25]];
         let bpp = 2;
         let mut encoded = Vec::new();
         let mut prev = [0u8; 4];

@@ -15,6 +15,8 @@ const MAX_NAME: usize = 127;
 /// Default memory budget for one parsed object, in bytes.
 pub(crate) const OBJECT_BUDGET: usize = 256 * 1024;
 
+/// Builds a [`PdfError::Damaged`]. Callers pass fixed structural messages,
+/// never document content.
 pub(crate) fn damaged(msg: &str) -> PdfError {
     PdfError::Damaged(msg.to_string())
 }
@@ -59,10 +61,7 @@ pub(crate) fn is_whitespace(b: u8) -> bool {
 }
 
 pub(crate) fn is_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
-    )
+    matches!(b, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
 }
 
 fn is_regular(b: u8) -> bool {
@@ -168,12 +167,8 @@ fn skip_literal_string<S: Source>(src: &mut S) -> Result<(), PdfError> {
         };
         src.bump();
         match b {
-            b'\\' => {
-                // Skip the escaped byte, whatever it is.
-                if src.peek()?.is_some() {
-                    src.bump();
-                }
-            }
+            // Skip the escaped byte, whatever it is.
+            b'\\' if src.peek()?.is_some() => src.bump(),
             b'(' => depth += 1,
             b')' => {
                 depth -= 1;
@@ -248,11 +243,7 @@ fn lex_number<S: Source>(src: &mut S) -> Result<Tok, PdfError> {
     if overflow {
         return Ok(Tok::Real(f64::from(sign) * f64::MAX));
     }
-    if seen_dot {
-        Ok(Tok::Real(f64::from(sign) * (int as f64 + frac)))
-    } else {
-        Ok(Tok::Int(int * i64::from(sign)))
-    }
+    if seen_dot { Ok(Tok::Real(f64::from(sign) * (int as f64 + frac))) } else { Ok(Tok::Int(int * i64::from(sign))) }
 }
 
 fn lex_keyword<S: Source>(src: &mut S) -> Result<Tok, PdfError> {
@@ -378,6 +369,7 @@ pub(crate) struct NodeInfo {
     pub(crate) count: Option<i64>,
 }
 
+/// The `/Type` of a page tree node, as far as the walk cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum NodeKind {
     Page,
@@ -396,11 +388,7 @@ pub(crate) struct Parser<S> {
 
 impl<S: Source> Parser<S> {
     pub(crate) fn new(src: S) -> Self {
-        Self {
-            src,
-            pushback: Vec::with_capacity(2),
-            budget: OBJECT_BUDGET,
-        }
+        Self { src, pushback: Vec::with_capacity(2), budget: OBJECT_BUDGET }
     }
 
     pub(crate) fn next(&mut self) -> Result<Tok, PdfError> {
@@ -421,10 +409,7 @@ impl<S: Source> Parser<S> {
 
     fn charge(&mut self, bytes: usize) -> Result<(), PdfError> {
         let cost = std::mem::size_of::<Obj>() + bytes;
-        self.budget = self
-            .budget
-            .checked_sub(cost)
-            .ok_or_else(|| damaged("object exceeds parser limits"))?;
+        self.budget = self.budget.checked_sub(cost).ok_or_else(|| damaged("object exceeds parser limits"))?;
         Ok(())
     }
 
@@ -532,9 +517,7 @@ impl<S: Source> Parser<S> {
 
     /// Parses an indirect object header `num gen obj` and returns `num`.
     pub(crate) fn object_header(&mut self) -> Result<u32, PdfError> {
-        let (Tok::Int(num), Tok::Int(_), Tok::Keyword(Kw::Obj)) =
-            (self.next()?, self.next()?, self.next()?)
-        else {
+        let (Tok::Int(num), Tok::Int(_), Tok::Keyword(Kw::Obj)) = (self.next()?, self.next()?, self.next()?) else {
             return Err(damaged("expected an object header"));
         };
         u32::try_from(num).map_err(|_| damaged("bad object number"))
@@ -663,14 +646,9 @@ mod tests {
         let mut p = parser(
             b"<</Type/Pages%comment\r/Kids[3 0 R 4 1 R]/Count 2/A (x(y)\\)z)/B<41 42>/C -1.5/D true/N#41 null>>",
         );
-        let Obj::Dict(d) = p.parse_value().unwrap() else {
-            panic!("not a dict")
-        };
+        let Obj::Dict(d) = p.parse_value().unwrap() else { panic!("not a dict") };
         assert_eq!(d.get(b"Type"), Some(&name("Pages")));
-        assert_eq!(
-            d.get(b"Kids"),
-            Some(&Obj::Array(vec![Obj::Ref(3, 0), Obj::Ref(4, 1)]))
-        );
+        assert_eq!(d.get(b"Kids"), Some(&Obj::Array(vec![Obj::Ref(3, 0), Obj::Ref(4, 1)])));
         assert_eq!(d.get_int(b"Count"), Some(2));
         assert_eq!(d.get(b"A"), Some(&Obj::Str));
         assert_eq!(d.get(b"B"), Some(&Obj::Str));
@@ -682,10 +660,7 @@ mod tests {
     #[test]
     fn integers_not_followed_by_r_stay_integers() {
         let mut p = parser(b"[1 2 3 0 R 4]");
-        assert_eq!(
-            p.parse_value().unwrap(),
-            Obj::Array(vec![Obj::Int(1), Obj::Int(2), Obj::Ref(3, 0), Obj::Int(4)])
-        );
+        assert_eq!(p.parse_value().unwrap(), Obj::Array(vec![Obj::Int(1), Obj::Int(2), Obj::Ref(3, 0), Obj::Int(4)]));
     }
 
     #[test]
@@ -700,9 +675,8 @@ mod tests {
 
     #[test]
     fn node_parsing_keeps_only_tree_keys() {
-        let mut p = parser(
-            b"<< /Type /Pages /Resources << /Font << /F1 5 0 R >> >> /Kids [ 1 0 R 2 0 R 3 0 R ] /Count 3 >>",
-        );
+        let mut p =
+            parser(b"<< /Type /Pages /Resources << /Font << /F1 5 0 R >> >> /Kids [ 1 0 R 2 0 R 3 0 R ] /Count 3 >>");
         let info = p.parse_node(2).unwrap().unwrap();
         assert_eq!(info.kind, NodeKind::Pages);
         assert_eq!(info.kids, Some(vec![1, 2]));

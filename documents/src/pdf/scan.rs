@@ -57,14 +57,7 @@ fn is_regular(b: u8) -> bool {
 impl ScanIndex {
     pub(crate) fn build<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<Self, PdfError> {
         let found = scan(file)?;
-        let Found {
-            objects,
-            trailers,
-            catalogs,
-            xref_streams,
-            object_streams,
-            ..
-        } = found;
+        let Found { objects, trailers, catalogs, xref_streams, object_streams, .. } = found;
         let current = |&(num, off): &(u32, u64)| objects.get(&num) == Some(&off);
 
         // Trailer dictionaries and cross-reference stream dictionaries, newest
@@ -72,14 +65,9 @@ impl ScanIndex {
         let mut trailer_like: Vec<(u64, Option<u32>)> = trailers
             .iter()
             .map(|&t| (t, None))
-            .chain(
-                xref_streams
-                    .iter()
-                    .filter(|x| current(x))
-                    .map(|&(n, o)| (o, Some(n))),
-            )
+            .chain(xref_streams.iter().filter(|x| current(x)).map(|&(n, o)| (o, Some(n))))
             .collect();
-        trailer_like.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        trailer_like.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
         let mut roots = Vec::new();
         let mut encrypted = false;
         for (offset, xref_num) in trailer_like {
@@ -113,7 +101,7 @@ impl ScanIndex {
         // Objects inside object streams that have no direct definition.
         let mut compressed = HashMap::new();
         for &(stream, offset) in object_streams.iter().filter(|s| current(s)) {
-            let Ok((spec, n, _first)) = object_stream_header(file, offset, stream) else {
+            let Ok((spec, n, first)) = object_stream_header(file, offset, stream) else {
                 continue;
             };
             let Some(last) = n.checked_sub(1) else {
@@ -121,17 +109,13 @@ impl ScanIndex {
             };
             let mut src = DecodedSource::new(spec.open(file));
             // A damaged object stream contributes the pairs read so far.
-            let _ = read_pairs(&mut src, last, &mut |i, num, _| {
+            let _ = read_pairs(&mut src, last, first, &mut |i, num, _| {
                 if !objects.contains_key(&num) {
                     compressed.entry(num).or_insert((stream, i));
                 }
             });
         }
-        Ok(Self {
-            direct: objects,
-            compressed,
-            roots,
-        })
+        Ok(Self { direct: objects, compressed, roots })
     }
 
     pub(crate) fn locate(&self, needed: &BTreeSet<u32>) -> HashMap<u32, Loc> {
@@ -141,9 +125,7 @@ impl ScanIndex {
                 if let Some(&off) = self.direct.get(&n) {
                     Some((n, Loc::Offset(off)))
                 } else {
-                    self.compressed
-                        .get(&n)
-                        .map(|&(stream, index)| (n, Loc::InStream { stream, index }))
+                    self.compressed.get(&n).map(|&(stream, index)| (n, Loc::InStream { stream, index }))
                 }
             })
             .collect()
@@ -175,11 +157,7 @@ fn scan<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<Found, PdfError> {
         buf.truncate(keep + got);
         read_pos += got as u64;
         let eof = read_pos >= file.len() || got == 0;
-        let limit = if eof {
-            buf.len()
-        } else {
-            buf.len().saturating_sub(LOOKAHEAD)
-        };
+        let limit = if eof { buf.len() } else { buf.len().saturating_sub(LOOKAHEAD) };
         let from = usize::try_from(checked.saturating_sub(base)).unwrap_or(usize::MAX);
         for i in from..limit {
             examine(&buf, i, base, eof, &mut found);
@@ -215,10 +193,8 @@ fn examine(buf: &[u8], i: usize, base: u64, eof: bool, found: &mut Found) {
                 found.last_object = Some((num, base + start as u64));
             }
         }
-        b't' if word_at(buf, i, b"trailer", eof) => {
-            if (i == 0 && base == 0) || (i > 0 && !is_regular(buf[i - 1])) {
-                push_capped(&mut found.trailers, base + i as u64);
-            }
+        b't' if word_at(buf, i, b"trailer", eof) && ((i == 0 && base == 0) || (i > 0 && !is_regular(buf[i - 1]))) => {
+            push_capped(&mut found.trailers, base + i as u64);
         }
         b'/' => {
             let Some(obj) = found.last_object else {
@@ -265,11 +241,7 @@ fn header_before(buf: &[u8], i: usize, base: u64) -> Option<(u32, usize)> {
         return None;
     }
     // The number must start at a token boundary.
-    let boundary = if j == 0 {
-        base == 0
-    } else {
-        !is_regular(buf[j - 1])
-    };
+    let boundary = if j == 0 { base == 0 } else { !is_regular(buf[j - 1]) };
     if !boundary {
         return None;
     }

@@ -6,8 +6,10 @@
 //! window up to [`MAX_FILL`]. [`DecodedSource`] does the same for the output
 //! of a decompressor.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 use super::PdfError;
 
@@ -35,9 +37,14 @@ impl<S: Source + ?Sized> Source for &mut S {
 
 /// Size of the first read after a random seek: most objects that matter
 /// (page tree nodes, cross-reference entries) fit in it.
-pub(crate) const MIN_FILL: usize = 512;
+pub(crate) const MIN_FILL: usize = 256;
 /// Largest single read; sequential reads double up to this size.
 pub(crate) const MAX_FILL: usize = 16 * 1024;
+
+/// Total decoded bytes allowed per page count, across all streams. Each
+/// stream is capped on its own too, but a file could hold many small "zip
+/// bombs"; this bounds the CPU time they can cost.
+const TOTAL_DECODE_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// A seekable file seen through one bounded window.
 pub(crate) struct FileWindow<R> {
@@ -47,6 +54,8 @@ pub(crate) struct FileWindow<R> {
     buf_start: u64,
     pos: u64,
     fill_size: usize,
+    /// Decoded bytes still allowed (see [`TOTAL_DECODE_BUDGET`]).
+    decode_budget: Rc<Cell<u64>>,
 }
 
 impl<R: Read + Seek> FileWindow<R> {
@@ -59,7 +68,13 @@ impl<R: Read + Seek> FileWindow<R> {
             buf_start: 0,
             pos: 0,
             fill_size: MIN_FILL,
+            decode_budget: Rc::new(Cell::new(TOTAL_DECODE_BUDGET)),
         })
+    }
+
+    /// The shared budget of decoded bytes, for [`Budgeted`] readers.
+    pub(crate) fn decode_budget(&self) -> Rc<Cell<u64>> {
+        Rc::clone(&self.decode_budget)
     }
 
     /// Total length of the file.
@@ -80,11 +95,8 @@ impl<R: Read + Seek> FileWindow<R> {
     /// the window ended double in size; anything else starts small again.
     fn fill(&mut self) -> io::Result<()> {
         let buf_end = self.buf_start + self.buf.len() as u64;
-        self.fill_size = if !self.buf.is_empty() && self.pos == buf_end {
-            (self.fill_size * 2).min(MAX_FILL)
-        } else {
-            MIN_FILL
-        };
+        self.fill_size =
+            if !self.buf.is_empty() && self.pos == buf_end { (self.fill_size * 2).min(MAX_FILL) } else { MIN_FILL };
         let remaining = self.len.saturating_sub(self.pos);
         let want = usize::try_from(remaining).map_or(self.fill_size, |r| r.min(self.fill_size));
         self.buf.clear();
@@ -158,9 +170,53 @@ impl fmt::Display for FileIoError {
 
 impl std::error::Error for FileIoError {}
 
+/// Marks the exhaustion of the decode budget.
+#[derive(Debug)]
+struct BudgetExhausted;
+
+impl fmt::Display for BudgetExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("decode budget exhausted")
+    }
+}
+
+impl std::error::Error for BudgetExhausted {}
+
+/// Charges everything read through it to the shared decode budget.
+pub(crate) struct Budgeted<D> {
+    inner: D,
+    budget: Rc<Cell<u64>>,
+}
+
+impl<D> Budgeted<D> {
+    pub(crate) fn new(inner: D, budget: Rc<Cell<u64>>) -> Self {
+        Self { inner, budget }
+    }
+}
+
+impl<D: Read> Read for Budgeted<D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let left = self.budget.get();
+        match left.checked_sub(n as u64) {
+            Some(rest) => {
+                self.budget.set(rest);
+                Ok(n)
+            }
+            None => {
+                self.budget.set(0);
+                Err(io::Error::other(BudgetExhausted))
+            }
+        }
+    }
+}
+
 /// Converts an error from a decoding pipeline: file I/O errors stay I/O
 /// errors, everything else (bad compressed data) means the PDF is damaged.
 pub(crate) fn classify_decode_error(err: io::Error) -> PdfError {
+    if err.get_ref().is_some_and(|e| e.is::<BudgetExhausted>()) {
+        return PdfError::Damaged("compressed streams exceed the decoding limit".into());
+    }
     if err.get_ref().is_some_and(|e| e.is::<FileIoError>()) {
         let kind = err.kind();
         return match err.into_inner().map(|e| e.downcast::<FileIoError>()) {
@@ -181,11 +237,7 @@ pub(crate) struct RegionReader<'a, R> {
 
 impl<'a, R: Read + Seek> RegionReader<'a, R> {
     pub(crate) fn new(file: &'a mut FileWindow<R>, start: u64, end: u64) -> Self {
-        Self {
-            file,
-            pos: start,
-            end,
-        }
+        Self { file, pos: start, end }
     }
 }
 
@@ -197,10 +249,7 @@ impl<R: Read + Seek> Read for RegionReader<'_, R> {
             return Ok(0);
         }
         self.file.seek_to(self.pos);
-        let n = self
-            .file
-            .read_into(&mut out[..want])
-            .map_err(|e| io::Error::new(e.kind(), FileIoError(e)))?;
+        let n = self.file.read_into(&mut out[..want]).map_err(|e| io::Error::new(e.kind(), FileIoError(e)))?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -218,13 +267,7 @@ pub(crate) struct DecodedSource<D> {
 
 impl<D: Read> DecodedSource<D> {
     pub(crate) fn new(inner: D) -> Self {
-        Self {
-            inner,
-            buf: Box::new([0; 4096]),
-            start: 0,
-            end: 0,
-            pos: 0,
-        }
+        Self { inner, buf: Box::new([0; 4096]), start: 0, end: 0, pos: 0 }
     }
 
     /// Discards decoded bytes up to offset `target`. Returns false when the

@@ -55,14 +55,15 @@ impl Index {
 /// What to produce for each loaded object.
 #[derive(Clone, Copy)]
 pub(crate) enum Want {
-    /// The full (budgeted) object, plus its stream data offset.
+    /// The full (budgeted) object.
     Obj,
     /// A page tree node summary, keeping at most `MAX_PAGES + 1` kids.
     Node,
 }
 
+/// A loaded object, in the form asked for by [`Want`].
 pub(crate) enum Loaded {
-    Obj(Obj, Option<u64>),
+    Obj(Obj),
     /// `None` when the object is not a dictionary.
     Node(Option<NodeInfo>),
 }
@@ -116,11 +117,11 @@ pub(crate) fn load_obj<R: Read + Seek>(
     file: &mut FileWindow<R>,
     index: &Index,
     num: u32,
-) -> Result<Option<(Obj, Option<u64>)>, PdfError> {
+) -> Result<Option<Obj>, PdfError> {
     let mut result = None;
     load_many(file, index, &[num], Want::Obj, &mut |_, loaded| {
-        if let Loaded::Obj(obj, stream) = loaded {
-            result = Some((obj, stream));
+        if let Loaded::Obj(obj) = loaded {
+            result = Some(obj);
         }
         Ok(())
     })?;
@@ -139,15 +140,7 @@ fn load_direct<R: Read + Seek>(
         return Err(damaged("cross-reference offset does not point at the object"));
     }
     Ok(match want {
-        Want::Obj => {
-            let obj = p.parse_value()?;
-            let stream = if matches!(obj, Obj::Dict(_)) {
-                p.stream_start()?
-            } else {
-                None
-            };
-            Loaded::Obj(obj, stream)
-        }
+        Want::Obj => Loaded::Obj(p.parse_value()?),
         Want::Node => Loaded::Node(p.parse_node(MAX_PAGES as usize + 1)?),
     })
 }
@@ -167,9 +160,7 @@ pub(crate) fn object_stream_header<R: Read + Seek>(
     let Obj::Dict(dict) = p.parse_value()? else {
         return Err(damaged("object stream is not a stream"));
     };
-    let data = p
-        .stream_start()?
-        .ok_or_else(|| damaged("object stream is not a stream"))?;
+    let data = p.stream_start()?.ok_or_else(|| damaged("object stream is not a stream"))?;
     stream_params(&dict, data)
 }
 
@@ -188,12 +179,18 @@ fn stream_params(dict: &Dict, data: u64) -> Result<(StreamSpec, u32, u64), PdfEr
 
 /// Reads the `(object number, offset)` pairs at the start of an object
 /// stream, calling `visit(index, number, offset)` for indexes `0..=last`.
+/// The pairs must lie within the first `first` decoded bytes (the header),
+/// which also bounds the work for a bogus `/N`.
 pub(crate) fn read_pairs<S: super::source::Source>(
     src: &mut S,
     last: u32,
+    first: u64,
     visit: &mut dyn FnMut(u32, u32, u64),
 ) -> Result<(), PdfError> {
     for i in 0..=last {
+        if src.pos() >= first {
+            return Err(damaged("bad object stream header"));
+        }
         let (Tok::Int(num), Tok::Int(off)) = (next_token(src)?, next_token(src)?) else {
             return Err(damaged("bad object stream header"));
         };
@@ -221,7 +218,7 @@ fn load_from_stream<R: Read + Seek>(
     let mut src = DecodedSource::new(spec.open(file));
     let mut wanted = Vec::with_capacity(members.len());
     let mut it = members.iter().peekable();
-    read_pairs(&mut src, last, &mut |i, num, off| {
+    read_pairs(&mut src, last, first, &mut |i, num, off| {
         while let Some(&&(index, expected)) = it.peek() {
             if index > i {
                 break;
@@ -241,7 +238,7 @@ fn load_from_stream<R: Read + Seek>(
         }
         let mut p = Parser::new(&mut src);
         let loaded = match want {
-            Want::Obj => Loaded::Obj(p.parse_direct_value()?, None),
+            Want::Obj => Loaded::Obj(p.parse_direct_value()?),
             Want::Node => Loaded::Node(p.parse_node(MAX_PAGES as usize + 1)?),
         };
         drop(p);
@@ -261,7 +258,7 @@ pub(crate) fn count_with<R: Read + Seek>(
     let mut last_err = damaged("no document catalog");
     for root in index.roots() {
         let catalog = match load_obj(file, index, root) {
-            Ok(Some((Obj::Dict(d), _))) => d,
+            Ok(Some(Obj::Dict(d))) => d,
             Ok(_) => continue,
             Err(e @ PdfError::Damaged(_)) => {
                 last_err = e;

@@ -26,8 +26,9 @@ pub(crate) enum Loc {
 
 /// Upper bound on cross-reference sections followed through `/Prev`.
 const MAX_SECTIONS: usize = 1024;
-/// Upper bound on subsections in one classic table.
-const MAX_SUBSECTIONS: usize = 16 * 1024;
+/// Upper bound on subsections in all classic tables together (each lookup
+/// checks every subsection of a table).
+const MAX_SUBSECTIONS: usize = 4096;
 /// How far from the end of the file `startxref` is searched for.
 const TAIL: u64 = 4096;
 
@@ -90,12 +91,19 @@ impl XrefChain {
         let mut root = None;
         let mut encrypt = false;
         let mut seen = HashSet::new();
+        let mut total_subsections = 0;
         let mut next = Some(start);
         while let Some(offset) = next {
             if !seen.insert(offset) || sections.len() >= MAX_SECTIONS {
                 break;
             }
             let (section, info) = parse_section(file, offset)?;
+            if let Section::Table(subs) = &section {
+                total_subsections += subs.len();
+                if total_subsections > MAX_SUBSECTIONS {
+                    return Err(damaged("too many xref subsections"));
+                }
+            }
             sections.push(section);
             encrypt |= info.encrypt;
             root = root.or(info.root);
@@ -159,10 +167,7 @@ fn find_startxref<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<u64, PdfEr
     }
     tail.truncate(got);
     let key = b"startxref";
-    let at = tail
-        .windows(key.len())
-        .rposition(|w| w == key)
-        .ok_or_else(|| damaged("no startxref"))?;
+    let at = tail.windows(key.len()).rposition(|w| w == key).ok_or_else(|| damaged("no startxref"))?;
     file.seek_to(start + (at + key.len()) as u64);
     let mut p = Parser::new(&mut *file);
     match p.next()? {
@@ -171,10 +176,7 @@ fn find_startxref<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<u64, PdfEr
     }
 }
 
-fn parse_section<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-    offset: u64,
-) -> Result<(Section, TrailerInfo), PdfError> {
+fn parse_section<R: Read + Seek>(file: &mut FileWindow<R>, offset: u64) -> Result<(Section, TrailerInfo), PdfError> {
     if offset >= file.len() {
         return Err(damaged("cross-reference offset out of range"));
     }
@@ -191,9 +193,7 @@ fn parse_section<R: Read + Seek>(
 }
 
 /// Parses a classic table; the cursor is just after the `xref` keyword.
-fn parse_table<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-) -> Result<(Section, TrailerInfo), PdfError> {
+fn parse_table<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<(Section, TrailerInfo), PdfError> {
     let mut subs = Vec::new();
     loop {
         let mut p = Parser::new(&mut *file);
@@ -208,20 +208,11 @@ fn parse_table<R: Read + Seek>(
                 skip_whitespace(&mut p.src)?;
                 let offset = p.src.pos();
                 drop(p);
-                let width = if count == 0 {
-                    20
-                } else {
-                    entry_width(file, offset)?
-                };
+                let width = if count == 0 { 20 } else { entry_width(file, offset)? };
                 if subs.len() >= MAX_SUBSECTIONS {
                     return Err(damaged("too many xref subsections"));
                 }
-                subs.push(Subsection {
-                    start,
-                    count,
-                    offset,
-                    width,
-                });
+                subs.push(Subsection { start, count, offset, width });
                 file.seek_to(offset + u64::from(count) * width);
             }
             Tok::Keyword(Kw::Trailer) => {
@@ -236,10 +227,7 @@ fn parse_table<R: Read + Seek>(
 }
 
 /// Reads one table entry: `oooooooooo ggggg n` (the EOL is not included).
-fn read_entry<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-    offset: u64,
-) -> Result<Option<(u64, u8)>, PdfError> {
+fn read_entry<R: Read + Seek>(file: &mut FileWindow<R>, offset: u64) -> Result<Option<(u64, u8)>, PdfError> {
     let mut e = [0u8; 18];
     file.seek_to(offset);
     let mut got = 0;
@@ -257,9 +245,7 @@ fn read_entry<R: Read + Seek>(
     if e[17] != b'n' && e[17] != b'f' {
         return Ok(None);
     }
-    let value = e[..10]
-        .iter()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    let value = e[..10].iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
     Ok(Some((value, e[17])))
 }
 
@@ -297,8 +283,8 @@ fn locate_in_table<R: Read + Seek>(
             let Some(i) = num.checked_sub(sub.start).filter(|&i| i < sub.count) else {
                 continue;
             };
-            let entry = read_entry(file, sub.offset + u64::from(i) * sub.width)?
-                .ok_or_else(|| damaged("bad xref entry"))?;
+            let entry =
+                read_entry(file, sub.offset + u64::from(i) * sub.width)?.ok_or_else(|| damaged("bad xref entry"))?;
             if let (offset, b'n') = entry
                 && offset > 0
             {
@@ -314,28 +300,20 @@ fn locate_in_table<R: Read + Seek>(
     Ok(())
 }
 
-fn parse_xref_stream<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-) -> Result<(Section, TrailerInfo), PdfError> {
+fn parse_xref_stream<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<(Section, TrailerInfo), PdfError> {
     let mut p = Parser::new(&mut *file);
     p.object_header()?;
     let Obj::Dict(dict) = p.parse_value()? else {
         return Err(damaged("cross-reference stream is not a dictionary"));
     };
-    let data = p
-        .stream_start()?
-        .ok_or_else(|| damaged("cross-reference stream has no data"))?;
+    let data = p.stream_start()?.ok_or_else(|| damaged("cross-reference stream has no data"))?;
     if !dict.has_type(b"XRef") {
         return Err(damaged("startxref does not point at an /XRef stream"));
     }
     let w: Vec<usize> = dict
         .get(b"W")
         .and_then(Obj::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_int().and_then(|i| usize::try_from(i).ok()).unwrap_or(99))
-                .collect()
-        })
+        .map(|a| a.iter().map(|v| v.as_int().and_then(|i| usize::try_from(i).ok()).unwrap_or(99)).collect())
         .unwrap_or_default();
     let [w0, w1, w2] = w[..] else {
         return Err(damaged("bad /W in cross-reference stream"));
@@ -366,14 +344,7 @@ fn parse_xref_stream<R: Read + Seek>(
     };
     let spec = StreamSpec::from_dict(&dict, data)?;
     let info = TrailerInfo::from_dict(&dict);
-    Ok((
-        Section::Stream(XrefStream {
-            widths: [w0, w1, w2],
-            index,
-            spec,
-        }),
-        info,
-    ))
+    Ok((Section::Stream(XrefStream { widths: [w0, w1, w2], index, spec }), info))
 }
 
 fn be_field(bytes: &[u8]) -> u64 {
@@ -391,10 +362,7 @@ fn locate_in_stream<R: Read + Seek>(
     // Only decode as far as the last subsection holding a needed object.
     let relevant = |&(start, count): &(u32, u32)| {
         let end = u64::from(start) + u64::from(count);
-        remaining
-            .range(start..)
-            .next()
-            .is_some_and(|&n| u64::from(n) < end)
+        remaining.range(start..).next().is_some_and(|&n| u64::from(n) < end)
     };
     let Some(last) = xs.index.iter().rposition(relevant) else {
         return Ok(());

@@ -234,34 +234,41 @@ async fn stream_file(
 }
 
 /// Turns the staged upload into the PDF to send and counts its pages, off the async threads.
-async fn prepare_pdf(app: &AppState, staged: tempfile::TempPath, kind: DocumentKind) -> Result<(tempfile::TempPath, u32), ApiError> {
+async fn prepare_pdf(
+    app: &AppState,
+    staged: tempfile::TempPath,
+    kind: DocumentKind,
+) -> Result<(tempfile::TempPath, u32), ApiError> {
     let staging_dir = app.store.staging_dir().to_path_buf();
-    let result = tokio::task::spawn_blocking(move || -> Result<Result<(tempfile::TempPath, u32), ApiError>, std::io::Error> {
-        match kind {
-            DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&staged) {
-                Ok(pages) => Ok((staged, pages)),
-                Err(PdfError::Io(e)) => return Err(e),
-                Err(PdfError::Encrypted) => {
-                    Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"))
+    let result =
+        tokio::task::spawn_blocking(move || -> Result<Result<(tempfile::TempPath, u32), ApiError>, std::io::Error> {
+            match kind {
+                DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&staged) {
+                    Ok(pages) => Ok((staged, pages)),
+                    Err(PdfError::Io(e)) => return Err(e),
+                    Err(PdfError::Encrypted) => {
+                        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"))
+                    }
+                    Err(PdfError::Damaged(_)) => {
+                        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"))
+                    }
+                    Err(PdfError::TooManyPages(n)) => {
+                        Err(ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")))
+                    }
+                }),
+                DocumentKind::Text => {
+                    let input = std::io::BufReader::new(std::fs::File::open(&staged)?);
+                    let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
+                    let (out_file, out_path) = out.into_parts();
+                    let mut writer = std::io::BufWriter::new(out_file);
+                    let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
+                    std::io::Write::flush(&mut writer)?;
+                    Ok(Ok((out_path, pages)))
                 }
-                Err(PdfError::Damaged(_)) => Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read")),
-                Err(PdfError::TooManyPages(n)) => {
-                    Err(ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")))
-                }
-            }),
-            DocumentKind::Text => {
-                let input = std::io::BufReader::new(std::fs::File::open(&staged)?);
-                let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
-                let (out_file, out_path) = out.into_parts();
-                let mut writer = std::io::BufWriter::new(out_file);
-                let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
-                std::io::Write::flush(&mut writer)?;
-                Ok(Ok((out_path, pages)))
             }
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
+        })
+        .await
+        .map_err(ApiError::internal)?;
     result.map_err(ApiError::internal)?
 }
 
@@ -276,7 +283,11 @@ async fn prepare_pdf(app: &AppState, staged: tempfile::TempPath, kind: DocumentK
     ),
     security(("api_key" = []))
 )]
-pub async fn get(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<FaxJobOut>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<FaxJobOut>, ApiError> {
     app.auth.user(&headers, Scope::FaxRead, "/fax/{id}", app.settings.rate_limit_rpm).await?;
     let not_found = || ApiError::not_found("Job not found");
     let id = JobId::parse(&id).ok_or_else(not_found)?;

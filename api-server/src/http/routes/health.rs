@@ -77,7 +77,13 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     let body = Ready {
         status: if ready { "ready" } else { "not_ready" },
         backend: runtime.outbound_id.clone(),
-        checks: Checks { db, backend_config: true, storage: Some(storage.is_ok()), ami_connected: None, ghostscript: app.ghostscript },
+        checks: Checks {
+            db,
+            backend_config: true,
+            storage: Some(storage.is_ok()),
+            ami_connected: None,
+            ghostscript: app.ghostscript,
+        },
         warnings,
         storage_error: storage.err().map(|e| e.to_string()),
         revision: runtime.revision.clone(),
@@ -91,5 +97,6 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     if let Ok(n) = crate::store::jobs::scheduled_count(&app.db).await {
         app.metrics.queue_depth.set(n);
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode()).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
+        .into_response()
 }

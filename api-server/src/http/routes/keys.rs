@@ -137,7 +137,11 @@ pub async fn create(
         if !KNOWN_SCOPES.contains(&scope.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("Unknown scope '{}'; known scopes: {}", scope.chars().take(40).collect::<String>(), KNOWN_SCOPES.join(", ")),
+                format!(
+                    "Unknown scope '{}'; known scopes: {}",
+                    scope.chars().take(40).collect::<String>(),
+                    KNOWN_SCOPES.join(", ")
+                ),
             ));
         }
     }
@@ -197,7 +201,11 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Jso
     params(("key_id" = String, Path)),
     responses((status = 200, body = StatusOk), (status = 401, body = ErrorBody), (status = 404, description = "Key not found", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, Path(key_id): Path<String>) -> Result<Json<StatusOk>, ApiError> {
+pub async fn revoke(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(key_id): Path<String>,
+) -> Result<Json<StatusOk>, ApiError> {
     app.auth.admin(&headers, "/admin/api-keys/{key_id}").await?;
     if !keys::revoke(&app.db, &key_id, Timestamp::now()).await? {
         return Err(ApiError::not_found("Key not found"));
@@ -212,7 +220,11 @@ pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, Path(key_id
     responses((status = 200, body = RotatedKey), (status = 401, body = ErrorBody), (status = 404, description = "Key not found", body = ErrorBody),
         (status = 409, description = "Key is revoked", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn rotate(State(app): State<AppState>, headers: HeaderMap, Path(key_id): Path<String>) -> Result<Json<RotatedKey>, ApiError> {
+pub async fn rotate(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(key_id): Path<String>,
+) -> Result<Json<RotatedKey>, ApiError> {
     app.auth.admin(&headers, "/admin/api-keys/{key_id}/rotate").await?;
     let Some(existing) = keys::find(&app.db, &key_id).await? else { return Err(ApiError::not_found("Key not found")) };
     if existing.revoked_at.is_some() {

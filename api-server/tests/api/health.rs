@@ -1,0 +1,72 @@
+use crate::db_test;
+use crate::helpers::{Db, TestApp, json};
+
+async fn probes_docs_and_json_errors(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let r = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await, serde_json::json!({"status": "ok"}));
+
+    let r = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json(r).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["backend"], "test");
+    assert_eq!(body["checks"]["db"], true);
+    assert_eq!(body["checks"]["storage"], true);
+    assert!(body["checks"]["ami_connected"].is_null());
+    assert_eq!(body["storage_error"], serde_json::Value::Null);
+
+    let r = app.client.get(app.url("/no/such/path")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Not Found"}));
+    let r = app.client.delete(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Method Not Allowed"}));
+
+    let r = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let spec = json(r).await;
+    for path in [
+        "/fax",
+        "/fax/{id}",
+        "/health",
+        "/health/ready",
+        "/admin/api-keys",
+        "/admin/api-keys/{key_id}",
+        "/admin/api-keys/{key_id}/rotate",
+        "/admin/features",
+        "/metrics",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    }
+    assert!(spec["components"]["securitySchemes"]["api_key"].is_object());
+    let r = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("swagger"), "docs page should be Swagger UI");
+}
+db_test!(probes_docs_and_json_errors);
+
+async fn metrics_count_requests_by_route_status_and_revision(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let r = app.post_fax(Some(app.admin()), crate::helpers::NUMBER, "a.pdf", crate::helpers::one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    let _ = app.get_fax(Some(app.admin()), "00000000000000000000000000000000").await;
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let revision = json(app.client.get(app.url("/health/ready")).send().await.unwrap()).await["revision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "faxbot_http_requests_total{{method=\"POST\",route=\"/fax\",status=\"202\",revision=\"{revision}\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/fax/{id}\",status=\"404\""), "{text}");
+    assert!(text.contains("faxbot_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("faxbot_jobs_total{plugin=\"test\",outcome=\"accepted\""), "{text}");
+    assert!(text.contains("faxbot_queue_depth"), "{text}");
+    assert!(!text.contains("5551234567"), "metrics must not carry numbers");
+}
+db_test!(metrics_count_requests_by_route_status_and_revision);

@@ -1,0 +1,82 @@
+use crate::db_test;
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
+use std::time::Duration;
+
+async fn post_id(app: &TestApp, to: &str) -> String {
+    let r = app.post_fax(Some(app.admin()), to, "a.pdf", one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    json(r).await["id"].as_str().unwrap().to_string()
+}
+
+async fn simulated_line_failures_reach_the_right_terminal_states(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let failed = post_id(&app, "+15557770000").await;
+    let rejected = post_id(&app, "+15557770001").await;
+    let busy = post_id(&app, "+15557770002").await;
+
+    let f = app.wait_terminal(Some(app.admin()), &failed, Duration::from_secs(20)).await;
+    assert_eq!(f["status"], "FAILED", "transmission failure is upper-case FAILED");
+    assert_eq!(f["error"], "No answer (simulated)");
+    assert!(f["provider_sid"].is_string());
+
+    let r = app.wait_terminal(Some(app.admin()), &rejected, Duration::from_secs(20)).await;
+    assert_eq!(r["status"], "failed", "a refused submission is lower-case failed");
+    assert!(r["error"].as_str().unwrap().contains("provider rejected the fax"), "{r}");
+    assert!(r["provider_sid"].is_null());
+
+    let b = app.wait_terminal(Some(app.admin()), &busy, Duration::from_secs(20)).await;
+    assert_eq!(b["status"], "SUCCESS", "busy answers are retried with backoff: {b}");
+    assert!(app.logs().iter().filter(|l| l.contains("submission failed; retrying")).count() >= 2);
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("faxbot_provider_submissions_total{plugin=\"test\",outcome=\"unavailable\""), "{metrics}");
+    assert!(metrics.contains("faxbot_jobs_total{plugin=\"test\",outcome=\"transmission_failed\""), "{metrics}");
+    assert!(metrics.contains("faxbot_jobs_total{plugin=\"test\",outcome=\"dispatch_failed\""), "{metrics}");
+}
+db_test!(simulated_line_failures_reach_the_right_terminal_states);
+
+async fn retries_are_bounded(db: Db) {
+    let config = serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test",
+        "settings": {"busySuffix": "0002", "busyAttempts": 50, "busyRetryAfterMs": 10, "deliveryLatencyMs": 0}}}});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let app =
+        Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).env("FAXBOT_MAX_ATTEMPTS", "3").start().await;
+    let id = post_id(&app, "+15557770002").await;
+    let done = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "failed");
+    assert!(done["error"].as_str().unwrap().contains("gave up after 3 attempts"), "{done}");
+}
+db_test!(retries_are_bounded);
+
+async fn disabled_sending_holds_jobs_until_enabled(db: Db) {
+    let mut app = Spawn::new(db).env("FAX_DISABLED", "true").start().await;
+    let id = post_id(&app, NUMBER).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(json(app.get_fax(Some(app.admin()), &id).await).await["status"], "queued");
+    let features =
+        json(app.client.get(app.url("/admin/features")).header("X-API-Key", app.admin()).send().await.unwrap()).await;
+    assert_eq!(features["dispatch_enabled"], false);
+    // Restart with sending enabled: the held job is released and sent.
+    app.kill();
+    let enabled = Spawn::new(db).reuse(&app).env("FAX_DISABLED", "false").start().await;
+    let done = enabled.wait_terminal(Some(enabled.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS");
+}
+db_test!(disabled_sending_holds_jobs_until_enabled);
+
+async fn sigterm_drains_and_exits_cleanly(db: Db) {
+    let mut app = TestApp::spawn(db).await;
+    let id = post_id(&app, NUMBER).await;
+    let status = app.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    let logs = app.logs();
+    assert!(logs.iter().any(|l| l.contains("shutdown requested")));
+    assert!(logs.iter().any(|l| l.contains("\"message\":\"stopped\"")));
+    // The job survives the restart and completes.
+    app.restart().await;
+    let done = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS");
+}
+db_test!(sigterm_drains_and_exits_cleanly);

@@ -1,0 +1,15 @@
+//! Black-box tests of the API server: each test spawns the real binary on a random port with its own
+//! database (SQLite file or a fresh PostgreSQL database) and talks HTTP to it.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod helpers;
+
+mod auth;
+mod config;
+mod crash;
+mod health;
+mod keys;
+mod lifecycle;
+mod logs;
+mod send_fax;

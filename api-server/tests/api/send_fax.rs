@@ -1,0 +1,159 @@
+use crate::db_test;
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf, pdf_with_pages};
+use std::time::Duration;
+
+fn assert_wire_timestamp(v: &serde_json::Value) {
+    let s = v.as_str().expect("timestamp string");
+    let ok = s.len() == 19 || (s.len() == 26 && s.as_bytes()[19] == b'.');
+    assert!(ok && s.as_bytes()[10] == b'T' && !s.ends_with('Z'), "naive ISO timestamp expected, got {s}");
+}
+
+async fn accepted_job_has_the_reference_shape_and_completes(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let r = app.post_fax(Some(app.admin()), NUMBER, "doc.pdf", one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    let raw = r.text().await.unwrap();
+    let keys: Vec<&str> = [
+        "\"id\"",
+        "\"to\"",
+        "\"status\"",
+        "\"error\"",
+        "\"pages\"",
+        "\"backend\"",
+        "\"provider_sid\"",
+        "\"created_at\"",
+        "\"updated_at\"",
+    ]
+    .to_vec();
+    let positions: Vec<usize> =
+        keys.iter().map(|k| raw.find(k).unwrap_or_else(|| panic!("{k} missing in {raw}"))).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "fields out of reference order: {raw}");
+    let body: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 9);
+    let id = body["id"].as_str().unwrap();
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_eq!(body["to"], NUMBER);
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["error"], serde_json::Value::Null);
+    assert_eq!(body["pages"], 1);
+    assert_eq!(body["backend"], "test");
+    assert_eq!(body["provider_sid"], serde_json::Value::Null);
+    assert_wire_timestamp(&body["created_at"]);
+    assert_wire_timestamp(&body["updated_at"]);
+
+    let done = app.wait_terminal(Some(app.admin()), id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "SUCCESS");
+    assert!(done["provider_sid"].as_str().unwrap().starts_with("sim_"));
+    assert_eq!(done["error"], serde_json::Value::Null);
+    assert_eq!(done["created_at"], body["created_at"]);
+    assert_ne!(done["updated_at"], body["updated_at"]);
+
+    // Numbers without '+' are echoed unchanged.
+    let r = app.post_fax(Some(app.admin()), "15557654321", "doc.pdf", one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(json(r).await["to"], "15557654321");
+
+    let r = app.get_fax(Some(app.admin()), "ffffffffffffffffffffffffffffffff").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Job not found"}));
+    let r = app.get_fax(Some(app.admin()), "not-an-id").await;
+    assert_eq!(r.status(), 404);
+}
+db_test!(accepted_job_has_the_reference_shape_and_completes);
+
+async fn page_counts_for_text_and_multi_page_pdfs(db: Db) {
+    let app = TestApp::spawn(db).await;
+    for pages in [1u32, 5, 50] {
+        let r = app.post_fax(Some(app.admin()), NUMBER, "multi.pdf", pdf_with_pages(pages)).await;
+        assert_eq!(r.status(), 202);
+        assert_eq!(json(r).await["pages"], pages, "{pages}-page PDF");
+    }
+    // Text: 57 lines fit on a page, so 58 lines make two pages; a 200-character line wraps onto 3 lines.
+    let text57 = (0..57).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+    let r = app.post_fax(Some(app.admin()), NUMBER, "note.txt", text57.clone().into_bytes()).await;
+    assert_eq!(json(r).await["pages"], 1);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "note.txt", format!("{text57}\nline 58").into_bytes()).await;
+    assert_eq!(json(r).await["pages"], 2);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "notes", "héllo wörld — ünïcode\n".repeat(3).into_bytes()).await;
+    assert_eq!(r.status(), 202, "UTF-8 text is accepted whatever the file name");
+    assert_eq!(json(r).await["pages"], 1);
+}
+db_test!(page_counts_for_text_and_multi_page_pdfs);
+
+async fn bad_input_gets_the_reference_errors(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let key = Some(app.admin());
+    for bad in
+        ["12345", "+1 555 123 4567", "555-123-4567", "++15551234567", "abc", "+123456789012345678901", "15551234567\n"]
+    {
+        let r = app.post_fax(key, bad, "a.pdf", one_page_pdf()).await;
+        assert_eq!(r.status(), 400, "{bad:?}");
+        assert_eq!(json(r).await, serde_json::json!({"detail": "'to' must be E.164 or digits only"}));
+    }
+    let r = app.post_fax(key, NUMBER, "img.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()).await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Only PDF and TXT are allowed"}));
+    // Invalid UTF-8 far beyond the first 64 KiB is still caught (the reference only sniffed 64 KiB).
+    let mut late_binary = vec![b'a'; 200 * 1024];
+    late_binary.extend_from_slice(&[0xff, 0xfe, 0x00]);
+    let r = app.post_fax(key, NUMBER, "a.txt", late_binary).await;
+    assert_eq!(r.status(), 415);
+    let r = app.post_fax(key, NUMBER, "broken.pdf", b"%PDF-1.4\nthis is not really a pdf\n".to_vec()).await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "PDF could not be read"}));
+    let r = app.post_fax(key, NUMBER, "empty.txt", Vec::new()).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "File is empty"}));
+
+    // 422: missing fields, in FastAPI's shape.
+    let form = reqwest::multipart::Form::new().text("to", NUMBER);
+    let r = app.client.post(app.url("/fax")).header("X-API-Key", app.admin()).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        json(r).await,
+        serde_json::json!({"detail": [{"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": null}]})
+    );
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(one_page_pdf()).file_name("a.pdf"));
+    let r = app.client.post(app.url("/fax")).header("X-API-Key", app.admin()).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(json(r).await["detail"][0]["loc"], serde_json::json!(["body", "to"]));
+    let r = app
+        .client
+        .post(app.url("/fax"))
+        .header("X-API-Key", app.admin())
+        .json(&serde_json::json!({"to": NUMBER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let detail = json(r).await["detail"].clone();
+    assert_eq!(detail.as_array().unwrap().len(), 2, "JSON bodies list both fields as missing");
+}
+db_test!(bad_input_gets_the_reference_errors);
+
+async fn ten_mib_is_accepted_and_one_byte_more_is_refused(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let limit = 10 * 1024 * 1024;
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789\n";
+    let mut exact = line.repeat(limit / line.len() + 1).into_bytes();
+    exact.truncate(limit);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "big.txt", exact.clone()).await;
+    assert_eq!(r.status(), 202, "exactly 10 MiB is accepted");
+    assert!(json(r).await["pages"].as_i64().unwrap() > 1000);
+    exact.push(b'x');
+    let r = app.post_fax(Some(app.admin()), NUMBER, "big.txt", exact).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "File exceeds 10 MB limit"}));
+    let staging: Vec<_> = std::fs::read_dir(app.data.path().join("data/documents/.staging")).unwrap().collect();
+    assert!(staging.is_empty(), "a refused upload leaves no staging file behind");
+}
+db_test!(ten_mib_is_accepted_and_one_byte_more_is_refused);
+
+async fn size_limit_is_configurable(db: Db) {
+    let app = Spawn::new(db).env("MAX_FILE_SIZE_MB", "1").start().await;
+    let r = app.post_fax(Some(app.admin()), NUMBER, "a.txt", vec![b'a'; 1024 * 1024 + 1]).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "File exceeds 1 MB limit"}));
+}
+db_test!(size_limit_is_configurable);
