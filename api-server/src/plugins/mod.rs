@@ -116,6 +116,27 @@ impl ProviderError {
     }
 }
 
+/// A provider callback as received, before anything is parsed: the webhook manager hands it to the plugin
+/// that owns the route, and the plugin verifies its signature before it trusts any field.
+#[derive(Debug)]
+pub struct WebhookRequest<'a> {
+    /// The full URL the provider called (some signatures cover it).
+    pub url: &'a str,
+    /// Header names (lower-case) and values.
+    pub headers: &'a [(String, String)],
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+}
+
+/// A status change a provider reported through a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    /// Which fax.
+    pub provider_sid: String,
+    /// Its new status.
+    pub status: RemoteStatus,
+}
+
 /// An outbound fax provider.
 #[async_trait]
 pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
@@ -131,6 +152,12 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
 
     /// How long to wait between status polls.
     fn poll_interval(&self) -> Duration;
+
+    /// Verifies and interprets a status callback. Plugins without callbacks keep the default, which
+    /// refuses every request, so an unverified callback can never change a job.
+    async fn webhook(&self, _request: &WebhookRequest<'_>) -> Result<Vec<StatusEvent>, ProviderError> {
+        Err(ProviderError::Unsupported)
+    }
 
     /// Whether a submission interrupted by a crash may be repeated.
     fn idempotent(&self) -> bool {

@@ -48,6 +48,11 @@ pub struct Worker {
     owner: String,
 }
 
+/// Most jobs claimed in one statement.
+const MAX_CLAIM: usize = 128;
+/// How long an idle worker waits before looking for due jobs again (new jobs wake it at once).
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
 /// The message recorded when an interrupted submission cannot be repeated safely.
 pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server restart: the provider may or may not have \
 received this fax, and it does not support idempotent resubmission, so it was not sent again to avoid a duplicate; \
@@ -77,25 +82,38 @@ impl Worker {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let available = permits.available_permits();
-            let mut claimed = Vec::new();
-            if available > 0 {
-                let now = Timestamp::now();
-                match self.writer.claim(&self.owner, now, now.plus(self.config.lease), available as i64).await {
-                    Ok(rows) => claimed = rows,
-                    Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
+            // Wait for a free slot rather than polling: a finished job frees one at once.
+            let first = tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => continue,
+            };
+            let limit = (permits.available_permits() + 1).min(MAX_CLAIM);
+            let now = Timestamp::now();
+            let claimed = match self.writer.claim(&self.owner, now, now.plus(self.config.lease), limit as i64).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming jobs failed");
+                    Vec::new()
                 }
-            }
+            };
             if claimed.is_empty() {
+                drop(first);
                 tokio::select! {
                     _ = self.notify.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
+            let mut first = Some(first);
             for job in claimed {
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
                 let worker = self.clone();
                 tasks.spawn(async move {
                     worker.step(job).await;

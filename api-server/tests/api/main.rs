@@ -12,4 +12,5 @@ mod health;
 mod keys;
 mod lifecycle;
 mod logs;
+mod readme;
 mod send_fax;

@@ -68,6 +68,18 @@ async fn page_counts_for_text_and_multi_page_pdfs(db: Db) {
         assert_eq!(r.status(), 202);
         assert_eq!(json(r).await["pages"], pages, "{pages}-page PDF");
     }
+    // PDFs from other producers: Ghostscript, qpdf object streams and xref streams, linearized files,
+    // incremental updates (fixtures of the documents crate, page counts cross-checked with pdfinfo).
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../documents/tests/fixtures");
+    for (file, pages) in [("gs-5pages.pdf", 5), ("objstm-50pages.pdf", 50), ("linearized-objstm-50pages.pdf", 50),
+        ("incremental-xrefstream-21pages.pdf", 21), ("broken-startxref-5pages.pdf", 5)] {
+        let r = app.post_fax(Some(app.admin()), NUMBER, file, std::fs::read(fixtures.join(file)).unwrap()).await;
+        assert_eq!(r.status(), 202, "{file}");
+        assert_eq!(json(r).await["pages"], pages, "{file}");
+    }
+    let r = app.post_fax(Some(app.admin()), NUMBER, "locked.pdf", std::fs::read(fixtures.join("encrypted-aes256-5pages.pdf")).unwrap()).await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Encrypted PDFs are not supported"}));
     // Text: 57 lines fit on a page, so 58 lines make two pages; a 200-character line wraps onto 3 lines.
     let text57 = (0..57).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
     let r = app.post_fax(Some(app.admin()), NUMBER, "note.txt", text57.clone().into_bytes()).await;
