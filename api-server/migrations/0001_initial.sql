@@ -19,9 +19,12 @@ CREATE TABLE fax_jobs (
     lease_owner      TEXT,                   -- worker instance holding the job
     lease_until      BIGINT,                 -- lease expiry; an expired lease means the holder died
     dispatch_started BIGINT NOT NULL DEFAULT 0, -- submissions started (incremented when claimed unsent)
-    attempts         BIGINT NOT NULL DEFAULT 0  -- submissions whose outcome was recorded
+    attempts         BIGINT NOT NULL DEFAULT 0, -- submissions whose outcome was recorded
+    idempotency_key  TEXT,                   -- "<caller>:<Idempotency-Key header>", when the client sent one
+    request_hash     TEXT                    -- SHA-256 of the number and document, to detect a reused key
 );
 CREATE INDEX fax_jobs_due ON fax_jobs (next_run_at) WHERE next_run_at IS NOT NULL;
+CREATE UNIQUE INDEX fax_jobs_idempotency ON fax_jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- API keys. Only a keyed hash (HMAC-SHA256 with the server pepper) of the secret is stored.
 CREATE TABLE api_keys (

@@ -80,6 +80,10 @@ pub struct NewJob {
     pub now: Timestamp,
     /// `false` when sending is disabled: the job is held (no `next_run_at`) until it is enabled.
     pub dispatch: bool,
+    /// `<caller>:<Idempotency-Key>` when the client sent the header.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 over the number and the document, to tell a replay from a reused key.
+    pub request_hash: Option<String>,
 }
 
 impl NewJob {
@@ -106,7 +110,8 @@ impl NewJob {
 pub async fn insert(tx: &mut Transaction<'_, Any>, job: &NewJob) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO fax_jobs (id, to_number, status, pages, backend, created_at, updated_at, document_key, \
-         size_bytes, revision, next_run_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
+         size_bytes, revision, next_run_at, idempotency_key, request_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(job.id.as_str())
     .bind(job.to.expose())
@@ -118,6 +123,8 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, job: &NewJob) -> Result<(), s
     .bind(job.size_bytes)
     .bind(&job.revision)
     .bind(job.dispatch.then_some(job.now.micros()))
+    .bind(job.idempotency_key.as_deref())
+    .bind(job.request_hash.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -128,6 +135,13 @@ pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));
     let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&db.pool).await?;
     Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Finds the job created under an idempotency key, with the hash of the request that created it.
+pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<(JobRow, Option<String>)>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, request_hash FROM fax_jobs WHERE idempotency_key = $1"));
+    let Some(row) = sqlx::query(sql).bind(key).fetch_optional(&db.pool).await? else { return Ok(None) };
+    Ok(Some((from_row(&row)?, row.try_get("request_hash")?)))
 }
 
 /// Claims up to `limit` due jobs for `owner` until `lease_until`.

@@ -35,9 +35,22 @@ pub enum StoreError {
     /// The group-commit writer is gone (shutdown).
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A unique constraint refused the write (for example a reused idempotency key).
+    #[error("conflicting row already exists")]
+    Conflict,
     /// A row held a value this version cannot interpret.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Maps unique-constraint violations to [`StoreError::Conflict`], everything else to `Database`.
+    pub fn from_sqlx(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(e),
+        }
+    }
 }
 
 /// Which database is behind the pool.

@@ -171,8 +171,8 @@ async fn apply_all(db: &Db, group: &[Request]) -> Result<Vec<WriteReply>, GroupE
 
 async fn apply_one(db: &Db, op: &WriteOp) -> Result<WriteReply, StoreError> {
     let mut tx = db.pool.begin().await?;
-    let reply = execute(db, &mut tx, op).await?;
-    tx.commit().await?;
+    let reply = execute(db, &mut tx, op).await.map_err(StoreError::from_sqlx)?;
+    tx.commit().await.map_err(StoreError::from_sqlx)?;
     Ok(reply)
 }
 

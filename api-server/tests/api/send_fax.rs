@@ -71,13 +71,25 @@ async fn page_counts_for_text_and_multi_page_pdfs(db: Db) {
     // PDFs from other producers: Ghostscript, qpdf object streams and xref streams, linearized files,
     // incremental updates (fixtures of the documents crate, page counts cross-checked with pdfinfo).
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../documents/tests/fixtures");
-    for (file, pages) in [("gs-5pages.pdf", 5), ("objstm-50pages.pdf", 50), ("linearized-objstm-50pages.pdf", 50),
-        ("incremental-xrefstream-21pages.pdf", 21), ("broken-startxref-5pages.pdf", 5)] {
+    for (file, pages) in [
+        ("gs-5pages.pdf", 5),
+        ("objstm-50pages.pdf", 50),
+        ("linearized-objstm-50pages.pdf", 50),
+        ("incremental-xrefstream-21pages.pdf", 21),
+        ("broken-startxref-5pages.pdf", 5),
+    ] {
         let r = app.post_fax(Some(app.admin()), NUMBER, file, std::fs::read(fixtures.join(file)).unwrap()).await;
         assert_eq!(r.status(), 202, "{file}");
         assert_eq!(json(r).await["pages"], pages, "{file}");
     }
-    let r = app.post_fax(Some(app.admin()), NUMBER, "locked.pdf", std::fs::read(fixtures.join("encrypted-aes256-5pages.pdf")).unwrap()).await;
+    let r = app
+        .post_fax(
+            Some(app.admin()),
+            NUMBER,
+            "locked.pdf",
+            std::fs::read(fixtures.join("encrypted-aes256-5pages.pdf")).unwrap(),
+        )
+        .await;
     assert_eq!(r.status(), 415);
     assert_eq!(json(r).await, serde_json::json!({"detail": "Encrypted PDFs are not supported"}));
     // Text: 57 lines fit on a page, so 58 lines make two pages; a 200-character line wraps onto 3 lines.
@@ -169,3 +181,54 @@ async fn size_limit_is_configurable(db: Db) {
     assert_eq!(json(r).await, serde_json::json!({"detail": "File exceeds 1 MB limit"}));
 }
 db_test!(size_limit_is_configurable);
+
+async fn idempotency_key_makes_retries_safe(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let send = |key: &'static str, api_key: String, body: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("to", NUMBER)
+            .part("file", reqwest::multipart::Part::bytes(body).file_name("a.pdf"));
+        app.client
+            .post(app.url("/fax"))
+            .header("X-API-Key", api_key)
+            .header("Idempotency-Key", key)
+            .multipart(form)
+            .send()
+    };
+    let admin = app.admin().to_string();
+    let first = send("order-4711", admin.clone(), one_page_pdf()).await.unwrap();
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json(first).await;
+    let again = send("order-4711", admin.clone(), one_page_pdf()).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(json(again).await["id"], first["id"], "the retry returns the original job");
+
+    let other_doc = send("order-4711", admin.clone(), pdf_with_pages(2)).await.unwrap();
+    assert_eq!(other_doc.status(), 409);
+    assert_eq!(
+        json(other_doc).await,
+        serde_json::json!({"detail": "Idempotency-Key was already used for a different request"})
+    );
+
+    // Keys are scoped to the caller: another API key may use the same value for its own job.
+    let other_caller = app.create_key(&["fax:send"]).await;
+    let r = send("order-4711", other_caller, one_page_pdf()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_ne!(json(r).await["id"], first["id"]);
+
+    let r = send("has space", admin.clone(), one_page_pdf()).await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Concurrent duplicates (a client retrying while the first attempt is still running) make one job.
+    let attempts = futures_util::future::join_all((0..8).map(|_| send("race-1", admin.clone(), one_page_pdf()))).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in attempts {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 202);
+        ids.insert(json(r).await["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "eight concurrent requests with one key created {} jobs", ids.len());
+}
+db_test!(idempotency_key_makes_retries_safe);

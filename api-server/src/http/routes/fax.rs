@@ -10,10 +10,13 @@ use crate::http::error::{ApiError, ErrorBody, ValidationItem};
 use crate::store::jobs::{self, JobRow, NewJob};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use faxbot_documents::pdf::PdfError;
 use faxbot_documents::sniff::{DocumentKind, SniffError, Sniffer};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 /// The job object of the reference API, fields in the reference's order.
@@ -73,6 +76,43 @@ struct Staged {
     path: tempfile::TempPath,
     kind: Result<DocumentKind, SniffError>,
     size: u64,
+    sha256: [u8; 32],
+}
+
+/// Validates an `Idempotency-Key` header: 1–128 printable ASCII characters, no spaces.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces",
+        )
+    };
+    let s = value.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_string()))
+}
+
+fn request_hash(to: &str, document_sha256: &[u8; 32]) -> String {
+    let mut h = Sha256::new();
+    h.update(to.as_bytes());
+    h.update([0u8]);
+    h.update(document_sha256);
+    hex::encode(h.finalize())
+}
+
+/// Answers a repeated request with the job its first attempt created, or 409 when the key was used for a
+/// different request.
+fn replay(existing: JobRow, stored_hash: Option<String>, hash: &str) -> Result<Response, ApiError> {
+    if stored_hash.as_deref() != Some(hash) {
+        return Err(ApiError::new(StatusCode::CONFLICT, "Idempotency-Key was already used for a different request"));
+    }
+    crate::audit!("job_replayed", job_id = %existing.id);
+    let mut response = (StatusCode::ACCEPTED, Json(FaxJobOut::from(existing))).into_response();
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
 }
 
 fn missing(to: bool, file: bool) -> ApiError {
@@ -108,24 +148,27 @@ fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, 
 #[utoipa::path(
     post, path = "/fax", tag = "fax",
     request_body(content = SendFaxForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–128 printable ASCII characters. Repeating a request with the same key returns the original job \
+            instead of sending the fax again, so a client may retry safely after a timeout or a dropped connection.")),
     responses(
-        (status = 202, description = "Accepted and durable; dispatched in the background", body = FaxJobOut),
+        (status = 202, description = "Accepted and durable; dispatched in the background. A repeated request with \
+            the same Idempotency-Key answers 202 with the original job and `Idempotent-Replayed: true`", body = FaxJobOut),
         (status = 400, description = "Bad number, empty file or malformed body", body = ErrorBody),
         (status = 401, description = "Invalid or missing API key", body = ErrorBody),
         (status = 403, description = "Insufficient scope: fax:send required", body = ErrorBody),
         (status = 413, description = "File exceeds the size limit", body = ErrorBody),
         (status = 415, description = "Only PDF and TXT are allowed, or an unreadable PDF", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused for a different request", body = ErrorBody),
         (status = 422, description = "Missing form field"),
         (status = 429, description = "Rate limit exceeded (Retry-After header)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
-pub async fn send(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<(StatusCode, Json<FaxJobOut>), ApiError> {
-    app.auth.user(&headers, Scope::FaxSend, "/fax", app.settings.rate_limit_rpm).await?;
+pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Response, ApiError> {
+    let identity = app.auth.user(&headers, Scope::FaxSend, "/fax", app.settings.rate_limit_rpm).await?;
+    let idempotency_key =
+        idempotency_key(&headers)?.map(|k| format!("{}:{k}", identity.key_id().unwrap_or("anonymous")));
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -160,6 +203,12 @@ pub async fn send(
         SniffError::Empty => ApiError::new(StatusCode::BAD_REQUEST, "File is empty"),
         SniffError::Unsupported => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Only PDF and TXT are allowed"),
     })?;
+    let hash = request_hash(&to, &staged.sha256);
+    if let Some(key) = &idempotency_key
+        && let Some((existing, stored)) = jobs::find_by_idempotency_key(&app.db, key).await?
+    {
+        return replay(existing, stored, &hash);
+    }
     let (document, pages) = prepare_pdf(&app, staged.path, kind).await?;
     let size = staged.size;
 
@@ -177,18 +226,27 @@ pub async fn send(
         revision: runtime.revision.clone(),
         now: Timestamp::now(),
         dispatch: runtime.dispatch_enabled,
+        idempotency_key: idempotency_key.clone(),
+        request_hash: Some(hash.clone()),
     };
     let row = job.to_row();
     if let Err(e) = app.writer.insert_job(job).await {
         if let Err(cleanup) = app.store.delete(&key).await {
             tracing::warn!(error = %cleanup, "could not remove the document of a job that failed to save");
         }
+        // A concurrent request with the same idempotency key won the race: answer as a replay.
+        if matches!(e, crate::store::StoreError::Conflict)
+            && let Some(k) = &idempotency_key
+            && let Some((existing, stored)) = jobs::find_by_idempotency_key(&app.db, k).await?
+        {
+            return replay(existing, stored, &hash);
+        }
         return Err(e.into());
     }
     app.notify.notify_one();
     app.metrics.job(&runtime.outbound_id, "accepted", &runtime.revision);
     crate::audit!("job_created", job_id = %id, backend = %runtime.outbound_id, pages = pages, to = %row.to.masked());
-    Ok((StatusCode::ACCEPTED, Json(row.into())))
+    Ok((StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response())
 }
 
 async fn read_to(
@@ -215,6 +273,7 @@ async fn stream_file(
     let (file, path) = named.into_parts();
     let mut file = tokio::fs::File::from_std(file);
     let mut sniffer = Sniffer::new();
+    let mut digest = Sha256::new();
     let mut size: u64 = 0;
     let max = app.settings.max_file_bytes;
     while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, to))? {
@@ -226,11 +285,12 @@ async fn stream_file(
             return Err(too_large(app));
         }
         sniffer.feed(&chunk);
+        digest.update(&chunk);
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
     file.flush().await.map_err(ApiError::internal)?;
     drop(file);
-    Ok(Staged { path, kind: sniffer.finish(), size })
+    Ok(Staged { path, kind: sniffer.finish(), size, sha256: digest.finalize().into() })
 }
 
 /// Turns the staged upload into the PDF to send and counts its pages, off the async threads.
