@@ -192,6 +192,7 @@ impl Application {
             },
         ));
 
+        let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(Duration::from_millis(500), stop_rx.clone()));
         let flush_auth = state.auth.clone();
         let mut flush_stop = stop_rx.clone();
         let flusher = tokio::spawn(async move {
@@ -220,6 +221,7 @@ impl Application {
         }
         let _ = watcher.await;
         let _ = flusher.await;
+        let _ = checkpoints.await;
         state.auth.flush_last_used().await;
         state.db.pool.close().await;
         tracing::info!("stopped");

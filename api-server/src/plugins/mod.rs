@@ -49,6 +49,9 @@ pub struct Submission {
     pub provider_sid: String,
     /// Its status right after submission.
     pub status: RemoteStatus,
+    /// When the provider expects a final status, if it can say: the first status check is scheduled
+    /// then instead of after the regular poll interval, which saves polls that can only say "in progress".
+    pub check_after: Option<Duration>,
 }
 
 /// Why a provider call failed. The variants decide retry behaviour, so map provider errors carefully.

@@ -45,6 +45,18 @@ fn unreachable_manifest() -> PluginManifest {
     }
 }
 
+/// Reads the completion time and outcome from an id made by [`SimulatedLine::send`].
+fn parse_sid(sid: &str) -> Option<(Timestamp, bool)> {
+    let mut parts = sid.strip_prefix("sim_")?.split('_');
+    let (_id, micros, outcome) = (parts.next()?, parts.next()?, parts.next()?);
+    let complete_at = Timestamp::from_micros(micros.parse().ok()?);
+    match outcome {
+        "S" => Some((complete_at, true)),
+        "F" => Some((complete_at, false)),
+        _ => None,
+    }
+}
+
 fn ends_with(digits: &str, suffix: &Option<String>) -> bool {
     suffix.as_deref().is_some_and(|s| digits.ends_with(s))
 }
@@ -79,9 +91,16 @@ impl OutboundProvider for SimulatedLine {
         }
         let now = Timestamp::now();
         let failed = ends_with(digits, &self.settings.fail_suffix);
+        let complete_at = now.plus(Duration::from_millis(self.settings.delivery_latency_ms));
         let fax = SimFax {
-            provider_sid: format!("sim_{}", crate::domain::JobId::generate()),
-            complete_at: now.plus(Duration::from_millis(self.settings.delivery_latency_ms)),
+            // The id carries the completion time and outcome, so a status check needs no lookup.
+            provider_sid: format!(
+                "sim_{}_{}_{}",
+                crate::domain::JobId::generate(),
+                complete_at.micros(),
+                if failed { 'F' } else { 'S' }
+            ),
+            complete_at,
             outcome: if failed { "FAILED".into() } else { "SUCCESS".into() },
             error: failed.then(|| self.settings.fail_error.clone()),
         };
@@ -93,13 +112,26 @@ impl OutboundProvider for SimulatedLine {
         };
         match self.writer.submit(op).await.map_err(store_err)? {
             WriteReply::Sim(stored) => {
-                Ok(Submission { provider_sid: stored.provider_sid, status: RemoteStatus::InProgress })
+                let remaining = stored.complete_at.micros().saturating_sub(Timestamp::now().micros()).max(0);
+                Ok(Submission {
+                    provider_sid: stored.provider_sid,
+                    status: RemoteStatus::InProgress,
+                    check_after: Some(Duration::from_micros(u64::try_from(remaining).unwrap_or(0))),
+                })
             }
             other => Err(store_err(format!("unexpected reply {other:?}"))),
         }
     }
 
     async fn status(&self, provider_sid: &str) -> Result<RemoteStatus, ProviderError> {
+        if let Some((complete_at, succeeded)) = parse_sid(provider_sid) {
+            if Timestamp::now() < complete_at {
+                return Ok(RemoteStatus::InProgress);
+            }
+            if succeeded {
+                return Ok(RemoteStatus::Delivered);
+            }
+        }
         let Some(fax) = simline::find(&self.db, provider_sid).await.map_err(store_err)? else {
             return Err(ProviderError::Rejected("unknown fax id".into()));
         };
@@ -114,5 +146,29 @@ impl OutboundProvider for SimulatedLine {
 
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.settings.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_carry_completion_and_outcome() {
+        assert_eq!(
+            parse_sid("sim_abc_1700000000000000_S"),
+            Some((Timestamp::from_micros(1_700_000_000_000_000), true))
+        );
+        assert_eq!(parse_sid("sim_abc_5_F"), Some((Timestamp::from_micros(5), false)));
+        for bad in ["sim_abc", "sim_abc_x_S", "sim_abc_5_X", "other_abc_5_S"] {
+            assert_eq!(parse_sid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn suffixes_match_digits_only() {
+        assert!(ends_with("15557770000", &Some("0000".into())));
+        assert!(!ends_with("15557770001", &Some("0000".into())));
+        assert!(!ends_with("15557770000", &None));
     }
 }

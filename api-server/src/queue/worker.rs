@@ -48,6 +48,8 @@ pub struct Worker {
     owner: String,
 }
 
+/// The furthest a provider's completion hint may push the first status check.
+const MAX_CHECK_AFTER: Duration = Duration::from_secs(3600);
 /// Most jobs claimed in one statement.
 const MAX_CLAIM: usize = 128;
 /// How long an idle worker waits before looking for due jobs again (new jobs wake it at once).
@@ -220,6 +222,9 @@ impl Worker {
                 update.provider_sid = Some(submission.provider_sid);
                 update.error = None;
                 self.apply_remote(&mut update, submission.status, provider.as_ref(), job);
+                if let (Some(hint), Some(_)) = (submission.check_after, update.next_run_at) {
+                    update.next_run_at = Some(update.now.plus(hint.min(MAX_CHECK_AFTER)));
+                }
             }
             Err(e) => {
                 self.metrics.submission(&plugin, e.kind(), &runtime.revision);

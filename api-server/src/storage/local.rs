@@ -103,6 +103,22 @@ impl DocumentStore for LocalStore {
         Ok(())
     }
 
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let target = self.path(key)?;
+        let staging = self.staging.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            let mut staged = tempfile::NamedTempFile::new_in(staging)?;
+            std::io::Write::write_all(&mut staged, &bytes)?;
+            staged.as_file().sync_all()?;
+            staged.persist(&target).map_err(|e| StorageError::Io(e.error))?;
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.dir_sync.after_rename().await?;
+        Ok(())
+    }
+
     async fn open(&self, key: &str) -> Result<tokio::fs::File, StorageError> {
         match tokio::fs::File::open(self.path(key)?).await {
             Ok(f) => Ok(f),

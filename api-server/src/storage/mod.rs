@@ -37,6 +37,9 @@ pub trait DocumentStore: Send + Sync + std::fmt::Debug {
     /// durable (survives a crash or power loss).
     async fn put_file(&self, key: &str, staged: tempfile::TempPath) -> Result<(), StorageError>;
 
+    /// Stores a small document held in memory, durably, in one step.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+
     /// Opens a document for reading.
     async fn open(&self, key: &str) -> Result<tokio::fs::File, StorageError>;
 

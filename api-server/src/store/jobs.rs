@@ -130,6 +130,70 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, job: &NewJob) -> Result<(), s
     Ok(())
 }
 
+/// Inserts many jobs with few round trips: multi-row statements of 32 and 8 rows, then single rows. The
+/// row counts are fixed so that the driver's prepared-statement cache holds three statements, not one per
+/// group size.
+pub async fn insert_many(tx: &mut Transaction<'_, Any>, jobs: &[&NewJob]) -> Result<(), sqlx::Error> {
+    let mut rest = jobs;
+    for size in [32, 8] {
+        while rest.len() >= size {
+            insert_rows(tx, &rest[..size]).await?;
+            rest = &rest[size..];
+        }
+    }
+    for job in rest {
+        insert(tx, job).await?;
+    }
+    Ok(())
+}
+
+async fn insert_rows(tx: &mut Transaction<'_, Any>, jobs: &[&NewJob]) -> Result<(), sqlx::Error> {
+    let mut sql = String::from(
+        "INSERT INTO fax_jobs (id, to_number, status, pages, backend, created_at, updated_at, document_key, \
+         size_bytes, revision, next_run_at, idempotency_key, request_hash) VALUES ",
+    );
+    for i in 0..jobs.len() {
+        let b = i * 12;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10,
+            b + 11,
+            b + 12
+        ));
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for job in jobs {
+        query = query
+            .bind(job.id.as_str())
+            .bind(job.to.expose())
+            .bind(JobStatus::Queued.as_str())
+            .bind(job.pages)
+            .bind(&job.backend)
+            .bind(job.now.micros())
+            .bind(&job.document_key)
+            .bind(job.size_bytes)
+            .bind(&job.revision)
+            .bind(job.dispatch.then_some(job.now.micros()))
+            .bind(job.idempotency_key.as_deref())
+            .bind(job.request_hash.as_deref());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Reads one job.
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));

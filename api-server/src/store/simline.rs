@@ -27,9 +27,9 @@ pub async fn submit(
     fax: &SimFax,
     now: Timestamp,
 ) -> Result<SimFax, sqlx::Error> {
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO simulated_line_faxes (idempotency_key, provider_sid, job_id, submitted_at, complete_at, outcome, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING provider_sid",
     )
     .bind(idempotency_key)
     .bind(&fax.provider_sid)
@@ -38,8 +38,12 @@ pub async fn submit(
     .bind(fax.complete_at.micros())
     .bind(&fax.outcome)
     .bind(fax.error.as_deref())
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
+    if inserted.is_some() {
+        return Ok(fax.clone());
+    }
+    // A repeated submission: answer with the transmission recorded the first time.
     let row = sqlx::query(
         "SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE idempotency_key = $1",
     )

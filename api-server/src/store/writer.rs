@@ -161,9 +161,24 @@ enum GroupError {
 
 async fn apply_all(db: &Db, group: &[Request]) -> Result<Vec<WriteReply>, GroupError> {
     let mut tx = db.pool.begin().await.map_err(GroupError::Commit)?;
+    // New jobs (the bulk of a busy group) go in with one multi-row statement; everything else in order.
+    let inserts: Vec<&NewJob> = group
+        .iter()
+        .filter_map(|r| match &r.op {
+            WriteOp::InsertJob(job) => Some(job.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if inserts.len() > 1 {
+        jobs::insert_many(&mut tx, &inserts).await.map_err(GroupError::Statement)?;
+    }
     let mut replies = Vec::with_capacity(group.len());
     for req in group {
-        replies.push(execute(db, &mut tx, &req.op).await.map_err(GroupError::Statement)?);
+        let reply = match &req.op {
+            WriteOp::InsertJob(_) if inserts.len() > 1 => WriteReply::Done,
+            op => execute(db, &mut tx, op).await.map_err(GroupError::Statement)?,
+        };
+        replies.push(reply);
     }
     tx.commit().await.map_err(GroupError::Commit)?;
     Ok(replies)

@@ -72,8 +72,21 @@ pub struct SendFaxForm {
 /// Longest `to` value read; anything longer is invalid anyway.
 const MAX_TO_BYTES: usize = 64;
 
+/// Uploads up to this size are kept in memory and written to storage in one blocking call; larger ones
+/// stream to a staging file. Bounds memory per request while sparing small faxes (the common case) several
+/// thread-pool round trips.
+const IN_MEMORY_UPLOAD: usize = 64 * 1024;
+
+/// Where an upload (or the PDF made from it) is.
+enum Body {
+    /// Small upload, held in memory.
+    Memory(Vec<u8>),
+    /// Large upload, in a staging file next to the store.
+    File(tempfile::TempPath),
+}
+
 struct Staged {
-    path: tempfile::TempPath,
+    body: Body,
     kind: Result<DocumentKind, SniffError>,
     size: u64,
     sha256: [u8; 32],
@@ -209,13 +222,16 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     {
         return replay(existing, stored, &hash);
     }
-    let (document, pages) = prepare_pdf(&app, staged.path, kind).await?;
+    let (document, pages) = prepare_pdf(&app, staged.body, kind).await?;
     let size = staged.size;
 
     let runtime = app.runtime.load_current();
     let id = JobId::generate();
     let key = format!("{id}.pdf");
-    app.store.put_file(&key, document).await?;
+    match document {
+        Body::Memory(bytes) => app.store.put_bytes(&key, bytes).await?,
+        Body::File(path) => app.store.put_file(&key, path).await?,
+    }
     let job = NewJob {
         id: id.clone(),
         to: number,
@@ -269,9 +285,8 @@ async fn stream_file(
     app: &AppState,
     to: &Option<String>,
 ) -> Result<Staged, ApiError> {
-    let named = tempfile::NamedTempFile::new_in(app.store.staging_dir()).map_err(ApiError::internal)?;
-    let (file, path) = named.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
+    let mut memory: Vec<u8> = Vec::new();
+    let mut file: Option<(tokio::fs::File, tempfile::TempPath)> = None;
     let mut sniffer = Sniffer::new();
     let mut digest = Sha256::new();
     let mut size: u64 = 0;
@@ -286,49 +301,82 @@ async fn stream_file(
         }
         sniffer.feed(&chunk);
         digest.update(&chunk);
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_UPLOAD {
+            memory.extend_from_slice(&chunk);
+            continue;
+        }
+        let (out, _) = match &mut file {
+            Some(f) => f,
+            None => {
+                let named = tempfile::NamedTempFile::new_in(app.store.staging_dir()).map_err(ApiError::internal)?;
+                let (f, path) = named.into_parts();
+                let mut f = tokio::fs::File::from_std(f);
+                f.write_all(&memory).await.map_err(ApiError::internal)?;
+                memory = Vec::new();
+                file.insert((f, path))
+            }
+        };
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
-    drop(file);
-    Ok(Staged { path, kind: sniffer.finish(), size, sha256: digest.finalize().into() })
+    let body = match file {
+        Some((mut f, path)) => {
+            f.flush().await.map_err(ApiError::internal)?;
+            Body::File(path)
+        }
+        None => Body::Memory(memory),
+    };
+    Ok(Staged { body, kind: sniffer.finish(), size, sha256: digest.finalize().into() })
 }
 
-/// Turns the staged upload into the PDF to send and counts its pages, off the async threads.
-async fn prepare_pdf(
-    app: &AppState,
-    staged: tempfile::TempPath,
-    kind: DocumentKind,
-) -> Result<(tempfile::TempPath, u32), ApiError> {
-    let staging_dir = app.store.staging_dir().to_path_buf();
-    let result =
-        tokio::task::spawn_blocking(move || -> Result<Result<(tempfile::TempPath, u32), ApiError>, std::io::Error> {
-            match kind {
-                DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&staged) {
-                    Ok(pages) => Ok((staged, pages)),
-                    Err(PdfError::Io(e)) => return Err(e),
-                    Err(PdfError::Encrypted) => {
-                        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"))
-                    }
-                    Err(PdfError::Damaged(_)) => {
-                        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"))
-                    }
-                    Err(PdfError::TooManyPages(n)) => {
-                        Err(ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")))
-                    }
-                }),
+fn pdf_error(e: PdfError) -> Result<ApiError, std::io::Error> {
+    Ok(match e {
+        PdfError::Io(e) => return Err(e),
+        PdfError::Encrypted => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"),
+        PdfError::Damaged(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"),
+        PdfError::TooManyPages(n) => ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")),
+    })
+}
+
+/// Turns the upload into the PDF to send and counts its pages: in place for small uploads (microseconds of
+/// work), on the blocking pool for staged files.
+async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(Body, u32), ApiError> {
+    let path = match body {
+        Body::Memory(bytes) => {
+            return match kind {
+                DocumentKind::Pdf => match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
+                    Ok(pages) => Ok((Body::Memory(bytes), pages)),
+                    Err(e) => Err(pdf_error(e).map_err(ApiError::internal)?),
+                },
                 DocumentKind::Text => {
-                    let input = std::io::BufReader::new(std::fs::File::open(&staged)?);
-                    let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
-                    let (out_file, out_path) = out.into_parts();
-                    let mut writer = std::io::BufWriter::new(out_file);
-                    let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
-                    std::io::Write::flush(&mut writer)?;
-                    Ok(Ok((out_path, pages)))
+                    let mut out = Vec::with_capacity(bytes.len() + 2048);
+                    let pages = faxbot_documents::text::render_text_pdf(&bytes[..], &mut out, &Default::default())
+                        .map_err(ApiError::internal)?;
+                    Ok((Body::Memory(out), pages))
                 }
+            };
+        }
+        Body::File(path) => path,
+    };
+    let staging_dir = app.store.staging_dir().to_path_buf();
+    let result = tokio::task::spawn_blocking(move || -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
+        match kind {
+            DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
+                Ok(pages) => Ok((Body::File(path), pages)),
+                Err(e) => Err(pdf_error(e)?),
+            }),
+            DocumentKind::Text => {
+                let input = std::io::BufReader::new(std::fs::File::open(&path)?);
+                let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
+                let (out_file, out_path) = out.into_parts();
+                let mut writer = std::io::BufWriter::new(out_file);
+                let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
+                std::io::Write::flush(&mut writer)?;
+                Ok(Ok((Body::File(out_path), pages)))
             }
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
     result.map_err(ApiError::internal)?
 }
 
