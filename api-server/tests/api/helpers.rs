@@ -306,7 +306,7 @@ impl TestApp {
         let body: Value = resp.json().await.expect("json");
         let token = body["token"].as_str().expect("token").to_string();
         self.forbid(&token);
-        self.forbid(token.rsplit_once('_').map(|(_, s)| s).unwrap_or_default());
+        self.forbid(secret_of(&token));
         token
     }
 
@@ -368,6 +368,13 @@ pub fn pdf_with_pages(pages: u32) -> Vec<u8> {
     let n = faxbot_documents::text::render_text_pdf(text.as_bytes(), &mut out, &Default::default()).expect("render");
     assert_eq!(n, pages);
     out
+}
+
+/// The secret part of an `fbk_live_<key id>_<secret>` token (the secret itself may contain `_`).
+pub fn secret_of(token: &str) -> &str {
+    let secret = token.splitn(4, '_').nth(3).unwrap_or_default();
+    assert!(secret.len() >= 40, "unexpected token shape");
+    secret
 }
 
 /// Reads a JSON body.

@@ -9,7 +9,7 @@ use std::time::Duration;
 async fn trace_level_logs_never_contain_phi_or_secrets(db: Db) {
     let app = Spawn::new(db).env("RUST_LOG", "trace").env("MAX_REQUESTS_PER_MINUTE", "8").start().await;
     let key = app.create_key(&["fax:send", "fax:read"]).await;
-    let secret = key.rsplit_once('_').unwrap().1.to_string();
+    let secret = crate::helpers::secret_of(&key).to_string();
     let mut ids = Vec::new();
     for to in [NUMBER, "+15557770000", "+15557770001", "+15557770002"] {
         let r = app.post_fax(Some(app.admin()), to, "patient-jane-doe.pdf", one_page_pdf()).await;
