@@ -45,6 +45,15 @@ impl DirSync {
     }
 }
 
+/// Makes a finished staging file durable and private, then renames it to `target` (atomic on one
+/// filesystem). The caller still syncs the directory so that the rename itself is durable.
+fn sync_and_persist(file: &std::fs::File, staged: tempfile::TempPath, target: &Path) -> Result<(), StorageError> {
+    file.sync_all()?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    staged.persist(target).map_err(|e| StorageError::Io(e.error))?;
+    Ok(())
+}
+
 impl LocalStore {
     /// Opens (creating if needed) the store at `root` and clears staging files left by a crash.
     pub fn open(root: &Path) -> Result<LocalStore, StorageError> {
@@ -92,10 +101,8 @@ impl DocumentStore for LocalStore {
     async fn put_file(&self, key: &str, staged: tempfile::TempPath) -> Result<(), StorageError> {
         let target = self.path(key)?;
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
-            std::fs::OpenOptions::new().write(true).open(&staged)?.sync_all()?;
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
-            staged.persist(&target).map_err(|e| StorageError::Io(e.error))?;
-            Ok(())
+            let file = std::fs::OpenOptions::new().write(true).open(&staged)?;
+            sync_and_persist(&file, staged, &target)
         })
         .await
         .map_err(std::io::Error::other)??;
@@ -109,9 +116,8 @@ impl DocumentStore for LocalStore {
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             let mut staged = tempfile::NamedTempFile::new_in(staging)?;
             std::io::Write::write_all(&mut staged, &bytes)?;
-            staged.as_file().sync_all()?;
-            staged.persist(&target).map_err(|e| StorageError::Io(e.error))?;
-            Ok(())
+            let (file, path) = staged.into_parts();
+            sync_and_persist(&file, path, &target)
         })
         .await
         .map_err(std::io::Error::other)??;

@@ -108,26 +108,7 @@ impl NewJob {
 
 /// Inserts a job inside the writer's transaction.
 pub async fn insert(tx: &mut Transaction<'_, Any>, job: &NewJob) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO fax_jobs (id, to_number, status, pages, backend, created_at, updated_at, document_key, \
-         size_bytes, revision, next_run_at, idempotency_key, request_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(job.id.as_str())
-    .bind(job.to.expose())
-    .bind(JobStatus::Queued.as_str())
-    .bind(job.pages)
-    .bind(&job.backend)
-    .bind(job.now.micros())
-    .bind(&job.document_key)
-    .bind(job.size_bytes)
-    .bind(&job.revision)
-    .bind(job.dispatch.then_some(job.now.micros()))
-    .bind(job.idempotency_key.as_deref())
-    .bind(job.request_hash.as_deref())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    insert_rows(tx, &[job]).await
 }
 
 /// Inserts many jobs with few round trips: multi-row statements of 32 and 8 rows, then single rows. The
