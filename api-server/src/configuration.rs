@@ -71,6 +71,11 @@ pub struct Settings {
     pub status_deadline: Duration,
     /// How long shutdown waits for in-flight work (`FAXBOT_SHUTDOWN_GRACE_SECS`, default 20).
     pub shutdown_grace: Duration,
+    /// Documents of finished jobs are deleted this long after the job's last change (`ARTIFACT_TTL_DAYS`, or
+    /// `FAXBOT_ARTIFACT_TTL_SECS` for finer control); `None` keeps them.
+    pub artifact_ttl: Option<Duration>,
+    /// How often the retention sweep runs (`CLEANUP_INTERVAL_MINUTES`, default 1440, or `FAXBOT_CLEANUP_INTERVAL_SECS`).
+    pub cleanup_interval: Duration,
     /// Overrides the revision label (`FAXBOT_REVISION`; the operator sets it to its revision hash).
     pub revision_override: Option<String>,
     /// `json` (default) or `pretty` (`FAXBOT_LOG_FORMAT`).
@@ -151,6 +156,15 @@ impl Settings {
             provider_timeout: Duration::from_secs(number("FAXBOT_PROVIDER_TIMEOUT_SECS", 30, 1, 3600)?),
             status_deadline: Duration::from_secs(number("FAXBOT_STATUS_DEADLINE_SECS", 86_400, 1, 30 * 86_400)?),
             shutdown_grace: Duration::from_secs(number("FAXBOT_SHUTDOWN_GRACE_SECS", 20, 0, 3600)?),
+            artifact_ttl: match (var("FAXBOT_ARTIFACT_TTL_SECS"), number::<u64>("ARTIFACT_TTL_DAYS", 0, 0, 36_500)?) {
+                (Some(_), _) => Some(Duration::from_secs(number("FAXBOT_ARTIFACT_TTL_SECS", 0, 1, 3_153_600_000)?)),
+                (None, 0) => None,
+                (None, days) => Some(Duration::from_secs(days * 86_400)),
+            },
+            cleanup_interval: match var("FAXBOT_CLEANUP_INTERVAL_SECS") {
+                Some(_) => Duration::from_secs(number("FAXBOT_CLEANUP_INTERVAL_SECS", 60, 1, 604_800)?),
+                None => Duration::from_secs(60 * number::<u64>("CLEANUP_INTERVAL_MINUTES", 1440, 1, 10_080)?),
+            },
             revision_override: var("FAXBOT_REVISION"),
             log_format,
             data_dir,

@@ -10,6 +10,7 @@
 //! - [`plugins`]: the provider trait and the built-in simulated line.
 //! - [`storage`]: document stores.
 //! - [`runtime`]: the live config document and its reload.
+//! - [`retention`]: deletion of expired documents.
 //! - [`metrics`], [`audit`], [`telemetry`]: observability.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
+pub mod retention;
 pub mod runtime;
 pub mod startup;
 pub mod storage;

@@ -192,6 +192,15 @@ impl Application {
             },
         ));
 
+        let retention = state.settings.artifact_ttl.map(|ttl| {
+            tokio::spawn(crate::retention::run(
+                state.db.clone(),
+                state.store.clone(),
+                ttl,
+                state.settings.cleanup_interval,
+                stop_rx.clone(),
+            ))
+        });
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(Duration::from_millis(500), stop_rx.clone()));
         let flush_auth = state.auth.clone();
         let mut flush_stop = stop_rx.clone();
@@ -222,6 +231,9 @@ impl Application {
         let _ = watcher.await;
         let _ = flusher.await;
         let _ = checkpoints.await;
+        if let Some(task) = retention {
+            let _ = task.await;
+        }
         state.auth.flush_last_used().await;
         state.db.pool.close().await;
         tracing::info!("stopped");

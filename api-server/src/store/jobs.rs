@@ -276,6 +276,25 @@ pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, StoreError> {
     Ok(r.rows_affected())
 }
 
+/// Finished jobs last changed before `cutoff` whose document is still stored: `(id, document key)`.
+pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, document_key FROM fax_jobs WHERE next_run_at IS NULL AND status IN ('SUCCESS', 'FAILED', 'failed') \
+         AND updated_at < $1 AND document_key <> '' LIMIT $2",
+    )
+    .bind(cutoff.micros())
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("document_key")?))).collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// Records that a job's document was deleted (an empty key means "purged").
+pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE fax_jobs SET document_key = '' WHERE id = $1").bind(id).execute(&db.pool).await?;
+    Ok(())
+}
+
 /// Releases jobs held while sending was disabled.
 pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
     let r = sqlx::query(

@@ -80,3 +80,32 @@ async fn sigterm_drains_and_exits_cleanly(db: Db) {
     assert_eq!(done["status"], "SUCCESS");
 }
 db_test!(sigterm_drains_and_exits_cleanly);
+
+async fn documents_of_finished_jobs_are_deleted_after_the_ttl(db: Db) {
+    let config = serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test",
+        "settings": {"busySuffix": "0002", "busyAttempts": 100, "busyRetryAfterMs": 10, "deliveryLatencyMs": 100}}}});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let app = Spawn::new(db)
+        .env("FAXBOT_CONFIG_PATH", path.to_str().unwrap())
+        .env("FAXBOT_MAX_ATTEMPTS", "100")
+        .env("FAXBOT_ARTIFACT_TTL_SECS", "1")
+        .env("FAXBOT_CLEANUP_INTERVAL_SECS", "1")
+        .start()
+        .await;
+    let done = post_id(&app, NUMBER).await;
+    let pending = post_id(&app, "+15557770002").await;
+    let docs = app.data.path().join("data/documents");
+    app.wait_terminal(Some(app.admin()), &done, Duration::from_secs(20)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while docs.join(format!("{done}.pdf")).exists() {
+        assert!(std::time::Instant::now() < deadline, "expired document was not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(docs.join(format!("{pending}.pdf")).exists(), "documents of unfinished jobs are kept");
+    let job = json(app.get_fax(Some(app.admin()), &done).await).await;
+    assert_eq!(job["status"], "SUCCESS", "the job row outlives its document");
+    assert!(app.logs().iter().any(|l| l.contains("\"event\":\"document_purged\"")));
+}
+db_test!(documents_of_finished_jobs_are_deleted_after_the_ttl);

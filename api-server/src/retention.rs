@@ -1,0 +1,51 @@
+//! Retention: documents of finished jobs are deleted once they are older than the configured TTL (the
+//! reference's `ARTIFACT_TTL_DAYS`). Job rows stay, so status queries keep working; only the PHI-bearing
+//! document goes. Queued and in-progress jobs are never touched.
+
+use crate::domain::Timestamp;
+use crate::storage::DocumentStore;
+use crate::store::{Db, jobs};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Deletes expired documents; returns how many were deleted.
+pub async fn sweep(db: &Db, store: &Arc<dyn DocumentStore>, ttl: Duration) -> Result<u64, crate::store::StoreError> {
+    let cutoff = Timestamp::from_micros(Timestamp::now().micros() - i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
+    let mut purged = 0;
+    loop {
+        let batch = jobs::expired_documents(db, cutoff, 500).await?;
+        if batch.is_empty() {
+            return Ok(purged);
+        }
+        for (id, key) in batch {
+            if let Err(e) = store.delete(&key).await {
+                tracing::warn!(job_id = %id, error = %e, "deleting an expired document failed; retried next sweep");
+                return Ok(purged);
+            }
+            jobs::mark_document_purged(db, &id).await?;
+            crate::audit!("document_purged", job_id = %id);
+            purged += 1;
+        }
+    }
+}
+
+/// Runs [`sweep`] at start and then every `every`, until `stop` flips.
+pub async fn run(
+    db: Db,
+    store: Arc<dyn DocumentStore>,
+    ttl: Duration,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match sweep(&db, &store, ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "retention sweep deleted expired documents"),
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
