@@ -71,6 +71,9 @@ pub struct Settings {
     pub status_deadline: Duration,
     /// How long shutdown waits for in-flight work (`FAXBOT_SHUTDOWN_GRACE_SECS`, default 20).
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long the server keeps serving with readiness failing before it stops accepting
+    /// connections (`FAXBOT_DRAIN_DELAY_SECS`, default 0), so load balancers take it out first.
+    pub drain_delay: Duration,
     /// Documents of finished jobs are deleted this long after the job's last change (`ARTIFACT_TTL_DAYS`, or
     /// `FAXBOT_ARTIFACT_TTL_SECS` for finer control); `None` keeps them.
     pub artifact_ttl: Option<Duration>,
@@ -156,6 +159,7 @@ impl Settings {
             provider_timeout: Duration::from_secs(number("FAXBOT_PROVIDER_TIMEOUT_SECS", 30, 1, 3600)?),
             status_deadline: Duration::from_secs(number("FAXBOT_STATUS_DEADLINE_SECS", 86_400, 1, 30 * 86_400)?),
             shutdown_grace: Duration::from_secs(number("FAXBOT_SHUTDOWN_GRACE_SECS", 20, 0, 3600)?),
+            drain_delay: Duration::from_secs(number("FAXBOT_DRAIN_DELAY_SECS", 0, 0, 300)?),
             artifact_ttl: match (var("FAXBOT_ARTIFACT_TTL_SECS"), number::<u64>("ARTIFACT_TTL_DAYS", 0, 0, 36_500)?) {
                 (Some(_), _) => Some(Duration::from_secs(number("FAXBOT_ARTIFACT_TTL_SECS", 0, 1, 3_153_600_000)?)),
                 (None, 0) => None,

@@ -216,9 +216,17 @@ impl Application {
         let addr = listener.local_addr()?;
         tracing::info!(addr = %addr, revision = %state.runtime.load_current().revision, "listening");
         let accepting = state.accepting.clone();
+        let drain_delay = state.settings.drain_delay;
         let shutdown = async move {
             signal.await;
             accepting.store(false, Ordering::SeqCst);
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    seconds = drain_delay.as_secs(),
+                    "shutdown requested: readiness now fails; still serving"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
             tracing::info!("shutdown requested: draining in-flight requests");
         };
         let app = router(state.clone());

@@ -109,3 +109,26 @@ async fn documents_of_finished_jobs_are_deleted_after_the_ttl(db: Db) {
     assert!(app.logs().iter().any(|l| l.contains("\"event\":\"document_purged\"")));
 }
 db_test!(documents_of_finished_jobs_are_deleted_after_the_ttl);
+
+async fn readiness_fails_first_during_the_drain_delay(db: Db) {
+    let mut app = Spawn::new(db).env("FAXBOT_DRAIN_DELAY_SECS", "2").start().await;
+    let pid = app.pid();
+    assert!(std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let ready = loop {
+        let r = app.client.get(app.url("/health/ready")).send().await.unwrap();
+        if r.status() == 503 {
+            break json(r).await;
+        }
+        assert!(std::time::Instant::now() < deadline, "readiness never failed after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready["status"], "not_ready");
+    assert!(ready["warnings"].as_array().unwrap().iter().any(|w| w == "shutting down"), "{ready}");
+    // Work is still accepted while load balancers catch up.
+    let r = app.post_fax(Some(app.admin()), NUMBER, "a.pdf", one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    let status = app.terminate_wait();
+    assert!(status.success(), "{status:?}");
+}
+db_test!(readiness_fails_first_during_the_drain_delay);
