@@ -79,6 +79,8 @@ pub struct Settings {
     pub artifact_ttl: Option<Duration>,
     /// How often the retention sweep runs (`CLEANUP_INTERVAL_MINUTES`, default 1440, or `FAXBOT_CLEANUP_INTERVAL_SECS`).
     pub cleanup_interval: Duration,
+    /// Documents no job references are removed once older than this (`FAXBOT_ORPHAN_MIN_AGE_SECS`, default 600).
+    pub orphan_min_age: Duration,
     /// Overrides the revision label (`FAXBOT_REVISION`; the operator sets it to its revision hash).
     pub revision_override: Option<String>,
     /// `json` (default) or `pretty` (`FAXBOT_LOG_FORMAT`).
@@ -169,6 +171,7 @@ impl Settings {
                 Some(_) => Duration::from_secs(number("FAXBOT_CLEANUP_INTERVAL_SECS", 60, 1, 604_800)?),
                 None => Duration::from_secs(60 * number::<u64>("CLEANUP_INTERVAL_MINUTES", 1440, 1, 10_080)?),
             },
+            orphan_min_age: Duration::from_secs(number("FAXBOT_ORPHAN_MIN_AGE_SECS", 600, 60, 30 * 86_400)?),
             revision_override: var("FAXBOT_REVISION"),
             log_format,
             data_dir,

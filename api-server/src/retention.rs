@@ -1,6 +1,10 @@
 //! Retention: documents of finished jobs are deleted once they are older than the configured TTL (the
 //! reference's `ARTIFACT_TTL_DAYS`). Job rows stay, so status queries keep working; only the PHI-bearing
 //! document goes. Queued and in-progress jobs are never touched.
+//!
+//! The orphan sweep removes documents that no job references: a crash between storing a document and
+//! committing its job row leaves one behind (the client got no 202, so nothing is lost). Only documents
+//! older than a safety margin are considered, far longer than the milliseconds between the two steps.
 
 use crate::domain::Timestamp;
 use crate::storage::DocumentStore;
@@ -42,6 +46,57 @@ pub async fn run(
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention sweep deleted expired documents"),
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Deletes documents older than `min_age` that no job references; returns how many.
+pub async fn sweep_orphans(
+    db: &Db,
+    store: &Arc<dyn DocumentStore>,
+    min_age: Duration,
+) -> Result<u64, crate::store::StoreError> {
+    let mut removed = 0;
+    let candidates = match store.list_older_than(min_age).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing documents for the orphan sweep failed");
+            return Ok(0);
+        }
+    };
+    for key in candidates {
+        // Only documents named like ours (`<job id>.pdf`) are considered; anything else is left alone.
+        let Some(id) = key.strip_suffix(".pdf").and_then(crate::domain::JobId::parse) else { continue };
+        if jobs::exists(db, &id).await? {
+            continue;
+        }
+        if let Err(e) = store.delete(&key).await {
+            tracing::warn!(error = %e, "deleting an orphaned document failed");
+            continue;
+        }
+        crate::audit!("document_orphan_removed", document = %key);
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Runs [`sweep_orphans`] at start and then every `every`, until `stop` flips.
+pub async fn run_orphans(
+    db: Db,
+    store: Arc<dyn DocumentStore>,
+    min_age: Duration,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match sweep_orphans(&db, &store, min_age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed documents that no job references"),
+            Err(e) => tracing::error!(error = %e, "orphan sweep failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -201,6 +201,13 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let orphans = tokio::spawn(crate::retention::run_orphans(
+            state.db.clone(),
+            state.store.clone(),
+            state.settings.orphan_min_age,
+            state.settings.cleanup_interval,
+            stop_rx.clone(),
+        ));
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(Duration::from_millis(500), stop_rx.clone()));
         let flush_auth = state.auth.clone();
         let mut flush_stop = stop_rx.clone();
@@ -239,6 +246,7 @@ impl Application {
         let _ = watcher.await;
         let _ = flusher.await;
         let _ = checkpoints.await;
+        let _ = orphans.await;
         if let Some(task) = retention {
             let _ = task.await;
         }

@@ -140,6 +140,26 @@ impl DocumentStore for LocalStore {
         }
     }
 
+    async fn list_older_than(&self, age: std::time::Duration) -> Result<Vec<String>, StorageError> {
+        let root = self.root.clone();
+        let keys = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let cutoff = std::time::SystemTime::now().checked_sub(age).unwrap_or(std::time::UNIX_EPOCH);
+            let mut keys = Vec::new();
+            for entry in std::fs::read_dir(&root)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if meta.is_file() && validate_key(&name).is_ok() && meta.modified()? < cutoff {
+                    keys.push(name);
+                }
+            }
+            Ok(keys)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(keys)
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let staging = self.staging.clone();
         tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(staging).map(|_| ()))

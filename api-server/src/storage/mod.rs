@@ -46,6 +46,9 @@ pub trait DocumentStore: Send + Sync + std::fmt::Debug {
     /// Deletes a document; deleting a missing document is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
 
+    /// Keys of documents last modified more than `age` ago (for the orphan sweep).
+    async fn list_older_than(&self, age: std::time::Duration) -> Result<Vec<String>, StorageError>;
+
     /// Whether the store can be written (readiness).
     async fn check(&self) -> Result<(), StorageError>;
 }

@@ -289,6 +289,13 @@ pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result
     Ok(rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("document_key")?))).collect::<Result<_, sqlx::Error>>()?)
 }
 
+/// Whether the job exists (documents are named after their job, so this is a primary-key lookup).
+pub async fn exists(db: &Db, id: &JobId) -> Result<bool, StoreError> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE id = $1").bind(id.as_str()).fetch_one(&db.pool).await?;
+    Ok(n > 0)
+}
+
 /// Records that a job's document was deleted (an empty key means "purged").
 pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE fax_jobs SET document_key = '' WHERE id = $1").bind(id).execute(&db.pool).await?;

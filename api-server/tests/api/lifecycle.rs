@@ -132,3 +132,29 @@ async fn readiness_fails_first_during_the_drain_delay(db: Db) {
     assert!(status.success(), "{status:?}");
 }
 db_test!(readiness_fails_first_during_the_drain_delay);
+
+async fn documents_no_job_references_are_removed(db: Db) {
+    let mut app = TestApp::spawn(db).await;
+    let id = post_id(&app, NUMBER).await;
+    app.kill();
+    let docs = app.data.path().join("data/documents");
+    let stray = docs.join(format!("{}.pdf", crate::helpers::uuid_hex()));
+    std::fs::write(&stray, b"%PDF-1.4 left behind by a crash").unwrap();
+    let unrelated = docs.join("notes.txt");
+    std::fs::write(&unrelated, b"not ours").unwrap();
+    let kept = docs.join(format!("{id}.pdf"));
+    for f in [&stray, &kept, &unrelated] {
+        let ok = std::process::Command::new("touch").arg("-d").arg("2 hours ago").arg(f).status().unwrap();
+        assert!(ok.success());
+    }
+    let app = Spawn::new(db).reuse(&app).env("FAXBOT_ORPHAN_MIN_AGE_SECS", "60").start().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stray.exists() {
+        assert!(std::time::Instant::now() < deadline, "orphaned document was not removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(kept.exists(), "a document its job references is kept");
+    assert!(unrelated.exists(), "files that are not ours are left alone");
+    assert!(app.logs().iter().any(|l| l.contains("document_orphan_removed")));
+}
+db_test!(documents_no_job_references_are_removed);
