@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         }
     };
     faxbot_api::telemetry::init(&settings.log_format);
+    let signal = shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -22,7 +23,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match app.run_until_stopped(shutdown_signal()).await {
+    match app.run_until_stopped(signal).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "server failed");
