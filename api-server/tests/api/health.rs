@@ -70,3 +70,28 @@ async fn metrics_count_requests_by_route_status_and_revision(db: Db) {
     assert!(!text.contains("5551234567"), "metrics must not carry numbers");
 }
 db_test!(metrics_count_requests_by_route_status_and_revision);
+
+async fn unexpected_failures_answer_a_generic_500(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let key = app.create_key(&["fax:send", "fax:read"]).await;
+    // Fault injection from outside: the key table disappears under the running server.
+    sqlx::any::install_default_drivers();
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}", app.data.path().join("data/faxbot.db").display()),
+        Db::Postgres => app.pg_url.clone().unwrap(),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE api_keys").execute(&pool).await.unwrap();
+    pool.close().await;
+    let r = app.get_fax(Some(&key), "00000000000000000000000000000000").await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(
+        json(r).await,
+        serde_json::json!({"detail": "Internal Server Error"}),
+        "no internals leak to the client"
+    );
+    assert!(app.logs().iter().any(|l| l.contains("\"message\":\"internal error\"")), "the failure is logged");
+    // Routes that do not need the table keep working.
+    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+}
+db_test!(unexpected_failures_answer_a_generic_500);
