@@ -1,0 +1,386 @@
+//! `FaxPluginConfig`: one managed API server deployment and which providers fill its slots.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// One managed Faxbot API server: its workload, slot assignments, feature flags and rollout policy.
+// The derive takes one `printcolumn(...)` per column; clippy mistakes the repeated keys for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "fax.faxbot.io",
+    version = "v1alpha1",
+    kind = "FaxPluginConfig",
+    plural = "faxpluginconfigs",
+    namespaced,
+    status = "FaxPluginConfigStatus",
+    shortname = "faxcfg",
+    shortname = "fxc",
+    category = "faxbot",
+    doc = "A managed Faxbot API server: image and replicas, which FaxProvider fills which slot (outbound, \
+           inbound, storage, auth), feature flags and the rollout policy for config changes.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Display summary; read the conditions for automation"
+    ),
+    printcolumn(
+        name = "Revision",
+        type_ = "string",
+        json_path = ".status.currentRevision",
+        description = "Config revision serving traffic"
+    ),
+    printcolumn(
+        name = "Canary",
+        type_ = "integer",
+        json_path = ".status.canaryWeight",
+        description = "Actual share of pods on the canary revision, in percent"
+    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FaxPluginConfigSpec {
+    /// The API server workload the operator runs for this config.
+    pub api_server: ApiServerSpec,
+
+    /// Which FaxProvider (by name, same namespace) fills which slot.
+    pub slots: SlotsSpec,
+
+    /// Feature flags of the v3 plugin plan. All default to off.
+    #[serde(default)]
+    pub features: FeatureFlagsSpec,
+
+    /// How a change (new config revision) reaches the running pods.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+
+    /// How many old config revisions (ConfigMap and credentials Secret pairs) to keep for rollback, besides
+    /// the one serving.
+    #[serde(default = "default_history")]
+    #[schemars(range(min = 1, max = 20))]
+    pub revision_history_limit: i32,
+}
+
+fn default_history() -> i32 {
+    5
+}
+
+/// The API server workload.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.replicas <= 1 || has(self.database)").message("more than one replica needs a shared database: set apiServer.database.urlSecretRef (SQLite lives on one pod's volume)").reason(Reason::FieldValueForbidden))]
+pub struct ApiServerSpec {
+    /// Container image of the faxbot-api server, for example `ghcr.io/faxbot/faxbot-api:0.1.0` (pin a digest in
+    /// production).
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^[^\s]+$"))]
+    pub image: String,
+
+    /// Image pull policy: Always, IfNotPresent or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(Always|IfNotPresent|Never)$"))]
+    pub image_pull_policy: Option<String>,
+
+    /// Number of API server pods. More than one needs a shared database.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+
+    /// CPU and memory requests and limits of the API container. Defaults: requests 100m CPU / 128Mi,
+    /// limit 512Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Shared database. Omitted: SQLite on the data volume (one replica only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// Volume for the SQLite database and locally stored documents. Omitted: an emptyDir, which loses data
+    /// when the pod goes; use a PersistentVolumeClaim in production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume: Option<StorageVolumeSpec>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A shared database for the API server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// The Secret key holding the `postgres://` URL (it carries a password, so it is never a plain field).
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// One key of a Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key in the Secret's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// Where the API server keeps its data directory.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageVolumeSpec {
+    /// Name of an existing PersistentVolumeClaim in the same namespace, mounted at the data directory.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub persistent_volume_claim_name: String,
+}
+
+/// Slot assignments by FaxProvider name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotsSpec {
+    /// Providers that send faxes, in priority order (the first is used; later ones are for failover).
+    #[schemars(length(min = 1, max = 5), inner(length(min = 1, max = 253)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub outbound: Vec<String>,
+
+    /// Provider that receives faxes. Omitted: no inbound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub inbound: Option<String>,
+
+    /// Provider that stores documents. Omitted: local storage on the data volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage: Option<String>,
+
+    /// Provider that authenticates API callers (required: a cluster never runs the API unauthenticated).
+    #[schemars(length(min = 1, max = 253))]
+    pub auth: String,
+}
+
+/// Feature flags of the original v3 plan.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureFlagsSpec {
+    /// Serve the v3 plugin management API (`/plugins`).
+    #[serde(default)]
+    pub v3_plugins: bool,
+    /// Allow installing plugins at runtime.
+    #[serde(default)]
+    pub plugin_install: bool,
+    /// Serve the plugin registry listing (`/plugin-registry`).
+    #[serde(default)]
+    pub plugin_registry: bool,
+    /// Force every outbound job onto the simulated line, whatever the outbound slot says.
+    #[serde(default)]
+    pub sandbox_mode: bool,
+    /// Audit every authenticated request, not only state changes and rejections.
+    #[serde(default)]
+    pub audit_all: bool,
+}
+
+/// How a change reaches the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.strategy != 'Canary' || size(self.steps) > 0").message("a Canary rollout needs at least one step"))]
+pub struct RolloutSpec {
+    /// Immediate replaces every pod with the new revision (a normal Deployment rolling update); Canary moves a
+    /// share of pods to it step by step under analysis.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+
+    /// Canary steps in order; weights are the share of pods on the new revision, in percent.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    pub steps: Vec<RolloutStep>,
+
+    /// How each canary step is judged.
+    #[serde(default)]
+    pub analysis: AnalysisSpec,
+
+    /// Hold the rollout at its current step (settable from Git).
+    #[serde(default)]
+    pub paused: bool,
+
+    /// Skip the remaining steps and promote the canary.
+    #[serde(default)]
+    pub promote: bool,
+
+    /// Abort the canary and put every pod back on the stable revision.
+    #[serde(default)]
+    pub abort: bool,
+}
+
+
+/// Rollout strategy.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RolloutStrategy {
+    /// Replace all pods at once with a rolling update.
+    #[default]
+    Immediate,
+    /// Staged canary with automatic rollback.
+    Canary,
+}
+
+/// One canary step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStep {
+    /// Share of pods on the new revision, 1 to 100 percent.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// How long to hold this step before the next, as a duration such as `30s`, `5m` or `1h`. Omitted: wait
+    /// for `promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub pause: Option<String>,
+}
+
+/// Canary analysis thresholds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Time between checks, as a duration such as `30s`.
+    #[serde(default = "default_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: String,
+    /// Metric window each check looks back over.
+    #[serde(default = "default_window")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub window: String,
+    /// Highest tolerated canary error rate, in percent (5xx responses plus failed provider submissions).
+    #[serde(default = "default_error_rate")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub max_error_rate_percent: f64,
+    /// Highest tolerated canary latency increase over stable at `latencyPercentile`, in percent.
+    #[serde(default = "default_latency_increase")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_latency_increase_percent: i32,
+    /// Percentile compared between canary and stable.
+    #[serde(default)]
+    pub latency_percentile: LatencyPercentile,
+    /// Requests a side needs in the window before a check counts.
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_samples: i32,
+    /// Failed checks tolerated before the canary is rolled back.
+    #[serde(default = "default_failed_checks")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_failed_checks: i32,
+    /// Consecutive checks without enough samples before the canary is rolled back.
+    #[serde(default = "default_no_data")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_no_data_checks: i32,
+    /// A canary that has not finished by then is rolled back.
+    #[serde(default = "default_deadline")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub progress_deadline: String,
+}
+
+fn default_interval() -> String {
+    "30s".into()
+}
+fn default_window() -> String {
+    "1m".into()
+}
+fn default_error_rate() -> f64 {
+    1.0
+}
+fn default_latency_increase() -> i32 {
+    20
+}
+fn default_min_samples() -> i32 {
+    50
+}
+fn default_failed_checks() -> i32 {
+    2
+}
+fn default_no_data() -> i32 {
+    5
+}
+fn default_deadline() -> String {
+    "30m".into()
+}
+
+impl Default for AnalysisSpec {
+    fn default() -> Self {
+        AnalysisSpec {
+            interval: default_interval(),
+            window: default_window(),
+            max_error_rate_percent: default_error_rate(),
+            max_latency_increase_percent: default_latency_increase(),
+            latency_percentile: LatencyPercentile::default(),
+            min_samples: default_min_samples(),
+            max_failed_checks: default_failed_checks(),
+            max_no_data_checks: default_no_data(),
+            progress_deadline: default_deadline(),
+        }
+    }
+}
+
+/// Latency percentile for the canary comparison.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LatencyPercentile {
+    /// Median.
+    #[serde(rename = "p50")]
+    P50,
+    /// 90th percentile.
+    #[serde(rename = "p90")]
+    P90,
+    /// 95th percentile.
+    #[default]
+    #[serde(rename = "p95")]
+    P95,
+    /// 99th percentile.
+    #[serde(rename = "p99")]
+    P99,
+}
+
+/// What the operator observed and did.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FaxPluginConfigStatus {
+    /// Ready (the current spec is serving), Progressing (a rollout is under way) and Degraded (the spec
+    /// cannot be applied or a rollout failed; the previous revision keeps serving).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+
+    /// The metadata.generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Display summary of the conditions: Ready, Progressing, Degraded or Invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+
+    /// The revision (content hash of image, runtime config and credentials) the Deployment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+
+    /// Name of the immutable ConfigMap holding the current revision's runtime config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_name: Option<String>,
+
+    /// Actual share of pods on a canary revision, in percent (0 when no canary runs).
+    #[serde(default)]
+    pub canary_weight: i32,
+
+    /// Pods of the API Deployment that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+
+    /// Pods the API Deployment wants.
+    #[serde(default)]
+    pub replicas: i32,
+}
