@@ -16,6 +16,6 @@ pub mod plugins;
 pub mod runtime_config;
 pub mod validate;
 
-pub use plugins::{Capability, Category, PluginManifest, builtin_manifests, manifest};
+pub use plugins::{Capability, Category, CredentialSpec, PluginManifest, builtin_manifests, check_settings, manifest};
 pub use runtime_config::{CONFIG_VERSION, FeatureFlags, ProviderSlots, RuntimeConfig, SlotBinding};
 pub use validate::{ConfigError, ConfigIssue};

@@ -76,6 +76,22 @@ pub struct PluginManifest {
     pub hipaa_compliant: bool,
     /// JSON Schema of the plugin's settings object.
     pub settings_schema: serde_json::Value,
+    /// Credentials the plugin reads from files (never from the config document). In Kubernetes the operator
+    /// copies them from the FaxProvider's Secret into the API server's Secret as `<slot>.<name>`.
+    #[serde(default)]
+    pub credentials: Vec<CredentialSpec>,
+}
+
+/// One credential a plugin needs.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub struct CredentialSpec {
+    /// Name used in Secret mappings and in the mounted file name, for example `adminKey`.
+    pub name: String,
+    /// What the value is and where to get it.
+    pub description: String,
+    /// Whether a deployment managed by the operator must provide it.
+    pub required: bool,
 }
 
 impl PluginManifest {
@@ -231,6 +247,7 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             capabilities: vec![Capability::Send, Capability::Status, Capability::Idempotency],
             hipaa_compliant: true,
             settings_schema: schema_of::<SimulatedLineSettings>(),
+            credentials: vec![],
         },
         PluginManifest {
             id: LOCAL_STORAGE.into(),
@@ -241,6 +258,7 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             capabilities: vec![Capability::Store],
             hipaa_compliant: true,
             settings_schema: schema_of::<LocalStorageSettings>(),
+            credentials: vec![],
         },
         PluginManifest {
             id: API_KEY_AUTH.into(),
@@ -251,6 +269,22 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             capabilities: vec![],
             hipaa_compliant: true,
             settings_schema: schema_of::<ApiKeyAuthSettings>(),
+            credentials: vec![
+                CredentialSpec {
+                    name: "adminKey".into(),
+                    description: "The bootstrap admin key (X-API-Key with every scope) used to create the first \
+                                  scoped keys; mounted as API_KEY_FILE."
+                        .into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "pepper".into(),
+                    description: "Server secret that keys the stored hashes of API keys; every replica must share \
+                                  it, so a managed deployment always takes it from a Secret (FAXBOT_PEPPER_FILE)."
+                        .into(),
+                    required: true,
+                },
+            ],
         },
     ]
 }

@@ -221,7 +221,6 @@ pub struct RolloutSpec {
     pub abort: bool,
 }
 
-
 /// Rollout strategy.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RolloutStrategy {

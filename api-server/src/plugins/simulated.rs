@@ -42,6 +42,7 @@ fn unreachable_manifest() -> PluginManifest {
         capabilities: vec![],
         hipaa_compliant: true,
         settings_schema: serde_json::Value::Null,
+        credentials: vec![],
     }
 }
 

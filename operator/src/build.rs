@@ -1,0 +1,425 @@
+//! Pure builders: the Kubernetes objects one validated FaxPluginConfig revision needs.
+//!
+//! Each function returns the full desired object; the reconciler server-side-applies it. Nothing here reads
+//! the cluster, so every field the operator sets is visible (and tested) in one place.
+
+use std::collections::BTreeMap;
+
+use faxbot_crds::FaxPluginConfig;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use crate::names;
+use crate::validate::Desired;
+
+/// Port the API container listens on.
+pub const API_PORT: i32 = 8080;
+/// Non-root UID/GID the API server runs as (matches the container image's user).
+pub const RUN_AS: i64 = 10001;
+/// Where the runtime config ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/faxbot/config";
+/// Where the credentials Secret is mounted.
+pub const CREDENTIALS_DIR: &str = "/etc/faxbot/credentials";
+/// The API server's data directory (SQLite database, local documents).
+pub const DATA_DIR: &str = "/var/lib/faxbot";
+
+/// The owner reference every owned object carries, so deleting the config garbage-collects them.
+pub fn owner_reference(config: &FaxPluginConfig) -> OwnerReference {
+    OwnerReference {
+        api_version: FaxPluginConfig::api_version(&()).into_owned(),
+        kind: FaxPluginConfig::kind(&()).into_owned(),
+        name: config.metadata.name.clone().unwrap_or_default(),
+        uid: config.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn metadata(config: &FaxPluginConfig, name: String, extra_labels: &[(&str, &str)]) -> ObjectMeta {
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    let mut labels = names::common_labels(config_name);
+    for (k, v) in extra_labels {
+        labels.insert((*k).into(), (*v).into());
+    }
+    ObjectMeta {
+        name: Some(name),
+        namespace: config.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![owner_reference(config)]),
+        ..Default::default()
+    }
+}
+
+/// The immutable ConfigMap holding one revision's runtime config document.
+pub fn config_map(config: &FaxPluginConfig, desired: &Desired) -> ConfigMap {
+    let name = names::config_map_name(config.metadata.name.as_deref().unwrap_or_default(), &desired.revision);
+    ConfigMap {
+        metadata: metadata(
+            config,
+            name,
+            &[(names::REVISION_LABEL, &desired.revision), (names::KIND_LABEL, "runtime-config")],
+        ),
+        data: Some(BTreeMap::from([(names::CONFIG_KEY.to_string(), desired.config_json.clone())])),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The immutable Secret holding exactly the credentials one revision's providers reference.
+pub fn credentials_secret(config: &FaxPluginConfig, desired: &Desired) -> Secret {
+    let name = names::credentials_secret_name(config.metadata.name.as_deref().unwrap_or_default(), &desired.revision);
+    Secret {
+        metadata: metadata(
+            config,
+            name,
+            &[(names::REVISION_LABEL, &desired.revision), (names::KIND_LABEL, "credentials")],
+        ),
+        data: Some(desired.credentials.clone()),
+        type_: Some("Opaque".into()),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The ClusterIP Service in front of the API pods.
+pub fn service(config: &FaxPluginConfig) -> Service {
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    Service {
+        metadata: metadata(config, names::api_name(config_name), &[]),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(names::selector_labels(config_name)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn env_var(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("100m".into())),
+            ("memory".to_string(), Quantity("128Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity("512Mi".into()))])),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// The API Deployment running one revision.
+pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    let api = &config.spec.api_server;
+    let secret_name = names::credentials_secret_name(config_name, &desired.revision);
+    let mut env = vec![
+        env_var("FAXBOT_LISTEN", format!("0.0.0.0:{API_PORT}")),
+        env_var("FAX_DATA_DIR", DATA_DIR),
+        env_var("FAXBOT_CONFIG_PATH", format!("{CONFIG_DIR}/{}", names::CONFIG_KEY)),
+        env_var("FAXBOT_CREDENTIALS_DIR", CREDENTIALS_DIR),
+        env_var("FAXBOT_REVISION", desired.revision.clone()),
+        env_var("FAXBOT_LOG_FORMAT", "json"),
+        env_var("REQUIRE_API_KEY", "true"),
+        // Readiness fails first so endpoints drop the pod before it stops accepting requests.
+        env_var("FAXBOT_DRAIN_DELAY_SECS", "5"),
+    ];
+    if desired.credentials.contains_key(&names::credential_key("auth", "adminKey")) {
+        env.push(env_var("API_KEY_FILE", format!("{CREDENTIALS_DIR}/{}", names::credential_key("auth", "adminKey"))));
+    }
+    if desired.credentials.contains_key(&names::credential_key("auth", "pepper")) {
+        env.push(env_var(
+            "FAXBOT_PEPPER_FILE",
+            format!("{CREDENTIALS_DIR}/{}", names::credential_key("auth", "pepper")),
+        ));
+    }
+    if desired.shared_database {
+        env.push(EnvVar {
+            name: "DATABASE_URL".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret_name.clone(),
+                    key: names::DATABASE_URL_KEY.into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+
+    let data_volume = match &api.data_volume {
+        Some(v) => Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: v.persistent_volume_claim_name.clone(),
+                read_only: Some(false),
+            }),
+            ..Default::default()
+        },
+        None => Volume { name: "data".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+    };
+    let volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map_name(config_name, &desired.revision),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "credentials".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret_name),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        data_volume,
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+    ];
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+
+    let container = Container {
+        name: "api".into(),
+        image: Some(api.image.clone()),
+        image_pull_policy: api.image_pull_policy.clone(),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: API_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        env: Some(env),
+        resources: Some(api.resources.clone().unwrap_or_else(default_resources)),
+        startup_probe: Some(http_probe("/health", 2, 30)),
+        liveness_probe: Some(http_probe("/health", 10, 3)),
+        readiness_probe: Some(http_probe("/health/ready", 5, 2)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("config", CONFIG_DIR, true),
+            mount("credentials", CREDENTIALS_DIR, true),
+            mount("data", DATA_DIR, false),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Default::default()
+    };
+
+    let mut pod_labels = names::common_labels(config_name);
+    pod_labels.insert(names::REVISION_LABEL.into(), desired.revision.clone());
+    let annotations = BTreeMap::from([
+        (names::REVISION_ANNOTATION.to_string(), desired.revision.clone()),
+        (names::CONFIG_CHECKSUM_ANNOTATION.to_string(), desired.config_checksum.clone()),
+        (names::CREDENTIALS_CHECKSUM_ANNOTATION.to_string(), desired.credentials_checksum.clone()),
+    ]);
+
+    // SQLite lives on one pod's volume: two pods must never run against it at once, so replace rather than
+    // surge. With a shared database a rolling update keeps full capacity.
+    let strategy = if desired.shared_database {
+        DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::String("25%".into())),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        }
+    } else {
+        DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }
+    };
+
+    Deployment {
+        metadata: metadata(config, names::api_name(config_name), &[]),
+        spec: Some(DeploymentSpec {
+            replicas: Some(api.replicas),
+            revision_history_limit: Some(config.spec.revision_history_limit),
+            selector: LabelSelector { match_labels: Some(names::selector_labels(config_name)), ..Default::default() },
+            strategy: Some(strategy),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(30),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::tests::{ADMIN_KEY, DB_URL, PEPPER, base_config, base_referenced, secret};
+    use crate::validate::validate_config;
+
+    fn desired() -> (FaxPluginConfig, Desired) {
+        let c = base_config();
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        (c, d)
+    }
+
+    #[test]
+    fn config_map_is_immutable_named_by_revision_and_owned() {
+        let (c, d) = desired();
+        let cm = config_map(&c, &d);
+        assert_eq!(cm.metadata.name.as_deref(), Some(format!("main-config-{}", d.revision).as_str()));
+        assert_eq!(cm.immutable, Some(true));
+        let owner = &cm.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("FaxPluginConfig", "main", Some(true))
+        );
+        let doc = &cm.data.as_ref().unwrap()[names::CONFIG_KEY];
+        assert_eq!(faxbot_contract::validate::parse_and_validate(doc.as_bytes()).unwrap(), d.runtime);
+    }
+
+    #[test]
+    fn credentials_appear_only_in_the_secret() {
+        let mut c = base_config();
+        c.spec.api_server.database = Some(faxbot_crds::DatabaseSpec {
+            url_secret_ref: faxbot_crds::SecretKeyRef { name: "db".into(), key: "url".into() },
+        });
+        let mut r = base_referenced();
+        r.secrets.insert("db".into(), secret("db", &[("url", DB_URL)]));
+        let d = validate_config(&c, &r).unwrap();
+        let secret = credentials_secret(&c, &d);
+        let data = secret.data.as_ref().unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), vec!["auth.adminKey", "auth.pepper", "database.url"]);
+        assert_eq!(secret.immutable, Some(true));
+
+        let public = [
+            serde_json::to_string(&config_map(&c, &d)).unwrap(),
+            serde_json::to_string(&deployment(&c, &d)).unwrap(),
+            serde_json::to_string(&service(&c)).unwrap(),
+            format!(
+                "{:?}",
+                crate::status::config_status(
+                    &c,
+                    crate::status::Outcome::Applied { desired: &d, deployment: None },
+                    "2026-01-01T00:00:00Z".parse().unwrap()
+                )
+            ),
+        ];
+        for text in public {
+            for value in [ADMIN_KEY, PEPPER, DB_URL, "db-password-never-leak"] {
+                assert!(!text.contains(value), "credential leaked into {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn deployment_is_hardened_probed_and_carries_the_checksums() {
+        let (c, d) = desired();
+        let dep = deployment(&c, &d);
+        let spec = dep.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        let template = &spec.template;
+        let annotations = template.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+        assert_eq!(annotations[names::REVISION_ANNOTATION], d.revision);
+        assert_eq!(annotations[names::CREDENTIALS_CHECKSUM_ANNOTATION], d.credentials_checksum);
+        let pod = template.spec.as_ref().unwrap();
+        let psc = pod.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let container = &pod.containers[0];
+        let sc = container.security_context.as_ref().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            container.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(),
+            Some("/health/ready")
+        );
+        assert_eq!(
+            container.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(),
+            Some("/health")
+        );
+        assert!(container.resources.as_ref().unwrap().requests.is_some());
+        let env: BTreeMap<_, _> =
+            container.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.clone())).collect();
+        assert_eq!(env["API_KEY_FILE"].as_deref(), Some("/etc/faxbot/credentials/auth.adminKey"));
+        assert_eq!(env["FAXBOT_REVISION"].as_deref(), Some(d.revision.as_str()));
+        assert_eq!(env["REQUIRE_API_KEY"].as_deref(), Some("true"));
+        let volumes = pod.volumes.as_ref().unwrap();
+        assert_eq!(volumes[0].config_map.as_ref().unwrap().name, format!("main-config-{}", d.revision));
+        assert_eq!(
+            volumes[1].secret.as_ref().unwrap().secret_name.as_deref(),
+            Some(format!("main-credentials-{}", d.revision).as_str())
+        );
+        // The selector never carries the revision: it is immutable on a Deployment.
+        assert!(!spec.selector.match_labels.as_ref().unwrap().contains_key(names::REVISION_LABEL));
+    }
+
+    #[test]
+    fn service_selects_every_revision_of_the_config() {
+        let (c, _) = desired();
+        let svc = service(&c);
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.selector.unwrap(), names::selector_labels("main"));
+        assert_eq!(spec.ports.unwrap()[0].port, 80);
+    }
+}

@@ -1,0 +1,189 @@
+//! `faxbot-operator`: runs the FaxProvider and FaxPluginConfig controllers.
+//!
+//! Configuration (environment):
+//! - `KUBECONFIG` or the in-cluster service account: how to reach the API server.
+//! - `FAXBOT_WATCH_NAMESPACE`: watch one namespace only (default: all namespaces).
+//! - `FAXBOT_OPERATOR_LISTEN`: address of the `/metrics`, `/healthz` and `/readyz` server (default `0.0.0.0:8080`).
+//! - `FAXBOT_LEADER_ELECTION`: `true` (default) or `false`; `FAXBOT_LEASE_NAMESPACE` (default `POD_NAMESPACE`,
+//!   then `default`), `FAXBOT_LEASE_NAME` (default `faxbot-operator`), `POD_NAME` (the replica's identity).
+//! - `FAXBOT_LOG_FORMAT`: `json` (default) or `pretty`; `RUST_LOG` filters.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use faxbot_crds::FaxPluginConfig;
+use faxbot_operator::leader::{LeaderElector, LeaseSettings};
+use faxbot_operator::metrics::Metrics;
+use faxbot_operator::reconcile::{self, Context};
+use faxbot_operator::telemetry;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+async fn serve_http(listen: SocketAddr, state: HttpState) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<HttpState>| async move {
+                if s.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "metrics and health server listening");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init(&var("FAXBOT_LOG_FORMAT").unwrap_or_else(|| "json".into()));
+    let listen: SocketAddr = var("FAXBOT_OPERATOR_LISTEN")
+        .unwrap_or_else(|| "0.0.0.0:8080".into())
+        .parse()
+        .context("FAXBOT_OPERATOR_LISTEN must be host:port")?;
+    let namespace = var("FAXBOT_WATCH_NAMESPACE");
+    let leader_election = match var("FAXBOT_LEADER_ELECTION").as_deref() {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => anyhow::bail!("FAXBOT_LEADER_ELECTION must be true or false, not {other:?}"),
+    };
+    let identity = var("POD_NAME").unwrap_or_else(|| format!("faxbot-operator-{:08x}", rand::random::<u32>()));
+
+    let client = Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
+    // Fail fast with a hint when the CRDs are missing, instead of a watch error loop.
+    Api::<FaxPluginConfig>::all(client.clone()).list(&ListParams::default().limit(1)).await.context(
+        "the FaxPluginConfig CRD is not served; install it first: kubectl apply --server-side -f crds/yaml/crds.yaml",
+    )?;
+
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = tokio::spawn(serve_http(listen, HttpState { metrics: metrics.clone(), ready: ready.clone() }));
+
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut elector = None;
+    if leader_election {
+        let settings = LeaseSettings {
+            namespace: var("FAXBOT_LEASE_NAMESPACE")
+                .or_else(|| var("POD_NAMESPACE"))
+                .unwrap_or_else(|| "default".into()),
+            name: var("FAXBOT_LEASE_NAME").unwrap_or_else(|| "faxbot-operator".into()),
+            identity: identity.clone(),
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(4),
+        };
+        let mut e = LeaderElector::new(client.clone(), settings);
+        tracing::info!(identity = %identity, lease = %e.settings().name, "waiting for leadership");
+        let mut term = std::pin::pin!(termination());
+        loop {
+            match e.try_acquire_or_renew().await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "leader election request failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(e.settings().renew_every) => {}
+                _ = &mut term => return Ok(()),
+            }
+        }
+        tracing::info!(identity = %identity, "acquired leadership");
+        metrics.leader.set(1);
+        let renew = Arc::new(tokio::sync::Mutex::new(e));
+        elector = Some(renew.clone());
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut last_ok = Instant::now();
+            loop {
+                let (every, duration) = {
+                    let e = renew.lock().await;
+                    (e.settings().renew_every, e.settings().duration)
+                };
+                tokio::time::sleep(every).await;
+                let result = renew.lock().await.try_acquire_or_renew().await;
+                match result {
+                    Ok(true) => last_ok = Instant::now(),
+                    Ok(false) => {
+                        tracing::error!("another replica took the lease; stopping");
+                        break;
+                    }
+                    Err(err) if last_ok.elapsed() < duration => {
+                        tracing::warn!(error = %err, "lease renewal failed; retrying")
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not renew the lease within its duration; stopping");
+                        break;
+                    }
+                }
+            }
+            metrics.leader.set(0);
+            let _ = lost_tx.send(());
+        });
+    } else {
+        drop(lost_tx);
+    }
+
+    ready.store(true, Ordering::Relaxed);
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), Some(identity)));
+    let lost = Arc::new(AtomicBool::new(false));
+    let shutdown = {
+        let lost = lost.clone();
+        async move {
+            tokio::select! {
+                _ = termination() => {}
+                Ok(()) = lost_rx => lost.store(true, Ordering::Relaxed),
+            }
+        }
+    };
+    tracing::info!(namespace = namespace.as_deref().unwrap_or("*"), "controllers starting");
+    reconcile::run(client, ctx, namespace, shutdown).await;
+    tracing::info!("controllers stopped");
+    if let Some(e) = elector
+        && !lost.load(Ordering::Relaxed)
+    {
+        if let Err(err) = e.lock().await.step_down().await {
+            tracing::warn!(error = %err, "could not release the lease");
+        } else {
+            tracing::info!("released the lease");
+        }
+    }
+    http.abort();
+    if lost.load(Ordering::Relaxed) {
+        anyhow::bail!("leadership lost");
+    }
+    Ok(())
+}

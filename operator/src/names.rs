@@ -1,0 +1,71 @@
+//! Names, labels and annotations of the objects the operator owns, in one place so builders, pruning and
+//! tests agree.
+
+use std::collections::BTreeMap;
+
+/// Label every owned object carries; owned-object watches select on it so the operator caches only its own.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "faxbot-operator");
+/// Label naming the FaxPluginConfig an object belongs to.
+pub const CONFIG_LABEL: &str = "fax.faxbot.io/config";
+/// Label naming the config revision an object (ConfigMap, Secret, pod) belongs to.
+pub const REVISION_LABEL: &str = "fax.faxbot.io/revision";
+/// Pod template annotation with the revision; a change rolls the pods.
+pub const REVISION_ANNOTATION: &str = "fax.faxbot.io/revision";
+/// Pod template annotation with a checksum of the rendered runtime config.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "fax.faxbot.io/config-checksum";
+/// Pod template annotation with a keyed checksum of the credentials; a rotated Secret changes it.
+pub const CREDENTIALS_CHECKSUM_ANNOTATION: &str = "fax.faxbot.io/credentials-checksum";
+/// Kind label value for the runtime-config ConfigMaps.
+pub const KIND_LABEL: &str = "fax.faxbot.io/kind";
+
+/// Key of the runtime config document in the ConfigMap, and the file name the server reads.
+pub const CONFIG_KEY: &str = "faxbot.json";
+/// Key of the database URL in the managed Secret.
+pub const DATABASE_URL_KEY: &str = "database.url";
+
+/// Longest FaxPluginConfig name: `<name>-credentials-<10 hex>` must stay a valid name and `<name>-api` a
+/// valid Service (DNS label, 63 characters).
+pub const MAX_CONFIG_NAME: usize = 40;
+
+/// Name of the API Deployment and Service.
+pub fn api_name(config: &str) -> String {
+    format!("{config}-api")
+}
+
+/// Name of the immutable runtime-config ConfigMap of one revision.
+pub fn config_map_name(config: &str, revision: &str) -> String {
+    format!("{config}-config-{revision}")
+}
+
+/// Name of the immutable credentials Secret of one revision.
+pub fn credentials_secret_name(config: &str, revision: &str) -> String {
+    format!("{config}-credentials-{revision}")
+}
+
+/// Key of one credential in the managed Secret and file name under the credentials mount.
+pub fn credential_key(slot: &str, credential: &str) -> String {
+    format!("{slot}.{credential}")
+}
+
+/// The labels the pods are selected by. They never change for the life of a config (a Deployment's
+/// selector is immutable), so they hold no revision.
+pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "faxbot-api".to_string()),
+        ("app.kubernetes.io/instance".to_string(), config.to_string()),
+    ])
+}
+
+/// Labels of every owned object.
+pub fn common_labels(config: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(config);
+    labels.insert("app.kubernetes.io/component".into(), "api-server".into());
+    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    labels.insert(CONFIG_LABEL.into(), config.into());
+    labels
+}
+
+/// The label selector owned-object watches use.
+pub fn managed_selector() -> String {
+    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}

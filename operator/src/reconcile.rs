@@ -1,0 +1,425 @@
+//! The I/O edges of both controllers: dereference, apply, prune, status, events, and the watch wiring.
+//!
+//! Decisions live in [`crate::validate`], [`crate::build`] and [`crate::status`]; this module only fetches what
+//! they need and writes what they return.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use faxbot_crds::{FaxPluginConfig, FaxProvider};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::metrics::{Metrics, ObjectLabels};
+use crate::status::{Outcome, config_status, provider_status};
+use crate::validate::{Referenced, validate_config, validate_provider};
+use crate::{Error, FIELD_MANAGER, build, names};
+
+/// Shared state of both controllers.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder (events.k8s.io/v1).
+    pub recorder: Recorder,
+    /// Consecutive failures per object, for per-object exponential backoff (kube-runtime has none built in).
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context reporting events as `faxbot-operator` from `instance` (the pod name).
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance };
+        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, failures: Mutex::default() }
+    }
+
+    fn reset_failures(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
+    }
+
+    /// Backoff after the n-th consecutive failure: 1 s, 2 s, 4 s … capped at 5 minutes, with ±20 % jitter so a
+    /// burst of failures does not retry in lockstep.
+    fn next_backoff(&self, key: &str) -> Duration {
+        let n = self
+            .failures
+            .lock()
+            .map(|mut map| {
+                let n = map.entry(key.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            })
+            .unwrap_or(1);
+        let base = Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300));
+        let jitter = rand::random_range(0.8..1.2);
+        base.mul_f64(jitter)
+    }
+}
+
+fn object_key<K: Resource>(kind: &str, obj: &K) -> String {
+    format!("{kind}/{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""))
+}
+
+/// Server-side apply of one owned object with the operator's field manager.
+async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let mut value = serde_json::to_value(obj).map_err(|e| Error::Serialize(std::any::type_name::<K>(), e))?;
+    value["apiVersion"] = K::api_version(&()).into();
+    value["kind"] = K::kind(&()).into();
+    Ok(api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(value)).await?)
+}
+
+/// Fetches everything a config references; whatever does not exist is simply absent.
+async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Result<Referenced, Error> {
+    let providers: Api<FaxProvider> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut referenced = Referenced::default();
+    let mut secret_names = Vec::new();
+    for name in Referenced::provider_names(config) {
+        if let Some(p) = providers.get_opt(&name).await? {
+            if let Some(r) = &p.spec.credentials_secret_ref {
+                secret_names.push(r.name.clone());
+            }
+            referenced.providers.insert(name, p);
+        }
+    }
+    if let Some(db) = &config.spec.api_server.database {
+        secret_names.push(db.url_secret_ref.name.clone());
+    }
+    secret_names.sort();
+    secret_names.dedup();
+    for name in secret_names {
+        if let Some(s) = secrets.get_opt(&name).await? {
+            referenced.secrets.insert(name, s);
+        }
+    }
+    Ok(referenced)
+}
+
+/// Deletes revisions (ConfigMap + Secret pairs) beyond the history limit, never the serving or desired one.
+async fn prune<K>(api: &Api<K>, config: &str, kind: &str, keep: &[String], limit: usize) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let selector =
+        format!("{},{}={config},{}={kind}", names::managed_selector(), names::CONFIG_LABEL, names::KIND_LABEL);
+    let mut objects = api.list(&ListParams::default().labels(&selector)).await?.items;
+    objects.sort_by(|a, b| b.meta().creation_timestamp.cmp(&a.meta().creation_timestamp));
+    let revision =
+        |o: &K| o.meta().labels.as_ref().and_then(|l| l.get(names::REVISION_LABEL)).cloned().unwrap_or_default();
+    let mut kept_old = 0;
+    for object in objects {
+        if keep.contains(&revision(&object)) {
+            continue;
+        }
+        if kept_old < limit {
+            kept_old += 1;
+            continue;
+        }
+        let name = object.meta().name.clone().unwrap_or_default();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    obj: &impl Resource<DynamicType = ()>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an event");
+    }
+}
+
+/// Reconciles one FaxPluginConfig.
+pub async fn reconcile_config(config: Arc<FaxPluginConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key("FaxPluginConfig", config.as_ref());
+    let result = reconcile_config_inner(&config, &ctx).await;
+    ctx.metrics.observe("faxpluginconfig", started.elapsed(), result.as_ref().err().map(Error::metric_label));
+    if result.is_ok() {
+        ctx.reset_failures(&key);
+    }
+    result
+}
+
+async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Result<Action, Error> {
+    let ns = config.namespace().ok_or(Error::MissingNamespace)?;
+    let name = config.name_any();
+    let client = &ctx.client;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let referenced = dereference(client, &ns, config).await?;
+    let previous = config.status.clone().unwrap_or_default();
+    let previous_ready = previous.conditions.iter().find(|c| c.type_ == "Ready").cloned();
+    let now = Timestamp::now();
+
+    let (status, requeue) = match validate_config(config, &referenced) {
+        Ok(desired) => {
+            apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &build::config_map(config, &desired)).await?;
+            apply(&Api::<Secret>::namespaced(client.clone(), &ns), &build::credentials_secret(config, &desired))
+                .await?;
+            apply(&Api::<Service>::namespaced(client.clone(), &ns), &build::service(config)).await?;
+            let before = deployments.get_opt(&names::api_name(&name)).await?;
+            let serving = before.as_ref().and_then(crate::status::deployment_revision);
+            let deployment = apply(&deployments, &build::deployment(config, &desired)).await?;
+
+            let limit = usize::try_from(config.spec.revision_history_limit.max(1)).unwrap_or(5);
+            let mut keep = vec![desired.revision.clone()];
+            keep.extend(serving.clone());
+            prune(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &name, "runtime-config", &keep, limit).await?;
+            prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep, limit).await?;
+
+            if serving.as_deref() != Some(desired.revision.as_str()) {
+                tracing::info!(namespace = %ns, config = %name, revision = %desired.revision, "applied a new revision");
+                publish(
+                    ctx,
+                    config,
+                    EventType::Normal,
+                    "RevisionApplied",
+                    format!("revision {} applied to Deployment {}", desired.revision, names::api_name(&name)),
+                    "Apply",
+                )
+                .await;
+            }
+            let status =
+                config_status(config, Outcome::Applied { desired: &desired, deployment: Some(&deployment) }, now);
+            let progressing = status.phase.as_deref() == Some("Progressing");
+            (status, if progressing { Duration::from_secs(30) } else { Duration::from_secs(300) })
+        }
+        Err(invalid) => {
+            let deployment = deployments.get_opt(&names::api_name(&name)).await?;
+            if previous_ready.as_ref().map(|c| c.reason.as_str()) != Some(invalid.reason) {
+                tracing::warn!(namespace = %ns, config = %name, reason = invalid.reason, message = %invalid.message, "spec refused");
+                publish(ctx, config, EventType::Warning, invalid.reason, invalid.message.clone(), "Validate").await;
+            }
+            let status =
+                config_status(config, Outcome::Invalid { invalid: &invalid, deployment: deployment.as_ref() }, now);
+            (status, Duration::from_secs(300))
+        }
+    };
+
+    let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    if ready && previous_ready.as_ref().is_none_or(|c| c.status != "True") {
+        publish(
+            ctx,
+            config,
+            EventType::Normal,
+            "Ready",
+            format!("revision {} is serving", status.current_revision.clone().unwrap_or_default()),
+            "Rollout",
+        )
+        .await;
+    }
+    ctx.metrics
+        .config_ready
+        .get_or_create(&ObjectLabels { namespace: ns.clone(), name: name.clone() })
+        .set(i64::from(ready));
+    if config.status.as_ref() != Some(&status) {
+        write_status::<FaxPluginConfig>(
+            client,
+            &ns,
+            &name,
+            serde_json::to_value(&status).map_err(|e| Error::Serialize("status", e))?,
+        )
+        .await?;
+    }
+    Ok(Action::requeue(requeue))
+}
+
+async fn write_status<K>(client: &Client, ns: &str, name: &str, status: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
+    Ok(())
+}
+
+/// Reconciles one FaxProvider: validates it on its own and reports the result in its status.
+pub async fn reconcile_provider(provider: Arc<FaxProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key("FaxProvider", provider.as_ref());
+    let result = async {
+        let ns = provider.namespace().ok_or(Error::MissingNamespace)?;
+        let secret = match &provider.spec.credentials_secret_ref {
+            Some(r) => Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await?,
+            None => None,
+        };
+        let result = validate_provider(&provider, secret.as_ref());
+        let status = provider_status(&provider, result.as_ref(), Timestamp::now());
+        if provider.status.as_ref() != Some(&status) {
+            if let Err(invalid) = &result {
+                publish(
+                    ctx.as_ref(),
+                    provider.as_ref(),
+                    EventType::Warning,
+                    invalid.reason,
+                    invalid.message.clone(),
+                    "Validate",
+                )
+                .await;
+            }
+            let value = serde_json::to_value(&status).map_err(|e| Error::Serialize("status", e))?;
+            write_status::<FaxProvider>(&ctx.client, &ns, &provider.name_any(), value).await?;
+        }
+        Ok(Action::requeue(Duration::from_secs(600)))
+    }
+    .await;
+    ctx.metrics.observe("faxprovider", started.elapsed(), result.as_ref().err().map(Error::metric_label));
+    if result.is_ok() {
+        ctx.reset_failures(&key);
+    }
+    result
+}
+
+fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |obj, error, ctx| {
+        let key = object_key(kind, obj.as_ref());
+        let delay = ctx.next_backoff(&key);
+        tracing::warn!(object = %key, error = %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+        Action::requeue(delay)
+    }
+}
+
+/// Which configs (in `ns`) use provider `provider`.
+fn configs_using(configs: &Store<FaxPluginConfig>, ns: &str, provider: &str) -> Vec<ObjectRef<FaxPluginConfig>> {
+    configs
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(ns) && Referenced::provider_names(c).iter().any(|p| p == provider))
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned = watcher::Config::default().labels(&names::managed_selector());
+    let any = watcher::Config::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let providers_ctrl = Controller::new(api::<FaxProvider>(&client, &namespace), any.clone());
+    let providers_store = providers_ctrl.store();
+    let providers_ctrl = providers_ctrl
+        .watches(api::<PartialObjectMeta<Secret>>(&client, &namespace), any.clone(), {
+            let store = providers_store.clone();
+            move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .iter()
+                    .filter(|p| {
+                        p.namespace() == ns && p.spec.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
+                    })
+                    .map(|p| ObjectRef::from_obj(p.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_provider, error_policy::<FaxProvider>("FaxProvider"), ctx.clone())
+        .for_each(|_| async {});
+
+    let configs_ctrl = Controller::new(api::<FaxPluginConfig>(&client, &namespace), any.clone());
+    let configs = configs_ctrl.store();
+    let configs_ctrl = configs_ctrl
+        .owns(api::<Deployment>(&client, &namespace), owned.clone())
+        .owns(api::<Service>(&client, &namespace), owned.clone())
+        .owns(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), owned.clone())
+        .watches(api::<FaxProvider>(&client, &namespace), any.clone(), {
+            let configs = configs.clone();
+            move |p: FaxProvider| configs_using(&configs, p.namespace().as_deref().unwrap_or(""), &p.name_any())
+        })
+        .watches(api::<PartialObjectMeta<Secret>>(&client, &namespace), any, {
+            let configs = configs.clone();
+            let providers = providers_store;
+            move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                let mut refs: BTreeMap<String, ObjectRef<FaxPluginConfig>> = BTreeMap::new();
+                // Owned credentials Secrets map back to their config.
+                for owner in secret.owner_references() {
+                    if owner.kind == "FaxPluginConfig" {
+                        let r = ObjectRef::new(&owner.name).within(&ns);
+                        refs.insert(owner.name.clone(), r);
+                    }
+                }
+                // Referenced Secrets map to the configs that use a provider (or a database) reading them.
+                for p in providers.state().iter().filter(|p| {
+                    p.namespace().as_deref() == Some(ns.as_str())
+                        && p.spec.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
+                }) {
+                    for r in configs_using(&configs, &ns, &p.name_any()) {
+                        refs.insert(r.name.clone(), r);
+                    }
+                }
+                for c in configs.state().iter().filter(|c| {
+                    c.namespace().as_deref() == Some(ns.as_str())
+                        && c.spec.api_server.database.as_ref().is_some_and(|d| d.url_secret_ref.name == name)
+                }) {
+                    let r = ObjectRef::from_obj(c.as_ref());
+                    refs.insert(r.name.clone(), r);
+                }
+                refs.into_values().collect::<Vec<_>>()
+            }
+        })
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(reconcile_config, error_policy::<FaxPluginConfig>("FaxPluginConfig"), ctx)
+        .for_each(|_| async {});
+
+    tokio::join!(providers_ctrl, configs_ctrl);
+}

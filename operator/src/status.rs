@@ -1,0 +1,282 @@
+//! Pure status computation for both custom resources.
+//!
+//! Conditions follow the Kubernetes conventions: `Ready` summarises, `Progressing` says a rollout is under
+//! way, `Degraded` says the spec cannot be served as written (the previous revision keeps serving). Every
+//! condition carries `observedGeneration`; `lastTransitionTime` moves only when a status flips, so a
+//! reconcile that changes nothing writes nothing new.
+
+use faxbot_crds::{
+    ConditionStatus, FaxPluginConfig, FaxPluginConfigStatus, FaxProvider, FaxProviderStatus, set_condition,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::names;
+use crate::validate::{Desired, Invalid, ResolvedProvider};
+
+/// What the reconciler achieved for a config.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// The desired objects were applied; `deployment` is the API Deployment as last observed.
+    Applied {
+        /// The applied state.
+        desired: &'a Desired,
+        /// The Deployment read back from the cluster (its status tells how far the rollout got).
+        deployment: Option<&'a Deployment>,
+    },
+    /// The spec was refused; whatever the Deployment runs keeps running.
+    Invalid {
+        /// Why.
+        invalid: &'a Invalid,
+        /// The Deployment as it stands, untouched.
+        deployment: Option<&'a Deployment>,
+    },
+}
+
+/// How far a Deployment has rolled out a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutState {
+    /// Every replica runs the revision and is available; no old pod is left.
+    Complete,
+    /// Still rolling; the message says what is missing.
+    InProgress(String),
+}
+
+/// The revision a Deployment's pod template runs, if it is ours.
+pub fn deployment_revision(deployment: &Deployment) -> Option<String> {
+    deployment.spec.as_ref()?.template.metadata.as_ref()?.annotations.as_ref()?.get(names::REVISION_ANNOTATION).cloned()
+}
+
+/// Judges a Deployment against the revision it should run, from its status as the deployment controller
+/// reports it.
+pub fn rollout_state(deployment: &Deployment, revision: &str) -> RolloutState {
+    if deployment_revision(deployment).as_deref() != Some(revision) {
+        return RolloutState::InProgress("the Deployment does not run this revision yet".into());
+    }
+    let want = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = deployment.status.as_ref() else {
+        return RolloutState::InProgress("the Deployment has no status yet".into());
+    };
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return RolloutState::InProgress("the deployment controller has not observed the new template yet".into());
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    if updated < want {
+        return RolloutState::InProgress(format!("{updated} of {want} pods run the new revision"));
+    }
+    if available < want {
+        return RolloutState::InProgress(format!("{available} of {want} pods are available"));
+    }
+    if total > want {
+        return RolloutState::InProgress(format!("{} old pods are still terminating", total - want));
+    }
+    RolloutState::Complete
+}
+
+/// The status of a config after a reconcile.
+pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timestamp) -> FaxPluginConfigStatus {
+    let generation = config.metadata.generation;
+    let mut status = config.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let conditions = &mut status.conditions;
+    let deployment = match &outcome {
+        Outcome::Applied { deployment, .. } | Outcome::Invalid { deployment, .. } => *deployment,
+    };
+    let dep_status = deployment.and_then(|d| d.status.as_ref());
+    status.replicas = deployment.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
+    status.ready_replicas = dep_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    status.canary_weight = 0;
+
+    match outcome {
+        Outcome::Applied { desired, deployment } => {
+            status.config_map_name =
+                Some(names::config_map_name(config.metadata.name.as_deref().unwrap_or_default(), &desired.revision));
+            let state = deployment
+                .map(|d| rollout_state(d, &desired.revision))
+                .unwrap_or_else(|| RolloutState::InProgress("the Deployment does not exist yet".into()));
+            set_condition(conditions, "Degraded", ConditionStatus::False, "AsExpected", "", generation, now);
+            match state {
+                RolloutState::Complete => {
+                    status.current_revision = Some(desired.revision.clone());
+                    let message = format!("revision {} serves on all {} replicas", desired.revision, status.replicas);
+                    set_condition(conditions, "Ready", ConditionStatus::True, "Available", &message, generation, now);
+                    set_condition(
+                        conditions,
+                        "Progressing",
+                        ConditionStatus::False,
+                        "RolloutComplete",
+                        &message,
+                        generation,
+                        now,
+                    );
+                    status.phase = Some("Ready".into());
+                }
+                RolloutState::InProgress(why) => {
+                    if status.current_revision.is_none() {
+                        status.current_revision = deployment.and_then(deployment_revision);
+                    }
+                    let message = format!("rolling out revision {}: {why}", desired.revision);
+                    set_condition(
+                        conditions,
+                        "Ready",
+                        ConditionStatus::False,
+                        "RolloutInProgress",
+                        &message,
+                        generation,
+                        now,
+                    );
+                    set_condition(
+                        conditions,
+                        "Progressing",
+                        ConditionStatus::True,
+                        "NewRevision",
+                        &message,
+                        generation,
+                        now,
+                    );
+                    status.phase = Some("Progressing".into());
+                }
+            }
+        }
+        Outcome::Invalid { invalid, deployment } => {
+            let serving = deployment.and_then(deployment_revision);
+            status.current_revision = serving.clone();
+            let keeps = match &serving {
+                Some(rev) => format!("; revision {rev} keeps serving"),
+                None => "; nothing is deployed until it is fixed".into(),
+            };
+            let message = format!("{}{keeps}", invalid.message);
+            set_condition(conditions, "Ready", ConditionStatus::False, invalid.reason, &message, generation, now);
+            set_condition(conditions, "Degraded", ConditionStatus::True, invalid.reason, &message, generation, now);
+            set_condition(conditions, "Progressing", ConditionStatus::False, "InvalidSpec", &message, generation, now);
+            status.phase = Some("Invalid".into());
+        }
+    }
+    status
+}
+
+/// The status of a FaxProvider after validation.
+pub fn provider_status(
+    provider: &FaxProvider,
+    result: Result<&ResolvedProvider, &Invalid>,
+    now: Timestamp,
+) -> FaxProviderStatus {
+    let generation = provider.metadata.generation;
+    let mut status = provider.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    match result {
+        Ok(resolved) => {
+            status.plugin_version = Some(resolved.manifest.version.clone());
+            status.slots = Some(resolved.manifest.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
+            let message = format!("plugin `{}` settings and credentials are valid", resolved.manifest.id);
+            set_condition(&mut status.conditions, "Ready", ConditionStatus::True, "Valid", &message, generation, now);
+        }
+        Err(invalid) => {
+            let manifest = faxbot_contract::manifest(&provider.spec.plugin);
+            status.plugin_version = manifest.as_ref().map(|m| m.version.clone());
+            status.slots = manifest.map(|m| m.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
+            set_condition(
+                &mut status.conditions,
+                "Ready",
+                ConditionStatus::False,
+                invalid.reason,
+                &invalid.message,
+                generation,
+                now,
+            );
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build;
+    use crate::validate::tests::{base_config, base_referenced};
+    use crate::validate::validate_config;
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn condition<'a>(
+        s: &'a FaxPluginConfigStatus,
+        t: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn with_status(mut d: Deployment, updated: i32, available: i32, total: i32) -> Deployment {
+        d.metadata.generation = Some(2);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(2),
+            updated_replicas: Some(updated),
+            available_replicas: Some(available),
+            ready_replicas: Some(available),
+            replicas: Some(total),
+            ..Default::default()
+        });
+        d
+    }
+
+    #[test]
+    fn ready_only_when_every_replica_runs_and_serves_the_revision() {
+        let c = base_config();
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        let dep = build::deployment(&c, &d);
+        assert_eq!(rollout_state(&with_status(dep.clone(), 1, 1, 1), &d.revision), RolloutState::Complete);
+        assert!(matches!(rollout_state(&with_status(dep.clone(), 0, 1, 1), &d.revision), RolloutState::InProgress(_)));
+        assert!(
+            matches!(rollout_state(&with_status(dep.clone(), 1, 1, 2), &d.revision), RolloutState::InProgress(m) if m.contains("terminating"))
+        );
+        assert!(matches!(rollout_state(&with_status(dep.clone(), 1, 1, 1), "other"), RolloutState::InProgress(_)));
+        let mut stale = with_status(dep.clone(), 1, 1, 1);
+        stale.metadata.generation = Some(3);
+        assert!(matches!(rollout_state(&stale, &d.revision), RolloutState::InProgress(_)));
+
+        let done = with_status(dep.clone(), 1, 1, 1);
+        let s = config_status(&c, Outcome::Applied { desired: &d, deployment: Some(&done) }, now());
+        assert_eq!(condition(&s, "Ready").status, "True");
+        assert_eq!(condition(&s, "Progressing").status, "False");
+        assert_eq!(condition(&s, "Degraded").status, "False");
+        assert_eq!(condition(&s, "Ready").observed_generation, Some(3));
+        assert_eq!(s.current_revision.as_deref(), Some(d.revision.as_str()));
+        assert_eq!(s.phase.as_deref(), Some("Ready"));
+
+        let rolling = with_status(dep, 0, 0, 1);
+        let s = config_status(&c, Outcome::Applied { desired: &d, deployment: Some(&rolling) }, now());
+        assert_eq!(condition(&s, "Ready").reason, "RolloutInProgress");
+        assert_eq!(condition(&s, "Progressing").status, "True");
+    }
+
+    #[test]
+    fn invalid_spec_reports_the_reason_and_the_revision_that_keeps_serving() {
+        let c = base_config();
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        let dep = build::deployment(&c, &d);
+        let invalid =
+            Invalid { reason: "SecretNotFound", message: "FaxProvider keys: Secret admin does not exist".into() };
+        let s = config_status(&c, Outcome::Invalid { invalid: &invalid, deployment: Some(&dep) }, now());
+        let ready = condition(&s, "Ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+        assert!(ready.message.contains(&format!("revision {} keeps serving", d.revision)), "{}", ready.message);
+        assert_eq!(condition(&s, "Degraded").status, "True");
+        assert_eq!(s.current_revision.as_deref(), Some(d.revision.as_str()));
+    }
+
+    #[test]
+    fn an_unchanged_outcome_produces_an_identical_status() {
+        let mut c = base_config();
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        let s1 = config_status(&c, Outcome::Applied { desired: &d, deployment: None }, now());
+        c.status = Some(s1.clone());
+        let later: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let s2 = config_status(&c, Outcome::Applied { desired: &d, deployment: None }, later);
+        assert_eq!(s1, s2, "a reconcile that changes nothing must not rewrite the status");
+    }
+}

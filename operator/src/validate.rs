@@ -1,0 +1,561 @@
+//! Pure validation: from a FaxPluginConfig and the objects it references to a [`Desired`] state, or a precise
+//! [`Invalid`] reason.
+//!
+//! Nothing here talks to the API server. The reconciler fetches the referenced FaxProviders and Secrets and
+//! hands them in; whatever is missing is reported with a reason a program can match on
+//! (`ProviderNotFound`, `SecretKeyMissing`, …) and a message a human can act on. Messages name objects,
+//! keys and fields, never values: a credential value or a number pasted into a setting must not reach a
+//! status condition or an event.
+
+use std::collections::BTreeMap;
+
+use faxbot_contract::plugins::{self, Category, PluginManifest};
+use faxbot_contract::{FeatureFlags, ProviderSlots, RuntimeConfig, SlotBinding};
+use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy, SecretKeyRef};
+use hmac::{Hmac, Mac};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use sha2::{Digest, Sha256};
+
+use crate::names;
+use crate::redact::mask_numbers;
+
+/// Why a spec cannot be applied. `reason` is one CamelCase word for conditions and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Machine-readable reason.
+    pub reason: &'static str,
+    /// Human-readable explanation, already masked.
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(reason: &'static str, message: impl AsRef<str>) -> Self {
+        Invalid { reason, message: mask_numbers(message.as_ref()) }
+    }
+}
+
+/// One provider that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedProvider {
+    /// The plugin's manifest from the shared registry.
+    pub manifest: PluginManifest,
+    /// Its settings (an object).
+    pub settings: serde_json::Value,
+    /// Credential name → value, exactly the ones the plugin declares and the mapping provides.
+    pub credentials: BTreeMap<String, ByteString>,
+    /// UIDs of the Secrets the credentials came from (they key the credentials checksum).
+    pub secret_uids: Vec<String>,
+}
+
+/// Which Secret keys a provider's credentials come from, as `(credential, secret key)` pairs.
+pub fn credential_mapping(provider: &FaxProvider, manifest: &PluginManifest) -> Vec<(String, String)> {
+    match provider.spec.credentials_secret_ref.as_ref().and_then(|r| r.items.as_ref()) {
+        Some(items) => items.iter().map(|i| (i.credential.clone(), i.key.clone())).collect(),
+        None => manifest.credentials.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+    }
+}
+
+/// Validates one FaxProvider on its own: the plugin exists, the settings pass its schema, and every
+/// credential it needs resolves to a non-empty key of `secret` (the Secret its `credentialsSecretRef` names,
+/// if that exists).
+pub fn validate_provider(provider: &FaxProvider, secret: Option<&Secret>) -> Result<ResolvedProvider, Invalid> {
+    let name = provider.metadata.name.as_deref().unwrap_or("");
+    let plugin = &provider.spec.plugin;
+    let Some(manifest) = plugins::manifest(plugin) else {
+        let known: Vec<String> = plugins::builtin_manifests().into_iter().map(|m| m.id).collect();
+        return Err(Invalid::new(
+            "UnknownPlugin",
+            format!("FaxProvider {name}: unknown plugin `{plugin}`; this operator knows: {}", known.join(", ")),
+        ));
+    };
+    let settings = serde_json::Value::Object(provider.spec.settings.clone().unwrap_or_default());
+    if let Err(problems) = plugins::check_settings(plugin, &settings) {
+        let detail: Vec<String> = problems
+            .iter()
+            .map(|(path, msg)| if path.is_empty() { msg.clone() } else { format!("settings.{path}: {msg}") })
+            .collect();
+        return Err(Invalid::new(
+            "InvalidSettings",
+            format!("FaxProvider {name}: settings do not match the `{plugin}` plugin schema: {}", detail.join("; ")),
+        ));
+    }
+
+    let mapping = credential_mapping(provider, &manifest);
+    for (credential, _) in &mapping {
+        if !manifest.credentials.iter().any(|c| &c.name == credential) {
+            let known: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
+            return Err(Invalid::new(
+                "UnknownCredential",
+                format!(
+                    "FaxProvider {name}: plugin `{plugin}` takes no credential `{credential}`; it takes: {}",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            ));
+        }
+    }
+    for required in manifest.credentials.iter().filter(|c| c.required) {
+        if !mapping.iter().any(|(c, _)| c == &required.name) || provider.spec.credentials_secret_ref.is_none() {
+            return Err(Invalid::new(
+                "CredentialMissing",
+                format!(
+                    "FaxProvider {name}: plugin `{plugin}` needs credential `{}`; set spec.credentialsSecretRef",
+                    required.name
+                ),
+            ));
+        }
+    }
+
+    let mut credentials = BTreeMap::new();
+    let mut secret_uids = Vec::new();
+    if let Some(reference) = &provider.spec.credentials_secret_ref {
+        let Some(secret) = secret else {
+            return Err(Invalid::new(
+                "SecretNotFound",
+                format!("FaxProvider {name}: Secret {} does not exist", reference.name),
+            ));
+        };
+        secret_uids.push(secret.metadata.uid.clone().unwrap_or_default());
+        let data = secret_data(secret);
+        for (credential, key) in &mapping {
+            match data.get(key) {
+                Some(value) if !value.0.is_empty() => {
+                    credentials.insert(credential.clone(), value.clone());
+                }
+                _ => {
+                    return Err(Invalid::new(
+                        "SecretKeyMissing",
+                        format!(
+                            "FaxProvider {name}: Secret {} has no non-empty key `{key}` (credential `{credential}`)",
+                            reference.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(ResolvedProvider { manifest, settings, credentials, secret_uids })
+}
+
+/// A Secret's data with `stringData` folded in (the API server folds it on write, but a Secret built in a
+/// test or read from a cache may still carry it).
+fn secret_data(secret: &Secret) -> BTreeMap<String, ByteString> {
+    let mut data = secret.data.clone().unwrap_or_default();
+    for (k, v) in secret.string_data.clone().unwrap_or_default() {
+        data.insert(k, ByteString(v.into_bytes()));
+    }
+    data
+}
+
+/// Everything the builders need, decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// The runtime config document the API server reads.
+    pub runtime: RuntimeConfig,
+    /// Its canonical JSON (what goes into the ConfigMap).
+    pub config_json: String,
+    /// Managed Secret data: `<slot>.<credential>` → value, plus the database URL if any.
+    pub credentials: BTreeMap<String, ByteString>,
+    /// Keyed checksum of the credentials (HMAC over the values, keyed by the source Secrets' UIDs) so the
+    /// pod template changes when a Secret is rotated without publishing an unsalted hash of a password.
+    pub credentials_checksum: String,
+    /// SHA-256 prefix of the config JSON.
+    pub config_checksum: String,
+    /// The revision: a hash of everything that reaches a pod (image, pod settings, config, credentials).
+    pub revision: String,
+    /// Whether a shared database is configured (decides the Deployment strategy).
+    pub shared_database: bool,
+}
+
+/// The objects a config references, fetched by the reconciler.
+#[derive(Debug, Default, Clone)]
+pub struct Referenced {
+    /// FaxProviders by name, in the config's namespace.
+    pub providers: BTreeMap<String, FaxProvider>,
+    /// Secrets by name (the ones providers and the database reference, as far as they exist).
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+impl Referenced {
+    /// Names of the FaxProviders a config references, in slot order.
+    pub fn provider_names(config: &FaxPluginConfig) -> Vec<String> {
+        let slots = &config.spec.slots;
+        let mut names: Vec<String> = slots.outbound.clone();
+        names.extend(slots.inbound.clone());
+        names.extend(slots.storage.clone());
+        names.push(slots.auth.clone());
+        names.dedup();
+        names
+    }
+}
+
+/// Validates a FaxPluginConfig against what it references and decides the desired state.
+pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Result<Desired, Invalid> {
+    let name = config.metadata.name.as_deref().unwrap_or("");
+    let spec = &config.spec;
+    if name.len() > names::MAX_CONFIG_NAME {
+        return Err(Invalid::new(
+            "NameTooLong",
+            format!("FaxPluginConfig names are limited to {} characters", names::MAX_CONFIG_NAME),
+        ));
+    }
+    if spec.rollout.strategy == RolloutStrategy::Canary {
+        return Err(Invalid::new(
+            "CanaryNotSupported",
+            "rollout.strategy Canary is not available in this operator version; use Immediate",
+        ));
+    }
+    if spec.slots.outbound.len() > 1 {
+        return Err(Invalid::new(
+            "FailoverNotSupported",
+            "this operator version sends through exactly one outbound provider; list one name in slots.outbound",
+        ));
+    }
+
+    let mut credentials = BTreeMap::new();
+    let mut secret_uids = Vec::new();
+    let mut bind = |slot: Category, provider_name: &str| -> Result<SlotBinding, Invalid> {
+        let Some(provider) = referenced.providers.get(provider_name) else {
+            return Err(Invalid::new(
+                "ProviderNotFound",
+                format!("slots.{}: FaxProvider {provider_name} does not exist", slot.as_str()),
+            ));
+        };
+        let secret = provider.spec.credentials_secret_ref.as_ref().and_then(|r| referenced.secrets.get(&r.name));
+        let resolved = validate_provider(provider, secret)?;
+        if !resolved.manifest.fills(slot) {
+            let slots: Vec<&str> = resolved.manifest.categories.iter().map(|c| c.as_str()).collect();
+            return Err(Invalid::new(
+                "PluginSlotMismatch",
+                format!(
+                    "slots.{}: FaxProvider {provider_name} uses plugin `{}`, which fills {} but not {}",
+                    slot.as_str(),
+                    resolved.manifest.id,
+                    slots.join(", "),
+                    slot.as_str()
+                ),
+            ));
+        }
+        for (credential, value) in &resolved.credentials {
+            credentials.insert(names::credential_key(slot.as_str(), credential), value.clone());
+        }
+        secret_uids.extend(resolved.secret_uids.iter().cloned());
+        Ok(SlotBinding { plugin: resolved.manifest.id.clone(), enabled: true, settings: resolved.settings })
+    };
+
+    let outbound = bind(Category::Outbound, &spec.slots.outbound[0])?;
+    let inbound = spec.slots.inbound.as_deref().map(|p| bind(Category::Inbound, p)).transpose()?;
+    let storage = spec.slots.storage.as_deref().map(|p| bind(Category::Storage, p)).transpose()?;
+    let auth = bind(Category::Auth, &spec.slots.auth)?;
+
+    let mut shared_database = false;
+    if let Some(database) = &spec.api_server.database {
+        let SecretKeyRef { name: secret_name, key } = &database.url_secret_ref;
+        let Some(secret) = referenced.secrets.get(secret_name) else {
+            return Err(Invalid::new(
+                "SecretNotFound",
+                format!("apiServer.database.urlSecretRef: Secret {secret_name} does not exist"),
+            ));
+        };
+        let value = secret_data(secret).get(key).cloned().filter(|v| !v.0.is_empty());
+        let Some(value) = value else {
+            return Err(Invalid::new(
+                "SecretKeyMissing",
+                format!("apiServer.database.urlSecretRef: Secret {secret_name} has no non-empty key `{key}`"),
+            ));
+        };
+        if !value.0.starts_with(b"postgres://") && !value.0.starts_with(b"postgresql://") {
+            return Err(Invalid::new(
+                "InvalidDatabaseUrl",
+                format!(
+                    "apiServer.database.urlSecretRef: the value of key `{key}` in Secret {secret_name} must be a \
+                     postgres:// URL"
+                ),
+            ));
+        }
+        credentials.insert(names::DATABASE_URL_KEY.to_string(), value);
+        secret_uids.push(secret.metadata.uid.clone().unwrap_or_default());
+        shared_database = true;
+    }
+
+    let features = &spec.features;
+    let runtime = RuntimeConfig {
+        version: faxbot_contract::CONFIG_VERSION,
+        providers: ProviderSlots { outbound: Some(outbound), inbound, storage, auth: Some(auth) },
+        features: FeatureFlags {
+            v3_plugins: features.v3_plugins,
+            plugin_install: features.plugin_install,
+            plugin_registry: features.plugin_registry,
+            sandbox_mode: features.sandbox_mode,
+            audit_all: features.audit_all,
+        },
+    };
+    // The same validation the server runs at startup, including the PHI and credential key guard.
+    if let Err(issues) = faxbot_contract::validate::validate(&runtime) {
+        let detail: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        return Err(Invalid::new("InvalidConfig", format!("runtime config rejected: {}", detail.join("; "))));
+    }
+    let config_json = serde_json::to_string_pretty(&runtime).unwrap_or_default();
+    let config_checksum = hex::encode(&Sha256::digest(config_json.as_bytes())[..8]);
+    secret_uids.sort();
+    secret_uids.dedup();
+    let credentials_checksum = keyed_checksum(&credentials, &secret_uids);
+
+    let pod_inputs = serde_json::json!({
+        "image": spec.api_server.image,
+        "imagePullPolicy": spec.api_server.image_pull_policy,
+        "resources": spec.api_server.resources,
+        "dataVolume": spec.api_server.data_volume,
+        "config": config_checksum,
+        "credentials": credentials_checksum,
+    });
+    let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
+    Ok(Desired { runtime, config_json, credentials, credentials_checksum, config_checksum, revision, shared_database })
+}
+
+/// HMAC-SHA256 over the sorted `(key, value)` pairs, keyed by the source Secrets' UIDs. Someone who can read
+/// the Deployment but not the Secrets learns nothing they could brute-force offline.
+fn keyed_checksum(credentials: &BTreeMap<String, ByteString>, key_material: &[String]) -> String {
+    let key = key_material.join("/");
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(format!("faxbot-credentials-v1/{key}").as_bytes()) else {
+        return String::new();
+    };
+    for (k, v) in credentials {
+        mac.update(&(k.len() as u64).to_be_bytes());
+        mac.update(k.as_bytes());
+        mac.update(&(v.0.len() as u64).to_be_bytes());
+        mac.update(&v.0);
+    }
+    hex::encode(&mac.finalize().into_bytes()[..8])
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use faxbot_crds::{CredentialItem, CredentialsSecretRef, FaxPluginConfigSpec, FaxProviderSpec};
+    use kube::api::ObjectMeta;
+
+    pub const ADMIN_KEY: &str = "fbk_admin_very-secret-admin-key-value";
+    pub const PEPPER: &str = "pepper-value-that-must-never-leak";
+    pub const DB_URL: &str = "postgres://faxbot:db-password-never-leak@db:5432/faxbot";
+
+    pub fn provider(name: &str, plugin: &str, settings: serde_json::Value, secret: Option<&str>) -> FaxProvider {
+        let mut p = FaxProvider::new(
+            name,
+            FaxProviderSpec {
+                plugin: plugin.into(),
+                settings: settings.as_object().cloned(),
+                credentials_secret_ref: secret.map(|s| CredentialsSecretRef { name: s.into(), items: None }),
+            },
+        );
+        p.metadata.namespace = Some("fax".into());
+        p
+    }
+
+    pub fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("fax".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn config(spec: serde_json::Value) -> FaxPluginConfig {
+        let spec: FaxPluginConfigSpec = serde_json::from_value(spec).unwrap();
+        let mut c = FaxPluginConfig::new("main", spec);
+        c.metadata.namespace = Some("fax".into());
+        c.metadata.uid = Some("uid-config".into());
+        c.metadata.generation = Some(3);
+        c
+    }
+
+    pub fn base_config() -> FaxPluginConfig {
+        config(serde_json::json!({
+            "apiServer": {"image": "faxbot-api:1"},
+            "slots": {"outbound": ["line"], "auth": "keys"}
+        }))
+    }
+
+    pub fn base_referenced() -> Referenced {
+        let mut r = Referenced::default();
+        for p in [
+            provider("line", "test", serde_json::json!({"deliveryLatencyMs": 50}), None),
+            provider("keys", "api_keys", serde_json::json!({}), Some("admin")),
+            provider("disk", "local", serde_json::json!({}), None),
+        ] {
+            r.providers.insert(p.metadata.name.clone().unwrap(), p);
+        }
+        r.secrets.insert("admin".into(), secret("admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]));
+        r
+    }
+
+    #[test]
+    fn a_valid_config_renders_the_runtime_document_and_credentials() {
+        let desired = validate_config(&base_config(), &base_referenced()).unwrap();
+        let outbound = desired.runtime.providers.outbound.as_ref().unwrap();
+        assert_eq!(outbound.plugin, "test");
+        assert_eq!(outbound.settings["deliveryLatencyMs"], 50);
+        assert_eq!(desired.runtime.providers.auth.as_ref().unwrap().plugin, "api_keys");
+        assert_eq!(
+            desired.credentials.keys().collect::<Vec<_>>(),
+            vec!["auth.adminKey", "auth.pepper"],
+            "exactly the credentials the providers reference"
+        );
+        assert_eq!(desired.revision.len(), 10);
+        assert!(!desired.config_json.contains(ADMIN_KEY) && !desired.config_json.contains(PEPPER));
+        // The server accepts what the operator renders.
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn revision_changes_with_settings_credentials_and_image_but_not_replicas() {
+        let base = validate_config(&base_config(), &base_referenced()).unwrap();
+        let mut r = base_referenced();
+        r.providers.get_mut("line").unwrap().spec.settings =
+            serde_json::json!({"deliveryLatencyMs": 60}).as_object().cloned();
+        assert_ne!(validate_config(&base_config(), &r).unwrap().revision, base.revision);
+
+        let mut r = base_referenced();
+        r.secrets.insert("admin".into(), secret("admin", &[("adminKey", "rotated-key"), ("pepper", PEPPER)]));
+        let rotated = validate_config(&base_config(), &r).unwrap();
+        assert_ne!(rotated.revision, base.revision);
+        assert_ne!(rotated.credentials_checksum, base.credentials_checksum);
+        assert_eq!(rotated.config_checksum, base.config_checksum);
+
+        let mut c = base_config();
+        c.spec.api_server.image = "faxbot-api:2".into();
+        assert_ne!(validate_config(&c, &base_referenced()).unwrap().revision, base.revision);
+        let mut c = base_config();
+        c.spec.api_server.replicas = 0;
+        assert_eq!(validate_config(&c, &base_referenced()).unwrap().revision, base.revision);
+    }
+
+    #[test]
+    fn missing_and_wrong_references_have_specific_reasons() {
+        type Mutation = Box<dyn Fn(&mut FaxPluginConfig, &mut Referenced)>;
+        let cases: Vec<(Mutation, &str, &str)> = vec![
+            (Box::new(|c, _| c.spec.slots.outbound = vec!["nope".into()]), "ProviderNotFound", "FaxProvider nope"),
+            (Box::new(|_, r| drop(r.secrets.remove("admin"))), "SecretNotFound", "Secret admin does not exist"),
+            (
+                Box::new(|_, r| drop(r.secrets.insert("admin".into(), secret("admin", &[("adminKey", ADMIN_KEY)])))),
+                "SecretKeyMissing",
+                "key `pepper`",
+            ),
+            (
+                Box::new(|_, r| {
+                    drop(r.providers.insert("line".into(), provider("line", "fax9000", serde_json::json!({}), None)))
+                }),
+                "UnknownPlugin",
+                "unknown plugin `fax9000`",
+            ),
+            (
+                Box::new(|_, r| {
+                    drop(r.providers.insert(
+                        "line".into(),
+                        provider("line", "test", serde_json::json!({"failSuffix": "12a"}), None),
+                    ))
+                }),
+                "InvalidSettings",
+                "settings.failSuffix: must be 1 to 8 digits",
+            ),
+            (
+                Box::new(|c, _| c.spec.slots.outbound = vec!["disk".into()]),
+                "PluginSlotMismatch",
+                "fills storage but not outbound",
+            ),
+            (
+                Box::new(|c, _| c.spec.slots.outbound = vec!["line".into(), "line2".into()]),
+                "FailoverNotSupported",
+                "exactly one outbound",
+            ),
+            (
+                Box::new(|_, r| {
+                    r.providers.get_mut("keys").unwrap().spec.credentials_secret_ref = None;
+                }),
+                "CredentialMissing",
+                "needs credential `adminKey`",
+            ),
+            (
+                Box::new(|_, r| {
+                    r.providers.get_mut("keys").unwrap().spec.credentials_secret_ref = Some(CredentialsSecretRef {
+                        name: "admin".into(),
+                        items: Some(vec![
+                            CredentialItem { credential: "adminKey".into(), key: "adminKey".into() },
+                            CredentialItem { credential: "pepper".into(), key: "pepper".into() },
+                            CredentialItem { credential: "apiSecret".into(), key: "x".into() },
+                        ]),
+                    });
+                }),
+                "UnknownCredential",
+                "no credential `apiSecret`",
+            ),
+            (
+                Box::new(|c, _| {
+                    c.spec.api_server.database = Some(faxbot_crds::DatabaseSpec {
+                        url_secret_ref: SecretKeyRef { name: "db".into(), key: "url".into() },
+                    })
+                }),
+                "SecretNotFound",
+                "Secret db does not exist",
+            ),
+        ];
+        for (mutate, reason, fragment) in cases {
+            let mut c = base_config();
+            let mut r = base_referenced();
+            mutate(&mut c, &mut r);
+            let err = validate_config(&c, &r).unwrap_err();
+            assert_eq!(err.reason, reason, "{err:?}");
+            assert!(err.message.contains(fragment), "{reason}: {}", err.message);
+            assert!(!err.message.contains(ADMIN_KEY) && !err.message.contains(PEPPER));
+        }
+    }
+
+    #[test]
+    fn credential_mapping_reads_renamed_keys_and_the_database_url() {
+        let mut r = base_referenced();
+        r.providers.get_mut("keys").unwrap().spec.credentials_secret_ref = Some(CredentialsSecretRef {
+            name: "admin".into(),
+            items: Some(vec![
+                CredentialItem { credential: "adminKey".into(), key: "admin-key".into() },
+                CredentialItem { credential: "pepper".into(), key: "hash-pepper".into() },
+            ]),
+        });
+        r.secrets.insert("admin".into(), secret("admin", &[("admin-key", ADMIN_KEY), ("hash-pepper", PEPPER)]));
+        r.secrets.insert("db".into(), secret("db", &[("url", DB_URL)]));
+        let mut c = base_config();
+        c.spec.api_server.database =
+            Some(faxbot_crds::DatabaseSpec { url_secret_ref: SecretKeyRef { name: "db".into(), key: "url".into() } });
+        c.spec.api_server.replicas = 3;
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.credentials["auth.adminKey"].0, ADMIN_KEY.as_bytes());
+        assert_eq!(desired.credentials["database.url"].0, DB_URL.as_bytes());
+        assert!(desired.shared_database);
+
+        r.secrets.insert("db".into(), secret("db", &[("url", "mysql://x")]));
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "InvalidDatabaseUrl");
+    }
+
+    #[test]
+    fn numbers_in_settings_errors_are_masked() {
+        let mut r = base_referenced();
+        r.providers.insert(
+            "line".into(),
+            provider("line", "test", serde_json::json!({"deliveryLatencyMs": "+15551234567"}), None),
+        );
+        let err = validate_config(&base_config(), &r).unwrap_err();
+        assert_eq!(err.reason, "InvalidSettings");
+        assert!(!err.message.contains("5551234567"), "{}", err.message);
+    }
+
+    #[test]
+    fn canary_is_refused_until_supported() {
+        let mut c = base_config();
+        c.spec.rollout.strategy = RolloutStrategy::Canary;
+        assert_eq!(validate_config(&c, &base_referenced()).unwrap_err().reason, "CanaryNotSupported");
+    }
+}
