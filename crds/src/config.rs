@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
     shortname = "faxcfg",
     shortname = "fxc",
     category = "faxbot",
+    validation = Rule::new("size(self.metadata.name) <= 40").message("FaxPluginConfig names are limited to 40 characters (owned object names append a suffix)"),
     doc = "A managed Faxbot API server: image and replicas, which FaxProvider fills which slot (outbound, \
            inbound, storage, auth), feature flags and the rollout policy for config changes.",
     printcolumn(

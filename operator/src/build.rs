@@ -131,6 +131,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("http".into()),
+            scheme: Some("HTTP".into()),
             ..Default::default()
         }),
         period_seconds: Some(period),
@@ -185,7 +186,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
             name: "data".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: v.persistent_volume_claim_name.clone(),
-                read_only: Some(false),
+                read_only: None,
             }),
             ..Default::default()
         },
@@ -216,7 +217,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
         name: name.into(),
         mount_path: path.into(),
-        read_only: Some(read_only),
+        read_only: read_only.then_some(true),
         ..Default::default()
     };
 

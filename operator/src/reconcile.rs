@@ -170,6 +170,11 @@ pub async fn reconcile_config(config: Arc<FaxPluginConfig>, ctx: Arc<Context>) -
 }
 
 async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Result<Action, Error> {
+    // Being deleted: the garbage collector removes the owned objects. Re-applying them now would fight it
+    // (with foreground deletion the config stays until its dependents are gone, so that fight never ends).
+    if config.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let ns = config.namespace().ok_or(Error::MissingNamespace)?;
     let name = config.name_any();
     let client = &ctx.client;

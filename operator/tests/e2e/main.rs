@@ -1,0 +1,536 @@
+//! End-to-end: the real `faxbot-operator` binary against a real kube-apiserver, etcd and
+//! kube-controller-manager (garbage collection, Deployment → ReplicaSet → Pod), with kube-scheduler and kwok
+//! nodes so pods become Ready (`scripts/kube-testenv.sh`).
+
+// Test code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use faxbot_crds::{FaxPluginConfig, FaxProvider};
+use faxbot_operator::validate::{Referenced, validate_config};
+use faxbot_operator::{build, names};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn provider(name: &str, plugin: &str, settings: serde_json::Value, secret: Option<&str>) -> serde_json::Value {
+    let mut spec = json!({"plugin": plugin, "settings": settings});
+    if let Some(s) = secret {
+        spec["credentialsSecretRef"] = json!({"name": s});
+    }
+    json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": name}, "spec": spec})
+}
+
+fn plugin_config(name: &str, auth: &str, replicas: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": name},
+        "spec": {
+            "apiServer": {"image": "registry.example/faxbot-api:e2e", "replicas": replicas},
+            "slots": {"outbound": ["line"], "auth": auth},
+            "features": {"auditAll": true}
+        }
+    })
+}
+
+async fn ready_condition(api: &Api<FaxPluginConfig>, name: &str) -> Option<(String, String, String)> {
+    let c = api.get(name).await.ok()?;
+    let generation = c.metadata.generation;
+    let status = c.status?;
+    if status.observed_generation != generation {
+        return None;
+    }
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((ready.status.clone(), ready.reason.clone(), ready.message.clone()))
+}
+
+async fn wait_ready(api: &Api<FaxPluginConfig>, name: &str, want: (&str, &str)) -> String {
+    let mut last = None;
+    let result = tokio::time::timeout(T, async {
+        loop {
+            if let Some(c) = ready_condition(api, name).await {
+                if c.0 == want.0 && c.1 == want.1 {
+                    return c.2;
+                }
+                last = Some(c);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    result.unwrap_or_else(|_| panic!("{name}: Ready never became {want:?}; last seen {last:?}"))
+}
+
+async fn deployment_revision(api: &Api<Deployment>, name: &str) -> Option<String> {
+    let d = api.get_opt(name).await.ok()??;
+    faxbot_operator::status::deployment_revision(&d)
+}
+
+/// What the pure pipeline says the cluster should hold, computed from the objects as they are in the cluster.
+async fn expected(client: &Client, ns: &str, config: &str) -> (FaxPluginConfig, faxbot_operator::validate::Desired) {
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), ns);
+    let providers: Api<FaxProvider> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let c = configs.get(config).await.unwrap();
+    let mut referenced = Referenced::default();
+    for p in providers.list(&ListParams::default()).await.unwrap() {
+        referenced.providers.insert(p.name_any(), p);
+    }
+    for s in secrets.list(&ListParams::default()).await.unwrap() {
+        referenced.secrets.insert(s.name_any(), s);
+    }
+    let desired = validate_config(&c, &referenced).expect("the spec is valid");
+    (c, desired)
+}
+
+async fn owned_names<K>(client: &Client, ns: &str, config: &str) -> Vec<String>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let selector = format!("{}={config}", names::CONFIG_LABEL);
+    let mut names: Vec<String> =
+        api.list(&ListParams::default().labels(&selector)).await.unwrap().items.iter().map(|o| o.name_any()).collect();
+    names.sort();
+    names
+}
+
+/// The exact objects for the current spec: compare what the cluster holds with what the pure builders produce.
+async fn assert_exact_objects(client: &Client, ns: &str, config: &str) -> String {
+    let (c, desired) = expected(client, ns, config).await;
+    let cm: ConfigMap = Api::namespaced(client.clone(), ns)
+        .get(&names::config_map_name(config, &desired.revision))
+        .await
+        .expect("runtime config ConfigMap");
+    let want = build::config_map(&c, &desired);
+    assert_eq!(cm.data, want.data, "ConfigMap data");
+    assert_eq!(cm.immutable, Some(true));
+    assert_eq!(cm.metadata.labels, want.metadata.labels);
+    assert_eq!(cm.metadata.owner_references, want.metadata.owner_references);
+
+    let secret: Secret = Api::namespaced(client.clone(), ns)
+        .get(&names::credentials_secret_name(config, &desired.revision))
+        .await
+        .expect("credentials Secret");
+    assert_eq!(
+        secret.data,
+        build::credentials_secret(&c, &desired).data,
+        "Secret data: exactly the referenced credentials"
+    );
+    assert_eq!(secret.immutable, Some(true));
+
+    let svc: Service = Api::namespaced(client.clone(), ns).get(&names::api_name(config)).await.expect("Service");
+    let want_svc = build::service(&c).spec.unwrap();
+    let got_svc = svc.spec.unwrap();
+    assert_eq!(got_svc.selector, want_svc.selector);
+    assert_eq!(got_svc.ports.as_ref().unwrap()[0].port, 80);
+    assert_eq!(got_svc.ports.as_ref().unwrap()[0].target_port, want_svc.ports.as_ref().unwrap()[0].target_port);
+
+    let dep: Deployment = Api::namespaced(client.clone(), ns).get(&names::api_name(config)).await.expect("Deployment");
+    let want_dep = build::deployment(&c, &desired);
+    let (got, want) = (dep.spec.unwrap(), want_dep.spec.unwrap());
+    assert_eq!(got.replicas, want.replicas);
+    assert_eq!(got.selector, want.selector);
+    assert_eq!(
+        got.template.metadata.as_ref().unwrap().annotations,
+        want.template.metadata.as_ref().unwrap().annotations
+    );
+    assert_eq!(got.template.metadata.as_ref().unwrap().labels, want.template.metadata.as_ref().unwrap().labels);
+    let (gp, wp) = (got.template.spec.unwrap(), want.template.spec.unwrap());
+    let (gc, wc) = (&gp.containers[0], &wc_first(&wp));
+    assert_eq!(gc.image, wc.image);
+    assert_eq!(gc.env, wc.env);
+    assert_eq!(gc.volume_mounts, wc.volume_mounts);
+    assert_eq!(gc.security_context, wc.security_context);
+    assert_eq!(gc.readiness_probe.as_ref().unwrap().http_get, wc.readiness_probe.as_ref().unwrap().http_get);
+    assert_eq!(gc.liveness_probe.as_ref().unwrap().http_get, wc.liveness_probe.as_ref().unwrap().http_get);
+    assert_eq!(
+        gp.security_context.as_ref().unwrap().seccomp_profile,
+        wp.security_context.as_ref().unwrap().seccomp_profile
+    );
+    assert_eq!(gp.automount_service_account_token, Some(false));
+    desired.revision
+}
+
+fn wc_first(spec: &k8s_openapi::api::core::v1::PodSpec) -> k8s_openapi::api::core::v1::Container {
+    spec.containers[0].clone()
+}
+
+async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
+}
+
+fn assert_text_has_no_credentials(what: &str, text: &str) {
+    for secret in [ADMIN_KEY, ROTATED_KEY, PEPPER] {
+        assert!(!text.contains(secret), "{what} contains a credential");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_from_create_to_garbage_collection() {
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-life").await;
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+
+    put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"deliveryLatencyMs": 50}), None))
+        .await
+        .unwrap();
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("admin"))).await.unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "keys", 1)).await.unwrap();
+
+    let mut operator = Operator::start(&kubeconfig, &ns, "op-a");
+
+    // 1. Create: exact objects, then Ready once the pod is available.
+    let msg = wait_ready(&configs, "main", ("True", "Available")).await;
+    let rev1 = assert_exact_objects(&client, &ns, "main").await;
+    assert!(msg.contains(&rev1), "{msg}");
+    let providers: Api<FaxProvider> = Api::namespaced(client.clone(), &ns);
+    for p in ["line", "keys"] {
+        let status = wait_for(T, "provider status", || {
+            let providers = providers.clone();
+            async move { providers.get(p).await.ok()?.status.filter(|s| !s.conditions.is_empty()) }
+        })
+        .await;
+        assert_eq!(status.conditions[0].status, "True", "{p}: {:?}", status.conditions);
+    }
+    let status = configs.get("main").await.unwrap().status.unwrap();
+    assert_eq!(status.current_revision.as_deref(), Some(rev1.as_str()));
+    assert_eq!((status.replicas, status.ready_replicas), (1, 1));
+
+    // 2. Change a setting: a new revision reaches the Deployment; the old ConfigMap is kept for rollback.
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"deliveryLatencyMs": 75}), None))
+        .await
+        .unwrap();
+    let rev2 = wait_for(T, "new revision on the Deployment", || {
+        let deployments = deployments.clone();
+        let rev1 = rev1.clone();
+        async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev1) }
+    })
+    .await;
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev2);
+    let cms = owned_names::<ConfigMap>(&client, &ns, "main").await;
+    assert!(
+        cms.contains(&names::config_map_name("main", &rev1)) && cms.contains(&names::config_map_name("main", &rev2))
+    );
+
+    // 3. Rotate a Secret: the credentials checksum in the pod template changes.
+    let checksum = |d: &Deployment| {
+        d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
+            [names::CREDENTIALS_CHECKSUM_ANNOTATION]
+            .clone()
+    };
+    let before = checksum(&deployments.get("main-api").await.unwrap());
+    put_secret(&client, &ns, "admin", &[("adminKey", ROTATED_KEY), ("pepper", PEPPER)]).await;
+    let rev3 = wait_for(T, "rotation rolls the pods", || {
+        let deployments = deployments.clone();
+        let rev2 = rev2.clone();
+        async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev2) }
+    })
+    .await;
+    assert_ne!(checksum(&deployments.get("main-api").await.unwrap()), before);
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev3);
+
+    // 4. Break a reference: Ready=False with the reason, an Event, and the Deployment untouched.
+    let untouched = deployments.get("main-api").await.unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "no-such-provider", 1)).await.unwrap();
+    let msg = wait_ready(&configs, "main", ("False", "ProviderNotFound")).await;
+    assert!(msg.contains("no-such-provider") && msg.contains(&format!("revision {rev3} keeps serving")), "{msg}");
+    let degraded = configs.get("main").await.unwrap().status.unwrap();
+    assert!(degraded.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = deployments.get("main-api").await.unwrap();
+    assert_eq!(
+        after.metadata.generation, untouched.metadata.generation,
+        "an invalid spec must not touch the Deployment"
+    );
+    assert_eq!(faxbot_operator::status::deployment_revision(&after), Some(rev3.clone()));
+    wait_for(T, "a ProviderNotFound event", || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            events_for(&client, &ns, "main")
+                .await
+                .into_iter()
+                .any(|e| e.reason.as_deref() == Some("ProviderNotFound"))
+                .then_some(())
+        }
+    })
+    .await;
+
+    // 5. Fix it: back to the serving revision, Ready again.
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "keys", 1)).await.unwrap();
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    assert_eq!(deployment_revision(&deployments, "main-api").await, Some(rev3.clone()));
+
+    // 6. Crash the operator, change the spec while it is down, start a new one: it converges with no
+    //    duplicate or lost objects.
+    operator.kill();
+    operator.assert_no_leaks(&[ADMIN_KEY, ROTATED_KEY, PEPPER]);
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"deliveryLatencyMs": 90}), None))
+        .await
+        .unwrap();
+    let mut operator = Operator::start(&kubeconfig, &ns, "op-b");
+    let rev4 = wait_for(Duration::from_secs(90), "the restarted operator applies the change", || {
+        let deployments = deployments.clone();
+        let rev3 = rev3.clone();
+        async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev3) }
+    })
+    .await;
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev4);
+    assert_eq!(owned_names::<Deployment>(&client, &ns, "main").await, vec!["main-api"]);
+    assert_eq!(owned_names::<Service>(&client, &ns, "main").await, vec!["main-api"]);
+    let cms = owned_names::<ConfigMap>(&client, &ns, "main").await;
+    let mut want: Vec<String> =
+        [&rev1, &rev2, &rev3, &rev4].iter().map(|r| names::config_map_name("main", r)).collect();
+    want.sort();
+    assert_eq!(cms, want, "one ConfigMap per revision, none duplicated or lost");
+    assert_eq!(owned_names::<Secret>(&client, &ns, "main").await.len(), 4);
+
+    // Nothing public carries a credential: status, events, ConfigMaps, Deployment, logs.
+    let config = configs.get("main").await.unwrap();
+    assert_text_has_no_credentials("status", &serde_json::to_string(&config.status).unwrap());
+    for e in events_for(&client, &ns, "main").await {
+        assert_text_has_no_credentials("event", &format!("{:?}", e.note));
+    }
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for cm in cm_api.list(&ListParams::default()).await.unwrap() {
+        assert_text_has_no_credentials("configmap", &serde_json::to_string(&cm).unwrap());
+    }
+    assert_text_has_no_credentials(
+        "deployment",
+        &serde_json::to_string(&deployments.get("main-api").await.unwrap()).unwrap(),
+    );
+
+    // Metrics are served and count reconciles.
+    let metrics = http_get(&operator.metrics_addr, "/metrics").await;
+    assert!(metrics.contains("faxbot_operator_reconciliations_total{controller=\"faxpluginconfig\"}"), "{metrics}");
+    assert!(
+        metrics.contains("faxbot_operator_config_ready{namespace=\"") && metrics.contains("name=\"main\"} 1"),
+        "{metrics}"
+    );
+
+    // 7. Delete the config: every owned object is garbage-collected by the controller manager.
+    configs.delete("main", &DeleteParams::foreground()).await.unwrap();
+    wait_for(Duration::from_secs(90), "owned objects garbage-collected", || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            let left = owned_names::<Deployment>(&client, &ns, "main").await.len()
+                + owned_names::<Service>(&client, &ns, "main").await.len()
+                + owned_names::<ConfigMap>(&client, &ns, "main").await.len()
+                + owned_names::<Secret>(&client, &ns, "main").await.len();
+            (left == 0).then_some(())
+        }
+    })
+    .await;
+    assert!(operator.terminate(), "graceful shutdown exits 0");
+    operator.assert_no_leaks(&[ADMIN_KEY, ROTATED_KEY, PEPPER]);
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    // A tiny HTTP/1.0 GET: the operator's metrics endpoint is plain text on loopback.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_status_follows_its_secret_and_settings() {
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-prov").await;
+    let providers: Api<FaxProvider> = Api::namespaced(client.clone(), &ns);
+    let _operator = Operator::start(&kubeconfig, &ns, "op-p");
+
+    let reason = |name: &'static str, want: &'static str| {
+        let providers = providers.clone();
+        async move {
+            wait_for(T, want, || {
+                let providers = providers.clone();
+                async move {
+                    let p = providers.get(name).await.ok()?;
+                    let status = p.status?;
+                    (status.observed_generation == p.metadata.generation).then_some(())?;
+                    let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+                    (c.reason == want).then(|| c.message.clone())
+                }
+            })
+            .await
+        }
+    };
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("later"))).await.unwrap();
+    let msg = reason("keys", "SecretNotFound").await;
+    assert!(msg.contains("Secret later does not exist"), "{msg}");
+    put_secret(&client, &ns, "later", &[("adminKey", ADMIN_KEY)]).await;
+    let msg = reason("keys", "SecretKeyMissing").await;
+    assert!(msg.contains("`pepper`"), "{msg}");
+    put_secret(&client, &ns, "later", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    reason("keys", "Valid").await;
+
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"failSuffix": "12a"}), None))
+        .await
+        .unwrap();
+    let msg = reason("line", "InvalidSettings").await;
+    assert!(msg.contains("settings.failSuffix: must be 1 to 8 digits"), "{msg}");
+    apply_json::<FaxProvider>(&client, &ns, provider("fax9000", "fax9000", json!({}), None)).await.unwrap();
+    reason("fax9000", "UnknownPlugin").await;
+    let p = providers.get("keys").await.unwrap();
+    assert_eq!(p.status.unwrap().slots.as_deref(), Some("auth"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_rejects_invalid_resources_with_readable_messages() {
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-adm").await;
+
+    let base = plugin_config("valid", "keys", 1);
+    let with = |path: &[&str], value: serde_json::Value| {
+        let mut m = base.clone();
+        let mut cur = &mut m;
+        for p in &path[..path.len() - 1] {
+            cur = &mut cur[*p];
+        }
+        cur[path[path.len() - 1]] = value;
+        m
+    };
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "replicas without a shared database (CEL)",
+            with(&["spec", "apiServer", "replicas"], json!(3)),
+            "more than one replica needs a shared database",
+        ),
+        (
+            "canary without steps (CEL)",
+            with(&["spec", "rollout"], json!({"strategy": "Canary"})),
+            "a Canary rollout needs at least one step",
+        ),
+        (
+            "missing auth slot (schema)",
+            with(&["spec", "slots"], json!({"outbound": ["line"]})),
+            "spec.slots.auth: Required value",
+        ),
+        ("empty outbound list (schema)", with(&["spec", "slots", "outbound"], json!([])), "spec.slots.outbound"),
+        (
+            "canary weight above 100 (schema)",
+            with(&["spec", "rollout"], json!({"strategy": "Canary", "steps": [{"weight": 150}]})),
+            "should be less than or equal to 100",
+        ),
+        (
+            "unknown strategy (schema)",
+            with(&["spec", "rollout", "strategy"], json!("YOLO")),
+            "Unsupported value: \"YOLO\"",
+        ),
+        (
+            "bad pause duration (schema)",
+            with(&["spec", "rollout"], json!({"steps": [{"weight": 10, "pause": "soon"}]})),
+            "spec.rollout.steps[0].pause",
+        ),
+        (
+            "name too long (CEL)",
+            with(&["metadata", "name"], json!("a-very-long-fax-plugin-config-name-over-forty")),
+            "names are limited to 40 characters",
+        ),
+        (
+            "duplicate outbound providers (list-type set)",
+            with(&["spec", "slots", "outbound"], json!(["line", "line"])),
+            "duplicate entries",
+        ),
+    ];
+    for (what, manifest, fragment) in cases {
+        let err = apply_json::<FaxPluginConfig>(&client, &ns, manifest).await.expect_err(what);
+        let message = match &err {
+            kube::Error::Api(s) => s.message.clone(),
+            other => panic!("{what}: {other}"),
+        };
+        assert!(message.contains(fragment), "{what}: {message}");
+    }
+
+    let bad_plugin = provider("bad", "Bad Plugin!", json!({}), None);
+    let err = apply_json::<FaxProvider>(&client, &ns, bad_plugin).await.expect_err("pattern");
+    assert!(err.to_string().contains("spec.plugin"), "{err}");
+    apply_json::<FaxProvider>(&client, &ns, provider("p", "test", json!({}), None)).await.unwrap();
+    let err =
+        apply_json::<FaxProvider>(&client, &ns, provider("p", "local", json!({}), None)).await.expect_err("immutable");
+    assert!(err.to_string().contains("plugin is immutable"), "{err}");
+
+    // The valid base is accepted, and defaults are applied by the server.
+    let accepted = apply_json::<FaxPluginConfig>(&client, &ns, base.clone()).await.unwrap();
+    assert_eq!(accepted.spec.revision_history_limit, 5);
+    assert_eq!(accepted.spec.rollout.analysis.max_latency_increase_percent, 20);
+
+    // `kubectl explain` prints the field descriptions.
+    let kubectl = std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into());
+    let out = std::process::Command::new(kubectl)
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["explain", "faxpluginconfig.spec"])
+        .output()
+        .expect("run kubectl explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Which FaxProvider (by name, same namespace) fills which slot"), "{text}");
+    assert!(text.contains("revisionHistoryLimit"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_takes_over_when_the_leader_stops() {
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-lead").await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
+    put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({}), None)).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("admin"))).await.unwrap();
+
+    let mut a = Operator::start(&kubeconfig, &ns, "op-a");
+    let holder = |leases: Api<Lease>| async move {
+        leases.get_opt("faxbot-operator").await.ok()??.spec?.holder_identity.filter(|h| !h.is_empty())
+    };
+    assert_eq!(wait_for(T, "a leader", || holder(leases.clone())).await, "op-a");
+    let mut b = Operator::start(&kubeconfig, &ns, "op-b");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(holder(leases.clone()).await.as_deref(), Some("op-a"), "the standby must not steal a live lease");
+    assert!(b.output().contains("waiting for leadership"));
+
+    assert!(a.terminate(), "graceful shutdown exits 0");
+    assert!(a.output().contains("released the lease"), "{}", a.output());
+    // The standby acquires within one renew interval (the lease was released, not left to expire).
+    assert_eq!(wait_for(Duration::from_secs(15), "the standby leads", || holder(leases.clone())).await, "op-b");
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "keys", 1)).await.unwrap();
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    assert!(b.terminate());
+    b.assert_no_leaks(&[ADMIN_KEY, PEPPER]);
+}
