@@ -270,6 +270,29 @@ mod tests {
     }
 
     #[test]
+    fn provider_status_reports_validity_slots_and_version() {
+        use crate::validate::tests::{provider, secret};
+        use crate::validate::validate_provider;
+        let keys = provider("keys", "api_keys", serde_json::json!({}), Some("admin"));
+        let admin = secret("admin", &[("adminKey", "k"), ("pepper", "p")]);
+        let resolved = validate_provider(&keys, Some(&admin)).unwrap();
+        let s = provider_status(&keys, Ok(&resolved), now());
+        assert_eq!(s.slots.as_deref(), Some("auth"));
+        assert_eq!(s.plugin_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+        assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("True", "Valid"));
+
+        let invalid = validate_provider(&keys, None).unwrap_err();
+        let s = provider_status(&keys, Err(&invalid), now());
+        assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("False", "SecretNotFound"));
+        assert_eq!(s.slots.as_deref(), Some("auth"), "slots are shown even while invalid");
+        let unknown = provider("x", "fax9000", serde_json::json!({}), None);
+        let invalid = validate_provider(&unknown, None).unwrap_err();
+        let s = provider_status(&unknown, Err(&invalid), now());
+        assert_eq!(s.conditions[0].reason, "UnknownPlugin");
+        assert_eq!(s.slots, None);
+    }
+
+    #[test]
     fn an_unchanged_outcome_produces_an_identical_status() {
         let mut c = base_config();
         let d = validate_config(&c, &base_referenced()).unwrap();

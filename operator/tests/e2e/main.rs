@@ -534,3 +534,43 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     assert!(b.terminate());
     b.assert_no_leaks(&[ADMIN_KEY, PEPPER]);
 }
+
+/// The sample in `config/samples/` (used by the README's "Run on Kubernetes") reaches Ready as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_sample_becomes_ready() {
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-sample").await;
+    put_secret(&client, &ns, "faxbot-admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    let sample = include_str!("../../../config/samples/simulated-line.yaml");
+    for doc in sample.split("\n---\n") {
+        let manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
+        match manifest["kind"].as_str().unwrap() {
+            "FaxProvider" => drop(apply_json::<FaxProvider>(&client, &ns, manifest).await.unwrap()),
+            "FaxPluginConfig" => drop(apply_json::<FaxPluginConfig>(&client, &ns, manifest).await.unwrap()),
+            other => panic!("unexpected kind {other} in the sample"),
+        }
+    }
+    let mut operator = Operator::start(&kubeconfig, &ns, "op-sample");
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&configs, "faxbot", ("True", "Available")).await;
+
+    // `kubectl wait --for=condition=Ready` and `kubectl get faxbot` work as the README says.
+    let kubectl = std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&kubectl).env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["-n", &ns, "wait", "--for=condition=Ready", "faxpluginconfig/faxbot", "--timeout=30s"]);
+    let listing = run(&["-n", &ns, "get", "faxbot"]);
+    assert!(
+        listing.contains("faxpluginconfig.fax.faxbot.io/faxbot")
+            && listing.contains("faxprovider.fax.faxbot.io/api-keys"),
+        "{listing}"
+    );
+    assert!(listing.contains("Available") || listing.contains("Valid"), "{listing}");
+    assert!(operator.terminate());
+    operator.assert_no_leaks(&[ADMIN_KEY, PEPPER]);
+}
