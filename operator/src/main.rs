@@ -6,6 +6,7 @@
 //! - `FAXBOT_OPERATOR_LISTEN`: address of the `/metrics`, `/healthz` and `/readyz` server (default `0.0.0.0:8080`).
 //! - `FAXBOT_LEADER_ELECTION`: `true` (default) or `false`; `FAXBOT_LEASE_NAMESPACE` (default `POD_NAMESPACE`,
 //!   then `default`), `FAXBOT_LEASE_NAME` (default `faxbot-operator`), `POD_NAME` (the replica's identity).
+//! - `FAXBOT_RECONCILE_CONCURRENCY`: reconciles in flight per controller (default 8).
 //! - `FAXBOT_LOG_FORMAT`: `json` (default) or `pretty`; `RUST_LOG` filters.
 
 use std::net::SocketAddr;
@@ -82,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
         None | Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
         Some(other) => anyhow::bail!("FAXBOT_LEADER_ELECTION must be true or false, not {other:?}"),
+    };
+    let concurrency: u16 = match var("FAXBOT_RECONCILE_CONCURRENCY") {
+        None => 8,
+        Some(v) => {
+            v.parse().ok().filter(|n| (1..=256).contains(n)).context("FAXBOT_RECONCILE_CONCURRENCY must be 1 to 256")?
+        }
     };
     let identity = var("POD_NAME").unwrap_or_else(|| format!("faxbot-operator-{:08x}", rand::random::<u32>()));
 
@@ -170,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(namespace = namespace.as_deref().unwrap_or("*"), "controllers starting");
-    reconcile::run(client, ctx, namespace, shutdown).await;
+    reconcile::run(client, ctx, namespace, concurrency, shutdown).await;
     tracing::info!("controllers stopped");
     if let Some(e) = elector
         && !lost.load(Ordering::Relaxed)

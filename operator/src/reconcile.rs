@@ -331,12 +331,17 @@ fn configs_using(configs: &Store<FaxPluginConfig>, ns: &str, provider: &str) -> 
 }
 
 /// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
+///
+/// `concurrency` bounds the reconciles in flight per controller: at a cold start every object is due at once,
+/// and unbounded concurrency would hold a thousand responses in memory together.
 pub async fn run(
     client: Client,
     ctx: Arc<Context>,
     namespace: Option<String>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let config = kube::runtime::controller::Config::default().concurrency(concurrency);
     fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K::DynamicType: Default,
@@ -375,6 +380,7 @@ pub async fn run(
                     .collect::<Vec<_>>()
             }
         })
+        .with_config(config.clone())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile_provider, error_policy::<FaxProvider>("FaxProvider"), ctx.clone())
         .for_each(|_| async {});
@@ -382,12 +388,16 @@ pub async fn run(
     let configs_ctrl = Controller::new(api::<FaxPluginConfig>(&client, &namespace), any.clone());
     let configs = configs_ctrl.store();
     let configs_ctrl = configs_ctrl
-        .owns(api::<Deployment>(&client, &namespace), owned.clone())
-        .owns(api::<Service>(&client, &namespace), owned.clone())
+        // Metadata-only watches: a change is all the trigger needs (the reconcile reads what it uses), and the
+        // operator's memory then does not grow with the size of the objects it owns.
+        .owns(api::<PartialObjectMeta<Deployment>>(&client, &namespace), owned.clone())
+        .owns(api::<PartialObjectMeta<Service>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), owned.clone())
-        .watches(api::<FaxProvider>(&client, &namespace), any.clone(), {
+        .watches(api::<PartialObjectMeta<FaxProvider>>(&client, &namespace), any.clone(), {
             let configs = configs.clone();
-            move |p: FaxProvider| configs_using(&configs, p.namespace().as_deref().unwrap_or(""), &p.name_any())
+            move |p: PartialObjectMeta<FaxProvider>| {
+                configs_using(&configs, p.namespace().as_deref().unwrap_or(""), &p.name_any())
+            }
         })
         .watches(api::<PartialObjectMeta<Secret>>(&client, &namespace), any, {
             let configs = configs.clone();
@@ -422,6 +432,7 @@ pub async fn run(
                 refs.into_values().collect::<Vec<_>>()
             }
         })
+        .with_config(config)
         .graceful_shutdown_on(stopped(stop_rx))
         .run(reconcile_config, error_policy::<FaxPluginConfig>("FaxPluginConfig"), ctx)
         .for_each(|_| async {});
