@@ -170,8 +170,20 @@ async fn main() {
     let want_configs = namespaces * configs_per_ns;
     let want_providers = namespaces * providers_per_ns;
     let mut peak_rss = 0;
-    let (mut configs_ready_at, mut providers_ready_at) = (None, None);
+    let (mut configs_ready_at, mut providers_ready_at, mut applied_at) = (None, None, None);
+    let all_deployments: Api<Deployment> = Api::all(client.clone());
     while configs_ready_at.is_none() || providers_ready_at.is_none() {
+        if applied_at.is_none() {
+            let n = all_deployments
+                .list(&ListParams::default().labels("app.kubernetes.io/managed-by=faxbot-operator"))
+                .await
+                .unwrap()
+                .items
+                .len();
+            if n == want_configs {
+                applied_at = Some(t0.elapsed());
+            }
+        }
         peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
         assert!(t0.elapsed() < Duration::from_secs(600), "not all Ready after 10 minutes");
         if configs_ready_at.is_none() {
@@ -211,7 +223,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "cold start: all {want_configs} FaxPluginConfigs Ready (Deployments available) after {:.1} s; all {want_providers} FaxProviders Ready after {:.1} s",
+        "cold start: all {want_configs} Deployments applied after {:.1} s; all {want_configs} FaxPluginConfigs Ready (Deployments available) after {:.1} s; all {want_providers} FaxProviders Ready after {:.1} s",
+        applied_at.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN),
         configs_ready_at.unwrap().as_secs_f64(),
         providers_ready_at.unwrap().as_secs_f64()
     );

@@ -16,8 +16,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -362,8 +362,16 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let providers_ctrl = Controller::new(api::<FaxProvider>(&client, &namespace), any.clone());
-    let providers_store = providers_ctrl.store();
+    // Main streams pass only generation changes (spec edits, creation): the operator's own status writes must
+    // not trigger another full reconcile of the object it just wrote. The reflector stores still see every
+    // event, so the mappers read current objects.
+    let (providers_store, providers_writer) = reflector::store();
+    let providers_stream =
+        reflector::reflector(providers_writer, watcher(api::<FaxProvider>(&client, &namespace), any.clone()))
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(predicates::generation, Default::default());
+    let providers_ctrl = Controller::for_stream(providers_stream, providers_store.clone());
     let providers_ctrl = providers_ctrl
         .watches(api::<PartialObjectMeta<Secret>>(&client, &namespace), any.clone(), {
             let store = providers_store.clone();
@@ -385,15 +393,25 @@ pub async fn run(
         .run(reconcile_provider, error_policy::<FaxProvider>("FaxProvider"), ctx.clone())
         .for_each(|_| async {});
 
-    let configs_ctrl = Controller::new(api::<FaxPluginConfig>(&client, &namespace), any.clone());
-    let configs = configs_ctrl.store();
+    let (configs, configs_writer) = reflector::store();
+    let configs_stream =
+        reflector::reflector(configs_writer, watcher(api::<FaxPluginConfig>(&client, &namespace), any.clone()))
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(predicates::generation, Default::default());
+    let configs_ctrl = Controller::for_stream(configs_stream, configs.clone());
+    // A provider's status changes (written by the provider controller) do not concern the configs using it.
+    let provider_changes = watcher(api::<PartialObjectMeta<FaxProvider>>(&client, &namespace), any.clone())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
     let configs_ctrl = configs_ctrl
         // Metadata-only watches: a change is all the trigger needs (the reconcile reads what it uses), and the
         // operator's memory then does not grow with the size of the objects it owns.
         .owns(api::<PartialObjectMeta<Deployment>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<Service>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), owned.clone())
-        .watches(api::<PartialObjectMeta<FaxProvider>>(&client, &namespace), any.clone(), {
+        .watches_stream(provider_changes, {
             let configs = configs.clone();
             move |p: PartialObjectMeta<FaxProvider>| {
                 configs_using(&configs, p.namespace().as_deref().unwrap_or(""), &p.name_any())
