@@ -266,7 +266,9 @@ pub async fn watch(
     on_applied: impl Fn(&Runtime, &Runtime) + Send + 'static,
 ) {
     let ConfigSource::File(path) = state.source().clone() else { return };
-    let mut last = tokio::fs::read(&path).await.ok();
+    // Start from "nothing seen": the document may have changed between startup's load and this task's
+    // first run (a rename landing right after start), and re-reading an unchanged document is a no-op.
+    let mut last: Option<Vec<u8>> = None;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         let hup_recv = async {
