@@ -61,6 +61,21 @@ fn ghostscript_on_path() -> bool {
         .unwrap_or(false)
 }
 
+/// What follows a config change, whoever applied it (the file watcher or `PUT /plugins/{id}/config`): when
+/// sending was just enabled, jobs held while it was off are released and the worker woken.
+pub fn config_applied(app: &AppState, old: &runtime::Runtime, new: &runtime::Runtime) {
+    if new.dispatch_enabled && !old.dispatch_enabled {
+        let app = app.clone();
+        tokio::spawn(async move {
+            match jobs::release_held(&app.db, crate::domain::Timestamp::now()).await {
+                Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
+                Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
+            }
+            app.notify.notify_one();
+        });
+    }
+}
+
 impl Application {
     /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
@@ -178,18 +193,7 @@ impl Application {
             state.metrics.clone(),
             state.settings.config_poll,
             stop_rx.clone(),
-            move |old, new| {
-                if new.dispatch_enabled && !old.dispatch_enabled {
-                    let app = watch_state.clone();
-                    tokio::spawn(async move {
-                        match jobs::release_held(&app.db, crate::domain::Timestamp::now()).await {
-                            Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
-                            Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
-                        }
-                        app.notify.notify_one();
-                    });
-                }
-            },
+            move |old, new| config_applied(&watch_state, old, new),
         ));
 
         let retention = state.settings.artifact_ttl.map(|ttl| {

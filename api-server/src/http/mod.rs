@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-keys/{key_id}", delete(routes::keys::revoke))
         .route("/admin/api-keys/{key_id}/rotate", post(routes::keys::rotate))
         .route("/admin/features", get(routes::admin::features))
+        .route("/plugins", get(routes::plugins::list))
+        .route("/plugins/{id}/config", get(routes::plugins::get_config).put(routes::plugins::put_config))
         .layer(middleware::map_response(admin_headers));
     Router::new()
         .route("/fax", post(routes::fax::send).layer(DefaultBodyLimit::max(upload_limit)))
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))
+        .route("/plugin-registry", get(routes::plugins::registry))
         .merge(admin)
         .merge(openapi::routes())
         .fallback(not_found)

@@ -12,5 +12,6 @@ mod health;
 mod keys;
 mod lifecycle;
 mod logs;
+mod plugins;
 mod readme;
 mod send_fax;

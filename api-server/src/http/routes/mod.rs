@@ -4,3 +4,4 @@ pub mod admin;
 pub mod fax;
 pub mod health;
 pub mod keys;
+pub mod plugins;

@@ -1,0 +1,333 @@
+//! The v3 plugin management API: `GET /plugins`, `GET`/`PUT /plugins/{id}/config`, `GET /plugin-registry`.
+//!
+//! Gated by feature flags of the runtime config: `/plugins*` answers 404 `v3 plugins feature disabled` while
+//! `v3Plugins` is off, and `/plugin-registry` answers 404 while `pluginRegistry` is off. Admin authentication
+//! comes first, as in the reference (401 before the flag's 404).
+//!
+//! `PUT /plugins/{id}/config` goes through the config document, the single source of truth: the new document
+//! is validated against the plugin manifest (every problem with its JSON path), written atomically next to
+//! the old one, and applied at once — no restart. Where the document is not ours to write (configured from
+//! the environment, or a read-only ConfigMap mounted by the operator), the answer is 409 with what to change
+//! instead.
+
+use std::io::Write;
+use std::path::Path;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use faxbot_contract::plugins::{self, Category, PluginManifest};
+use faxbot_contract::{RuntimeConfig, SlotBinding};
+use serde::{Deserialize, Serialize};
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody, ValidationItem};
+use crate::runtime::{ConfigSource, redact_digits};
+
+/// One plugin as listed by `GET /plugins`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginItem {
+    /// Plugin id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Slots it can fill.
+    #[schema(value_type = Vec<String>)]
+    pub categories: Vec<Category>,
+    /// What it can do.
+    #[schema(value_type = Vec<String>)]
+    pub capabilities: Vec<plugins::Capability>,
+    /// Whether it is bound to a slot and enabled in the running config.
+    pub enabled: bool,
+    /// Whether it takes settings.
+    pub configurable: bool,
+}
+
+/// `GET /plugins`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginList {
+    /// Every built-in plugin.
+    pub items: Vec<PluginItem>,
+}
+
+/// A plugin's configuration in the running document.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginConfig {
+    /// Whether the plugin is bound and enabled.
+    pub enabled: bool,
+    /// Its settings (non-secret by construction: the document refuses credential-like keys).
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+}
+
+/// `PUT /plugins/{id}/config` body; both fields optional.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfigUpdate {
+    /// Enable or disable the plugin in its slot.
+    pub enabled: Option<bool>,
+    /// Replacement settings object.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// `PUT /plugins/{id}/config` answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginConfigSaved {
+    /// Always true.
+    pub ok: bool,
+    /// The document written.
+    pub path: String,
+    /// The revision now serving.
+    pub revision: String,
+}
+
+/// `GET /plugin-registry` filters.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RegistryQuery {
+    /// Only plugins that can fill this slot (`outbound`, `inbound`, `storage`, `auth`).
+    pub category: Option<String>,
+    /// Only plugins usable for PHI.
+    pub hipaa: Option<bool>,
+}
+
+/// `GET /plugin-registry`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Registry {
+    /// Manifests, settings schemas included.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<PluginManifest>,
+}
+
+fn slots(config: &RuntimeConfig) -> [(Category, Option<&SlotBinding>); 4] {
+    let p = &config.providers;
+    [
+        (Category::Outbound, p.outbound.as_ref()),
+        (Category::Inbound, p.inbound.as_ref()),
+        (Category::Storage, p.storage.as_ref()),
+        (Category::Auth, p.auth.as_ref()),
+    ]
+}
+
+fn v3_enabled(app: &AppState) -> Result<(), ApiError> {
+    if app.runtime.load_current().config.features.v3_plugins {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("v3 plugins feature disabled"))
+    }
+}
+
+fn unknown_plugin() -> ApiError {
+    ApiError::not_found("Plugin not found")
+}
+
+/// Lists the built-in plugins and whether each is in use.
+#[utoipa::path(get, path = "/plugins", tag = "plugins",
+    responses((status = 200, body = PluginList), (status = 401, description = "Admin authentication failed", body = ErrorBody),
+        (status = 404, description = "v3 plugins feature disabled", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<PluginList>, ApiError> {
+    app.auth.admin(&headers, "/plugins").await?;
+    v3_enabled(&app)?;
+    let runtime = app.runtime.load_current();
+    let items = plugins::builtin_manifests()
+        .into_iter()
+        .map(|m| {
+            let enabled = slots(&runtime.config).iter().any(|(_, b)| b.is_some_and(|b| b.plugin == m.id && b.enabled));
+            let configurable = m.settings_schema["properties"].as_object().is_some_and(|p| !p.is_empty());
+            PluginItem {
+                id: m.id,
+                name: m.name,
+                version: m.version,
+                categories: m.categories,
+                capabilities: m.capabilities,
+                enabled,
+                configurable,
+            }
+        })
+        .collect();
+    Ok(Json(PluginList { items }))
+}
+
+/// A plugin's settings in the running config.
+#[utoipa::path(get, path = "/plugins/{id}/config", tag = "plugins", params(("id" = String, Path, description = "Plugin id")),
+    responses((status = 200, body = PluginConfig), (status = 401, description = "Admin authentication failed", body = ErrorBody),
+        (status = 404, description = "Feature disabled or unknown plugin", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<PluginConfig>, ApiError> {
+    app.auth.admin(&headers, "/plugins/{id}/config").await?;
+    v3_enabled(&app)?;
+    plugins::manifest(&id).ok_or_else(unknown_plugin)?;
+    let runtime = app.runtime.load_current();
+    let binding = slots(&runtime.config).into_iter().find_map(|(_, b)| b.filter(|b| b.plugin == id));
+    Ok(Json(match binding {
+        Some(b) => PluginConfig { enabled: b.enabled, settings: b.settings.clone() },
+        None => PluginConfig { enabled: false, settings: serde_json::json!({}) },
+    }))
+}
+
+/// Updates a plugin's settings (and enabled flag) through the config document and applies them at once.
+#[utoipa::path(put, path = "/plugins/{id}/config", tag = "plugins", params(("id" = String, Path, description = "Plugin id")),
+    request_body = PluginConfigUpdate,
+    responses((status = 200, body = PluginConfigSaved), (status = 401, description = "Admin authentication failed", body = ErrorBody),
+        (status = 404, description = "Feature disabled or unknown plugin", body = ErrorBody),
+        (status = 409, description = "The config document is not writable here (environment or operator-managed)", body = ErrorBody),
+        (status = 422, description = "Settings fail the plugin schema; every problem with its path")),
+    security(("api_key" = [])))]
+pub async fn put_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Json<PluginConfigUpdate>, JsonRejection>,
+) -> Result<Json<PluginConfigSaved>, ApiError> {
+    app.auth.admin(&headers, "/plugins/{id}/config").await?;
+    v3_enabled(&app)?;
+    let manifest = plugins::manifest(&id).ok_or_else(unknown_plugin)?;
+    let Json(update) = body.map_err(|rejection| {
+        ApiError::Validation(vec![ValidationItem {
+            kind: "json_invalid",
+            loc: vec!["body".into()],
+            msg: format!("JSON decode error: {}", redact_digits(&rejection.body_text())),
+            input: None,
+        }])
+    })?;
+    let ConfigSource::File(path) = app.runtime.source().clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the runtime config comes from environment variables; set FAXBOT_CONFIG_PATH to manage plugins over the API",
+        ));
+    };
+
+    let current = app.runtime.load_current();
+    let mut config = current.config.clone();
+    // The slot the plugin already fills, else the first slot it can fill (replacing what filled it).
+    let bound = slots(&config).into_iter().find(|(_, b)| b.is_some_and(|b| b.plugin == id)).map(|(c, _)| c);
+    let category = bound.or_else(|| manifest.categories.first().copied()).ok_or_else(unknown_plugin)?;
+    let providers = &mut config.providers;
+    let slot = match category {
+        Category::Outbound => &mut providers.outbound,
+        Category::Inbound => &mut providers.inbound,
+        Category::Storage => &mut providers.storage,
+        Category::Auth => &mut providers.auth,
+    };
+    let mut binding = slot.clone().filter(|b| b.plugin == id).unwrap_or_else(|| SlotBinding::new(id.clone()));
+    if let Some(enabled) = update.enabled {
+        binding.enabled = enabled;
+    }
+    if let Some(settings) = update.settings {
+        binding.settings = settings;
+    }
+    *slot = Some(binding);
+
+    let bytes = serde_json::to_vec_pretty(&config).map_err(ApiError::internal)?;
+    // Validate exactly what will be written, with the server's own rules (schema, semantic checks, PHI guard).
+    if let Err(e) = faxbot_contract::validate::parse_and_validate(&bytes) {
+        let items = match e {
+            faxbot_contract::ConfigError::Invalid(issues) => issues
+                .into_iter()
+                .map(|i| ValidationItem {
+                    kind: "value_error",
+                    loc: std::iter::once("body".to_string()).chain(i.path.split('.').map(str::to_string)).collect(),
+                    msg: redact_digits(&i.message),
+                    input: None,
+                })
+                .collect(),
+            faxbot_contract::ConfigError::Malformed { path, message } => vec![ValidationItem {
+                kind: "value_error",
+                loc: vec!["body".into(), path],
+                msg: redact_digits(&message),
+                input: None,
+            }],
+        };
+        return Err(ApiError::Validation(items));
+    }
+    write_atomically(&path, &bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => ApiError::new(
+            StatusCode::CONFLICT,
+            "the runtime config document is read-only here (managed by the Faxbot operator); change the FaxProvider resource instead",
+        ),
+        _ => ApiError::internal(anyhow::Error::new(e).context("writing the runtime config document")),
+    })?;
+    let revision = match app.runtime.apply(&bytes, &app.metrics) {
+        Ok(Some((old, new))) => {
+            crate::audit!("config_changed", from_revision = %old.revision, to_revision = %new.revision, plugin = %id);
+            crate::startup::config_applied(&app, &old, &new);
+            new.revision.clone()
+        }
+        Ok(None) => current.revision.clone(),
+        Err(e) => return Err(ApiError::internal(anyhow::anyhow!("validated document refused: {e}"))),
+    };
+    Ok(Json(PluginConfigSaved { ok: true, path: path.display().to_string(), revision }))
+}
+
+/// Temp file, fsync, rename, directory fsync: a crash leaves the old or the new document, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("faxbot.json"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The plugin registry: every manifest with its settings schema, filterable by slot and HIPAA suitability.
+/// Unauthenticated, as in the reference (it carries no configuration), and 404 while `pluginRegistry` is off.
+#[utoipa::path(get, path = "/plugin-registry", tag = "plugins", params(RegistryQuery),
+    responses((status = 200, body = Registry), (status = 404, description = "Registry disabled", body = ErrorBody),
+        (status = 422, description = "Unknown category")))]
+pub async fn registry(
+    State(app): State<AppState>,
+    query: Result<Query<RegistryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Registry>, ApiError> {
+    if !app.runtime.load_current().config.features.plugin_registry {
+        return Err(ApiError::not_found("plugin registry feature disabled"));
+    }
+    let Query(query) = query.map_err(|e| {
+        ApiError::Validation(vec![ValidationItem {
+            kind: "value_error",
+            loc: vec!["query".into()],
+            msg: redact_digits(&e.body_text()),
+            input: None,
+        }])
+    })?;
+    let category = match query.category.as_deref() {
+        None => None,
+        Some(c) => Some(
+            [Category::Outbound, Category::Inbound, Category::Storage, Category::Auth]
+                .into_iter()
+                .find(|k| k.as_str() == c)
+                .ok_or_else(|| {
+                    ApiError::Validation(vec![ValidationItem {
+                        kind: "enum",
+                        loc: vec!["query".into(), "category".into()],
+                        msg: "Input should be 'outbound', 'inbound', 'storage' or 'auth'".into(),
+                        input: None,
+                    }])
+                })?,
+        ),
+    };
+    let items = plugins::builtin_manifests()
+        .into_iter()
+        .filter(|m| category.is_none_or(|c| m.fills(c)))
+        .filter(|m| query.hipaa.is_none_or(|h| m.hipaa_compliant == h))
+        .collect();
+    Ok(Json(Registry { items }))
+}

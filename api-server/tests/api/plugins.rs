@@ -1,0 +1,123 @@
+//! The v3 plugin management API: feature gates, admin auth, listing, validated and persisted updates that apply
+//! without a restart, refusals where the document is not ours to write, and the registry's filters.
+
+use crate::db_test;
+use crate::helpers::{Db, Spawn, json};
+
+fn write(path: &std::path::Path, doc: &serde_json::Value) {
+    std::fs::write(path, doc.to_string()).unwrap();
+}
+
+async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faxbot.json");
+    write(&path, &serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test"}}}));
+    let app = Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).start().await;
+    let admin = app.admin().to_string();
+    let get = |p: &str, key: Option<&str>| {
+        let mut r = app.client.get(app.url(p));
+        if let Some(k) = key {
+            r = r.header("X-API-Key", k);
+        }
+        r.send()
+    };
+
+    // Flags off: 401 first for an unauthenticated caller, then the feature's 404.
+    assert_eq!(get("/plugins", None).await.unwrap().status(), 401);
+    let r = get("/plugins", Some(&admin)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "v3 plugins feature disabled"}));
+    assert_eq!(get("/plugin-registry", None).await.unwrap().status(), 404);
+
+    // Enable both flags through the document (hot reload), then the API answers.
+    write(
+        &path,
+        &serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test"}},
+            "features": {"v3Plugins": true, "pluginRegistry": true}}),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get("/plugins", Some(&admin)).await.unwrap().status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "flag change not applied");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let list = json(get("/plugins", Some(&admin)).await.unwrap()).await;
+    let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["test", "local", "api_keys"]);
+    assert_eq!(list["items"][0]["enabled"], true);
+    assert_eq!(list["items"][0]["configurable"], true);
+    assert_eq!(list["items"][1]["enabled"], false);
+
+    let cfg = json(get("/plugins/test/config", Some(&admin)).await.unwrap()).await;
+    assert_eq!(cfg, serde_json::json!({"enabled": true, "settings": {}}));
+    let r = get("/plugins/fax9000/config", Some(&admin)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r).await["detail"], "Plugin not found");
+
+    // Invalid settings: 422 with the JSON path of every problem; nothing written or applied.
+    let before = std::fs::read(&path).unwrap();
+    let r = app
+        .client
+        .put(app.url("/plugins/test/config"))
+        .header("X-API-Key", &admin)
+        .json(&serde_json::json!({"settings": {"failSuffix": "12a", "to_number": "+15551234567"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = json(r).await;
+    let text = body.to_string();
+    assert!(text.contains("failSuffix") || text.contains("to_number"), "{text}");
+    assert!(!text.contains("15551234567"), "no PHI echoed: {text}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "a refused update writes nothing");
+    let r = app.client.put(app.url("/plugins/test/config")).header("X-API-Key", &admin).body("{").send().await.unwrap();
+    assert_eq!(r.status(), 422);
+
+    // A valid update is written atomically and applied at once: the revision changes without a restart.
+    let rev0 = json(get("/admin/features", Some(&admin)).await.unwrap()).await["revision"].clone();
+    let r = app
+        .client
+        .put(app.url("/plugins/test/config"))
+        .header("X-API-Key", &admin)
+        .json(&serde_json::json!({"settings": {"deliveryLatencyMs": 25, "failSuffix": "9999"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let saved = json(r).await;
+    assert_eq!(saved["ok"], true);
+    assert_ne!(saved["revision"], rev0);
+    assert_eq!(json(get("/admin/features", Some(&admin)).await.unwrap()).await["revision"], saved["revision"]);
+    let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk["providers"]["outbound"]["settings"]["deliveryLatencyMs"], 25);
+    assert_eq!(on_disk["features"]["v3Plugins"], true, "the rest of the document is kept");
+    let cfg = json(get("/plugins/test/config", Some(&admin)).await.unwrap()).await;
+    assert_eq!(cfg["settings"]["failSuffix"], "9999");
+
+    // The registry: unauthenticated, with filters; an unknown category is a 422.
+    let reg = json(get("/plugin-registry?category=storage", None).await.unwrap()).await;
+    let ids: Vec<&str> = reg["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["local"]);
+    assert!(reg["items"][0]["settings_schema"]["properties"]["path"].is_object());
+    let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
+    assert_eq!(reg["items"].as_array().unwrap().len(), 3);
+    assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
+
+    let logs = app.logs().join("\n");
+    assert!(!logs.contains("15551234567"));
+}
+db_test!(plugin_api_is_gated_validated_and_applied_live);
+
+async fn without_a_config_file_updates_are_refused(db: Db) {
+    let app = Spawn::new(db).env("FEATURE_V3_PLUGINS", "true").start().await;
+    let r = app
+        .client
+        .put(app.url("/plugins/test/config"))
+        .header("X-API-Key", app.admin())
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(json(r).await["detail"].as_str().unwrap().contains("FAXBOT_CONFIG_PATH"));
+}
+db_test!(without_a_config_file_updates_are_refused);
