@@ -574,3 +574,108 @@ async fn the_readme_sample_becomes_ready() {
     assert!(operator.terminate());
     operator.assert_no_leaks(&[ADMIN_KEY, PEPPER]);
 }
+
+/// The operator works with exactly the permissions of `config/rbac/operator.yaml`: it runs here with a token
+/// whose user has no rights but that ClusterRole (and the leader-election Role in its namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_needs_only_its_documented_rbac() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let Ok(token) = std::env::var("FAXBOT_TEST_OPERATOR_TOKEN") else {
+        assert!(
+            std::env::var("CI").is_err_and(|_| true) || std::env::var("CI").is_ok_and(|v| v != "true"),
+            "CI=true but FAXBOT_TEST_OPERATOR_TOKEN is not set (scripts/kube-testenv.sh sets it)"
+        );
+        eprintln!("SKIPPING RBAC test: FAXBOT_TEST_OPERATOR_TOKEN is not set (scripts/kube-testenv.sh sets it)");
+        return;
+    };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-rbac").await;
+    let user = "faxbot-operator-e2e";
+
+    let rbac = include_str!("../../../config/rbac/operator.yaml");
+    for doc in rbac.split("\n---\n") {
+        let mut manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
+        let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
+        let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
+        match manifest["kind"].as_str().unwrap() {
+            "ClusterRole" => {
+                Api::<ClusterRole>::all(client.clone())
+                    .patch(&name, &pp, &kube::api::Patch::Apply(manifest))
+                    .await
+                    .unwrap();
+            }
+            "Role" => {
+                manifest["metadata"]["namespace"] = ns.clone().into();
+                Api::<Role>::namespaced(client.clone(), &ns)
+                    .patch(&name, &pp, &kube::api::Patch::Apply(manifest))
+                    .await
+                    .unwrap();
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    let subject = json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]);
+    let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(
+            "faxbot-operator-e2e",
+            &pp,
+            &kube::api::Patch::Apply(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "faxbot-operator-e2e"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "faxbot-operator"},
+                "subjects": subject}),
+            ),
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .patch(
+            "faxbot-operator-leader-election",
+            &pp,
+            &kube::api::Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "faxbot-operator-leader-election", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "faxbot-operator-leader-election"},
+                "subjects": subject})),
+        )
+        .await
+        .unwrap();
+
+    // The same kubeconfig with the operator user's token instead of the admin's.
+    let admin_config = std::fs::read_to_string(&kubeconfig).unwrap();
+    let restricted: String = admin_config
+        .lines()
+        .map(|l| if l.trim_start().starts_with("token:") { format!("    token: {token}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let restricted_path = dir.path().join("kubeconfig");
+    std::fs::write(&restricted_path, restricted).unwrap();
+    // Without the binding the user can do nothing; prove the token really is the restricted one.
+    let restricted_client = support::client(&restricted_path).await;
+    let err = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(restricted_client, &ns)
+        .list(&ListParams::default())
+        .await
+        .expect_err("the operator user must not list pods");
+    assert!(err.to_string().contains("forbidden"), "{err}");
+
+    put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({}), None)).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("admin"))).await.unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "keys", 1)).await.unwrap();
+    let mut operator = Operator::start(&restricted_path, &ns, "op-rbac");
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    // A change, an event and pruning all work under the same rights.
+    apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"deliveryLatencyMs": 5}), None))
+        .await
+        .unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, plugin_config("main", "missing", 1)).await.unwrap();
+    wait_ready(&configs, "main", ("False", "ProviderNotFound")).await;
+    let output = operator.output();
+    assert!(!output.to_lowercase().contains("forbidden"), "the operator hit a permission it lacks:\n{output}");
+    assert!(operator.terminate());
+    let _ = dir;
+}
