@@ -491,14 +491,7 @@ async fn admission_rejects_invalid_resources_with_readable_messages() {
     assert_eq!(accepted.spec.rollout.analysis.max_latency_increase_percent, 20);
 
     // `kubectl explain` prints the field descriptions.
-    let kubectl = std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into());
-    let out = std::process::Command::new(kubectl)
-        .env("KUBECONFIG", &kubeconfig)
-        .args(["explain", "faxpluginconfig.spec"])
-        .output()
-        .expect("run kubectl explain");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = kubectl(&kubeconfig, &["explain", "faxpluginconfig.spec"]).await;
     assert!(text.contains("Which FaxProvider (by name, same namespace) fills which slot"), "{text}");
     assert!(text.contains("revisionHistoryLimit"), "{text}");
 }
@@ -557,14 +550,9 @@ async fn the_readme_sample_becomes_ready() {
     wait_ready(&configs, "faxbot", ("True", "Available")).await;
 
     // `kubectl wait --for=condition=Ready` and `kubectl get faxbot` work as the README says.
-    let kubectl = std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into());
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&kubectl).env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
-        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&["-n", &ns, "wait", "--for=condition=Ready", "faxpluginconfig/faxbot", "--timeout=30s"]);
-    let listing = run(&["-n", &ns, "get", "faxbot"]);
+    kubectl(&kubeconfig, &["-n", &ns, "wait", "--for=condition=Ready", "faxpluginconfig/faxbot", "--timeout=30s"])
+        .await;
+    let listing = kubectl(&kubeconfig, &["-n", &ns, "get", "faxbot"]).await;
     assert!(
         listing.contains("faxpluginconfig.fax.faxbot.io/faxbot")
             && listing.contains("faxprovider.fax.faxbot.io/api-keys"),

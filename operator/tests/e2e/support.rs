@@ -233,3 +233,29 @@ impl Drop for Operator {
         self.kill();
     }
 }
+
+/// Runs the control plane's kubectl and returns its stdout. Discovery and the published OpenAPI of a new CRD
+/// lag a moment behind `Established`, so "unknown resource" answers are retried for up to 30 s, each time
+/// with an empty cache directory (kubectl caches discovery on disk).
+pub async fn kubectl(kubeconfig: &PathBuf, args: &[&str]) -> String {
+    let bin = std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cache = tempfile::tempdir().unwrap();
+        let out = Command::new(&bin)
+            .env("KUBECONFIG", kubeconfig)
+            .arg(format!("--cache-dir={}", cache.path().display()))
+            .args(args)
+            .output()
+            .expect("run kubectl");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        let discovery_lag = stderr.contains("couldn't find resource")
+            || stderr.contains("doesn't have a resource type")
+            || stderr.contains("no matches for kind");
+        assert!(discovery_lag && Instant::now() < deadline, "kubectl {args:?} failed: {stderr}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
