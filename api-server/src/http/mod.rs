@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-keys/{key_id}/rotate", post(routes::keys::rotate))
         .route("/admin/features", get(routes::admin::features))
         .route("/plugins", get(routes::plugins::list))
+        .route("/plugins/health", get(routes::plugins::health))
         .route("/plugins/{id}/config", get(routes::plugins::get_config).put(routes::plugins::put_config))
         .layer(middleware::map_response(admin_headers));
     Router::new()

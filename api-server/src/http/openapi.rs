@@ -14,7 +14,8 @@ use utoipa_swagger_ui::SwaggerUi;
     info(title = "Faxbot API", description = "Faxbot-compatible fax API: send faxes through pluggable providers, \
         with durable jobs, scoped API keys and PHI-safe auditing."),
     paths(fax::send, fax::get, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
-        keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry),
+        keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry,
+        plugins::health),
     components(schemas(ErrorBody, ValidationItem)),
     modifiers(&ApiKeyScheme),
     tags((name = "fax", description = "Outbound faxes"), (name = "health", description = "Probes and metrics"),

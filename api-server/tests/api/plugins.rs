@@ -93,6 +93,20 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     let cfg = json(get("/plugins/test/config", Some(&admin)).await.unwrap()).await;
     assert_eq!(cfg["settings"]["failSuffix"], "9999");
 
+    // Per-slot health: every check passes on the embedded default.
+    let r = get("/plugins/health", Some(&admin)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let health = json(r).await;
+    assert_eq!(health["healthy"], true);
+    let slots: Vec<(&str, &str)> = health["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["slot"].as_str().unwrap(), i["plugin"].as_str().unwrap()))
+        .collect();
+    assert_eq!(slots, vec![("outbound", "test"), ("storage", "local"), ("auth", "api_keys")]);
+    assert_eq!(get("/plugins/health", None).await.unwrap().status(), 401);
+
     // The registry: unauthenticated, with filters; an unknown category is a 422.
     let reg = json(get("/plugin-registry?category=storage", None).await.unwrap()).await;
     let ids: Vec<&str> = reg["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();

@@ -331,3 +331,77 @@ pub async fn registry(
         .collect();
     Ok(Json(Registry { items }))
 }
+
+/// Health of one slot's plugin.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SlotHealth {
+    /// `outbound`, `storage` or `auth` (and `inbound` once configured).
+    pub slot: &'static str,
+    /// Plugin id in the slot (the built-in default when the document leaves the slot empty).
+    pub plugin: String,
+    /// Whether the slot is enabled.
+    pub enabled: bool,
+    /// Whether the plugin's own check passed.
+    pub healthy: bool,
+    /// What was checked, or why it failed.
+    pub detail: String,
+}
+
+/// `GET /plugins/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginsHealth {
+    /// True when every slot's check passed.
+    pub healthy: bool,
+    /// One entry per filled slot.
+    pub items: Vec<SlotHealth>,
+}
+
+/// Runs each slot's check: the outbound provider's configuration and dispatch state, the document store's
+/// write/read probe, and the database behind API-key auth. 503 when any fails.
+#[utoipa::path(get, path = "/plugins/health", tag = "plugins",
+    responses((status = 200, body = PluginsHealth), (status = 503, description = "A plugin check failed", body = PluginsHealth),
+        (status = 401, description = "Admin authentication failed", body = ErrorBody),
+        (status = 404, description = "v3 plugins feature disabled", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn health(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<PluginsHealth>), ApiError> {
+    app.auth.admin(&headers, "/plugins/health").await?;
+    v3_enabled(&app)?;
+    let runtime = app.runtime.load_current();
+    let providers = &runtime.config.providers;
+    let mut items = vec![SlotHealth {
+        slot: "outbound",
+        plugin: runtime.outbound_id.clone(),
+        enabled: providers.outbound.as_ref().is_none_or(|b| b.enabled),
+        healthy: true,
+        detail: if runtime.dispatch_enabled {
+            "configured; sending enabled".into()
+        } else {
+            "configured; sending disabled, jobs are held".into()
+        },
+    }];
+    let storage = app.store.check().await;
+    items.push(SlotHealth {
+        slot: "storage",
+        plugin: providers.storage.as_ref().map_or_else(|| app.store.id().to_string(), |b| b.plugin.clone()),
+        enabled: true,
+        healthy: storage.is_ok(),
+        detail: match &storage {
+            Ok(()) => "write/read probe passed".into(),
+            Err(e) => redact_digits(&e.to_string()),
+        },
+    });
+    let db = app.db.ping().await;
+    items.push(SlotHealth {
+        slot: "auth",
+        plugin: providers.auth.as_ref().map_or_else(|| plugins::API_KEY_AUTH.to_string(), |b| b.plugin.clone()),
+        enabled: true,
+        healthy: db,
+        detail: if db { "key database reachable".into() } else { "key database unreachable".into() },
+    });
+    let healthy = items.iter().all(|i| i.healthy);
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(PluginsHealth { healthy, items })))
+}
