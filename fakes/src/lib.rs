@@ -5,6 +5,36 @@
 //! progression on a timer, webhooks posted to the callback URL with the provider's own authentication, and
 //! error injection (401, 422, 429 with and without Retry-After, 5xx, timeouts, transmission failures) so
 //! every branch of a provider plugin can be exercised without the internet. Tests start one in-process;
-//! developers run the binaries (`faxbot-fake-phaxio`).
+//! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1) and [`sinch`] (Fax API v3).
 
 pub mod phaxio;
+pub mod sinch;
+
+use std::time::Duration;
+
+/// A failure to inject, consumed in order by the next API requests (or webhooks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// Answer this HTTP status in the provider's error shape (401, 422, 429, 500, 503…), optionally with Retry-After
+    /// in seconds. Nothing is created.
+    Status {
+        /// HTTP status.
+        code: u16,
+        /// `Retry-After` seconds, if any.
+        retry_after: Option<u64>,
+    },
+    /// Accept the request (a `POST /faxes` creates its fax) but stall this long before answering: the client
+    /// times out while the fax exists, the ambiguous case a plugin must not turn into a second fax.
+    Stall(Duration),
+    /// Authenticate the next webhook wrongly (Phaxio: a signature from the wrong token; Sinch: wrong Basic
+    /// credentials).
+    WrongSignature,
+    /// Do not send the next webhook.
+    DropWebhook,
+}
+
+impl Injection {
+    pub(crate) fn is_webhook(&self) -> bool {
+        matches!(self, Injection::WrongSignature | Injection::DropWebhook)
+    }
+}

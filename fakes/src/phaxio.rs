@@ -53,31 +53,7 @@ impl Default for PhaxioFakeConfig {
     }
 }
 
-/// A failure to inject, consumed in order by the next API requests (or webhooks).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Injection {
-    /// Answer this HTTP status in Phaxio's envelope (401, 422, 429, 500, 503…), optionally with Retry-After
-    /// in seconds. Nothing is created.
-    Status {
-        /// HTTP status.
-        code: u16,
-        /// `Retry-After` seconds, if any.
-        retry_after: Option<u64>,
-    },
-    /// Accept the request (a `POST /faxes` creates its fax) but stall this long before answering: the client
-    /// times out while the fax exists, the ambiguous case a plugin must not turn into a second fax.
-    Stall(Duration),
-    /// Sign the next webhook with a wrong token.
-    WrongSignature,
-    /// Do not send the next webhook.
-    DropWebhook,
-}
-
-impl Injection {
-    fn is_webhook(&self) -> bool {
-        matches!(self, Injection::WrongSignature | Injection::DropWebhook)
-    }
-}
+pub use crate::Injection;
 
 /// One webhook the fake posted.
 #[derive(Clone, Debug)]
