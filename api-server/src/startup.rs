@@ -142,6 +142,7 @@ impl Application {
         let notify = Arc::new(Notify::new());
         let worker = Worker::new(
             db.clone(),
+            store.clone(),
             writer.clone(),
             runtime.clone(),
             metrics.clone(),

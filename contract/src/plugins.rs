@@ -166,6 +166,49 @@ pub struct LocalStorageSettings {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApiKeyAuthSettings {}
 
+/// Settings of the Phaxio plugin (`phaxio`, API v2.1). Credentials (`apiKey`, `apiSecret`, `webhookToken`) are
+/// files, never settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PhaxioSettings {
+    /// API base URL including the version, ending in `/`.
+    pub base_url: String,
+    /// Public URL Phaxio posts `fax_completed` webhooks to (this server's `/webhooks/phaxio`, as reachable from
+    /// the internet). Omitted: status by polling only.
+    pub callback_url: Option<String>,
+    /// Milliseconds between status polls of a submitted fax.
+    #[schemars(range(min = 100, max = 600000))]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for PhaxioSettings {
+    fn default() -> Self {
+        PhaxioSettings { base_url: "https://api.phaxio.com/v2.1/".into(), callback_url: None, poll_interval_ms: 5000 }
+    }
+}
+
+fn http_url(value: &str) -> bool {
+    value.starts_with("https://") || value.starts_with("http://127.0.0.1") || value.starts_with("http://localhost")
+}
+
+impl SettingsCheck for PhaxioSettings {
+    fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !http_url(&self.base_url) || !self.base_url.ends_with('/') {
+            problems.push(("baseUrl".into(), "must be an https:// URL ending in / (http:// only for loopback)".into()));
+        }
+        if let Some(url) = &self.callback_url
+            && !http_url(url)
+        {
+            problems.push(("callbackUrl".into(), "must be an https:// URL (http:// only for loopback)".into()));
+        }
+        if !(100..=600_000).contains(&self.poll_interval_ms) {
+            problems.push(("pollIntervalMs".into(), "must be between 100 and 600000".into()));
+        }
+        problems
+    }
+}
+
 /// Semantic checks that a JSON Schema cannot express well.
 pub trait SettingsCheck {
     /// Returns `(field, message)` pairs for every problem.
@@ -227,6 +270,8 @@ pub const SIMULATED_LINE: &str = "test";
 pub const LOCAL_STORAGE: &str = "local";
 /// Plugin id of API-key authentication.
 pub const API_KEY_AUTH: &str = "api_keys";
+/// Plugin id of Phaxio.
+pub const PHAXIO: &str = "phaxio";
 
 fn schema_of<T: JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
@@ -248,6 +293,36 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             hipaa_compliant: true,
             settings_schema: schema_of::<SimulatedLineSettings>(),
             credentials: vec![],
+        },
+        PluginManifest {
+            id: PHAXIO.into(),
+            name: "Phaxio".into(),
+            version: version.clone(),
+            description: "Phaxio API v2.1 cloud fax (a BAA is available). Submissions are tagged with the job id, \
+                          so an interrupted submission is found again instead of being sent twice."
+                .into(),
+            categories: vec![Category::Outbound],
+            capabilities: vec![Capability::Send, Capability::Status, Capability::Idempotency],
+            hipaa_compliant: true,
+            settings_schema: schema_of::<PhaxioSettings>(),
+            credentials: vec![
+                CredentialSpec {
+                    name: "apiKey".into(),
+                    description: "Phaxio API key (Basic auth user).".into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "apiSecret".into(),
+                    description: "Phaxio API secret (Basic auth password).".into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "webhookToken".into(),
+                    description:
+                        "Phaxio callback (webhook) token that keys X-Phaxio-Signature; needed with callbackUrl.".into(),
+                    required: false,
+                },
+            ],
         },
         PluginManifest {
             id: LOCAL_STORAGE.into(),
@@ -301,6 +376,7 @@ pub fn check_settings(id: &str, settings: &serde_json::Value) -> Result<(), Vec<
         SIMULATED_LINE => typed_check::<SimulatedLineSettings>(settings),
         LOCAL_STORAGE => typed_check::<LocalStorageSettings>(settings),
         API_KEY_AUTH => typed_check::<ApiKeyAuthSettings>(settings),
+        PHAXIO => typed_check::<PhaxioSettings>(settings),
         other => Err(vec![(String::new(), format!("unknown plugin `{other}`"))]),
     }
 }

@@ -144,7 +144,7 @@ impl PhaxioFake {
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(std::io::Error::other)?,
         });
         let app = Router::new()
-            .route("/v2.1/faxes", post(create))
+            .route("/v2.1/faxes", post(create).get(list))
             .route("/v2.1/faxes/{id}", get(fetch))
             .route("/v2.1/faxes/{id}/cancel", post(cancel))
             .route("/v2.1/account/status", get(account))
@@ -465,6 +465,35 @@ async fn deliver_webhook(inner: &Inner, fax: &Fax) {
     };
     let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
     state.webhooks.push(SentWebhook { url, fax_id: fax.id, answered });
+}
+
+/// `GET /faxes` with the `tag[NAME]=value` and `direction` filters (what a client needs to find its own fax
+/// again), in one page.
+async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    match gate(&inner, &headers) {
+        Ok(Some(d)) => tokio::time::sleep(d).await,
+        Ok(None) => {}
+        Err(response) => return *response,
+    }
+    let query = form_urlencoded_pairs(uri.query().unwrap_or("").as_bytes());
+    let tags: Vec<(String, String)> = query
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("tag[")?.strip_suffix(']')?.to_string(), v.clone())))
+        .collect();
+    let direction = query.iter().find(|(k, _)| k == "direction").map(|(_, v)| v.clone());
+    let data: Vec<Value> = {
+        let state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .faxes
+            .values()
+            .filter(|f| tags.iter().all(|(k, v)| f.tags.get(k) == Some(v)))
+            .filter(|_| direction.as_deref().is_none_or(|d| d == "sent"))
+            .map(Fax::to_json)
+            .collect()
+    };
+    let paging = json!({"total": data.len(), "per_page": 1000, "page": 1});
+    let body = json!({"success": true, "message": "Retrieved faxes successfully", "data": data, "paging": paging});
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
 }
 
 async fn fetch(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(id): Path<String>) -> Response {

@@ -4,6 +4,7 @@
 //! Layout: [`simulated`] (the built-in `test` line). Cloud and SIP providers arrive as further modules
 //! behind the same trait.
 
+pub mod phaxio;
 pub mod simulated;
 
 use crate::domain::{FaxNumber, JobId};
@@ -27,6 +28,8 @@ pub struct SendRequest<'a> {
     pub pages: Option<i64>,
     /// Stable across every attempt of the same job, so a provider with idempotency can recognise a repeat.
     pub idempotency_key: &'a str,
+    /// The document bytes, read by the worker for plugins that upload it ([`OutboundProvider::needs_document`]).
+    pub document: Option<bytes::Bytes>,
 }
 
 /// The provider's view of a fax.
@@ -156,6 +159,11 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
     /// How long to wait between status polls.
     fn poll_interval(&self) -> Duration;
 
+    /// Whether `send` needs the document bytes (cloud providers upload them; the simulated line does not).
+    fn needs_document(&self) -> bool {
+        false
+    }
+
     /// Verifies and interprets a status callback. Plugins without callbacks keep the default, which
     /// refuses every request, so an unverified callback can never change a job.
     async fn webhook(&self, _request: &WebhookRequest<'_>) -> Result<Vec<StatusEvent>, ProviderError> {
@@ -198,6 +206,26 @@ pub fn build_outbound(
                     problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
                 })?;
             Ok(Arc::new(simulated::SimulatedLine::new(settings, db.clone(), writer.clone())))
+        }
+        manifests::PHAXIO => {
+            let settings: manifests::PhaxioSettings =
+                manifests::parse_settings(&binding.settings).map_err(|p| PluginError::Settings {
+                    plugin: binding.plugin.clone(),
+                    problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
+                })?;
+            let manifest =
+                manifests::manifest(manifests::PHAXIO).ok_or_else(|| PluginError::Unknown(binding.plugin.clone()))?;
+            let missing = |name: &str, env: &str| PluginError::Settings {
+                plugin: binding.plugin.clone(),
+                problems: format!(
+                    "credential `{name}` missing: mount it as $FAXBOT_CREDENTIALS_DIR/outbound.{name} or set {env}"
+                ),
+            };
+            let key = phaxio::credential("outbound", "apiKey", "PHAXIO_API_KEY")
+                .ok_or_else(|| missing("apiKey", "PHAXIO_API_KEY"))?;
+            let secret = phaxio::credential("outbound", "apiSecret", "PHAXIO_API_SECRET")
+                .ok_or_else(|| missing("apiSecret", "PHAXIO_API_SECRET"))?;
+            Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret)))
         }
         other => Err(PluginError::Unknown(other.to_string())),
     }

@@ -10,6 +10,7 @@ use crate::domain::{JobId, JobStatus, Timestamp};
 use crate::metrics::Metrics;
 use crate::plugins::{OutboundProvider, ProviderError, RemoteStatus, SendRequest};
 use crate::runtime::RuntimeState;
+use crate::storage::DocumentStore;
 use crate::store::jobs::{JobRow, JobUpdate};
 use crate::store::writer::Writer;
 use crate::store::{Db, jobs};
@@ -40,6 +41,7 @@ pub struct WorkerConfig {
 #[derive(Clone)]
 pub struct Worker {
     db: Db,
+    store: Arc<dyn DocumentStore>,
     writer: Writer,
     runtime: Arc<RuntimeState>,
     metrics: Arc<Metrics>,
@@ -64,6 +66,7 @@ impl Worker {
     /// A worker with a fresh lease-owner id.
     pub fn new(
         db: Db,
+        store: Arc<dyn DocumentStore>,
         writer: Writer,
         runtime: Arc<RuntimeState>,
         metrics: Arc<Metrics>,
@@ -71,7 +74,7 @@ impl Worker {
         config: WorkerConfig,
     ) -> Self {
         let owner = format!("worker-{}", &JobId::generate().as_str()[..12]);
-        Worker { db, writer, runtime, metrics, notify, config, owner }
+        Worker { db, store, writer, runtime, metrics, notify, config, owner }
     }
 
     /// Runs until `shutdown` flips, then waits (bounded) for in-flight jobs and releases any leases left.
@@ -203,16 +206,24 @@ impl Worker {
         }
         let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
         crate::audit!("job_dispatch", job_id = %job.id, plugin = %plugin, attempt = attempt);
-        let request = SendRequest {
-            job_id: &job.id,
-            to: &job.to,
-            document_key: &job.document_key,
-            pages: job.pages,
-            idempotency_key: job.id.as_str(),
-        };
-        let result = match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Transport("timed out".into())),
+        let document =
+            if provider.needs_document() { self.read_document(&job.document_key).await.map(Some) } else { Ok(None) };
+        let result = match document {
+            Err(e) => Err(e),
+            Ok(document) => {
+                let request = SendRequest {
+                    job_id: &job.id,
+                    to: &job.to,
+                    document_key: &job.document_key,
+                    pages: job.pages,
+                    idempotency_key: job.id.as_str(),
+                    document,
+                };
+                match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::Transport("timed out".into())),
+                }
+            }
         };
         update.recorded_attempt = true;
         update.now = Timestamp::now();
@@ -253,6 +264,22 @@ impl Worker {
             }
         }
         update
+    }
+
+    /// The stored document, for plugins that upload it. A document that cannot be read is a permanent
+    /// failure of the job: retrying would not bring it back.
+    async fn read_document(&self, key: &str) -> Result<bytes::Bytes, ProviderError> {
+        use tokio::io::AsyncReadExt;
+        let mut file = self
+            .store
+            .open(key)
+            .await
+            .map_err(|e| ProviderError::Rejected(format!("the stored document is unavailable: {e}")))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| ProviderError::Rejected(format!("the stored document could not be read: {e}")))?;
+        Ok(bytes.into())
     }
 
     async fn poll(&self, job: &JobRow) -> JobUpdate {

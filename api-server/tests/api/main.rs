@@ -12,6 +12,7 @@ mod health;
 mod keys;
 mod lifecycle;
 mod logs;
+mod phaxio;
 mod plugins;
 mod readme;
 mod send_fax;

@@ -42,10 +42,11 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     }
     let list = json(get("/plugins", Some(&admin)).await.unwrap()).await;
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["test", "local", "api_keys"]);
+    assert_eq!(ids, vec!["test", "phaxio", "local", "api_keys"]);
     assert_eq!(list["items"][0]["enabled"], true);
     assert_eq!(list["items"][0]["configurable"], true);
     assert_eq!(list["items"][1]["enabled"], false);
+    assert_eq!(list["items"][2]["enabled"], false);
 
     let cfg = json(get("/plugins/test/config", Some(&admin)).await.unwrap()).await;
     assert_eq!(cfg, serde_json::json!({"enabled": true, "settings": {}}));
@@ -113,7 +114,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     assert_eq!(ids, vec!["local"]);
     assert!(reg["items"][0]["settings_schema"]["properties"]["path"].is_object());
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
-    assert_eq!(reg["items"].as_array().unwrap().len(), 3);
+    assert_eq!(reg["items"].as_array().unwrap().len(), 4);
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
 
     let logs = app.logs().join("\n");

@@ -1,0 +1,193 @@
+//! Phaxio API v2.1 outbound plugin (`shared/reference/providers.md` §1): direct upload of the stored PDF,
+//! status by polling `GET faxes/{id}`.
+//!
+//! Phaxio has no idempotency key, so a submission that timed out or was interrupted by a crash could be sent
+//! twice by a naive retry. Every fax is tagged `tag[faxbot_job]=<job id>`, and each submission first asks
+//! `GET faxes?tag[faxbot_job]=<job id>`: a fax that already exists is adopted instead of sent again. That
+//! makes resubmission safe, which is why the manifest declares the idempotency capability.
+//!
+//! Credentials (`apiKey`, `apiSecret`) are read once at construction from `FAXBOT_CREDENTIALS_DIR`
+//! (`outbound.apiKey`, `outbound.apiSecret`, as the operator mounts them) or from `PHAXIO_API_KEY` /
+//! `PHAXIO_API_SECRET`; they are never logged, and no provider message is trusted to be free of numbers
+//! (error texts are digit-redacted before they reach logs).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faxbot_contract::PluginManifest;
+use faxbot_contract::plugins::PhaxioSettings;
+use serde_json::Value;
+
+use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, Submission};
+
+/// Tag that carries the job id on every fax, for finding an interrupted submission again.
+pub const JOB_TAG: &str = "faxbot_job";
+
+/// The Phaxio plugin.
+pub struct Phaxio {
+    manifest: PluginManifest,
+    settings: PhaxioSettings,
+    client: reqwest::Client,
+    api_key: String,
+    api_secret: String,
+}
+
+impl std::fmt::Debug for Phaxio {
+    // Credentials stay out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phaxio").field("base_url", &self.settings.base_url).finish_non_exhaustive()
+    }
+}
+
+/// Reads credential `name` of slot `slot`: the operator's mounted file, else the environment variable.
+pub fn credential(slot: &str, name: &str, env: &str) -> Option<String> {
+    if let Some(dir) = std::env::var_os("FAXBOT_CREDENTIALS_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("{slot}.{name}"));
+        if let Ok(value) = std::fs::read_to_string(path) {
+            let value = value.trim().to_string();
+            if !value.is_empty() {
+                return Some(value);
+            }
+        }
+    }
+    std::env::var(env).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+impl Phaxio {
+    /// A plugin with `settings` and the given credentials.
+    pub fn new(manifest: PluginManifest, settings: PhaxioSettings, api_key: String, api_secret: String) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Phaxio { manifest, settings, client, api_key, api_secret }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.base_url)
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, ProviderError> {
+        let response = request.basic_auth(&self.api_key, Some(&self.api_secret)).send().await.map_err(|e| {
+            ProviderError::Transport(if e.is_timeout() { "timed out".into() } else { "connection failed".into() })
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let message = body["message"].as_str().unwrap_or("no message").chars().take(200).collect::<String>();
+        match status.as_u16() {
+            200..=299 if body["success"] == true => Ok(body),
+            200..=299 => Err(ProviderError::Rejected(format!("Phaxio: {message}"))),
+            401 | 403 => Err(ProviderError::Unauthorized(format!("Phaxio: {message}"))),
+            429 => Err(ProviderError::RateLimited { message: format!("Phaxio: {message}"), retry_after }),
+            500..=599 => Err(ProviderError::Unavailable { message: format!("Phaxio: HTTP {status}"), retry_after }),
+            _ => Err(ProviderError::Rejected(format!("Phaxio: {message}"))),
+        }
+    }
+
+    /// The fax already created for this job, if an earlier submission got that far.
+    async fn existing(&self, job_id: &str) -> Result<Option<Value>, ProviderError> {
+        // The job id is 32 hex digits, so only the brackets need encoding.
+        let url = self.url(&format!("faxes?tag%5B{JOB_TAG}%5D={job_id}&direction=sent"));
+        let body = self.call(self.client.get(url)).await?;
+        Ok(body["data"].as_array().and_then(|faxes| faxes.first().cloned()))
+    }
+}
+
+/// Maps a Phaxio fax object to the queue's view of it.
+pub fn remote_status(fax: &Value) -> RemoteStatus {
+    match fax["status"].as_str().unwrap_or("") {
+        "queued" | "pendingbatch" => RemoteStatus::Queued,
+        "success" => RemoteStatus::Delivered,
+        "failure" | "partialsuccess" => {
+            let reason =
+                fax["error_message"].as_str().or_else(|| fax["error_type"].as_str()).unwrap_or("transmission failed");
+            let kind = fax["error_type"].as_str().map(|t| format!(" ({t})")).unwrap_or_default();
+            RemoteStatus::Failed(format!("{reason}{kind}"))
+        }
+        _ => RemoteStatus::InProgress,
+    }
+}
+
+fn fax_id(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl OutboundProvider for Phaxio {
+    fn manifest(&self) -> &PluginManifest {
+        &self.manifest
+    }
+
+    fn needs_document(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError> {
+        let job_id = request.job_id.as_str();
+        let check_after = Some(Duration::from_millis(self.settings.poll_interval_ms));
+        if let Some(fax) = self.existing(job_id).await? {
+            let provider_sid = fax_id(&fax["id"])
+                .ok_or_else(|| ProviderError::Transport("Phaxio listed a fax without an id".into()))?;
+            tracing::info!(provider_sid = %provider_sid, "adopted a fax an earlier submission already created");
+            return Ok(Submission { provider_sid, status: remote_status(&fax), check_after });
+        }
+        let document =
+            request.document.clone().ok_or_else(|| ProviderError::Rejected("document unavailable".into()))?;
+        let mut form = reqwest::multipart::Form::new()
+            .text("to", request.to.expose().to_string())
+            .text(format!("tag[{JOB_TAG}]"), job_id.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(document.to_vec())
+                    .file_name(format!("{job_id}.pdf"))
+                    .mime_str("application/pdf")
+                    .map_err(|_| ProviderError::Rejected("invalid document type".into()))?,
+            );
+        if let Some(callback) = &self.settings.callback_url {
+            form = form.text("callback_url", callback.clone());
+        }
+        let body = self.call(self.client.post(self.url("faxes")).multipart(form)).await?;
+        let provider_sid = fax_id(&body["data"]["id"])
+            .ok_or_else(|| ProviderError::Transport("Phaxio answered without an id".into()))?;
+        Ok(Submission { provider_sid, status: RemoteStatus::Queued, check_after })
+    }
+
+    async fn status(&self, provider_sid: &str) -> Result<RemoteStatus, ProviderError> {
+        let body = self.call(self.client.get(self.url(&format!("faxes/{provider_sid}")))).await?;
+        Ok(remote_status(&body["data"]))
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.settings.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn statuses_map_like_phaxio_defines_them() {
+        assert_eq!(remote_status(&json!({"status": "queued"})), RemoteStatus::Queued);
+        assert_eq!(remote_status(&json!({"status": "pendingbatch"})), RemoteStatus::Queued);
+        assert_eq!(remote_status(&json!({"status": "inprogress"})), RemoteStatus::InProgress);
+        assert_eq!(remote_status(&json!({"status": "success"})), RemoteStatus::Delivered);
+        assert_eq!(
+            remote_status(&json!({"status": "failure", "error_type": "lineError", "error_message": "Busy"})),
+            RemoteStatus::Failed("Busy (lineError)".into())
+        );
+        assert_eq!(fax_id(&json!(1234)), Some("1234".into()));
+        assert_eq!(fax_id(&json!(null)), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! The Phaxio plugin against the faithful Phaxio fake (`faxbot-fakes`): delivery by polling, transmission
+//! failure, a clear non-retried 401, 429/5xx retried with Retry-After honoured, and a timed-out submission that
+//! is found again by its job tag instead of being sent twice.
+
+use std::time::{Duration, Instant};
+
+use faxbot_fakes::Injection;
+use faxbot_fakes::phaxio::{PhaxioFake, PhaxioFakeConfig};
+
+use crate::db_test;
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
+
+const API_SECRET: &str = "phaxio-secret-do-not-leak-3c1d";
+
+async fn setup(db: Db, credentials_secret: &str) -> (PhaxioFake, TestApp, tempfile::TempDir) {
+    let fake = PhaxioFake::start(PhaxioFakeConfig {
+        api_key: "phaxio-key".into(),
+        api_secret: API_SECRET.into(),
+        webhook_token: "phaxio-webhook-token".into(),
+        step: Duration::from_millis(40),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("outbound.apiKey"), "phaxio-key").unwrap();
+    std::fs::write(creds.join("outbound.apiSecret"), credentials_secret).unwrap();
+    let config = dir.path().join("faxbot.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let app = Spawn::new(db)
+        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
+        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
+        .start()
+        .await;
+    app.forbid(API_SECRET);
+    (fake, app, dir)
+}
+
+async fn submit(app: &TestApp, to: &str) -> String {
+    let r = app.post_fax(Some(app.admin()), to, "a.pdf", one_page_pdf()).await;
+    assert_eq!(r.status(), 202);
+    json(r).await["id"].as_str().unwrap().to_string()
+}
+
+async fn phaxio_delivers_by_polling_and_reports_transmission_failures(db: Db) {
+    let (fake, app, _dir) = setup(db, API_SECRET).await;
+    let id = submit(&app, NUMBER).await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert_eq!(job["backend"], "phaxio");
+    assert_eq!(fake.submissions(), 1);
+
+    let id = submit(&app, "+15550000017").await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("Busy (lineError)"), "{job}");
+    assert_eq!(fake.submissions(), 2);
+    app.assert_no_leaks();
+}
+db_test!(phaxio_delivers_by_polling_and_reports_transmission_failures);
+
+async fn phaxio_bad_credentials_fail_at_once_without_retries(db: Db) {
+    let (fake, app, _dir) = setup(db, "wrong-secret").await;
+    let id = submit(&app, NUMBER).await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "failed", "a refused submission is the reference's dispatch failure: {job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("rejected the credentials"), "{error}");
+    assert!(!error.contains("retrying") && !error.contains("gave up"), "401 is not retried: {error}");
+    assert_eq!(fake.submissions(), 0);
+    app.assert_no_leaks();
+}
+db_test!(phaxio_bad_credentials_fail_at_once_without_retries);
+
+async fn phaxio_rate_limits_and_outages_are_retried_honouring_retry_after(db: Db) {
+    let (fake, app, _dir) = setup(db, API_SECRET).await;
+    // The tag lookup and the submission are both API calls: inject enough for two failed attempts.
+    fake.inject(Injection::Status { code: 429, retry_after: Some(1) });
+    fake.inject(Injection::Status { code: 503, retry_after: None });
+    let started = Instant::now();
+    let id = submit(&app, NUMBER).await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(30)).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 must be honoured");
+    assert_eq!(fake.submissions(), 1);
+}
+db_test!(phaxio_rate_limits_and_outages_are_retried_honouring_retry_after);
+
+async fn phaxio_timed_out_submission_is_found_again_not_sent_twice(db: Db) {
+    let (fake, app, _dir) = setup(db, API_SECRET).await;
+    // One lookup passes, then the submission creates the fax but answers after the 2 s provider timeout.
+    fake.inject(Injection::Stall(Duration::ZERO));
+    fake.inject(Injection::Stall(Duration::from_secs(4)));
+    let id = submit(&app, NUMBER).await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(30)).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert_eq!(fake.submissions(), 1, "the retry adopted the fax the timed-out submission created");
+    assert!(app.logs().join("\n").contains("adopted a fax an earlier submission already created"));
+}
+db_test!(phaxio_timed_out_submission_is_found_again_not_sent_twice);
