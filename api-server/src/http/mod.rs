@@ -47,6 +47,9 @@ pub struct AppState {
     pub ghostscript: bool,
 }
 
+/// Largest webhook body accepted (inbound faxes carry the document).
+const WEBHOOK_LIMIT: usize = 32 * 1024 * 1024;
+
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     let upload_limit = usize::try_from(state.settings.max_file_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
@@ -66,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))
         .route("/plugin-registry", get(routes::plugins::registry))
+        .route("/webhooks/{plugin}", post(routes::webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route("/phaxio-callback", post(routes::webhooks::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
         .merge(admin)
         .merge(openapi::routes())
         .fallback(not_found)

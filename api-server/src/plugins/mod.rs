@@ -225,7 +225,8 @@ pub fn build_outbound(
                 .ok_or_else(|| missing("apiKey", "PHAXIO_API_KEY"))?;
             let secret = phaxio::credential("outbound", "apiSecret", "PHAXIO_API_SECRET")
                 .ok_or_else(|| missing("apiSecret", "PHAXIO_API_SECRET"))?;
-            Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret)))
+            let token = phaxio::credential("outbound", "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
+            Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
         other => Err(PluginError::Unknown(other.to_string())),
     }

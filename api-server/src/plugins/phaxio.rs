@@ -18,7 +18,7 @@ use faxbot_contract::PluginManifest;
 use faxbot_contract::plugins::PhaxioSettings;
 use serde_json::Value;
 
-use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, Submission};
+use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, StatusEvent, Submission, WebhookRequest};
 
 /// Tag that carries the job id on every fax, for finding an interrupted submission again.
 pub const JOB_TAG: &str = "faxbot_job";
@@ -30,6 +30,7 @@ pub struct Phaxio {
     client: reqwest::Client,
     api_key: String,
     api_secret: String,
+    webhook_token: Option<String>,
 }
 
 impl std::fmt::Debug for Phaxio {
@@ -55,12 +56,18 @@ pub fn credential(slot: &str, name: &str, env: &str) -> Option<String> {
 
 impl Phaxio {
     /// A plugin with `settings` and the given credentials.
-    pub fn new(manifest: PluginManifest, settings: PhaxioSettings, api_key: String, api_secret: String) -> Self {
+    pub fn new(
+        manifest: PluginManifest,
+        settings: PhaxioSettings,
+        api_key: String,
+        api_secret: String,
+        webhook_token: Option<String>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Phaxio { manifest, settings, client, api_key, api_secret }
+        Phaxio { manifest, settings, client, api_key, api_secret, webhook_token }
     }
 
     fn url(&self, path: &str) -> String {
@@ -170,6 +177,66 @@ impl OutboundProvider for Phaxio {
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.settings.poll_interval_ms)
     }
+
+    /// Verifies `X-Phaxio-Signature` over the callback URL as submitted (the configured `callbackUrl`), every
+    /// field and every file, before anything is read from the payload; then reports the fax's status.
+    /// Without a configured callback URL and webhook token every webhook is refused: an endpoint that
+    /// cannot verify must not accept.
+    async fn webhook(&self, request: &WebhookRequest<'_>) -> Result<Vec<StatusEvent>, ProviderError> {
+        let (Some(url), Some(token)) = (&self.settings.callback_url, &self.webhook_token) else {
+            return Err(ProviderError::Unauthorized(
+                "webhooks are not configured (callbackUrl and webhookToken)".into(),
+            ));
+        };
+        let header = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(faxbot_webhooks::phaxio::SIGNATURE_HEADER))
+            .map(|(_, v)| v.as_str());
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let (fields, files) = parse_multipart(content_type, request.body)
+            .await
+            .map_err(|_| ProviderError::Unauthorized("malformed webhook body".into()))?;
+        let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        faxbot_webhooks::phaxio::verify(token.as_bytes(), url, &field_refs, &file_refs, header)
+            .map_err(|e| ProviderError::Unauthorized(e.to_string()))?;
+        // Authentic from here on.
+        let fax: Value = fields
+            .iter()
+            .find(|(k, _)| k == "fax")
+            .and_then(|(_, v)| serde_json::from_str(v).ok())
+            .ok_or_else(|| ProviderError::Rejected("webhook without a fax object".into()))?;
+        let provider_sid =
+            fax_id(&fax["id"]).ok_or_else(|| ProviderError::Rejected("webhook fax without an id".into()))?;
+        Ok(vec![StatusEvent { provider_sid, status: remote_status(&fax) }])
+    }
+}
+
+/// Splits a `multipart/form-data` body into text fields and file parts (parts with a file name).
+async fn parse_multipart(
+    content_type: &str,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), multer::Error> {
+    let boundary = multer::parse_boundary(content_type)?;
+    let data = bytes::Bytes::copy_from_slice(body);
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let (mut fields, mut files) = (Vec::new(), Vec::new());
+    while let Some(field) = multipart.next_field().await? {
+        let name = field.name().unwrap_or("").to_string();
+        if field.file_name().is_some() {
+            files.push((name, field.bytes().await?.to_vec()));
+        } else {
+            fields.push((name, field.text().await?));
+        }
+    }
+    Ok((fields, files))
 }
 
 #[cfg(test)]

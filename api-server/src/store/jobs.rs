@@ -313,6 +313,23 @@ pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
     Ok(r.rows_affected())
 }
 
+/// Makes the status check of the job that plugin `backend` knows as `provider_sid` due now, after an
+/// authenticated webhook said its status changed. The worker then reads the status from the provider through
+/// the normal path, so a webhook never writes a status itself: replays and races with polling are harmless.
+/// Jobs with nothing scheduled (finished) are untouched. Returns how many jobs were woken.
+pub async fn poll_now(db: &Db, backend: &str, provider_sid: &str, now: Timestamp) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "UPDATE fax_jobs SET next_run_at = $1 \
+         WHERE backend = $2 AND provider_sid = $3 AND next_run_at IS NOT NULL AND next_run_at > $1",
+    )
+    .bind(now.micros())
+    .bind(backend)
+    .bind(provider_sid)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// Jobs with scheduled work (queued, retrying or awaiting a status), for the queue-depth gauge.
 pub async fn scheduled_count(db: &Db) -> Result<i64, StoreError> {
     let n: i64 =

@@ -105,3 +105,86 @@ async fn phaxio_timed_out_submission_is_found_again_not_sent_twice(db: Db) {
     assert!(app.logs().join("\n").contains("adopted a fax an earlier submission already created"));
 }
 db_test!(phaxio_timed_out_submission_is_found_again_not_sent_twice);
+
+async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
+    let (fake, app, dir) = setup(db, API_SECRET).await;
+    // Switch to callbacks: a status poll only every 10 minutes, so only an accepted webhook can finish a job
+    // within the test.
+    let before = json(
+        app.client.get(app.url("/admin/features")).header("X-API-Key", app.admin()).send().await.unwrap(),
+    )
+    .await["revision"]
+        .clone();
+    std::fs::write(dir.path().join("credentials/outbound.webhookToken"), "phaxio-webhook-token").unwrap();
+    let callback = app.url("/webhooks/phaxio");
+    std::fs::write(
+        dir.path().join("faxbot.json"),
+        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 600000, "callbackUrl": callback}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = json(app.client.get(app.url("/admin/features")).header("X-API-Key", app.admin()).send().await.unwrap())
+            .await;
+        if f["revision"] != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "config change not applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Delivered by callback.
+    let id = submit(&app, NUMBER).await;
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(15)).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert_eq!(fake.webhooks().last().unwrap().answered, 200);
+    let sid = job["provider_sid"].as_str().unwrap().to_string();
+
+    // A webhook signed with the wrong token is refused (401), audited, and changes nothing.
+    fake.inject(Injection::WrongSignature);
+    let forged = submit(&app, NUMBER).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.webhooks().len() < 2 {
+        assert!(Instant::now() < deadline, "the forged webhook never went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.webhooks()[1].answered, 401);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let job = json(app.get_fax(Some(app.admin()), &forged).await).await;
+    assert_ne!(job["status"], "SUCCESS", "a forged webhook must not complete a job: {job}");
+    assert!(app.logs().join("\n").contains("webhook_rejected"), "rejections are audited");
+
+    // Missing signature: refused. A replay of an authentic webhook: accepted, and nothing moves.
+    let fax_json = fake.fax(sid.parse().unwrap()).unwrap().to_string();
+    let fields = [
+        ("event_type", "fax_completed"),
+        ("direction", "sent"),
+        ("is_test", "false"),
+        ("success", "true"),
+        ("fax", fax_json.as_str()),
+    ];
+    let form = || fields.iter().fold(reqwest::multipart::Form::new(), |f, (k, v)| f.text(k.to_string(), v.to_string()));
+    let r = app.client.post(&callback).multipart(form()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let signature = faxbot_webhooks::phaxio::sign(b"phaxio-webhook-token", &callback, &fields, &[]);
+    for _ in 0..2 {
+        let r =
+            app.client.post(&callback).header("X-Phaxio-Signature", &signature).multipart(form()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = app
+        .client
+        .post(app.url("/phaxio-callback"))
+        .header("X-Phaxio-Signature", &signature)
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the reference's legacy path works the same");
+    assert_eq!(json(app.get_fax(Some(app.admin()), &id).await).await["status"], "SUCCESS");
+    assert_eq!(app.client.post(app.url("/webhooks/fax9000")).body("x").send().await.unwrap().status(), 404);
+    app.assert_no_leaks();
+}
+db_test!(phaxio_callbacks_are_verified_before_they_change_anything);

@@ -5,3 +5,4 @@ pub mod fax;
 pub mod health;
 pub mod keys;
 pub mod plugins;
+pub mod webhooks;
