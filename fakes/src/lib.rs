@@ -38,3 +38,16 @@ impl Injection {
         matches!(self, Injection::WrongSignature | Injection::DropWebhook)
     }
 }
+
+/// Whether `number` is E.164 with a leading `+`, as both providers require.
+pub(crate) fn valid_e164(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or("");
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+}
+
+/// Pages of a PDF by counting page objects (good enough for a fake; documents come from our own tests).
+pub(crate) fn pages(pdf: &[u8]) -> i64 {
+    let needle = b"/Type /Page";
+    let n = pdf.windows(needle.len() + 1).filter(|w| &w[..needle.len()] == needle && w[needle.len()] != b's').count();
+    i64::try_from(n.max(1)).unwrap_or(i64::MAX)
+}

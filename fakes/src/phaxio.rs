@@ -54,6 +54,7 @@ impl Default for PhaxioFakeConfig {
 }
 
 pub use crate::Injection;
+use crate::{pages, valid_e164};
 
 /// One webhook the fake posted.
 #[derive(Clone, Debug)]
@@ -244,19 +245,6 @@ fn gate(inner: &Inner, headers: &HeaderMap) -> Result<Option<Duration>, Box<Resp
         Some(Injection::Stall(d)) => Ok(Some(d)),
         _ => Ok(None),
     }
-}
-
-fn valid_e164(number: &str) -> bool {
-    let digits = number.strip_prefix('+').unwrap_or("");
-    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
-}
-
-/// Pages of a PDF by counting page objects (good enough for a fake; documents come from our own tests).
-fn pages(pdf: &[u8]) -> i64 {
-    let needle = b"/Type /Page";
-    let count =
-        pdf.windows(needle.len() + 1).filter(|w| &w[..needle.len()] == needle && w[needle.len()] != b's').count();
-    count.max(1) as i64
 }
 
 async fn create(State(inner): State<Arc<Inner>>, request: Request) -> Response {

@@ -30,7 +30,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::Injection;
+use crate::{Injection, pages, valid_e164};
 
 /// Account, project and timing of a fake.
 #[derive(Clone, Debug)]
@@ -285,17 +285,6 @@ fn gate(inner: &Inner, project: &str, headers: &HeaderMap) -> Result<Option<Dura
         Some(Injection::Stall(d)) => Ok(Some(d)),
         _ => Ok(None),
     }
-}
-
-fn valid_e164(number: &str) -> bool {
-    let digits = number.strip_prefix('+').unwrap_or("");
-    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
-}
-
-fn pages(pdf: &[u8]) -> i64 {
-    let needle = b"/Type /Page";
-    let n = pdf.windows(needle.len() + 1).filter(|w| &w[..needle.len()] == needle && w[needle.len()] != b's').count();
-    n.max(1) as i64
 }
 
 async fn create(State(inner): State<Arc<Inner>>, Path(project): Path<String>, request: Request) -> Response {
