@@ -106,7 +106,12 @@ async fn documents_of_finished_jobs_are_deleted_after_the_ttl(db: Db) {
     assert!(docs.join(format!("{pending}.pdf")).exists(), "documents of unfinished jobs are kept");
     let job = json(app.get_fax(Some(app.admin()), &done).await).await;
     assert_eq!(job["status"], "SUCCESS", "the job row outlives its document");
-    assert!(app.logs().iter().any(|l| l.contains("\"event\":\"document_purged\"")));
+    // The audit line is written right after the deletion and reaches the captured output a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app.logs().iter().any(|l| l.contains("\"event\":\"document_purged\"")) {
+        assert!(std::time::Instant::now() < deadline, "the purge was not audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 db_test!(documents_of_finished_jobs_are_deleted_after_the_ttl);
 
