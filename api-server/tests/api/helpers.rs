@@ -265,6 +265,19 @@ impl TestApp {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// Waits until a captured log line contains `needle`. A line written just before an effect the test
+    /// observed (a file deleted, a response sent) reaches the capture thread a moment later.
+    pub async fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.logs().iter().any(|l| l.contains(needle)) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// Registers a string that must never appear in the logs.
     pub fn forbid(&self, s: &str) {
         self.forbidden.lock().expect("forbidden").push(s.to_string());

@@ -106,12 +106,8 @@ async fn documents_of_finished_jobs_are_deleted_after_the_ttl(db: Db) {
     assert!(docs.join(format!("{pending}.pdf")).exists(), "documents of unfinished jobs are kept");
     let job = json(app.get_fax(Some(app.admin()), &done).await).await;
     assert_eq!(job["status"], "SUCCESS", "the job row outlives its document");
-    // The audit line is written right after the deletion and reaches the captured output a moment later.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !app.logs().iter().any(|l| l.contains("\"event\":\"document_purged\"")) {
-        assert!(std::time::Instant::now() < deadline, "the purge was not audited");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The audit line is written right after the deletion and the row update.
+    assert!(app.wait_log("\"event\":\"document_purged\"").await, "the purge was not audited");
 }
 db_test!(documents_of_finished_jobs_are_deleted_after_the_ttl);
 
@@ -160,6 +156,6 @@ async fn documents_no_job_references_are_removed(db: Db) {
     }
     assert!(kept.exists(), "a document its job references is kept");
     assert!(unrelated.exists(), "files that are not ours are left alone");
-    assert!(app.logs().iter().any(|l| l.contains("document_orphan_removed")));
+    assert!(app.wait_log("document_orphan_removed").await);
 }
 db_test!(documents_no_job_references_are_removed);

@@ -24,7 +24,7 @@ async fn trace_level_logs_never_contain_phi_or_secrets(db: Db) {
     for _ in 0..8 {
         let _ = app.post_fax(Some(&key), NUMBER, "a.pdf", one_page_pdf()).await;
     }
-    assert!(app.logs().iter().any(|l| l.contains("\"event\":\"rate_limited\"")), "the 429 path was exercised");
+    assert!(app.wait_log("\"event\":\"rate_limited\"").await, "the 429 path was exercised");
     let r = app
         .client
         .post(app.url(&format!("/admin/api-keys/{}/rotate", &key[9..21])))
