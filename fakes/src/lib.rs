@@ -34,8 +34,23 @@ pub enum Injection {
 }
 
 impl Injection {
-    pub(crate) fn is_webhook(&self) -> bool {
+    fn is_webhook(&self) -> bool {
         matches!(self, Injection::WrongSignature | Injection::DropWebhook)
+    }
+}
+
+/// Takes the first queued injection of one kind: webhook injections for a webhook, the others for a request.
+pub(crate) fn take_injection(queue: &mut std::collections::VecDeque<Injection>, webhook: bool) -> Option<Injection> {
+    let pos = queue.iter().position(|i| i.is_webhook() == webhook)?;
+    queue.remove(pos)
+}
+
+/// Adds `Retry-After: secs` to an injected error response.
+pub(crate) fn set_retry_after(response: &mut axum::response::Response, retry_after: Option<u64>) {
+    if let Some(secs) = retry_after
+        && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
     }
 }
 

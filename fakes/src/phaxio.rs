@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -220,10 +220,7 @@ fn gate(inner: &Inner, headers: &HeaderMap) -> Result<Option<Duration>, Box<Resp
     }
     let injection = {
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.injections.iter().position(|i| !i.is_webhook()) {
-            Some(pos) => state.injections.remove(pos),
-            None => None,
-        }
+        crate::take_injection(&mut state.injections, false)
     };
     match injection {
         Some(Injection::Status { code, retry_after }) => {
@@ -235,11 +232,7 @@ fn gate(inner: &Inner, headers: &HeaderMap) -> Result<Option<Duration>, Box<Resp
                 _ => "Service temporarily unavailable",
             };
             let mut response = envelope(status, message, None);
-            if let Some(secs) = retry_after
-                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            crate::set_retry_after(&mut response, retry_after);
             Err(Box::new(response))
         }
         Some(Injection::Stall(d)) => Ok(Some(d)),
@@ -410,10 +403,7 @@ async fn deliver_webhook(inner: &Inner, fax: &Fax) {
     let Some(url) = fax.callback_url.clone() else { return };
     let injection = {
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.injections.iter().position(Injection::is_webhook) {
-            Some(pos) => state.injections.remove(pos),
-            None => None,
-        }
+        crate::take_injection(&mut state.injections, true)
     };
     if injection == Some(Injection::DropWebhook) {
         return;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -258,10 +258,7 @@ fn gate(inner: &Inner, project: &str, headers: &HeaderMap) -> Result<Option<Dura
     }
     let injection = {
         let mut state = inner.lock();
-        match state.injections.iter().position(|i| !i.is_webhook()) {
-            Some(pos) => state.injections.remove(pos),
-            None => None,
-        }
+        crate::take_injection(&mut state.injections, false)
     };
     match injection {
         Some(Injection::Status { code, retry_after }) => {
@@ -275,11 +272,7 @@ fn gate(inner: &Inner, project: &str, headers: &HeaderMap) -> Result<Option<Dura
                 _ => "UNAVAILABLE",
             };
             let mut response = error(status, name, "injected failure", &[]);
-            if let Some(secs) = retry_after
-                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            crate::set_retry_after(&mut response, retry_after);
             Err(Box::new(response))
         }
         Some(Injection::Stall(d)) => Ok(Some(d)),
@@ -446,10 +439,7 @@ async fn deliver_webhook(inner: &Inner, fax: &Fax) {
     let Some(raw_url) = fax.callback_url.clone() else { return };
     let injection = {
         let mut state = inner.lock();
-        match state.injections.iter().position(Injection::is_webhook) {
-            Some(pos) => state.injections.remove(pos),
-            None => None,
-        }
+        crate::take_injection(&mut state.injections, true)
     };
     if injection == Some(Injection::DropWebhook) {
         return;
