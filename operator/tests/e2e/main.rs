@@ -70,6 +70,21 @@ async fn wait_ready(api: &Api<FaxPluginConfig>, name: &str, want: (&str, &str)) 
     result.unwrap_or_else(|_| panic!("{name}: Ready never became {want:?}; last seen {last:?}"))
 }
 
+/// Waits until `rev` is the serving revision and Ready: a Ready condition from before a change is stale, and
+/// its observedGeneration cannot tell (a provider change does not bump the config's generation).
+async fn wait_serving(api: &Api<FaxPluginConfig>, name: &str, rev: &str) {
+    wait_for(T, "the new revision serving and Ready", || {
+        let api = api.clone();
+        async move {
+            let status = api.get(name).await.ok()?.status?;
+            let ready =
+                status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.message.contains(rev));
+            (ready && status.current_revision.as_deref() == Some(rev)).then_some(())
+        }
+    })
+    .await;
+}
+
 async fn deployment_revision(api: &Api<Deployment>, name: &str) -> Option<String> {
     let d = api.get_opt(name).await.ok()??;
     faxbot_operator::status::deployment_revision(&d)
@@ -230,7 +245,7 @@ async fn lifecycle_from_create_to_garbage_collection() {
         async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev1) }
     })
     .await;
-    wait_ready(&configs, "main", ("True", "Available")).await;
+    wait_serving(&configs, "main", &rev2).await;
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev2);
     let cms = owned_names::<ConfigMap>(&client, &ns, "main").await;
     assert!(
@@ -252,7 +267,7 @@ async fn lifecycle_from_create_to_garbage_collection() {
     })
     .await;
     assert_ne!(checksum(&deployments.get("main-api").await.unwrap()), before);
-    wait_ready(&configs, "main", ("True", "Available")).await;
+    wait_serving(&configs, "main", &rev3).await;
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev3);
 
     // 4. Break a reference: Ready=False with the reason, an Event, and the Deployment untouched.
@@ -301,7 +316,7 @@ async fn lifecycle_from_create_to_garbage_collection() {
         async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev3) }
     })
     .await;
-    wait_ready(&configs, "main", ("True", "Available")).await;
+    wait_serving(&configs, "main", &rev4).await;
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev4);
     assert_eq!(owned_names::<Deployment>(&client, &ns, "main").await, vec!["main-api"]);
     assert_eq!(owned_names::<Service>(&client, &ns, "main").await, vec!["main-api"]);
