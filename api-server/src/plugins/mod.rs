@@ -143,6 +143,45 @@ pub struct StatusEvent {
     pub status: RemoteStatus,
 }
 
+/// A fax a provider received for us, from an authenticated inbound callback.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReceivedFax {
+    /// The provider's id of the received fax; replays of the same callback carry the same id, which makes
+    /// storing it idempotent.
+    pub provider_sid: String,
+    /// Sender number as the provider reported it (PHI).
+    pub from: Option<String>,
+    /// The number that received it (PHI).
+    pub to: Option<String>,
+    /// Pages, as the provider counted them.
+    pub pages: Option<i64>,
+    /// The received document as a PDF, when the callback carried it.
+    pub document: Option<bytes::Bytes>,
+}
+
+impl std::fmt::Debug for ReceivedFax {
+    // Numbers and the document are PHI: Debug shows only what may be logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedFax")
+            .field("provider_sid", &self.provider_sid)
+            .field("pages", &self.pages)
+            .field("document_bytes", &self.document.as_ref().map(|d| d.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A provider that receives faxes through authenticated callbacks.
+#[async_trait]
+pub trait InboundProvider: Send + Sync + std::fmt::Debug {
+    /// The plugin's manifest.
+    fn manifest(&self) -> &PluginManifest;
+
+    /// Verifies an inbound callback before reading anything from it, then returns the faxes it delivers.
+    /// An unverifiable request is [`ProviderError::Unauthorized`]; an authentic callback that is not about a
+    /// received fax returns an empty list.
+    async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError>;
+}
+
 /// An outbound fax provider.
 #[async_trait]
 pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
