@@ -85,6 +85,24 @@ pub struct Settings {
     pub revision_override: Option<String>,
     /// `json` (default) or `pretty` (`FAXBOT_LOG_FORMAT`).
     pub log_format: String,
+    /// Receive faxes when no config document is given (`INBOUND_ENABLED`); with a document, its inbound slot
+    /// decides.
+    pub inbound_enabled: bool,
+    /// Plugin of the inbound slot in the environment-built document (`INBOUND_BACKEND`, default `FAX_BACKEND`).
+    pub inbound_backend: String,
+    /// Received documents are deleted this long after arrival (`INBOUND_RETENTION_DAYS`, default 30, 0 = keep;
+    /// `FAXBOT_INBOUND_RETENTION_SECS` for finer control). The row stays, so listings keep their history.
+    pub inbound_retention: Option<Duration>,
+    /// Lifetime of inbound download tokens (`INBOUND_TOKEN_TTL_MINUTES`, default 60, or
+    /// `FAXBOT_INBOUND_TOKEN_TTL_SECS`).
+    pub inbound_token_ttl: Duration,
+    /// Per-key requests per minute on `GET /inbound` (`INBOUND_LIST_RPM`, default 30, 0 = off).
+    pub inbound_list_rpm: u32,
+    /// Per-key requests per minute on `GET /inbound/{id}` and its PDF (`INBOUND_GET_RPM`, default 60, 0 = off).
+    pub inbound_get_rpm: u32,
+    /// Public base URL of this server (`PUBLIC_API_URL`, default `http://localhost:8080`), used to build the
+    /// download links handed out with tokens.
+    pub public_api_url: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -146,7 +164,7 @@ impl Settings {
             require_api_key: flag("REQUIRE_API_KEY")?,
             pepper: var("API_KEY_PEPPER"),
             pepper_file,
-            fax_backend,
+            fax_backend: fax_backend.clone(),
             fax_disabled: flag("FAX_DISABLED")?,
             config_path: var("FAXBOT_CONFIG_PATH").map(PathBuf::from),
             config_poll: Duration::from_millis(number("FAXBOT_CONFIG_POLL_MS", 2000, 50, 3_600_000)?),
@@ -174,6 +192,33 @@ impl Settings {
             orphan_min_age: Duration::from_secs(number("FAXBOT_ORPHAN_MIN_AGE_SECS", 600, 60, 30 * 86_400)?),
             revision_override: var("FAXBOT_REVISION"),
             log_format,
+            inbound_enabled: flag("INBOUND_ENABLED")?,
+            inbound_backend: var("INBOUND_BACKEND")
+                .map(|b| b.to_ascii_lowercase())
+                .unwrap_or_else(|| fax_backend.clone()),
+            inbound_retention: match (
+                var("FAXBOT_INBOUND_RETENTION_SECS"),
+                number::<u64>("INBOUND_RETENTION_DAYS", 30, 0, 36_500)?,
+            ) {
+                (Some(_), _) => {
+                    Some(Duration::from_secs(number("FAXBOT_INBOUND_RETENTION_SECS", 0, 1, 3_153_600_000)?))
+                }
+                (None, 0) => None,
+                (None, days) => Some(Duration::from_secs(days * 86_400)),
+            },
+            inbound_token_ttl: match var("FAXBOT_INBOUND_TOKEN_TTL_SECS") {
+                Some(_) => Duration::from_secs(number("FAXBOT_INBOUND_TOKEN_TTL_SECS", 3600, 1, 604_800)?),
+                None => Duration::from_secs(60 * number::<u64>("INBOUND_TOKEN_TTL_MINUTES", 60, 1, 10_080)?),
+            },
+            inbound_list_rpm: number("INBOUND_LIST_RPM", 30, 0, 1_000_000)?,
+            inbound_get_rpm: number("INBOUND_GET_RPM", 60, 0, 1_000_000)?,
+            public_api_url: {
+                let url = var("PUBLIC_API_URL").unwrap_or_else(|| "http://localhost:8080".into());
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(SettingsError { name: "PUBLIC_API_URL", message: "expected an http(s):// URL".into() });
+                }
+                url.trim_end_matches('/').to_string()
+            },
             data_dir,
         };
         if settings.job_lease <= settings.provider_timeout {

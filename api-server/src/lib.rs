@@ -10,13 +10,17 @@
 //! - [`plugins`]: the provider trait and the built-in simulated line.
 //! - [`storage`]: document stores.
 //! - [`runtime`]: the live config document and its reload.
+//! - [`inbound`]: storing received faxes exactly once.
+//! - [`events`]: the event bus (PHI-guarded domain events feeding the audit trail and metrics).
 //! - [`retention`]: deletion of expired documents.
 //! - [`metrics`], [`audit`], [`telemetry`]: observability.
 
 pub mod audit;
 pub mod configuration;
 pub mod domain;
+pub mod events;
 pub mod http;
+pub mod inbound;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;

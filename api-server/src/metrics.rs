@@ -33,6 +33,17 @@ pub struct JobLabels {
     pub revision: String,
 }
 
+/// Labels of webhook metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Plugin id.
+    pub plugin: String,
+    /// `status` (outbound status callbacks) or `inbound`.
+    pub kind: String,
+    /// `accepted`, `replayed`, `ignored` or `rejected`.
+    pub result: String,
+}
+
 /// Labels for single-valued info metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -61,6 +72,15 @@ pub struct Metrics {
     pub auth_failures: Family<ResultLabels, Counter>,
     /// Revision currently served (value 1, label carries the revision).
     pub config_info: Family<ResultLabels, Gauge>,
+    /// Events published on the event bus, by type (`fax.delivered`, `plugin.error`, ...).
+    pub events: Family<ResultLabels, Counter>,
+    /// Faxes received, by plugin.
+    pub inbound_received: Family<ResultLabels, Counter>,
+    /// Provider webhooks by plugin and result (`accepted`, `rejected`, `replayed`).
+    pub webhooks: Family<WebhookLabels, Counter>,
+    /// Jobs moved to the next outbound provider, by the provider they left (`plugin`) and the one that took
+    /// them over (`outcome`).
+    pub failovers: Family<JobLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -80,6 +100,10 @@ impl Metrics {
         let config_reloads = Family::<ResultLabels, Counter>::default();
         let auth_failures = Family::<ResultLabels, Counter>::default();
         let config_info = Family::<ResultLabels, Gauge>::default();
+        let events = Family::<ResultLabels, Counter>::default();
+        let inbound_received = Family::<ResultLabels, Counter>::default();
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        let failovers = Family::<JobLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("jobs", "Fax jobs accepted and reaching a terminal state", jobs.clone());
@@ -92,6 +116,14 @@ impl Metrics {
         registry.register("config_reloads", "Runtime config reload attempts by result", config_reloads.clone());
         registry.register("auth_failures", "Rejected credentials by reason", auth_failures.clone());
         registry.register("config_revision", "Config revision being served", config_info.clone());
+        registry.register("events", "Events published on the event bus, by type", events.clone());
+        registry.register("inbound_faxes", "Faxes received, by plugin", inbound_received.clone());
+        registry.register("webhooks", "Provider webhooks by plugin and result", webhooks.clone());
+        registry.register(
+            "provider_failovers",
+            "Jobs moved from one outbound provider (plugin) to the next (outcome)",
+            failovers.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -102,6 +134,10 @@ impl Metrics {
             config_reloads,
             auth_failures,
             config_info,
+            events,
+            inbound_received,
+            webhooks,
+            failovers,
         }
     }
 
@@ -126,6 +162,20 @@ impl Metrics {
         self.provider_submissions
             .get_or_create(&JobLabels { plugin: plugin.into(), outcome: result.into(), revision: revision.into() })
             .inc();
+    }
+
+    /// Counts a provider webhook.
+    pub fn webhook(&self, plugin: &str, kind: &str, result: &str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels { plugin: plugin.into(), kind: kind.into(), result: result.into() })
+            .inc();
+    }
+
+    /// How many webhooks of `plugin` and `kind` ended with `result` since start.
+    pub fn webhook_count(&self, plugin: &str, kind: &str, result: &str) -> u64 {
+        self.webhooks
+            .get_or_create(&WebhookLabels { plugin: plugin.into(), kind: kind.into(), result: result.into() })
+            .get()
     }
 
     /// Counts a labelled event in a result family.

@@ -8,7 +8,7 @@
 
 use crate::domain::Timestamp;
 use crate::storage::DocumentStore;
-use crate::store::{Db, jobs};
+use crate::store::{Db, inbound, jobs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,10 +69,17 @@ pub async fn sweep_orphans(
         }
     };
     for key in candidates {
-        // Only documents named like ours (`<job id>.pdf`) are considered; anything else is left alone.
-        let Some(id) = key.strip_suffix(".pdf").and_then(crate::domain::JobId::parse) else { continue };
-        if jobs::exists(db, &id).await? {
-            continue;
+        // Only documents named like ours (`<job id>.pdf`, `inbound-<id>.<ext>`) are considered; anything else
+        // is left alone.
+        if crate::inbound::id_from_key(&key).is_some() {
+            if inbound::references_document(db, &key).await? {
+                continue;
+            }
+        } else {
+            let Some(id) = key.strip_suffix(".pdf").and_then(crate::domain::JobId::parse) else { continue };
+            if jobs::exists(db, &id).await? {
+                continue;
+            }
         }
         if let Err(e) = store.delete(&key).await {
             tracing::warn!(error = %e, "deleting an orphaned document failed");
@@ -97,6 +104,51 @@ pub async fn run_orphans(
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed documents that no job references"),
             Err(e) => tracing::error!(error = %e, "orphan sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Deletes the documents of received faxes whose retention has passed (`INBOUND_RETENTION_DAYS`), keeping
+/// the rows so listings keep their history, and drops expired download tokens. Returns documents deleted.
+pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u64, crate::store::StoreError> {
+    let now = Timestamp::now();
+    let mut purged = 0;
+    loop {
+        let batch = inbound::expired_documents(db, now, 500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for (id, key) in batch {
+            if let Err(e) = store.delete(&key).await {
+                tracing::warn!(inbound_id = %id, error = %e, "deleting an expired inbound document failed; retried next sweep");
+                return Ok(purged);
+            }
+            inbound::mark_document_purged(db, &id, Timestamp::now()).await?;
+            crate::audit!("inbound_deleted", inbound_id = %id);
+            purged += 1;
+        }
+    }
+    inbound::purge_tokens(db, now).await?;
+    Ok(purged)
+}
+
+/// Runs [`sweep_inbound`] at start and then every `every`, until `stop` flips. It always runs: rows carry
+/// their own retention time, so a fax kept forever simply has none.
+pub async fn run_inbound(
+    db: Db,
+    store: Arc<dyn DocumentStore>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match sweep_inbound(&db, &store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "inbound retention deleted expired documents"),
+            Err(e) => tracing::error!(error = %e, "inbound retention sweep failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

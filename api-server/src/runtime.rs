@@ -7,7 +7,7 @@
 
 use crate::configuration::Settings;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::plugins::{self, OutboundProvider};
+use crate::plugins::{self, InboundProvider, OutboundProvider};
 use crate::store::{Db, writer::Writer};
 use arc_swap::ArcSwap;
 use faxbot_contract::plugins::SIMULATED_LINE;
@@ -37,8 +37,13 @@ pub struct Runtime {
     pub outbound_id: String,
     /// The outbound provider.
     pub outbound: Arc<dyn OutboundProvider>,
+    /// Failover providers after the primary, in order, with their plugin ids (empty in sandbox mode).
+    pub failover: Vec<(String, Arc<dyn OutboundProvider>)>,
     /// Whether new jobs are dispatched.
     pub dispatch_enabled: bool,
+    /// The inbound slot's plugin id and provider; `None` when inbound is off (every inbound route answers
+    /// 404 "Inbound not enabled").
+    pub inbound: Option<(String, Arc<dyn InboundProvider>)>,
 }
 
 /// The outcome of the last reload attempt, for `/admin/features`.
@@ -113,12 +118,32 @@ pub fn redact_digits(message: &str) -> String {
 pub fn config_from_env(settings: &Settings) -> RuntimeConfig {
     let mut config = RuntimeConfig::default();
     config.providers.outbound = Some(SlotBinding::new(settings.fax_backend.clone()));
+    if settings.inbound_enabled {
+        config.providers.inbound = Some(SlotBinding::new(settings.inbound_backend.clone()));
+    }
     config.features = FeatureFlags {
         v3_plugins: settings.feature_v3_plugins,
         plugin_install: settings.feature_plugin_install,
         ..FeatureFlags::default()
     };
     config
+}
+
+impl Runtime {
+    /// The outbound providers in failover order, primary first, with their plugin ids.
+    pub fn outbound_chain(&self) -> impl Iterator<Item = (&String, &Arc<dyn OutboundProvider>)> {
+        std::iter::once((&self.outbound_id, &self.outbound)).chain(self.failover.iter().map(|(id, p)| (id, p)))
+    }
+
+    /// The provider at `index` of the chain, clamped to the last one (a config change may shorten the chain
+    /// while a job sits at a later position).
+    pub fn chain_at(&self, index: usize) -> (&String, &Arc<dyn OutboundProvider>) {
+        let last = self.failover.len();
+        match index.min(last) {
+            0 => (&self.outbound_id, &self.outbound),
+            i => (&self.failover[i - 1].0, &self.failover[i - 1].1),
+        }
+    }
 }
 
 impl RuntimeState {
@@ -158,12 +183,12 @@ impl RuntimeState {
         self.current.load_full()
     }
 
-    /// The provider that owns jobs of plugin `id`: the current outbound provider if it matches, else the
-    /// last instance of that plugin this process used.
+    /// The provider that owns jobs of plugin `id`: the current chain's instance if the plugin is in it, else
+    /// the last instance of that plugin this process used.
     pub fn provider(&self, id: &str) -> Option<Arc<dyn OutboundProvider>> {
         let current = self.current.load();
-        if current.outbound_id == id {
-            return Some(current.outbound.clone());
+        if let Some((_, provider)) = current.outbound_chain().find(|(plugin, _)| plugin.as_str() == id) {
+            return Some(provider.clone());
         }
         self.known.lock().ok()?.get(id).cloned()
     }
@@ -222,7 +247,9 @@ impl RuntimeState {
         }
         let new = Arc::new(self.build(config)?);
         if let Ok(mut known) = self.known.lock() {
-            known.insert(old.outbound_id.clone(), old.outbound.clone());
+            for (plugin, provider) in old.outbound_chain() {
+                known.insert(plugin.clone(), provider.clone());
+            }
         }
         self.current.store(new.clone());
         Ok(Some((old, new)))
@@ -246,9 +273,28 @@ fn build_runtime(
     } else {
         config.providers.outbound.clone().unwrap_or_else(|| SlotBinding::new(SIMULATED_LINE))
     };
-    let outbound = plugins::build_outbound(&binding, db, writer)?;
+    let outbound = plugins::build_outbound(&binding, "outbound", db, writer)?;
+    let failover = if config.features.sandbox_mode {
+        Vec::new()
+    } else {
+        config
+            .providers
+            .outbound_failover
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                Ok((b.plugin.clone(), plugins::build_outbound(b, &format!("failover{}", i + 1), db, writer)?))
+            })
+            .collect::<Result<Vec<_>, plugins::PluginError>>()?
+    };
+    let inbound = match &config.providers.inbound {
+        Some(binding) if binding.enabled => Some((binding.plugin.clone(), plugins::build_inbound(binding)?)),
+        _ => None,
+    };
     let revision = revision_override.clone().unwrap_or_else(|| config.revision());
     Ok(Runtime {
+        inbound,
+        failover,
         dispatch_enabled: binding.enabled && !fax_disabled_env,
         outbound_id: binding.plugin,
         outbound,
@@ -297,7 +343,6 @@ pub async fn watch(
         last = Some(bytes.clone());
         match state.apply(&bytes, &metrics) {
             Ok(Some((old, new))) => {
-                crate::audit!("config_changed", from_revision = %old.revision, to_revision = %new.revision);
                 tracing::info!(revision = %new.revision, outbound = %new.outbound_id, "runtime config applied");
                 on_applied(&old, &new);
             }

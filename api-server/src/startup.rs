@@ -3,11 +3,12 @@
 //! its jobs).
 
 use crate::configuration::Settings;
+use crate::events::{EventBus, EventKind};
 use crate::http::auth::Auth;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::queue::retry::RetryPolicy;
-use crate::queue::worker::{Worker, WorkerConfig};
+use crate::queue::worker::{Worker, WorkerConfig, WorkerParts};
 use crate::runtime::{self, RuntimeState};
 use crate::storage::DocumentStore;
 use crate::storage::local::LocalStore;
@@ -61,9 +62,37 @@ fn ghostscript_on_path() -> bool {
         .unwrap_or(false)
 }
 
-/// What follows a config change, whoever applied it (the file watcher or `PUT /plugins/{id}/config`): when
-/// sending was just enabled, jobs held while it was off are released and the worker woken.
-pub fn config_applied(app: &AppState, old: &runtime::Runtime, new: &runtime::Runtime) {
+/// The plugin instances of a runtime with the slot each fills.
+fn slot_plugins(runtime: &runtime::Runtime) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = runtime
+        .outbound_chain()
+        .enumerate()
+        .map(|(i, (id, _))| (if i == 0 { "outbound".to_string() } else { format!("failover{i}") }, id.clone()))
+        .collect();
+    if let Some((id, _)) = &runtime.inbound {
+        out.push(("inbound".into(), id.clone()));
+    }
+    out
+}
+
+/// What follows a config change, whoever applied it (`source`: the file watcher or `PUT /plugins/{id}/config`):
+/// `config.changed` and `plugin.started`/`plugin.stopped` events, and when sending was just enabled, jobs
+/// held while it was off are released and the worker woken.
+pub fn config_applied(app: &AppState, old: &runtime::Runtime, new: &runtime::Runtime, source: &str) {
+    app.events
+        .event(EventKind::ConfigChanged)
+        .revision(&new.revision)
+        .detail(&format!("applied by {source}"))
+        .publish();
+    let (before, after) = (slot_plugins(old), slot_plugins(new));
+    for (slot, id) in &before {
+        if !after.contains(&(slot.clone(), id.clone())) {
+            app.events.event(EventKind::PluginStopped).plugin(id).revision(&new.revision).detail(slot).publish();
+        }
+    }
+    for (slot, id) in &after {
+        app.events.event(EventKind::PluginStarted).plugin(id).revision(&new.revision).detail(slot).publish();
+    }
     if new.dispatch_enabled && !old.dispatch_enabled {
         let app = app.clone();
         tokio::spawn(async move {
@@ -140,13 +169,20 @@ impl Application {
         }
 
         let notify = Arc::new(Notify::new());
+        let events = Arc::new(EventBus::new(metrics.clone()));
+        for (slot, id) in slot_plugins(&current) {
+            events.event(EventKind::PluginStarted).plugin(&id).revision(&current.revision).detail(&slot).publish();
+        }
         let worker = Worker::new(
-            db.clone(),
-            store.clone(),
-            writer.clone(),
-            runtime.clone(),
-            metrics.clone(),
-            notify.clone(),
+            WorkerParts {
+                db: db.clone(),
+                store: store.clone(),
+                writer: writer.clone(),
+                runtime: runtime.clone(),
+                metrics: metrics.clone(),
+                notify: notify.clone(),
+                events: events.clone(),
+            },
             WorkerConfig {
                 concurrency: settings.worker_concurrency,
                 retry: RetryPolicy {
@@ -173,6 +209,7 @@ impl Application {
             notify,
             accepting: Arc::new(AtomicBool::new(true)),
             ghostscript: ghostscript_on_path(),
+            events,
         };
         Ok(Application { listener, state, worker })
     }
@@ -194,7 +231,7 @@ impl Application {
             state.metrics.clone(),
             state.settings.config_poll,
             stop_rx.clone(),
-            move |old, new| config_applied(&watch_state, old, new),
+            move |old, new| config_applied(&watch_state, old, new, "the config file watcher"),
         ));
 
         let retention = state.settings.artifact_ttl.map(|ttl| {
@@ -206,6 +243,12 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let inbound_retention = tokio::spawn(crate::retention::run_inbound(
+            state.db.clone(),
+            state.store.clone(),
+            state.settings.cleanup_interval,
+            stop_rx.clone(),
+        ));
         let orphans = tokio::spawn(crate::retention::run_orphans(
             state.db.clone(),
             state.store.clone(),
@@ -252,6 +295,7 @@ impl Application {
         let _ = flusher.await;
         let _ = checkpoints.await;
         let _ = orphans.await;
+        let _ = inbound_retention.await;
         if let Some(task) = retention {
             let _ = task.await;
         }

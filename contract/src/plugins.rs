@@ -173,8 +173,10 @@ pub struct ApiKeyAuthSettings {}
 pub struct PhaxioSettings {
     /// API base URL including the version, ending in `/`.
     pub base_url: String,
-    /// Public URL Phaxio posts `fax_completed` webhooks to (this server's `/webhooks/phaxio`, as reachable from
-    /// the internet). Omitted: status by polling only.
+    /// Public URL Phaxio posts webhooks to, exactly as configured at Phaxio (the signature covers it). In the
+    /// outbound slot: this server's `/webhooks/phaxio`, sent with every fax; omitted, status by polling only.
+    /// In the inbound slot: the receive URL set on the Phaxio number (`/webhooks/phaxio/inbound`); omitted,
+    /// every inbound callback is refused.
     pub callback_url: Option<String>,
     /// Milliseconds between status polls of a submitted fax.
     #[schemars(range(min = 100, max = 600000))]
@@ -286,10 +288,11 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             name: "Simulated fax line".into(),
             version: version.clone(),
             description: "A built-in line that simulates transmission with configurable latency and \
-                          deterministic failure injection; no external service."
+                          deterministic failure injection, and inbound faxes on request \
+                          (POST /admin/inbound/simulate); no external service."
                 .into(),
-            categories: vec![Category::Outbound],
-            capabilities: vec![Capability::Send, Capability::Status, Capability::Idempotency],
+            categories: vec![Category::Outbound, Category::Inbound],
+            capabilities: vec![Capability::Send, Capability::Status, Capability::Idempotency, Capability::Receive],
             hipaa_compliant: true,
             settings_schema: schema_of::<SimulatedLineSettings>(),
             credentials: vec![],
@@ -301,8 +304,14 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             description: "Phaxio API v2.1 cloud fax (a BAA is available). Submissions are tagged with the job id, \
                           so an interrupted submission is found again instead of being sent twice."
                 .into(),
-            categories: vec![Category::Outbound],
-            capabilities: vec![Capability::Send, Capability::Status, Capability::Idempotency],
+            categories: vec![Category::Outbound, Category::Inbound],
+            capabilities: vec![
+                Capability::Send,
+                Capability::Status,
+                Capability::Idempotency,
+                Capability::Webhook,
+                Capability::Receive,
+            ],
             hipaa_compliant: true,
             settings_schema: schema_of::<PhaxioSettings>(),
             credentials: vec![

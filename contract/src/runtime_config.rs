@@ -34,6 +34,11 @@ pub struct ProviderSlots {
     /// The provider that sends faxes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<SlotBinding>,
+    /// Further outbound providers, in order: a job whose provider fails with a provider-side error (refused
+    /// credentials, rate limit or outage after its retries) moves to the next one. Each plugin may appear
+    /// once in the whole outbound chain; its credentials are the files `failover<N>.<name>` (N from 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound_failover: Vec<SlotBinding>,
     /// The provider that receives faxes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbound: Option<SlotBinding>,

@@ -96,14 +96,41 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
     ];
     for (category, binding) in slots {
         if let Some(binding) = binding {
-            check_slot(category, binding, &mut issues);
+            check_slot(category, binding, &format!("providers.{}", category.as_str()), &mut issues);
         }
+    }
+    if !config.providers.outbound_failover.is_empty() && config.providers.outbound.is_none() {
+        issues.push(ConfigIssue {
+            path: "providers.outboundFailover".into(),
+            message: "failover providers need a primary: set providers.outbound".into(),
+        });
+    }
+    let mut seen: Vec<&str> = config.providers.outbound.iter().map(|b| b.plugin.as_str()).collect();
+    for (i, binding) in config.providers.outbound_failover.iter().enumerate() {
+        let base = format!("providers.outboundFailover[{i}]");
+        check_slot(Category::Outbound, binding, &base, &mut issues);
+        if seen.contains(&binding.plugin.as_str()) {
+            issues.push(ConfigIssue {
+                path: format!("{base}.plugin"),
+                message: format!(
+                    "plugin `{}` appears twice in the outbound chain; jobs record the plugin that sent them, so \
+                     each plugin may appear once",
+                    binding.plugin
+                ),
+            });
+        }
+        seen.push(&binding.plugin);
+    }
+    if config.providers.outbound_failover.len() > 4 {
+        issues.push(ConfigIssue {
+            path: "providers.outboundFailover".into(),
+            message: "at most 4 failover providers".into(),
+        });
     }
     if issues.is_empty() { Ok(()) } else { Err(issues) }
 }
 
-fn check_slot(category: Category, binding: &SlotBinding, issues: &mut Vec<ConfigIssue>) {
-    let base = format!("providers.{}", category.as_str());
+fn check_slot(category: Category, binding: &SlotBinding, base: &str, issues: &mut Vec<ConfigIssue>) {
     let Some(manifest) = plugins::manifest(&binding.plugin) else {
         let known: Vec<String> =
             plugins::builtin_manifests().into_iter().filter(|m| m.fills(category)).map(|m| m.id).collect();

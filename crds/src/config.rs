@@ -148,7 +148,8 @@ pub struct StorageVolumeSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotsSpec {
-    /// Providers that send faxes, in priority order (the first is used; later ones are for failover).
+    /// Providers that send faxes, in priority order: the first sends, and a job moves to the next when its
+    /// provider fails with an error of its own (refused credentials, rate limit, outage).
     #[schemars(length(min = 1, max = 5), inner(length(min = 1, max = 253)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub outbound: Vec<String>,

@@ -56,6 +56,21 @@ impl Default for PhaxioFakeConfig {
 pub use crate::Injection;
 use crate::{pages, valid_e164};
 
+/// A fax arriving at the fake account, for [`PhaxioFake::receive`].
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// The receive URL configured at Phaxio; the signature covers it.
+    pub signed_url: &'a str,
+    /// Where the webhook is actually posted.
+    pub post_to: &'a str,
+    /// Sender (E.164).
+    pub from: &'a str,
+    /// The account's number that received it.
+    pub to: &'a str,
+    /// The received document.
+    pub pdf: &'a [u8],
+}
+
 /// One webhook the fake posted.
 #[derive(Clone, Debug)]
 pub struct SentWebhook {
@@ -179,6 +194,73 @@ impl PhaxioFake {
     /// The webhook token (for a receiver under test).
     pub fn webhook_token(&self) -> &str {
         &self.inner.config.webhook_token
+    }
+
+    /// A fax arrives on one of the account's numbers: like real Phaxio, the fake posts the receive webhook
+    /// (multipart: `direction=received`, `is_test`, `success`, `fax` as a JSON string, and the PDF as the
+    /// file part `file`) signed with `X-Phaxio-Signature` over `received.signed_url`, the receive URL
+    /// configured at Phaxio. It is delivered to `received.post_to` (the same URL unless a proxy in between
+    /// maps the public URL to a local one). A queued [`Injection::WrongSignature`] or
+    /// [`Injection::DropWebhook`] applies. Returns the fax id and the receiver's answer.
+    pub async fn receive(&self, received: Received<'_>) -> SentWebhook {
+        let id = {
+            let mut state = self.lock();
+            state.next_id += 1;
+            state.next_id
+        };
+        let fax = json!({
+            "id": id, "direction": "received", "num_pages": pages(received.pdf).max(1), "status": "success",
+            "is_test": false, "created_at": now(), "completed_at": now(), "caller_id": received.from,
+            "from_number": received.from, "to_number": received.to, "caller_name": null, "cost": 7,
+            "tags": {}, "recipients": [], "error_type": null, "error_id": null, "error_message": null, "barcodes": [],
+        });
+        self.deliver_received(id, fax.to_string(), received).await
+    }
+
+    /// Posts the receive webhook of an existing received fax again (Phaxio retries webhooks until answered
+    /// with 2xx; a test uses this to replay one).
+    pub async fn redeliver_received(&self, id: i64, fax_json: String, received: Received<'_>) -> SentWebhook {
+        self.deliver_received(id, fax_json, received).await
+    }
+
+    async fn deliver_received(&self, id: i64, fax_json: String, received: Received<'_>) -> SentWebhook {
+        let injection = crate::take_injection(&mut self.lock().injections, true);
+        if injection == Some(Injection::DropWebhook) {
+            return SentWebhook { url: received.signed_url.to_string(), fax_id: id, answered: 0 };
+        }
+        let fields: Vec<(&str, &str)> =
+            vec![("direction", "received"), ("is_test", "false"), ("success", "true"), ("fax", fax_json.as_str())];
+        let files: Vec<(&str, &[u8])> = vec![("file", received.pdf)];
+        let token = if injection == Some(Injection::WrongSignature) {
+            "not-the-webhook-token".to_string()
+        } else {
+            self.inner.config.webhook_token.clone()
+        };
+        let signature = faxbot_webhooks::phaxio::sign(token.as_bytes(), received.signed_url, &fields, &files);
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in &fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let part = reqwest::multipart::Part::bytes(received.pdf.to_vec())
+            .file_name(format!("{id}.pdf"))
+            .mime_str("application/pdf")
+            .expect("static mime type");
+        form = form.part("file", part);
+        let answered = match self
+            .inner
+            .http
+            .post(received.post_to)
+            .header(faxbot_webhooks::phaxio::SIGNATURE_HEADER, signature)
+            .multipart(form)
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        let sent = SentWebhook { url: received.signed_url.to_string(), fax_id: id, answered };
+        self.lock().webhooks.push(sent.clone());
+        sent
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {

@@ -205,16 +205,18 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
             "rollout.strategy Canary is not available in this operator version; use Immediate",
         ));
     }
-    if spec.slots.outbound.len() > 1 {
+    if spec.slots.outbound.len() > 5 {
         return Err(Invalid::new(
-            "FailoverNotSupported",
-            "this operator version sends through exactly one outbound provider; list one name in slots.outbound",
+            "TooManyOutboundProviders",
+            "slots.outbound lists at most 5 providers (a primary and 4 failovers)",
         ));
     }
 
     let mut credentials = BTreeMap::new();
     let mut secret_uids = Vec::new();
-    let mut bind = |slot: Category, provider_name: &str| -> Result<SlotBinding, Invalid> {
+    // `credential_slot` prefixes the provider's credential files: the slot name, or `failover<N>` for the
+    // N-th failover provider.
+    let mut bind = |slot: Category, credential_slot: &str, provider_name: &str| -> Result<SlotBinding, Invalid> {
         let Some(provider) = referenced.providers.get(provider_name) else {
             return Err(Invalid::new(
                 "ProviderNotFound",
@@ -237,16 +239,21 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
             ));
         }
         for (credential, value) in &resolved.credentials {
-            credentials.insert(names::credential_key(slot.as_str(), credential), value.clone());
+            credentials.insert(names::credential_key(credential_slot, credential), value.clone());
         }
         secret_uids.extend(resolved.secret_uids.iter().cloned());
         Ok(SlotBinding { plugin: resolved.manifest.id.clone(), enabled: true, settings: resolved.settings })
     };
 
-    let outbound = bind(Category::Outbound, &spec.slots.outbound[0])?;
-    let inbound = spec.slots.inbound.as_deref().map(|p| bind(Category::Inbound, p)).transpose()?;
-    let storage = spec.slots.storage.as_deref().map(|p| bind(Category::Storage, p)).transpose()?;
-    let auth = bind(Category::Auth, &spec.slots.auth)?;
+    let outbound = bind(Category::Outbound, "outbound", &spec.slots.outbound[0])?;
+    let outbound_failover = spec.slots.outbound[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| bind(Category::Outbound, &format!("failover{}", i + 1), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inbound = spec.slots.inbound.as_deref().map(|p| bind(Category::Inbound, "inbound", p)).transpose()?;
+    let storage = spec.slots.storage.as_deref().map(|p| bind(Category::Storage, "storage", p)).transpose()?;
+    let auth = bind(Category::Auth, "auth", &spec.slots.auth)?;
 
     let mut shared_database = false;
     if let Some(database) = &spec.api_server.database {
@@ -281,7 +288,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     let features = &spec.features;
     let runtime = RuntimeConfig {
         version: faxbot_contract::CONFIG_VERSION,
-        providers: ProviderSlots { outbound: Some(outbound), inbound, storage, auth: Some(auth) },
+        providers: ProviderSlots { outbound: Some(outbound), outbound_failover, inbound, storage, auth: Some(auth) },
         features: FeatureFlags {
             v3_plugins: features.v3_plugins,
             plugin_install: features.plugin_install,
@@ -469,9 +476,9 @@ pub(crate) mod tests {
                 "fills storage but not outbound",
             ),
             (
-                Box::new(|c, _| c.spec.slots.outbound = vec!["line".into(), "line2".into()]),
-                "FailoverNotSupported",
-                "exactly one outbound",
+                Box::new(|c, _| c.spec.slots.outbound = vec!["line".into(), "line".into()]),
+                "InvalidConfig",
+                "appears twice in the outbound chain",
             ),
             (
                 Box::new(|_, r| {

@@ -45,6 +45,8 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Whether Ghostscript was found at startup (reported by readiness).
     pub ghostscript: bool,
+    /// The event bus.
+    pub events: Arc<crate::events::EventBus>,
 }
 
 /// Largest webhook body accepted (inbound faxes carry the document).
@@ -58,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-keys/{key_id}", delete(routes::keys::revoke))
         .route("/admin/api-keys/{key_id}/rotate", post(routes::keys::rotate))
         .route("/admin/features", get(routes::admin::features))
+        .route("/admin/events", get(routes::admin::events))
+        .route("/admin/webhooks", get(routes::admin::webhooks))
+        .route("/admin/inbound/callbacks", get(routes::admin::inbound_callbacks))
+        .route("/admin/inbound/simulate", post(routes::inbound::simulate))
         .route("/plugins", get(routes::plugins::list))
         .route("/plugins/health", get(routes::plugins::health))
         .route("/plugins/{id}/config", get(routes::plugins::get_config).put(routes::plugins::put_config))
@@ -71,6 +77,13 @@ pub fn router(state: AppState) -> Router {
         .route("/plugin-registry", get(routes::plugins::registry))
         .route("/webhooks/{plugin}", post(routes::webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
         .route("/phaxio-callback", post(routes::webhooks::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route("/webhooks/{plugin}/inbound", post(routes::inbound::webhook).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route("/phaxio-inbound", post(routes::inbound::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route("/sinch-inbound", post(routes::inbound::sinch_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route("/inbound", get(routes::inbound::list))
+        .route("/inbound/{id}", get(routes::inbound::get))
+        .route("/inbound/{id}/pdf", get(routes::inbound::pdf))
+        .route("/inbound/{id}/pdf-token", post(routes::inbound::issue_token))
         .merge(admin)
         .merge(openapi::routes())
         .fallback(not_found)

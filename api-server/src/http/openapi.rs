@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ErrorBody, ValidationItem};
-use super::routes::{admin, fax, health, keys, plugins, webhooks};
+use super::routes::{admin, fax, health, inbound, keys, plugins, webhooks};
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -15,10 +15,11 @@ use utoipa_swagger_ui::SwaggerUi;
         with durable jobs, scoped API keys and PHI-safe auditing."),
     paths(fax::send, fax::get, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
         keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry,
-        plugins::health, webhooks::receive),
+        plugins::health, webhooks::receive, inbound::list, inbound::get, inbound::pdf, inbound::issue_token,
+        inbound::webhook, inbound::simulate, admin::events, admin::webhooks, admin::inbound_callbacks),
     components(schemas(ErrorBody, ValidationItem)),
     modifiers(&ApiKeyScheme),
-    tags((name = "fax", description = "Outbound faxes"), (name = "health", description = "Probes and metrics"),
+    tags((name = "fax", description = "Outbound faxes"), (name = "inbound", description = "Received faxes"), (name = "health", description = "Probes and metrics"),
         (name = "admin", description = "Administration (env key or a key with keys:manage)"),
         (name = "plugins", description = "v3 plugin management (feature flags v3Plugins / pluginRegistry)"),
         (name = "webhooks", description = "Provider callbacks, authenticated by the provider's own scheme"))

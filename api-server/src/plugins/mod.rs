@@ -1,8 +1,8 @@
 //! Provider plugins: the trait every outbound provider implements, its error type, and the registry that
 //! builds provider instances from the runtime config.
 //!
-//! Layout: [`simulated`] (the built-in `test` line). Cloud and SIP providers arrive as further modules
-//! behind the same trait.
+//! Layout: [`simulated`] (the built-in `test` line), [`phaxio`]. Outbound providers implement
+//! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod phaxio;
 pub mod simulated;
@@ -170,11 +170,28 @@ impl std::fmt::Debug for ReceivedFax {
     }
 }
 
+/// How a plugin's callbacks are authenticated, for `GET /admin/webhooks`: what to configure at the provider
+/// and whether this server is ready to verify.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookInfo {
+    /// The scheme, e.g. `X-Phaxio-Signature (HMAC-SHA1 with the webhook token)`.
+    pub verification: &'static str,
+    /// The callback URL the provider is told to use (and that signatures cover), when configured.
+    pub callback_url: Option<String>,
+    /// Whether both the URL and the verification secret are configured; if not, every callback is refused.
+    pub ready: bool,
+}
+
 /// A provider that receives faxes through authenticated callbacks.
 #[async_trait]
 pub trait InboundProvider: Send + Sync + std::fmt::Debug {
     /// The plugin's manifest.
     fn manifest(&self) -> &PluginManifest;
+
+    /// How its callbacks are verified; `None` when it takes no callbacks.
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        None
+    }
 
     /// Verifies an inbound callback before reading anything from it, then returns the faxes it delivers.
     /// An unverifiable request is [`ProviderError::Unauthorized`]; an authentic callback that is not about a
@@ -209,6 +226,11 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
         Err(ProviderError::Unsupported)
     }
 
+    /// How its status callbacks are verified; `None` when it takes none.
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        None
+    }
+
     /// Whether a submission interrupted by a crash may be repeated.
     fn idempotent(&self) -> bool {
         self.manifest().has(Capability::Idempotency)
@@ -221,6 +243,9 @@ pub enum PluginError {
     /// Not a known outbound plugin in this build.
     #[error("plugin `{0}` is not available as an outbound provider in this build")]
     Unknown(String),
+    /// Not a known inbound plugin in this build.
+    #[error("plugin `{0}` is not available as an inbound provider in this build")]
+    UnknownInbound(String),
     /// Settings did not validate.
     #[error("invalid settings for plugin `{plugin}`: {problems}")]
     Settings {
@@ -231,9 +256,11 @@ pub enum PluginError {
     },
 }
 
-/// Builds the outbound provider for a slot binding.
+/// Builds the outbound provider for a slot binding. `slot` names its credential files (`<slot>.<name>`):
+/// `outbound` for the primary, `failover<N>` for the N-th failover provider.
 pub fn build_outbound(
     binding: &SlotBinding,
+    slot: &str,
     db: &Db,
     writer: &Writer,
 ) -> Result<Arc<dyn OutboundProvider>, PluginError> {
@@ -257,16 +284,50 @@ pub fn build_outbound(
             let missing = |name: &str, env: &str| PluginError::Settings {
                 plugin: binding.plugin.clone(),
                 problems: format!(
-                    "credential `{name}` missing: mount it as $FAXBOT_CREDENTIALS_DIR/outbound.{name} or set {env}"
+                    "credential `{name}` missing: mount it as $FAXBOT_CREDENTIALS_DIR/{slot}.{name} or set {env}"
                 ),
             };
-            let key = phaxio::credential("outbound", "apiKey", "PHAXIO_API_KEY")
+            let key = phaxio::credential(slot, "apiKey", "PHAXIO_API_KEY")
                 .ok_or_else(|| missing("apiKey", "PHAXIO_API_KEY"))?;
-            let secret = phaxio::credential("outbound", "apiSecret", "PHAXIO_API_SECRET")
+            let secret = phaxio::credential(slot, "apiSecret", "PHAXIO_API_SECRET")
                 .ok_or_else(|| missing("apiSecret", "PHAXIO_API_SECRET"))?;
-            let token = phaxio::credential("outbound", "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
+            let token = phaxio::credential(slot, "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
             Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
         other => Err(PluginError::Unknown(other.to_string())),
+    }
+}
+
+fn settings_error(binding: &SlotBinding) -> impl Fn(Vec<(String, String)>) -> PluginError + '_ {
+    move |p| PluginError::Settings {
+        plugin: binding.plugin.clone(),
+        problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
+    }
+}
+
+/// Builds the provider of the inbound slot. Its credentials are the slot's own (`inbound.<name>` files):
+/// the receive side of an account may be keyed differently from the send side.
+pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<dyn InboundProvider>, PluginError> {
+    match binding.plugin.as_str() {
+        SIMULATED_LINE => {
+            let settings: SimulatedLineSettings =
+                manifests::parse_settings(&binding.settings).map_err(settings_error(binding))?;
+            Ok(Arc::new(simulated::SimulatedInbound::new(settings)))
+        }
+        manifests::PHAXIO => {
+            let settings: manifests::PhaxioSettings =
+                manifests::parse_settings(&binding.settings).map_err(settings_error(binding))?;
+            let manifest =
+                manifests::manifest(manifests::PHAXIO).ok_or_else(|| PluginError::Unknown(binding.plugin.clone()))?;
+            let token = phaxio::credential("inbound", "webhookToken", "PHAXIO_INBOUND_WEBHOOK_TOKEN");
+            if token.is_none() || settings.callback_url.is_none() {
+                tracing::warn!(
+                    "phaxio inbound has no callbackUrl or no webhookToken credential: every inbound callback will be \
+                     refused until both are configured"
+                );
+            }
+            Ok(Arc::new(phaxio::PhaxioInbound::new(manifest, settings, token)))
+        }
+        other => Err(PluginError::UnknownInbound(other.to_string())),
     }
 }

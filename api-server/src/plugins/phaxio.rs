@@ -18,7 +18,14 @@ use faxbot_contract::PluginManifest;
 use faxbot_contract::plugins::PhaxioSettings;
 use serde_json::Value;
 
-use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, StatusEvent, Submission, WebhookRequest};
+use super::{
+    InboundProvider, OutboundProvider, ProviderError, ReceivedFax, RemoteStatus, SendRequest, StatusEvent, Submission,
+    WebhookInfo, WebhookRequest,
+};
+
+/// How Phaxio callbacks are authenticated.
+const VERIFICATION: &str = "X-Phaxio-Signature: HMAC-SHA1 over the callback URL, sorted fields and file SHA-1s, keyed \
+                            with the webhook token";
 
 /// Tag that carries the job id on every fax, for finding an interrupted submission again.
 pub const JOB_TAG: &str = "faxbot_job";
@@ -178,43 +185,135 @@ impl OutboundProvider for Phaxio {
         Duration::from_millis(self.settings.poll_interval_ms)
     }
 
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        Some(WebhookInfo {
+            verification: VERIFICATION,
+            callback_url: self.settings.callback_url.clone(),
+            ready: self.settings.callback_url.is_some() && self.webhook_token.is_some(),
+        })
+    }
+
     /// Verifies `X-Phaxio-Signature` over the callback URL as submitted (the configured `callbackUrl`), every
     /// field and every file, before anything is read from the payload; then reports the fax's status.
     /// Without a configured callback URL and webhook token every webhook is refused: an endpoint that
     /// cannot verify must not accept.
     async fn webhook(&self, request: &WebhookRequest<'_>) -> Result<Vec<StatusEvent>, ProviderError> {
-        let (Some(url), Some(token)) = (&self.settings.callback_url, &self.webhook_token) else {
-            return Err(ProviderError::Unauthorized(
-                "webhooks are not configured (callbackUrl and webhookToken)".into(),
-            ));
-        };
-        let header = request
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(faxbot_webhooks::phaxio::SIGNATURE_HEADER))
-            .map(|(_, v)| v.as_str());
-        let content_type = request
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        let (fields, files) = parse_multipart(content_type, request.body)
-            .await
-            .map_err(|_| ProviderError::Unauthorized("malformed webhook body".into()))?;
-        let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        faxbot_webhooks::phaxio::verify(token.as_bytes(), url, &field_refs, &file_refs, header)
-            .map_err(|e| ProviderError::Unauthorized(e.to_string()))?;
+        let (fields, _files) =
+            verified_form(self.settings.callback_url.as_deref(), self.webhook_token.as_deref(), request).await?;
         // Authentic from here on.
-        let fax: Value = fields
-            .iter()
-            .find(|(k, _)| k == "fax")
-            .and_then(|(_, v)| serde_json::from_str(v).ok())
-            .ok_or_else(|| ProviderError::Rejected("webhook without a fax object".into()))?;
+        let fax = fax_field(&fields)?;
         let provider_sid =
             fax_id(&fax["id"]).ok_or_else(|| ProviderError::Rejected("webhook fax without an id".into()))?;
         Ok(vec![StatusEvent { provider_sid, status: remote_status(&fax) }])
+    }
+}
+
+/// Checks the signature of a Phaxio callback and returns its fields and files; refuses everything when the
+/// URL or the token is not configured.
+async fn verified_form(
+    url: Option<&str>,
+    token: Option<&str>,
+    request: &WebhookRequest<'_>,
+) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), ProviderError> {
+    let (Some(url), Some(token)) = (url, token) else {
+        return Err(ProviderError::Unauthorized("webhooks are not configured (callbackUrl and webhookToken)".into()));
+    };
+    let header = request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(faxbot_webhooks::phaxio::SIGNATURE_HEADER))
+        .map(|(_, v)| v.as_str());
+    if header.is_none() {
+        return Err(ProviderError::Unauthorized("missing signature".into()));
+    }
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    // Parsing only splits the body into parts; nothing is interpreted or stored before the check below.
+    let (fields, files) = parse_multipart(content_type, request.body)
+        .await
+        .map_err(|_| ProviderError::Unauthorized("malformed webhook body".into()))?;
+    let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    faxbot_webhooks::phaxio::verify(token.as_bytes(), url, &field_refs, &file_refs, header)
+        .map_err(|e| ProviderError::Unauthorized(e.to_string()))?;
+    Ok((fields, files))
+}
+
+/// The `fax` field: the fax object as a JSON string inside one form field (providers.md §1.8).
+fn fax_field(fields: &[(String, String)]) -> Result<Value, ProviderError> {
+    fields
+        .iter()
+        .find(|(k, _)| k == "fax")
+        .and_then(|(_, v)| serde_json::from_str(v).ok())
+        .ok_or_else(|| ProviderError::Rejected("webhook without a fax object".into()))
+}
+
+/// Phaxio in the inbound slot: verifies receive callbacks (signed like every Phaxio webhook, over the receive
+/// URL configured on the number) and hands over the fax with its PDF, which Phaxio sends as the file part
+/// `file` (`filename` in webhook v1).
+pub struct PhaxioInbound {
+    manifest: PluginManifest,
+    callback_url: Option<String>,
+    webhook_token: Option<String>,
+}
+
+impl std::fmt::Debug for PhaxioInbound {
+    // The token stays out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhaxioInbound").field("callback_url", &self.callback_url).finish_non_exhaustive()
+    }
+}
+
+impl PhaxioInbound {
+    /// Receives on `settings.callback_url`, verified with `webhook_token`.
+    pub fn new(manifest: PluginManifest, settings: PhaxioSettings, webhook_token: Option<String>) -> Self {
+        PhaxioInbound { manifest, callback_url: settings.callback_url, webhook_token }
+    }
+}
+
+#[async_trait]
+impl InboundProvider for PhaxioInbound {
+    fn manifest(&self) -> &PluginManifest {
+        &self.manifest
+    }
+
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        Some(WebhookInfo {
+            verification: VERIFICATION,
+            callback_url: self.callback_url.clone(),
+            ready: self.callback_url.is_some() && self.webhook_token.is_some(),
+        })
+    }
+
+    async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError> {
+        let (fields, files) =
+            verified_form(self.callback_url.as_deref(), self.webhook_token.as_deref(), request).await?;
+        let fax = fax_field(&fields)?;
+        let direction = fax["direction"]
+            .as_str()
+            .or_else(|| fields.iter().find(|(k, _)| k == "direction").map(|(_, v)| v.as_str()))
+            .unwrap_or("received");
+        if direction != "received" {
+            return Ok(Vec::new());
+        }
+        let provider_sid =
+            fax_id(&fax["id"]).ok_or_else(|| ProviderError::Rejected("webhook fax without an id".into()))?;
+        let text = |key: &str| fax[key].as_str().filter(|v| !v.is_empty()).map(str::to_string);
+        let document = files
+            .into_iter()
+            .find(|(name, _)| name == "file" || name == "filename")
+            .map(|(_, bytes)| bytes::Bytes::from(bytes));
+        Ok(vec![ReceivedFax {
+            provider_sid,
+            from: text("from_number"),
+            to: text("to_number"),
+            pages: fax["num_pages"].as_i64(),
+            document,
+        }])
     }
 }
 

@@ -5,7 +5,10 @@
 //! `in_progress → SUCCESS|FAILED` after a configurable latency. Failure injection is keyed on the
 //! destination's last digits, so tests choose a branch by choosing a number.
 
-use super::{OutboundProvider, ProviderError, RemoteStatus, SendRequest, Submission};
+use super::{
+    InboundProvider, OutboundProvider, ProviderError, ReceivedFax, RemoteStatus, SendRequest, Submission,
+    WebhookRequest,
+};
 use crate::domain::Timestamp;
 use crate::store::Db;
 use crate::store::simline::{self, SimFax};
@@ -28,6 +31,31 @@ impl SimulatedLine {
     pub fn new(settings: SimulatedLineSettings, db: Db, writer: Writer) -> Self {
         let manifest = faxbot_contract::manifest(SIMULATED_LINE).unwrap_or_else(unreachable_manifest);
         SimulatedLine { settings, manifest, db, writer }
+    }
+}
+
+/// The simulated line in the inbound slot. It has no provider that could call back, so it takes no webhooks;
+/// faxes "arrive" through `POST /admin/inbound/simulate`, which stores them like any received fax.
+#[derive(Debug)]
+pub struct SimulatedInbound {
+    manifest: PluginManifest,
+}
+
+impl SimulatedInbound {
+    /// The simulated receiver (settings only matter for sending).
+    pub fn new(_settings: SimulatedLineSettings) -> Self {
+        SimulatedInbound { manifest: faxbot_contract::manifest(SIMULATED_LINE).unwrap_or_else(unreachable_manifest) }
+    }
+}
+
+#[async_trait]
+impl InboundProvider for SimulatedInbound {
+    fn manifest(&self) -> &PluginManifest {
+        &self.manifest
+    }
+
+    async fn receive(&self, _request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError> {
+        Err(ProviderError::Unsupported)
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::retry::RetryPolicy;
 use crate::domain::{JobId, JobStatus, Timestamp};
+use crate::events::{EventBus, EventKind};
 use crate::metrics::Metrics;
 use crate::plugins::{OutboundProvider, ProviderError, RemoteStatus, SendRequest};
 use crate::runtime::RuntimeState;
@@ -46,6 +47,7 @@ pub struct Worker {
     runtime: Arc<RuntimeState>,
     metrics: Arc<Metrics>,
     notify: Arc<Notify>,
+    events: Arc<EventBus>,
     config: WorkerConfig,
     owner: String,
 }
@@ -62,19 +64,38 @@ pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server resta
 received this fax, and it does not support idempotent resubmission, so it was not sent again to avoid a duplicate; \
 check with the provider before resending";
 
+/// Whether an error moves a job to the next outbound provider: errors the provider itself answered with
+/// (refused credentials, rate limit, outage). Not a rejected fax (another provider would reject it too) and
+/// not a transport failure (the provider may have taken the fax; it is retried where it is, and a provider
+/// with idempotency finds it again).
+pub fn fails_over(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::Unauthorized(_) | ProviderError::RateLimited { .. } | ProviderError::Unavailable { .. })
+}
+
+/// The shared handles a worker is built from (the same ones the HTTP side holds).
+pub struct WorkerParts {
+    /// Database.
+    pub db: Db,
+    /// Document store (plugins that upload read the document).
+    pub store: Arc<dyn DocumentStore>,
+    /// Group-commit writer.
+    pub writer: Writer,
+    /// Live runtime config and providers.
+    pub runtime: Arc<RuntimeState>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the worker when a job is enqueued.
+    pub notify: Arc<Notify>,
+    /// Event bus.
+    pub events: Arc<EventBus>,
+}
+
 impl Worker {
     /// A worker with a fresh lease-owner id.
-    pub fn new(
-        db: Db,
-        store: Arc<dyn DocumentStore>,
-        writer: Writer,
-        runtime: Arc<RuntimeState>,
-        metrics: Arc<Metrics>,
-        notify: Arc<Notify>,
-        config: WorkerConfig,
-    ) -> Self {
+    pub fn new(parts: WorkerParts, config: WorkerConfig) -> Self {
+        let WorkerParts { db, store, writer, runtime, metrics, notify, events } = parts;
         let owner = format!("worker-{}", &JobId::generate().as_str()[..12]);
-        Worker { db, store, writer, runtime, metrics, notify, config, owner }
+        Worker { db, store, writer, runtime, metrics, notify, events, config, owner }
     }
 
     /// Runs until `shutdown` flips, then waits (bounded) for in-flight jobs and releases any leases left.
@@ -148,12 +169,23 @@ impl Worker {
         let terminal = update.status.is_terminal();
         let status = update.status;
         let plugin = update.backend.clone().unwrap_or_else(|| job.backend.clone());
+        let submitted = job.provider_sid.is_none() && update.provider_sid.is_some();
+        let error = update.error.clone();
         match self.writer.update(update).await {
             Ok(true) => {
+                if submitted {
+                    self.events.event(EventKind::FaxSent).subject(&job.id).plugin(&plugin).publish();
+                }
                 if terminal {
                     let revision = self.runtime.load_current().revision.clone();
                     self.metrics.job(&plugin, status.outcome_label(), &revision);
-                    crate::audit!("job_updated", job_id = %job.id, status = status.as_str(), plugin = %plugin);
+                    let kind =
+                        if status == JobStatus::Success { EventKind::FaxDelivered } else { EventKind::FaxFailed };
+                    let event = self.events.event(kind).subject(&job.id).plugin(&plugin);
+                    match error.as_deref() {
+                        Some(e) if kind == EventKind::FaxFailed => event.detail(e).publish(),
+                        _ => event.publish(),
+                    }
                 }
             }
             Ok(false) => tracing::warn!("lease lost before the outcome was written; another worker owns the job"),
@@ -171,6 +203,7 @@ impl Worker {
             error: job.error.clone(),
             provider_sid: None,
             backend: None,
+            provider_index: None,
             recorded_attempt: false,
             unmark_dispatch: false,
             next_run_at: None,
@@ -180,8 +213,9 @@ impl Worker {
 
     async fn submit(&self, job: &JobRow) -> JobUpdate {
         let runtime = self.runtime.load_current();
-        let provider = runtime.outbound.clone();
-        let plugin = runtime.outbound_id.clone();
+        let index = usize::try_from(job.provider_index).unwrap_or(0);
+        let (plugin, provider) = runtime.chain_at(index);
+        let (plugin, provider) = (plugin.clone(), provider.clone());
         let now = Timestamp::now();
         let mut update = self.base_update(job, now);
         update.backend = Some(plugin.clone());
@@ -239,6 +273,34 @@ impl Worker {
             }
             Err(e) => {
                 self.metrics.submission(&plugin, e.kind(), &runtime.revision);
+                let next = index.min(runtime.failover.len()) + 1;
+                if fails_over(&e) && next <= runtime.failover.len() {
+                    // The provider answered with an error of its own (it did not take the fax), so handing the
+                    // job to the next provider cannot send it twice. No wait: the next provider is not the one
+                    // that is overloaded.
+                    let (next_plugin, _) = runtime.chain_at(next);
+                    tracing::warn!(from = %plugin, to = %next_plugin, kind = e.kind(), "provider failed; failing over");
+                    self.metrics
+                        .failovers
+                        .get_or_create(&crate::metrics::JobLabels {
+                            plugin: plugin.clone(),
+                            outcome: next_plugin.clone(),
+                            revision: runtime.revision.clone(),
+                        })
+                        .inc();
+                    self.events
+                        .event(EventKind::PluginError)
+                        .subject(&job.id)
+                        .plugin(&plugin)
+                        .detail(&format!("failover to {next_plugin} after {}", e.kind()))
+                        .publish();
+                    update.status = JobStatus::Queued;
+                    update.error = Some(format!("{plugin} failed ({e}); moved to {next_plugin}"));
+                    update.backend = Some(next_plugin.clone());
+                    update.provider_index = Some(next as i64);
+                    update.next_run_at = Some(update.now);
+                    return update;
+                }
                 if e.is_retryable() && self.config.retry.may_retry(attempt) {
                     let jitter: f64 = rand::rng().random();
                     let delay = self.config.retry.delay(attempt, e.retry_after(), jitter);

@@ -37,10 +37,12 @@ pub struct JobRow {
     pub dispatch_started: i64,
     /// Submissions with a recorded outcome.
     pub attempts: i64,
+    /// Position of the job's provider in the outbound failover chain (0 = primary).
+    pub provider_index: i64,
 }
 
 const COLUMNS: &str = "id, to_number, status, error, pages, backend, provider_sid, created_at, updated_at, \
-                       document_key, dispatch_started, attempts";
+                       document_key, dispatch_started, attempts, provider_index";
 
 fn from_row(row: &AnyRow) -> Result<JobRow, sqlx::Error> {
     Ok(JobRow {
@@ -56,6 +58,7 @@ fn from_row(row: &AnyRow) -> Result<JobRow, sqlx::Error> {
         document_key: row.try_get("document_key")?,
         dispatch_started: row.try_get("dispatch_started")?,
         attempts: row.try_get("attempts")?,
+        provider_index: row.try_get("provider_index")?,
     })
 }
 
@@ -102,6 +105,7 @@ impl NewJob {
             document_key: self.document_key.clone(),
             dispatch_started: 0,
             attempts: 0,
+            provider_index: 0,
         }
     }
 }
@@ -234,6 +238,8 @@ pub struct JobUpdate {
     pub provider_sid: Option<String>,
     /// Set the provider/plugin id (when a job moves to another provider).
     pub backend: Option<String>,
+    /// Set the job's position in the failover chain (when it moves to the next provider).
+    pub provider_index: Option<i64>,
     /// Whether this step recorded a submission outcome (increments `attempts`).
     pub recorded_attempt: bool,
     /// The claim marked a submission as started but none was made (sending was disabled meanwhile).
@@ -249,7 +255,8 @@ pub async fn apply_update(tx: &mut Transaction<'_, Any>, u: &JobUpdate) -> Resul
     let result = sqlx::query(
         "UPDATE fax_jobs SET status = $1, error = $2, provider_sid = COALESCE($3, provider_sid), \
            backend = COALESCE($4, backend), attempts = attempts + $5, next_run_at = $6, updated_at = $7, \
-           lease_owner = NULL, lease_until = NULL, dispatch_started = dispatch_started - $10 \
+           lease_owner = NULL, lease_until = NULL, dispatch_started = dispatch_started - $10, \
+           provider_index = COALESCE($11, provider_index) \
          WHERE id = $8 AND lease_owner = $9",
     )
     .bind(u.status.as_str())
@@ -262,6 +269,7 @@ pub async fn apply_update(tx: &mut Transaction<'_, Any>, u: &JobUpdate) -> Resul
     .bind(u.id.as_str())
     .bind(&u.owner)
     .bind(i64::from(u.unmark_dispatch))
+    .bind(u.provider_index)
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)

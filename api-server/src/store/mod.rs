@@ -4,9 +4,10 @@
 //! statements and one migration serve both. Where the dialects must differ (row locking) the [`Backend`]
 //! chooses the statement.
 //!
-//! Layout: [`jobs`] (fax jobs and the queue), [`keys`] (API keys), [`simline`] (the simulated line's state),
-//! [`writer`] (group commit of hot-path writes).
+//! Layout: [`jobs`] (fax jobs and the queue), [`inbound`] (received faxes and download tokens), [`keys`]
+//! (API keys), [`simline`] (the simulated line's state), [`writer`] (group commit of hot-path writes).
 
+pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod simline;
@@ -148,13 +149,22 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = vec![Migration::new(
-            1,
-            Cow::Borrowed("initial"),
-            MigrationType::Simple,
-            include_str!("../../migrations/0001_initial.sql").into_sql_str(),
-            false,
-        )];
+        let migrations = vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("initial"),
+                MigrationType::Simple,
+                include_str!("../../migrations/0001_initial.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("inbound and failover"),
+                MigrationType::Simple,
+                include_str!("../../migrations/0002_inbound_and_failover.sql").into_sql_str(),
+                false,
+            ),
+        ];
         let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
         migrator.run(&self.pool).await?;
         Ok(())

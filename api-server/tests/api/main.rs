@@ -9,6 +9,7 @@ mod auth;
 mod config;
 mod crash;
 mod health;
+mod inbound;
 mod keys;
 mod lifecycle;
 mod logs;

@@ -262,6 +262,7 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     app.notify.notify_one();
     app.metrics.job(&runtime.outbound_id, "accepted", &runtime.revision);
     crate::audit!("job_created", job_id = %id, backend = %runtime.outbound_id, pages = pages, to = %row.to.masked());
+    app.events.event(crate::events::EventKind::FaxQueued).subject(&id).plugin(&runtime.outbound_id).publish();
     Ok((StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response())
 }
 

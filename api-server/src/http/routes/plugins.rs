@@ -257,8 +257,7 @@ pub async fn put_config(
     })?;
     let revision = match app.runtime.apply(&bytes, &app.metrics) {
         Ok(Some((old, new))) => {
-            crate::audit!("config_changed", from_revision = %old.revision, to_revision = %new.revision, plugin = %id);
-            crate::startup::config_applied(&app, &old, &new);
+            crate::startup::config_applied(&app, &old, &new, &format!("PUT /plugins/{id}/config"));
             new.revision.clone()
         }
         Ok(None) => current.revision.clone(),

@@ -59,16 +59,24 @@ async fn handle(
             for event in &events {
                 woken += jobs::poll_now(&app.db, plugin, &event.provider_sid, now).await.map_err(ApiError::internal)?;
             }
+            app.metrics.webhook(plugin, "status", if woken > 0 { "accepted" } else { "replayed" });
             crate::audit!("webhook_accepted", plugin = %plugin, events = events.len(), jobs_woken = woken);
             app.notify.notify_one();
             Ok(Json(serde_json::json!({"status": "ok"})))
         }
         Err(ProviderError::Unsupported) => Err(ApiError::not_found("Not Found")),
         Err(ProviderError::Unauthorized(_)) => {
+            app.metrics.webhook(plugin, "status", "rejected");
+            app.events
+                .event(crate::events::EventKind::PluginError)
+                .plugin(plugin)
+                .detail("status webhook authentication failed")
+                .publish();
             crate::audit!("webhook_rejected", plugin = %plugin, reason = "authentication");
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid webhook signature"))
         }
         Err(e) => {
+            app.metrics.webhook(plugin, "status", "rejected");
             crate::audit!("webhook_rejected", plugin = %plugin, reason = e.kind());
             Err(ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook"))
         }
