@@ -16,3 +16,4 @@ mod phaxio;
 mod plugins;
 mod readme;
 mod send_fax;
+mod sinch;
