@@ -371,6 +371,15 @@ impl SettingsCheck for SinchSettings {
                 ));
             }
         }
+        if self.callback_url.is_some() && self.webhook_user.is_none() {
+            // Sinch callbacks carry no signature: without embedded credentials they could not be verified.
+            problems.push((
+                "webhookUser".into(),
+                "is required with callbackUrl (Sinch callbacks are authenticated \
+                only by the Basic credentials embedded in the URL)"
+                    .into(),
+            ));
+        }
         if let Some(user) = &self.webhook_user
             && (user.is_empty()
                 || user.len() > 64
@@ -648,11 +657,22 @@ mod tests {
         assert!(problems(serde_json::json!({"projectId": "p", "baseUrl": "http://127.0.0.1:9/v3/"})).is_empty());
         assert_eq!(problems(serde_json::json!({"projectId": "p", "authUrl": "http://auth.test/t"})), vec!["authUrl"]);
         assert_eq!(
-            problems(serde_json::json!({"projectId": "p", "callbackUrl": "https://u:pw@hooks.test/webhooks/sinch"})),
+            problems(serde_json::json!({"projectId": "p", "webhookUser": "u",
+                "callbackUrl": "https://u:pw@hooks.test/webhooks/sinch"})),
             vec!["callbackUrl"],
             "credentials go in files, never in the document"
         );
-        assert!(problems(serde_json::json!({"projectId": "p", "callbackUrl": "https://a.test/x?y=a@b"})).is_empty());
+        assert!(
+            problems(
+                serde_json::json!({"projectId": "p", "callbackUrl": "https://a.test/x?y=a@b", "webhookUser": "u"})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            problems(serde_json::json!({"projectId": "p", "callbackUrl": "https://a.test/webhooks/sinch"})),
+            vec!["webhookUser"],
+            "an unverifiable callback is not configurable"
+        );
         assert_eq!(problems(serde_json::json!({"projectId": "p", "webhookUser": "a:b"})), vec!["webhookUser"]);
         assert_eq!(problems(serde_json::json!({"projectId": "p", "pollIntervalMs": 99})), vec!["pollIntervalMs"]);
         assert_eq!(problems(serde_json::json!({"projectId": "p", "pollIntervalMs": 600001})), vec!["pollIntervalMs"]);
