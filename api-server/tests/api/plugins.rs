@@ -114,7 +114,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     assert_eq!(ids, vec!["local"]);
     assert!(reg["items"][0]["settings_schema"]["properties"]["path"].is_object());
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
-    assert_eq!(reg["items"].as_array().unwrap().len(), 4);
+    assert_eq!(reg["items"].as_array().unwrap().len(), 5);
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
 
     let logs = app.logs().join("\n");
