@@ -211,6 +211,191 @@ impl SettingsCheck for PhaxioSettings {
     }
 }
 
+/// Sinch Fax API v3 regions. The global host routes to a region by itself; pinning one keeps PHI in a
+/// known jurisdiction, which is why the choice is a setting and not left to Sinch.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinchRegion {
+    /// US East (`use1.fax.api.sinch.com`).
+    Use1,
+    /// Europe (`eu1.fax.api.sinch.com`).
+    Eu1,
+    /// South America (`sae1.fax.api.sinch.com`).
+    Sae1,
+    /// South-East Asia 1 (`apse1.fax.api.sinch.com`).
+    Apse1,
+    /// South-East Asia 2 (`apse2.fax.api.sinch.com`).
+    Apse2,
+}
+
+impl SinchRegion {
+    /// The documented regional base URL, so operators name a region instead of copying host names (the old
+    /// Faxbot's `us.`/`eu.` hosts do not exist).
+    pub fn base_url(self) -> &'static str {
+        match self {
+            SinchRegion::Use1 => "https://use1.fax.api.sinch.com/v3/",
+            SinchRegion::Eu1 => "https://eu1.fax.api.sinch.com/v3/",
+            SinchRegion::Sae1 => "https://sae1.fax.api.sinch.com/v3/",
+            SinchRegion::Apse1 => "https://apse1.fax.api.sinch.com/v3/",
+            SinchRegion::Apse2 => "https://apse2.fax.api.sinch.com/v3/",
+        }
+    }
+}
+
+/// How the Sinch plugin authenticates API calls. OAuth2 is the default because Sinch rate-limits Basic
+/// heavily and documents it as meant for testing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SinchAuthMethod {
+    /// OAuth2 client credentials: the access key buys a short-lived Bearer token.
+    #[default]
+    Oauth2,
+    /// HTTP Basic with the access key on every call.
+    Basic,
+}
+
+/// The encoding Sinch uses for callbacks; both are accepted on receipt, this only says which one to ask for.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SinchCallbackContentType {
+    /// Sinch's default: JSON `fax` part plus the PDF as a file part.
+    #[default]
+    #[serde(rename = "multipart/form-data")]
+    Multipart,
+    /// One JSON object (documents base64-encoded).
+    #[serde(rename = "application/json")]
+    Json,
+}
+
+impl SinchCallbackContentType {
+    /// The wire value of `callbackUrlContentType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinchCallbackContentType::Multipart => "multipart/form-data",
+            SinchCallbackContentType::Json => "application/json",
+        }
+    }
+}
+
+/// Default OAuth2 token endpoint of Sinch.
+pub const SINCH_AUTH_URL: &str = "https://auth.sinch.com/oauth2/token";
+/// Global Sinch Fax API v3 base URL (Sinch routes to a region).
+pub const SINCH_GLOBAL_BASE_URL: &str = "https://fax.api.sinch.com/v3/";
+
+/// Settings of the Sinch plugin (`sinch`, Fax API v3). The access key (`keyId`, `keySecret`) and the webhook
+/// password are credentials (files), never settings; the project id is not secret, so it is a setting.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SinchSettings {
+    /// Region whose documented host to use. Omitted (and no `baseUrl`): the global host.
+    pub region: Option<SinchRegion>,
+    /// API base URL including `/v3/`, ending in `/`; overrides `region` (tests and proxies).
+    pub base_url: Option<String>,
+    /// OAuth2 token endpoint.
+    pub auth_url: String,
+    /// `oauth2` (default) or `basic`.
+    pub auth_method: SinchAuthMethod,
+    /// Sinch project id (from the dashboard); required, it is part of every path.
+    pub project_id: String,
+    /// Public URL Sinch posts FAX_COMPLETED to (this server's `/webhooks/sinch`), without credentials: the
+    /// plugin embeds `webhookUser` and the `webhookPassword` credential. Omitted: status by polling only.
+    pub callback_url: Option<String>,
+    /// Encoding Sinch uses for the callbacks.
+    pub callback_content_type: SinchCallbackContentType,
+    /// User of the Basic credentials embedded in the callback URL (the password is the `webhookPassword`
+    /// credential).
+    pub webhook_user: Option<String>,
+    /// Milliseconds between status polls of a submitted fax.
+    #[schemars(range(min = 100, max = 600000))]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for SinchSettings {
+    fn default() -> Self {
+        SinchSettings {
+            region: None,
+            base_url: None,
+            auth_url: SINCH_AUTH_URL.into(),
+            auth_method: SinchAuthMethod::Oauth2,
+            project_id: String::new(),
+            callback_url: None,
+            callback_content_type: SinchCallbackContentType::Multipart,
+            webhook_user: None,
+            poll_interval_ms: 5000,
+        }
+    }
+}
+
+impl SinchSettings {
+    /// The API base URL in effect: `baseUrl`, else the region's, else the global host.
+    pub fn effective_base_url(&self) -> String {
+        match (&self.base_url, self.region) {
+            (Some(url), _) => url.clone(),
+            (None, Some(region)) => region.base_url().to_string(),
+            (None, None) => SINCH_GLOBAL_BASE_URL.to_string(),
+        }
+    }
+}
+
+/// Whether a URL carries `user:password@` (credentials belong in files, not in the config document).
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+impl SettingsCheck for SinchSettings {
+    fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.region.is_some() && self.base_url.is_some() {
+            problems.push(("baseUrl".into(), "set either region or baseUrl, not both".into()));
+        }
+        if let Some(url) = &self.base_url
+            && (!http_url(url) || !url.ends_with('/') || has_userinfo(url))
+        {
+            problems.push(("baseUrl".into(), "must be an https:// URL ending in / (http:// only for loopback)".into()));
+        }
+        if !http_url(&self.auth_url) || has_userinfo(&self.auth_url) {
+            problems.push(("authUrl".into(), "must be an https:// URL (http:// only for loopback)".into()));
+        }
+        let id = &self.project_id;
+        if id.is_empty() {
+            problems.push(("projectId".into(), "is required (the Sinch project id from the dashboard)".into()));
+        } else if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            problems.push(("projectId".into(), "must be 1 to 64 letters, digits, '-' or '_'".into()));
+        }
+        if let Some(url) = &self.callback_url {
+            if !http_url(url) {
+                problems.push(("callbackUrl".into(), "must be an https:// URL (http:// only for loopback)".into()));
+            } else if has_userinfo(url) {
+                problems.push((
+                    "callbackUrl".into(),
+                    "must not embed credentials; set webhookUser and the webhookPassword credential".into(),
+                ));
+            }
+        }
+        if self.callback_url.is_some() && self.webhook_user.is_none() {
+            // Sinch callbacks carry no signature: without embedded credentials they could not be verified.
+            problems.push((
+                "webhookUser".into(),
+                "is required with callbackUrl (Sinch callbacks are authenticated \
+                only by the Basic credentials embedded in the URL)"
+                    .into(),
+            ));
+        }
+        if let Some(user) = &self.webhook_user
+            && (user.is_empty()
+                || user.len() > 64
+                || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+        {
+            problems.push(("webhookUser".into(), "must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
+        }
+        if !(100..=600_000).contains(&self.poll_interval_ms) {
+            problems.push(("pollIntervalMs".into(), "must be between 100 and 600000".into()));
+        }
+        problems
+    }
+}
+
 /// Semantic checks that a JSON Schema cannot express well.
 pub trait SettingsCheck {
     /// Returns `(field, message)` pairs for every problem.
@@ -274,6 +459,8 @@ pub const LOCAL_STORAGE: &str = "local";
 pub const API_KEY_AUTH: &str = "api_keys";
 /// Plugin id of Phaxio.
 pub const PHAXIO: &str = "phaxio";
+/// Plugin id of Sinch.
+pub const SINCH: &str = "sinch";
 
 fn schema_of<T: JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
@@ -334,6 +521,44 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             ],
         },
         PluginManifest {
+            id: SINCH.into(),
+            name: "Sinch".into(),
+            version: version.clone(),
+            description: "Sinch Fax API v3 cloud fax (a BAA is available), outbound and inbound. Submissions are \
+                          labelled with the job id, so an interrupted submission is found again instead of being \
+                          sent twice; callbacks are authenticated by Basic credentials embedded in the callback URL."
+                .into(),
+            categories: vec![Category::Outbound, Category::Inbound],
+            capabilities: vec![
+                Capability::Send,
+                Capability::Status,
+                Capability::Webhook,
+                Capability::Receive,
+                Capability::Idempotency,
+            ],
+            hipaa_compliant: true,
+            settings_schema: schema_of::<SinchSettings>(),
+            credentials: vec![
+                CredentialSpec {
+                    name: "keyId".into(),
+                    description: "Sinch access key id (OAuth2 client id, or Basic user).".into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "keySecret".into(),
+                    description: "Sinch access key secret (OAuth2 client secret, or Basic password).".into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "webhookPassword".into(),
+                    description: "Password of the Basic credentials embedded in callbackUrl (user: webhookUser); \
+                                  without it every Sinch callback is refused."
+                        .into(),
+                    required: false,
+                },
+            ],
+        },
+        PluginManifest {
             id: LOCAL_STORAGE.into(),
             name: "Local filesystem storage".into(),
             version: version.clone(),
@@ -386,6 +611,7 @@ pub fn check_settings(id: &str, settings: &serde_json::Value) -> Result<(), Vec<
         LOCAL_STORAGE => typed_check::<LocalStorageSettings>(settings),
         API_KEY_AUTH => typed_check::<ApiKeyAuthSettings>(settings),
         PHAXIO => typed_check::<PhaxioSettings>(settings),
+        SINCH => typed_check::<SinchSettings>(settings),
         other => Err(vec![(String::new(), format!("unknown plugin `{other}`"))]),
     }
 }
@@ -415,8 +641,70 @@ mod tests {
     fn every_builtin_has_an_object_schema_and_accepts_empty_settings() {
         for m in builtin_manifests() {
             assert_eq!(m.settings_schema["type"], "object", "{}", m.id);
-            check_settings(&m.id, &serde_json::json!({})).unwrap();
+            // Sinch cannot work without a project id, so its minimal settings name one.
+            let minimal = if m.id == SINCH { serde_json::json!({"projectId": "p"}) } else { serde_json::json!({}) };
+            check_settings(&m.id, &minimal).unwrap();
         }
+    }
+
+    #[test]
+    fn sinch_settings_are_checked() {
+        let problems = |v: serde_json::Value| {
+            check_settings(SINCH, &v).err().unwrap_or_default().into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+        };
+        assert_eq!(problems(serde_json::json!({})), vec!["projectId"]);
+        assert_eq!(problems(serde_json::json!({"projectId": "../other"})), vec!["projectId"]);
+        assert_eq!(problems(serde_json::json!({"projectId": "x".repeat(65)})), vec!["projectId"]);
+        assert!(problems(serde_json::json!({"projectId": "3f1c-a_9"})).is_empty());
+        assert_eq!(
+            problems(serde_json::json!({"projectId": "p", "region": "eu1", "baseUrl": "https://x.test/v3/"})),
+            vec!["baseUrl"]
+        );
+        for bad in ["http://example.test/v3/", "https://x.test/v3", "https://u:p@x.test/v3/"] {
+            assert_eq!(problems(serde_json::json!({"projectId": "p", "baseUrl": bad})), vec!["baseUrl"], "{bad}");
+        }
+        assert!(problems(serde_json::json!({"projectId": "p", "baseUrl": "http://127.0.0.1:9/v3/"})).is_empty());
+        assert_eq!(problems(serde_json::json!({"projectId": "p", "authUrl": "http://auth.test/t"})), vec!["authUrl"]);
+        assert_eq!(
+            problems(serde_json::json!({"projectId": "p", "webhookUser": "u",
+                "callbackUrl": "https://u:pw@hooks.test/webhooks/sinch"})),
+            vec!["callbackUrl"],
+            "credentials go in files, never in the document"
+        );
+        assert!(
+            problems(
+                serde_json::json!({"projectId": "p", "callbackUrl": "https://a.test/x?y=a@b", "webhookUser": "u"})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            problems(serde_json::json!({"projectId": "p", "callbackUrl": "https://a.test/webhooks/sinch"})),
+            vec!["webhookUser"],
+            "an unverifiable callback is not configurable"
+        );
+        assert_eq!(problems(serde_json::json!({"projectId": "p", "webhookUser": "a:b"})), vec!["webhookUser"]);
+        assert_eq!(problems(serde_json::json!({"projectId": "p", "pollIntervalMs": 99})), vec!["pollIntervalMs"]);
+        assert_eq!(problems(serde_json::json!({"projectId": "p", "pollIntervalMs": 600001})), vec!["pollIntervalMs"]);
+        let err = check_settings(SINCH, &serde_json::json!({"projectId": "p", "region": "us"})).unwrap_err();
+        assert_eq!(err[0].0, "region", "{err:?}");
+        let err = check_settings(SINCH, &serde_json::json!({"projectId": "p", "authMethod": "hmac"})).unwrap_err();
+        assert_eq!(err[0].0, "authMethod", "{err:?}");
+        let err = check_settings(SINCH, &serde_json::json!({"projectId": "p", "callbackContentType": "text/xml"}))
+            .unwrap_err();
+        assert_eq!(err[0].0, "callbackContentType", "{err:?}");
+        let err = check_settings(SINCH, &serde_json::json!({"projectId": "p", "keySecret": "s"})).unwrap_err();
+        assert!(err[0].1.contains("unknown field `keySecret`"), "secrets are not settings: {err:?}");
+
+        let s: SinchSettings = parse_settings(&serde_json::json!({"projectId": "p", "region": "eu1"})).unwrap();
+        assert_eq!(s.effective_base_url(), "https://eu1.fax.api.sinch.com/v3/");
+        assert_eq!(s.auth_method, SinchAuthMethod::Oauth2);
+        assert_eq!(s.callback_content_type.as_str(), "multipart/form-data");
+        let s: SinchSettings = parse_settings(&serde_json::json!({"projectId": "p"})).unwrap();
+        assert_eq!(s.effective_base_url(), SINCH_GLOBAL_BASE_URL);
+        let m = manifest(SINCH).unwrap();
+        assert!(m.fills(Category::Outbound) && m.fills(Category::Inbound));
+        assert!(m.settings_schema["properties"]["projectId"].is_object());
+        assert!(m.credentials.iter().all(|c| c.name != "projectId"), "the project id is a setting");
     }
 
     #[test]

@@ -226,7 +226,10 @@ mod tests {
     fn unknown_plugin_names_the_alternatives() {
         let i = issues(r#"{"version":1,"providers":{"outbound":{"plugin":"fax4u"}}}"#);
         assert_eq!(i[0].path, "providers.outbound.plugin");
-        assert_eq!(i[0].message, "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio");
+        assert_eq!(
+            i[0].message,
+            "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio, sinch"
+        );
     }
 
     #[test]

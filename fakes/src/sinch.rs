@@ -11,9 +11,15 @@
 //!   (`errorType`/`errorCode`/`errorMessage`): `+15550000017` CALL_ERROR 17 busy, `+15550000010` FAX_ERROR 10;
 //!   Sinch's own test number `+19898989898` succeeds.
 //! - `GET /v3/projects/{p}/faxes/{id}` (404 in the `Error` shape). There is no cancel route (404), as in v3.
+//! - `GET /v3/projects/{p}/faxes` lists with the documented filters `direction`, `to` / `from` (prefix),
+//!   `status`, `createTime` (exact date or datetime prefix, `createTime>=` / `createTime<=`; default the last
+//!   week), `pageSize` (1–1000) and `page`, answering `{faxes, page, totalPages, pageSize, totalItems}`.
 //! - On a terminal state, `FAX_COMPLETED` goes to `callbackUrl` as multipart (`event`, `eventTime`, `fax` as
-//!   an `application/json` part) or JSON (`{event, eventTime, fax}`), per `callbackUrlContentType`. No
-//!   signature: credentials embedded in the callback URL are sent as Basic auth (and stripped from the URL).
+//!   an `application/json` part, and the PDF as a `file` part) or JSON (`{event, eventTime, fax, files}`), per
+//!   `callbackUrlContentType`. No signature: credentials embedded in the callback URL are sent as Basic auth
+//!   (and stripped from the URL).
+//! - [`SinchFake::deliver_incoming`] plays an `INCOMING_FAX` to a URL the way a service's
+//!   `incomingWebhookUrl` receives it (multipart `fax` + `file`, or JSON with a singular base64 `file`).
 //! - Injection as for Phaxio ([`crate::Injection`]); `WrongSignature` sends wrong Basic credentials.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -83,6 +89,7 @@ struct Fax {
     max_retries: i64,
     labels: BTreeMap<String, String>,
     error: Option<(&'static str, i64, &'static str)>,
+    file: Vec<u8>,
 }
 
 impl Fax {
@@ -172,7 +179,7 @@ impl SinchFake {
         });
         let app = Router::new()
             .route("/oauth2/token", post(token))
-            .route("/v3/projects/{project}/faxes", post(create))
+            .route("/v3/projects/{project}/faxes", post(create).get(list))
             .route("/v3/projects/{project}/faxes/{id}", get(fetch))
             .with_state(inner.clone());
         tokio::spawn(async move {
@@ -200,6 +207,48 @@ impl SinchFake {
     /// Webhooks posted so far.
     pub fn webhooks(&self) -> Vec<SentWebhook> {
         self.inner.lock().webhooks.clone()
+    }
+
+    /// Posts an `INCOMING_FAX` to `url` as Sinch delivers it to a service's `incomingWebhookUrl` (Basic
+    /// credentials embedded in the URL are sent as `Authorization`), and returns the receiver's HTTP status
+    /// (0 when the connection failed). Returns the inbound fax id too, which replays carry unchanged.
+    pub async fn deliver_incoming(
+        &self,
+        url: &str,
+        json_body: bool,
+        from: &str,
+        to: &str,
+        pdf: &[u8],
+    ) -> (u16, String) {
+        let id = {
+            let mut state = self.inner.lock();
+            state.next += 1;
+            format!("01HFAKEIN{:017}", state.next)
+        };
+        let fax = json!({"id": id, "direction": "INBOUND", "from": from, "to": to, "status": "COMPLETED",
+            "numberOfPages": pages(pdf), "createTime": now(), "completedTime": now(), "hasFile": true,
+            "projectId": self.inner.config.project_id, "serviceId": "fake-service"});
+        let (url, credentials) = split_credentials(url);
+        let mut request = self.inner.http.post(&url);
+        request = if json_body {
+            request.json(&json!({"event": "INCOMING_FAX", "eventTime": now(), "fax": fax,
+                "file": STANDARD.encode(pdf), "fileType": "PDF"}))
+        } else {
+            let mut form = reqwest::multipart::Form::new().text("event", "INCOMING_FAX").text("eventTime", now());
+            if let Ok(part) = reqwest::multipart::Part::text(fax.to_string()).mime_str("application/json") {
+                form = form.part("fax", part);
+            }
+            if let Ok(part) =
+                reqwest::multipart::Part::bytes(pdf.to_vec()).file_name(format!("{id}.pdf")).mime_str("application/pdf")
+            {
+                form = form.part("file", part);
+            }
+            request.multipart(form)
+        };
+        if let Some((user, pass)) = credentials {
+            request = request.basic_auth(user, Some(pass));
+        }
+        (request.send().await.map(|r| r.status().as_u16()).unwrap_or(0), id)
     }
 
     /// Tokens issued so far (a client that caches tokens asks once per lifetime).
@@ -382,6 +431,7 @@ async fn create(State(inner): State<Arc<Inner>>, Path(project): Path<String>, re
             max_retries,
             labels,
             error: None,
+            file: files.first().cloned().unwrap_or_default(),
         };
         state.faxes.insert(fax.id.clone(), fax.clone());
         fax
@@ -408,6 +458,63 @@ async fn fetch(
         Some(f) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], f.to_string()).into_response(),
         None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "Fax not found", &[]),
     }
+}
+
+async fn list(
+    State(inner): State<Arc<Inner>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    match gate(&inner, &project, &headers) {
+        Ok(Some(d)) => tokio::time::sleep(d).await,
+        Ok(None) => {}
+        Err(r) => return *r,
+    }
+    let params: Vec<(String, String)> = serde_urlencoded_pairs(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let page_size = param("pageSize").map(|v| v.parse::<usize>().unwrap_or(0)).unwrap_or(100);
+    if !(1..=1000).contains(&page_size) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "Invalid request",
+            &[("pageSize", "must be between 1 and 1000")],
+        );
+    }
+    let page = param("page").map(|v| v.parse::<usize>().unwrap_or(0)).unwrap_or(1);
+    if page == 0 {
+        return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Invalid request", &[("page", "unknown page")]);
+    }
+    let (exact, after, before) = (param("createTime"), param("createTime>="), param("createTime<="));
+    // Sinch's default window when no createTime is given: the last week.
+    let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let all: Vec<Value> = {
+        let state = inner.lock();
+        state
+            .faxes
+            .values()
+            .filter(|_| param("direction").is_none_or(|d| d == "OUTBOUND"))
+            .filter(|f| param("to").is_none_or(|p| f.to.starts_with(p)))
+            .filter(|_| param("from").is_none_or(|p| "+15550009999".starts_with(p)))
+            .filter(|f| param("status").is_none_or(|s| s == f.status))
+            .filter(|f| exact.is_none_or(|t| f.create_time.starts_with(t)))
+            .filter(|f| after.is_none_or(|t| f.create_time.as_str() >= t))
+            .filter(|f| before.is_none_or(|t| &f.create_time[..t.len().min(f.create_time.len())] <= t))
+            .filter(|f| exact.is_some() || after.is_some() || before.is_some() || f.create_time >= week_ago)
+            .map(|f| f.to_json(&project))
+            .collect()
+    };
+    let total = all.len();
+    let faxes: Vec<Value> = all.into_iter().skip((page - 1) * page_size).take(page_size).collect();
+    let body = json!({"faxes": faxes, "page": page, "totalPages": total.div_ceil(page_size),
+        "pageSize": page_size, "totalItems": total});
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Decodes a query string into pairs, keeping keys like `createTime>=` intact.
+fn serde_urlencoded_pairs(query: &str) -> Option<Vec<(String, String)>> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{query}").parse().ok()?).ok().map(|q| q.0)
 }
 
 fn outcome(to: &str) -> Option<(&'static str, i64, &'static str)> {
@@ -448,13 +555,26 @@ async fn deliver_webhook(inner: &Inner, fax: &Fax) {
     let fax_json = fax.to_json(&inner.config.project_id);
     let event_time = now();
     let mut request = inner.http.post(&url);
+    // Whether Sinch attaches the document to a FAILURE is not documented; the fake attaches it on success only.
+    let with_file = fax.status == "COMPLETED" && !fax.file.is_empty();
     request = if fax.callback_json {
-        request.json(&json!({"event": "FAX_COMPLETED", "eventTime": event_time, "fax": fax_json}))
+        let mut body = json!({"event": "FAX_COMPLETED", "eventTime": event_time, "fax": fax_json});
+        if with_file {
+            body["files"] = json!([{"file": STANDARD.encode(&fax.file), "fileType": "PDF"}]);
+        }
+        request.json(&body)
     } else {
         let fax_part = reqwest::multipart::Part::text(fax_json.to_string()).mime_str("application/json");
         let mut form = reqwest::multipart::Form::new().text("event", "FAX_COMPLETED").text("eventTime", event_time);
         if let Ok(part) = fax_part {
             form = form.part("fax", part);
+        }
+        if with_file
+            && let Ok(part) = reqwest::multipart::Part::bytes(fax.file.clone())
+                .file_name(format!("{}.pdf", fax.id))
+                .mime_str("application/pdf")
+        {
+            form = form.part("file", part);
         }
         request.multipart(form)
     };

@@ -236,3 +236,94 @@ async fn validation_errors_injection_and_wrong_webhook_credentials() {
         Err(faxbot_webhooks::Rejection::Mismatch)
     );
 }
+
+#[tokio::test]
+async fn list_filters_by_direction_to_prefix_create_time_and_labels_come_back() {
+    let config = SinchFakeConfig::default();
+    let fake = SinchFake::start(config.clone()).await.unwrap();
+    let client = reqwest::Client::new();
+    for (to, job) in [("+15551230001", "a"), ("+15551230002", "b"), ("+14441230003", "c")] {
+        let r = client
+            .post(faxes_url(&fake, &config.project_id))
+            .basic_auth(&config.key_id, Some(&config.key_secret))
+            .json(
+                &json!({"to": to, "labels": {"faxbot_job": job}, "files": [{"file": base64_pdf(), "fileType": "PDF"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let list = |query: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let url = faxes_url(&fake, &config.project_id);
+        let (key, secret) = (config.key_id.clone(), config.key_secret.clone());
+        async move {
+            let mut url = reqwest::Url::parse(&url).unwrap();
+            url.query_pairs_mut().extend_pairs(query);
+            let r = client.get(url).basic_auth(key, Some(secret)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let jobs = |body: &Value| -> Vec<String> {
+        body["faxes"].as_array().unwrap().iter().map(|f| f["labels"]["faxbot_job"].as_str().unwrap().into()).collect()
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+
+    let all = list(vec![("direction", "OUTBOUND".into())]).await;
+    assert_eq!((all["totalItems"].as_u64(), jobs(&all).len()), (Some(3), 3));
+    assert_eq!(jobs(&list(vec![("to", "+1555123".into())]).await), vec!["a", "b"], "to is a prefix match");
+    assert_eq!(jobs(&list(vec![("to", "+15551230002".into())]).await), vec!["b"]);
+    assert!(jobs(&list(vec![("direction", "INBOUND".into())]).await).is_empty());
+    assert_eq!(jobs(&list(vec![("createTime>=", today.clone())]).await).len(), 3);
+    assert!(jobs(&list(vec![("createTime>=", tomorrow)]).await).is_empty());
+    assert_eq!(jobs(&list(vec![("createTime<=", today.clone())]).await).len(), 3, "<= a day includes the day");
+    assert_eq!(jobs(&list(vec![("createTime", today)]).await).len(), 3);
+    let paged = list(vec![("pageSize", "2".into()), ("page", "2".into())]).await;
+    assert_eq!((jobs(&paged), paged["totalPages"].as_u64()), (vec!["c".to_string()], Some(2)));
+    let r = client
+        .get(format!("{}?pageSize=1001", faxes_url(&fake, &config.project_id)))
+        .basic_auth(&config.key_id, Some(&config.key_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client.get(faxes_url(&fake, &config.project_id)).send().await.unwrap();
+    assert_eq!(r.status(), 401, "listing needs credentials too");
+}
+
+#[tokio::test]
+async fn incoming_faxes_and_completed_webhooks_carry_the_document() {
+    let config = SinchFakeConfig { step: Duration::from_millis(20), ..Default::default() };
+    let fake = SinchFake::start(config.clone()).await.unwrap();
+    let (callback, received) = receiver().await;
+
+    let (status, id) = fake.deliver_incoming(&callback, false, "+15557654321", "+15551112222", PDF).await;
+    assert_eq!(status, 200);
+    let (status, _) = fake.deliver_incoming(&callback, true, "+15557654321", "+15551112222", PDF).await;
+    assert_eq!(status, 200);
+    let hooks = wait_hooks(&received, 2).await;
+    faxbot_webhooks::basic::verify("hook-user", "hook-pass", hooks[0].0.as_deref()).unwrap();
+    let text = String::from_utf8_lossy(&hooks[0].2);
+    assert!(text.contains("INCOMING_FAX") && text.contains(&id) && text.contains("application/pdf"), "{text}");
+    assert!(text.contains("%PDF-1.4"), "the document is a file part");
+    let event: Value = serde_json::from_slice(&hooks[1].2).unwrap();
+    assert_eq!((event["event"].as_str(), event["fileType"].as_str()), (Some("INCOMING_FAX"), Some("PDF")));
+    assert_eq!(event["file"], base64_pdf(), "JSON carries a singular base64 file");
+    assert_eq!(event["fax"]["direction"], "INBOUND");
+
+    let r = reqwest::Client::new()
+        .post(faxes_url(&fake, &config.project_id))
+        .basic_auth(&config.key_id, Some(&config.key_secret))
+        .json(&json!({"to": "+19898989898", "callbackUrl": callback, "callbackUrlContentType": "application/json",
+            "files": [{"file": base64_pdf(), "fileType": "PDF"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hooks = wait_hooks(&received, 3).await;
+    let event: Value = serde_json::from_slice(&hooks[2].2).unwrap();
+    assert_eq!(event["files"][0]["file"], base64_pdf(), "FAX_COMPLETED carries a files array");
+}

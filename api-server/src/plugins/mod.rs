@@ -6,6 +6,7 @@
 
 pub mod phaxio;
 pub mod simulated;
+pub mod sinch;
 
 use crate::domain::{FaxNumber, JobId};
 use crate::store::{Db, writer::Writer};
@@ -294,6 +295,7 @@ pub fn build_outbound(
             let token = phaxio::credential(slot, "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
             Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
+        manifests::SINCH => Ok(sinch::build_sinch(binding, "outbound")?),
         other => Err(PluginError::Unknown(other.to_string())),
     }
 }

@@ -17,3 +17,4 @@ mod phaxio;
 mod plugins;
 mod readme;
 mod send_fax;
+mod sinch;

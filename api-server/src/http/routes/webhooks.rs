@@ -1,9 +1,10 @@
 //! Provider webhooks: `POST /webhooks/{plugin_id}` and the reference's legacy `POST /phaxio-callback`.
 //!
-//! The provider plugin authenticates the request (Phaxio: `X-Phaxio-Signature`) before anything in it is
-//! read; a refused webhook changes nothing and is audited. An accepted one only makes the job's status check
-//! due now: the worker reads the status from the provider and applies it through the normal path, so a
-//! replayed or reordered webhook cannot move a job backwards or twice.
+//! The provider plugin authenticates the request (Phaxio: `X-Phaxio-Signature`; Sinch: the Basic credentials
+//! embedded in the callback URL) before anything in it is read; a refused webhook changes nothing and is
+//! audited. An accepted one only makes the job's status check due now: the worker reads the status from the
+//! provider and applies it through the normal path, so a replayed or reordered webhook cannot move a job
+//! backwards or twice.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,8 +19,8 @@ use crate::store::jobs;
 
 /// `POST /webhooks/{plugin_id}`.
 #[utoipa::path(post, path = "/webhooks/{plugin_id}", tag = "webhooks",
-    params(("plugin_id" = String, Path, description = "Plugin id, for example phaxio")),
-    request_body(content = String, content_type = "multipart/form-data", description = "The provider's callback as it sends it"),
+    params(("plugin_id" = String, Path, description = "Plugin id: phaxio or sinch")),
+    request_body(content = String, content_type = "multipart/form-data", description = "The provider's callback as it sends it (Sinch may also send application/json)"),
     responses((status = 200, description = "Accepted"), (status = 401, description = "Authentication failed; nothing changed", body = ErrorBody),
         (status = 404, description = "No such configured plugin, or it takes no webhooks", body = ErrorBody)))]
 pub async fn receive(
