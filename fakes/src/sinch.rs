@@ -225,6 +225,21 @@ impl SinchFake {
             state.next += 1;
             format!("01HFAKEIN{:017}", state.next)
         };
+        self.redeliver_incoming(url, &id, json_body, from, to, pdf).await
+    }
+
+    /// Posts the `INCOMING_FAX` of fax `id` again, as Sinch does when it considers a delivery failed (and as
+    /// an attacker replaying a captured callback would).
+    pub async fn redeliver_incoming(
+        &self,
+        url: &str,
+        id: &str,
+        json_body: bool,
+        from: &str,
+        to: &str,
+        pdf: &[u8],
+    ) -> (u16, String) {
+        let id = id.to_string();
         let fax = json!({"id": id, "direction": "INBOUND", "from": from, "to": to, "status": "COMPLETED",
             "numberOfPages": pages(pdf), "createTime": now(), "completedTime": now(), "hasFile": true,
             "projectId": self.inner.config.project_id, "serviceId": "fake-service"});

@@ -1,7 +1,7 @@
 //! Provider plugins: the trait every outbound provider implements, its error type, and the registry that
 //! builds provider instances from the runtime config.
 //!
-//! Layout: [`simulated`] (the built-in `test` line), [`phaxio`]. Outbound providers implement
+//! Layout: [`simulated`] (the built-in `test` line), [`phaxio`], [`sinch`]. Outbound providers implement
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod phaxio;
@@ -295,7 +295,7 @@ pub fn build_outbound(
             let token = phaxio::credential(slot, "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
             Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
-        manifests::SINCH => Ok(sinch::build_sinch(binding, "outbound")?),
+        manifests::SINCH => Ok(sinch::build_sinch(binding, slot)?),
         other => Err(PluginError::Unknown(other.to_string())),
     }
 }
@@ -330,6 +330,7 @@ pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<dyn InboundProvider>, 
             }
             Ok(Arc::new(phaxio::PhaxioInbound::new(manifest, settings, token)))
         }
+        manifests::SINCH => Ok(sinch::build_sinch(binding, "inbound")?),
         other => Err(PluginError::UnknownInbound(other.to_string())),
     }
 }

@@ -34,7 +34,7 @@ use serde_json::Value;
 use super::phaxio::credential;
 use super::{
     InboundProvider, OutboundProvider, PluginError, ProviderError, ReceivedFax, RemoteStatus, SendRequest, StatusEvent,
-    Submission, WebhookRequest,
+    Submission, WebhookInfo, WebhookRequest,
 };
 use crate::runtime::redact_digits;
 
@@ -290,6 +290,17 @@ impl Sinch {
             .and_then(|faxes| faxes.iter().find(|f| f["labels"][JOB_LABEL].as_str() == Some(job_id)).cloned()))
     }
 
+    fn info(&self) -> WebhookInfo {
+        WebhookInfo {
+            verification: "HTTP Basic credentials embedded in the callback URL (webhookUser, webhookPassword)",
+            // The configured URL, never the one with the password embedded.
+            callback_url: self.settings.callback_url.clone(),
+            ready: self.settings.callback_url.is_some()
+                && self.settings.webhook_user.is_some()
+                && self.webhook_password.is_some(),
+        }
+    }
+
     /// Refuses a callback unless it carries exactly the configured Basic credentials. Nothing in the body is
     /// read before this passes.
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), ProviderError> {
@@ -464,6 +475,10 @@ impl OutboundProvider for Sinch {
         true
     }
 
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        Some(self.info())
+    }
+
     async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError> {
         let job_id = request.job_id.as_str();
         let to = request.to.expose();
@@ -530,6 +545,10 @@ impl OutboundProvider for Sinch {
 impl InboundProvider for Sinch {
     fn manifest(&self) -> &PluginManifest {
         &self.manifest
+    }
+
+    fn webhook_info(&self) -> Option<WebhookInfo> {
+        Some(self.info())
     }
 
     /// Verifies the Basic credentials before reading the body, then turns INCOMING_FAX into a received fax;

@@ -310,3 +310,107 @@ async fn phaxio_inbound_faxes_are_verified_stored_once_and_listed(db: Db) {
     assert!(!hooks.to_string().contains("phaxio-inbound-token-77"));
 }
 db_test!(phaxio_inbound_faxes_are_verified_stored_once_and_listed);
+
+/// 10,000 mutated receive callbacks at the HTTP route (signature, URL, fields, file bytes, part names, each
+/// re-encoded as a well-formed multipart body so the mutation reaches the verifier): every one is refused
+/// and nothing is stored. The authentic original is accepted, which shows the refusals are not blanket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_mutated_phaxio_callbacks_are_all_refused() {
+    use rand::{Rng, SeedableRng};
+    let (_fake, app, _dir) = phaxio_setup(Db::Sqlite).await;
+    let url = app.url("/webhooks/phaxio/inbound");
+    let token = b"phaxio-inbound-token-77";
+    let pdf = pdf_with_pages(1);
+    let fax = serde_json::json!({"id": 4242, "direction": "received", "num_pages": 1, "status": "success",
+        "from_number": SENDER, "to_number": OUR_NUMBER})
+    .to_string();
+    let fields: Vec<(String, String)> = vec![
+        ("direction".into(), "received".into()),
+        ("is_test".into(), "false".into()),
+        ("success".into(), "true".into()),
+        ("fax".into(), fax),
+    ];
+    let files: Vec<(String, Vec<u8>)> = vec![("file".into(), pdf)];
+    let send = |fields: Vec<(String, String)>, files: Vec<(String, Vec<u8>)>, signature: String| {
+        let client = app.client.clone();
+        let url = url.clone();
+        async move {
+            let mut form = reqwest::multipart::Form::new();
+            for (k, v) in fields {
+                form = form.text(k, v);
+            }
+            for (k, v) in files {
+                form = form.part(k, reqwest::multipart::Part::bytes(v).file_name("fax.pdf"));
+            }
+            client.post(url).header("X-Phaxio-Signature", signature).multipart(form).send().await.unwrap().status()
+        }
+    };
+    let sign = |fields: &[(String, String)], files: &[(String, Vec<u8>)], url: &str, key: &[u8]| {
+        let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let d: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        faxbot_webhooks::phaxio::sign(key, url, &f, &d)
+    };
+    let authentic = sign(&fields, &files, INBOUND_URL, token);
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x05ee_dfa7);
+    let mut refused = 0;
+    for i in 0..10_000u32 {
+        let (mut f, mut d, mut signature) = (fields.clone(), files.clone(), authentic.clone());
+        match i % 6 {
+            // A flipped character of the signature.
+            0 => {
+                let mut bytes = signature.into_bytes();
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+                signature = String::from_utf8(bytes).unwrap();
+            }
+            // A changed field value (the signature stays the original's).
+            1 => {
+                let at = rng.random_range(0..f.len());
+                let mut value = f[at].1.clone().into_bytes();
+                let pos = rng.random_range(0..value.len());
+                let original = value[pos];
+                while value[pos] == original {
+                    value[pos] = b'a' + rng.random_range(0..26u8);
+                }
+                f[at].1 = String::from_utf8_lossy(&value).into_owned();
+            }
+            // A changed byte of the document.
+            2 => {
+                let pos = rng.random_range(0..d[0].1.len());
+                d[0].1[pos] ^= 1 << rng.random_range(0..8);
+            }
+            // An extra or a dropped field.
+            3 => {
+                if rng.random_bool(0.5) {
+                    f.push((format!("x{}", rng.random_range(0..1000)), "1".into()));
+                } else {
+                    f.remove(rng.random_range(0..f.len()));
+                }
+            }
+            // Signed with the right key over another URL, or over the right URL with another key.
+            4 => {
+                signature = if rng.random_bool(0.5) {
+                    sign(&f, &d, &format!("{INBOUND_URL}?x={i}"), token)
+                } else {
+                    sign(&f, &d, INBOUND_URL, format!("other-token-{i}").as_bytes())
+                }
+            }
+            // A renamed file part, or no signature value at all.
+            _ => {
+                if rng.random_bool(0.5) {
+                    d[0].0 = "filename".into();
+                } else {
+                    signature = String::new();
+                }
+            }
+        }
+        let status = send(f, d, signature).await;
+        assert_eq!(status, 401, "mutation {i} (kind {}) was not refused", i % 6);
+        refused += 1;
+    }
+    assert_eq!(refused, 10_000);
+    assert_eq!(count(&app).await, 0, "no mutated callback stored anything");
+    assert_eq!(send(fields, files, authentic).await, 200, "the authentic callback is accepted");
+    assert_eq!(count(&app).await, 1);
+}

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod config;
 mod crash;
+mod failover;
 mod health;
 mod inbound;
 mod keys;

@@ -275,3 +275,106 @@ async fn sinch_callbacks_are_verified_before_they_change_anything(db: Db) {
     s.app.assert_no_leaks();
 }
 db_test!(sinch_callbacks_are_verified_before_they_change_anything);
+
+async fn sinch_inbound_faxes_are_verified_stored_once_and_listed(db: Db) {
+    let s = setup(db, KEY_SECRET, Duration::from_secs(3600)).await;
+    let creds = s.dir.path().join("credentials");
+    for (name, value) in [("keyId", "fake-key-id"), ("keySecret", KEY_SECRET), ("webhookPassword", WEBHOOK_PASSWORD)] {
+        std::fs::write(creds.join(format!("inbound.{name}")), value).unwrap();
+    }
+    let before =
+        json(s.app.client.get(s.app.url("/admin/features")).header("X-API-Key", s.app.admin()).send().await.unwrap())
+            .await["revision"]
+            .clone();
+    let mut inbound = s.settings();
+    inbound["webhookUser"] = j!(WEBHOOK_USER);
+    inbound["callbackUrl"] = j!("https://fax.example.org/webhooks/sinch/inbound");
+    std::fs::write(
+        s.dir.path().join("faxbot.json"),
+        j!({"version": 1, "providers": {"outbound": {"plugin": "sinch", "settings": s.settings()},
+            "inbound": {"plugin": "sinch", "settings": inbound}}, "features": {"v3Plugins": true}})
+        .to_string(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = json(
+            s.app.client.get(s.app.url("/admin/features")).header("X-API-Key", s.app.admin()).send().await.unwrap(),
+        )
+        .await;
+        if f["revision"] != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "config change not applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (from, to) = ("+15557654321", "+15559876543");
+    for n in [from, to] {
+        s.app.forbid(n);
+        s.app.forbid(&n[1..]);
+    }
+    let with_auth = |path: &str, password: &str| {
+        s.app.url(path).replacen("http://", &format!("http://{WEBHOOK_USER}:{password}@"), 1)
+    };
+    let count = || async {
+        json(s.app.client.get(s.app.url("/inbound")).header("X-API-Key", s.app.admin()).send().await.unwrap())
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let pdf = crate::helpers::pdf_with_pages(2);
+
+    // Multipart and JSON deliveries are both stored, with the document.
+    let (status, first) =
+        s.fake.deliver_incoming(&with_auth("/webhooks/sinch/inbound", WEBHOOK_PASSWORD), false, from, to, &pdf).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        s.fake.deliver_incoming(&with_auth("/sinch-inbound", WEBHOOK_PASSWORD), true, from, to, &pdf).await;
+    assert_eq!(status, 200, "the reference's legacy path, JSON body");
+    let list =
+        json(s.app.client.get(s.app.url("/inbound")).header("X-API-Key", s.app.admin()).send().await.unwrap()).await;
+    let items = list.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert_eq!(item["backend"], "sinch");
+        assert_eq!(item["fr"], from);
+        assert_eq!(item["pages"], 2);
+        let id = item["id"].as_str().unwrap();
+        let stored = s
+            .app
+            .client
+            .get(s.app.url(&format!("/inbound/{id}/pdf")))
+            .header("X-API-Key", s.app.admin())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&stored[..], &pdf[..]);
+    }
+
+    // A replay of the first delivery stores nothing new; wrong and missing credentials are refused.
+    let (status, _) = s
+        .fake
+        .redeliver_incoming(&with_auth("/webhooks/sinch/inbound", WEBHOOK_PASSWORD), &first, false, from, to, &pdf)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        s.fake.deliver_incoming(&with_auth("/webhooks/sinch/inbound", "wrong-password"), false, from, to, &pdf).await;
+    assert_eq!(status, 401);
+    let (status, _) = s.fake.deliver_incoming(&s.app.url("/webhooks/sinch/inbound"), true, from, to, &pdf).await;
+    assert_eq!(status, 401);
+    assert_eq!(count().await, 2, "replayed, forged and unauthenticated deliveries store nothing");
+    assert!(s.app.wait_log("webhook_rejected").await);
+
+    let hooks =
+        json(s.app.client.get(s.app.url("/admin/webhooks")).header("X-API-Key", s.app.admin()).send().await.unwrap())
+            .await;
+    let entry = hooks["webhooks"].as_array().unwrap().iter().find(|w| w["slot"] == "inbound").unwrap().clone();
+    assert_eq!(entry["legacy_path"], "/sinch-inbound");
+    assert_eq!((entry["accepted"].as_u64(), entry["rejected"].as_u64()), (Some(3), Some(2)));
+    assert!(!hooks.to_string().contains(WEBHOOK_PASSWORD), "the password never appears: {hooks}");
+}
+db_test!(sinch_inbound_faxes_are_verified_stored_once_and_listed);
