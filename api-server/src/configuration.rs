@@ -96,6 +96,9 @@ pub struct Settings {
     /// Lifetime of inbound download tokens (`INBOUND_TOKEN_TTL_MINUTES`, default 60, or
     /// `FAXBOT_INBOUND_TOKEN_TTL_SECS`).
     pub inbound_token_ttl: Duration,
+    /// Lifetime of the token in an outbound document URL handed to a provider that fetches the document
+    /// (`PDF_TOKEN_TTL_MINUTES`, default 60, or `FAXBOT_PDF_TOKEN_TTL_SECS`). Each submission gets a fresh one.
+    pub pdf_token_ttl: Duration,
     /// Per-key requests per minute on `GET /inbound` (`INBOUND_LIST_RPM`, default 30, 0 = off).
     pub inbound_list_rpm: u32,
     /// Per-key requests per minute on `GET /inbound/{id}` and its PDF (`INBOUND_GET_RPM`, default 60, 0 = off).
@@ -209,6 +212,10 @@ impl Settings {
             inbound_token_ttl: match var("FAXBOT_INBOUND_TOKEN_TTL_SECS") {
                 Some(_) => Duration::from_secs(number("FAXBOT_INBOUND_TOKEN_TTL_SECS", 3600, 1, 604_800)?),
                 None => Duration::from_secs(60 * number::<u64>("INBOUND_TOKEN_TTL_MINUTES", 60, 1, 10_080)?),
+            },
+            pdf_token_ttl: match var("FAXBOT_PDF_TOKEN_TTL_SECS") {
+                Some(_) => Duration::from_secs(number("FAXBOT_PDF_TOKEN_TTL_SECS", 3600, 1, 604_800)?),
+                None => Duration::from_secs(60 * number::<u64>("PDF_TOKEN_TTL_MINUTES", 60, 1, 10_080)?),
             },
             inbound_list_rpm: number("INBOUND_LIST_RPM", 30, 0, 1_000_000)?,
             inbound_get_rpm: number("INBOUND_GET_RPM", 60, 0, 1_000_000)?,

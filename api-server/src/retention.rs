@@ -132,7 +132,7 @@ pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u6
             purged += 1;
         }
     }
-    inbound::purge_tokens(db, now).await?;
+    crate::store::tokens::purge_expired(db, now).await?;
     Ok(purged)
 }
 

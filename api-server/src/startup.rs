@@ -194,6 +194,8 @@ impl Application {
                 provider_timeout: settings.provider_timeout,
                 status_deadline: settings.status_deadline,
                 shutdown_grace: settings.shutdown_grace,
+                pdf_token_ttl: settings.pdf_token_ttl,
+                public_api_url: settings.public_api_url.clone(),
             },
         );
         let listener =

@@ -181,11 +181,31 @@ pub struct PhaxioSettings {
     /// Milliseconds between status polls of a submitted fax.
     #[schemars(range(min = 100, max = 600000))]
     pub poll_interval_ms: u64,
+    /// How Phaxio gets the document: `upload` (sent with the request) or `contentUrl` (Phaxio fetches it from
+    /// `PUBLIC_API_URL/fax/{id}/pdf?token=…`, a token valid `PDF_TOKEN_TTL_MINUTES`; the server must be
+    /// reachable from Phaxio over HTTPS).
+    pub send_mode: PhaxioSendMode,
+}
+
+/// How the Phaxio plugin hands over the document.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum PhaxioSendMode {
+    /// Upload the PDF with the request (works behind any firewall).
+    #[default]
+    Upload,
+    /// Give Phaxio a tokenized URL to fetch it from (the reference's way).
+    ContentUrl,
 }
 
 impl Default for PhaxioSettings {
     fn default() -> Self {
-        PhaxioSettings { base_url: "https://api.phaxio.com/v2.1/".into(), callback_url: None, poll_interval_ms: 5000 }
+        PhaxioSettings {
+            base_url: "https://api.phaxio.com/v2.1/".into(),
+            callback_url: None,
+            poll_interval_ms: 5000,
+            send_mode: PhaxioSendMode::Upload,
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! - On completion it posts the `fax_completed` webhook (multipart: `event_type`, `direction`, `is_test`,
 //!   `success`, and `fax` as a JSON string) to the fax's `callback_url`, signed with `X-Phaxio-Signature`
 //!   over the callback URL as submitted, keyed with the webhook token.
+//! - Content URLs (`content_url`) are fetched before dialling, like Phaxio does; one that cannot be fetched
+//!   fails the fax with documentConversionError 54.
 //! - `GET /v2.1/faxes/{id}` ("Metadata for fax"), `POST /v2.1/faxes/{id}/cancel`, `GET /v2.1/account/status`.
 //! - Error injection ([`Injection`]): the next API requests answer 401/422/429 (with or without Retry-After)
 //!   or 5xx, or stall before processing (a client timeout that still created the fax); the next webhook can
@@ -128,6 +130,7 @@ struct FakeState {
     injections: VecDeque<Injection>,
     submissions: usize,
     webhooks: Vec<SentWebhook>,
+    content_fetches: Vec<(String, bool)>,
 }
 
 struct Inner {
@@ -189,6 +192,11 @@ impl PhaxioFake {
     /// Webhooks posted so far.
     pub fn webhooks(&self) -> Vec<SentWebhook> {
         self.lock().webhooks.clone()
+    }
+
+    /// Content URLs fetched so far, with whether the fetch gave a PDF.
+    pub fn content_fetches(&self) -> Vec<(String, bool)> {
+        self.lock().content_fetches.clone()
     }
 
     /// The webhook token (for a receiver under test).
@@ -382,7 +390,7 @@ async fn create(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("tag[")?.strip_suffix(']')?.to_string(), v.clone())))
         .collect();
-    let num_pages = files.iter().map(|f| pages(f)).sum::<i64>().max(1);
+    let num_pages = files.iter().map(|f| pages(f)).sum::<i64>();
 
     let id = {
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -406,7 +414,9 @@ async fn create(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         );
         id
     };
-    tokio::spawn(progress(inner.clone(), id, num_pages));
+    let content_urls: Vec<String> =
+        fields.iter().filter(|(k, _)| k == "content_url" || k == "content_url[]").map(|(_, v)| v.clone()).collect();
+    tokio::spawn(progress(inner.clone(), id, num_pages, content_urls));
     if let Some(d) = stall {
         tokio::time::sleep(d).await;
     }
@@ -451,8 +461,37 @@ fn outcome(to: &str) -> Option<(String, i64, String)> {
     }
 }
 
-async fn progress(inner: Arc<Inner>, id: i64, num_pages: i64) {
+async fn progress(inner: Arc<Inner>, id: i64, mut num_pages: i64, content_urls: Vec<String>) {
     let step = inner.config.step;
+    // Like Phaxio, fetch every content URL before dialling; one that cannot be fetched fails the fax with
+    // documentConversionError 54.
+    let mut fetch_failed = false;
+    for url in &content_urls {
+        match inner.http.get(url).send().await {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(bytes) if bytes.starts_with(b"%PDF-") => num_pages += pages(&bytes),
+                _ => fetch_failed = true,
+            },
+            _ => fetch_failed = true,
+        }
+        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.content_fetches.push((url.clone(), !fetch_failed));
+    }
+    if fetch_failed {
+        tokio::time::sleep(step).await;
+        let fax = {
+            let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(fax) = state.faxes.get_mut(&id) else { return };
+            fax.error = Some(("documentConversionError".into(), 54, "Could not access the URL".into()));
+            fax.status = "failure".into();
+            fax.recipient_status = Some("failure".into());
+            fax.completed_at = Some(now());
+            fax.clone()
+        };
+        deliver_webhook(&inner, &fax).await;
+        return;
+    }
+    let num_pages = num_pages.max(1);
     for (status, recipient) in [("inprogress", "ringing"), ("inprogress", "callactive")] {
         tokio::time::sleep(step).await;
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/fax", post(routes::fax::send).layer(DefaultBodyLimit::max(upload_limit)))
         .route("/fax/{id}", get(routes::fax::get))
+        .route("/fax/{id}/pdf", get(routes::fax::pdf))
         .route("/health", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))

@@ -31,6 +31,9 @@ pub struct SendRequest<'a> {
     pub idempotency_key: &'a str,
     /// The document bytes, read by the worker for plugins that upload it ([`OutboundProvider::needs_document`]).
     pub document: Option<bytes::Bytes>,
+    /// A tokenized URL of the document (`PUBLIC_API_URL/fax/{id}/pdf?token=…`, valid `PDF_TOKEN_TTL_MINUTES`),
+    /// minted for plugins that let the provider fetch it ([`OutboundProvider::wants_content_url`]).
+    pub content_url: Option<String>,
 }
 
 /// The provider's view of a fax.
@@ -218,6 +221,11 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
 
     /// Whether `send` needs the document bytes (cloud providers upload them; the simulated line does not).
     fn needs_document(&self) -> bool {
+        false
+    }
+
+    /// Whether `send` wants a tokenized URL the provider fetches the document from, instead of the bytes.
+    fn wants_content_url(&self) -> bool {
         false
     }
 

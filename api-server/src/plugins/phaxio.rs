@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faxbot_contract::PluginManifest;
-use faxbot_contract::plugins::PhaxioSettings;
+use faxbot_contract::plugins::{PhaxioSendMode, PhaxioSettings};
 use serde_json::Value;
 
 use super::{
@@ -143,7 +143,11 @@ impl OutboundProvider for Phaxio {
     }
 
     fn needs_document(&self) -> bool {
-        true
+        self.settings.send_mode == PhaxioSendMode::Upload
+    }
+
+    fn wants_content_url(&self) -> bool {
+        self.settings.send_mode == PhaxioSendMode::ContentUrl
     }
 
     async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError> {
@@ -155,18 +159,20 @@ impl OutboundProvider for Phaxio {
             tracing::info!(provider_sid = %provider_sid, "adopted a fax an earlier submission already created");
             return Ok(Submission { provider_sid, status: remote_status(&fax), check_after });
         }
-        let document =
-            request.document.clone().ok_or_else(|| ProviderError::Rejected("document unavailable".into()))?;
         let mut form = reqwest::multipart::Form::new()
             .text("to", request.to.expose().to_string())
-            .text(format!("tag[{JOB_TAG}]"), job_id.to_string())
-            .part(
+            .text(format!("tag[{JOB_TAG}]"), job_id.to_string());
+        form = match (&request.content_url, &request.document) {
+            (Some(url), _) if self.wants_content_url() => form.text("content_url", url.clone()),
+            (_, Some(document)) => form.part(
                 "file",
                 reqwest::multipart::Part::bytes(document.to_vec())
                     .file_name(format!("{job_id}.pdf"))
                     .mime_str("application/pdf")
                     .map_err(|_| ProviderError::Rejected("invalid document type".into()))?,
-            );
+            ),
+            _ => return Err(ProviderError::Rejected("document unavailable".into())),
+        };
         if let Some(callback) = &self.settings.callback_url {
             form = form.text("callback_url", callback.clone());
         }

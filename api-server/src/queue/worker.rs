@@ -36,6 +36,10 @@ pub struct WorkerConfig {
     pub status_deadline: Duration,
     /// How long shutdown waits for in-flight jobs.
     pub shutdown_grace: Duration,
+    /// Lifetime of document tokens handed to providers that fetch the document.
+    pub pdf_token_ttl: Duration,
+    /// Base of the document URLs handed to providers (`PUBLIC_API_URL`).
+    pub public_api_url: String,
 }
 
 /// Shared handles a worker needs.
@@ -242,9 +246,11 @@ impl Worker {
         crate::audit!("job_dispatch", job_id = %job.id, plugin = %plugin, attempt = attempt);
         let document =
             if provider.needs_document() { self.read_document(&job.document_key).await.map(Some) } else { Ok(None) };
-        let result = match document {
-            Err(e) => Err(e),
-            Ok(document) => {
+        let content_url =
+            if provider.wants_content_url() { self.content_url(&job.id).await.map(Some) } else { Ok(None) };
+        let result = match (document, content_url) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(document), Ok(content_url)) => {
                 let request = SendRequest {
                     job_id: &job.id,
                     to: &job.to,
@@ -252,6 +258,7 @@ impl Worker {
                     pages: job.pages,
                     idempotency_key: job.id.as_str(),
                     document,
+                    content_url,
                 };
                 match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
                     Ok(r) => r,
@@ -326,6 +333,25 @@ impl Worker {
             }
         }
         update
+    }
+
+    /// A fresh tokenized URL of the job's document for a provider that fetches it. A token that cannot be
+    /// stored is a database problem: the submission is retried like an outage.
+    async fn content_url(&self, id: &JobId) -> Result<String, ProviderError> {
+        let now = Timestamp::now();
+        let token = crate::store::tokens::issue(
+            &self.db,
+            crate::store::tokens::TokenKind::Outbound,
+            id,
+            now,
+            now.plus(self.config.pdf_token_ttl),
+        )
+        .await
+        .map_err(|e| ProviderError::Unavailable {
+            message: format!("issuing the document token failed: {e}"),
+            retry_after: None,
+        })?;
+        Ok(format!("{}/fax/{id}/pdf?token={token}", self.config.public_api_url))
     }
 
     /// The stored document, for plugins that upload it. A document that cannot be read is a permanent

@@ -1,4 +1,4 @@
-//! Received faxes and short-lived download tokens.
+//! Received faxes.
 //!
 //! A row is inserted only after its document is durable, and `(backend, provider_sid)` is unique, so a
 //! provider that repeats a callback (because our answer was lost, or by replay) finds the fax already there
@@ -166,11 +166,7 @@ pub async fn mark_document_purged(db: &Db, id: &JobId, now: Timestamp) -> Result
         .bind(now.micros())
         .execute(&db.pool)
         .await?;
-    sqlx::query("DELETE FROM download_tokens WHERE object_kind = 'inbound' AND object_id = $1")
-        .bind(id.as_str())
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+    super::tokens::revoke(db, super::tokens::TokenKind::Inbound, id).await
 }
 
 /// Whether any fax references document `key` (orphan sweep).
@@ -184,50 +180,4 @@ pub async fn references_document(db: &Db, key: &str) -> Result<bool, StoreError>
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM inbound_faxes").fetch_one(&db.pool).await?;
     Ok(row.try_get("n")?)
-}
-
-/// Stores the hash of a new download token for inbound fax `id`.
-pub async fn insert_token(
-    db: &Db,
-    token_hash: &str,
-    id: &JobId,
-    now: Timestamp,
-    expires_at: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO download_tokens (token_hash, object_kind, object_id, created_at, expires_at) \
-         VALUES ($1, 'inbound', $2, $3, $4)",
-    )
-    .bind(token_hash)
-    .bind(id.as_str())
-    .bind(now.micros())
-    .bind(expires_at.micros())
-    .execute(&db.pool)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
-}
-
-/// The inbound fax and expiry a token hash grants, if the token exists.
-pub async fn find_token(db: &Db, token_hash: &str) -> Result<Option<(JobId, Timestamp)>, StoreError> {
-    let row = sqlx::query(
-        "SELECT object_id, expires_at FROM download_tokens WHERE token_hash = $1 AND object_kind = 'inbound'",
-    )
-    .bind(token_hash)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.map(|r| -> Result<_, sqlx::Error> {
-        Ok((JobId::from_stored(r.try_get("object_id")?), Timestamp::from_micros(r.try_get("expires_at")?)))
-    })
-    .transpose()
-    .map_err(StoreError::from)
-}
-
-/// Deletes tokens that expired before `cutoff`; returns how many.
-pub async fn purge_tokens(db: &Db, cutoff: Timestamp) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM download_tokens WHERE expires_at < $1")
-        .bind(cutoff.micros())
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected())
 }

@@ -307,7 +307,7 @@ pub async fn exists(db: &Db, id: &JobId) -> Result<bool, StoreError> {
 /// Records that a job's document was deleted (an empty key means "purged").
 pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE fax_jobs SET document_key = '' WHERE id = $1").bind(id).execute(&db.pool).await?;
-    Ok(())
+    super::tokens::revoke(db, super::tokens::TokenKind::Outbound, &JobId::from_stored(id.to_string())).await
 }
 
 /// Releases jobs held while sending was disabled.

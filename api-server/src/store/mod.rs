@@ -4,13 +4,15 @@
 //! statements and one migration serve both. Where the dialects must differ (row locking) the [`Backend`]
 //! chooses the statement.
 //!
-//! Layout: [`jobs`] (fax jobs and the queue), [`inbound`] (received faxes and download tokens), [`keys`]
-//! (API keys), [`simline`] (the simulated line's state), [`writer`] (group commit of hot-path writes).
+//! Layout: [`jobs`] (fax jobs and the queue), [`inbound`] (received faxes), [`keys`]
+//! (API keys), [`simline`] (the simulated line's state), [`tokens`] (download tokens),
+//! [`writer`] (group commit of hot-path writes).
 
 pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod simline;
+pub mod tokens;
 pub mod writer;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

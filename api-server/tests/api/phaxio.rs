@@ -188,3 +188,72 @@ async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
     app.assert_no_leaks();
 }
 db_test!(phaxio_callbacks_are_verified_before_they_change_anything);
+
+async fn phaxio_fetches_the_document_by_a_tokenized_url_that_expires(db: Db) {
+    let fake = PhaxioFake::start(PhaxioFakeConfig {
+        api_key: "phaxio-key".into(),
+        api_secret: API_SECRET.into(),
+        webhook_token: "phaxio-webhook-token".into(),
+        step: Duration::from_millis(40),
+    })
+    .await
+    .unwrap();
+    // Phaxio must reach this server at PUBLIC_API_URL, so the port is chosen before it starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("outbound.apiKey"), "phaxio-key").unwrap();
+    std::fs::write(creds.join("outbound.apiSecret"), API_SECRET).unwrap();
+    let config = dir.path().join("faxbot.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100, "sendMode": "contentUrl"}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let app = Spawn::new(db)
+        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
+        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
+        .env("FAXBOT_LISTEN", &format!("127.0.0.1:{port}"))
+        .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{port}/"))
+        .env("FAXBOT_PDF_TOKEN_TTL_SECS", "3")
+        .start()
+        .await;
+    app.forbid(API_SECRET);
+    let pdf = crate::helpers::pdf_with_pages(2);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "a.pdf", pdf.clone()).await;
+    assert_eq!(r.status(), 202);
+    let id = json(r).await["id"].as_str().unwrap().to_string();
+    let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    let fetches = fake.content_fetches();
+    assert_eq!(fetches.len(), 1, "Phaxio fetched the document once");
+    let (url, ok) = fetches[0].clone();
+    assert!(ok, "the fetch returned the PDF");
+    let prefix = format!("http://127.0.0.1:{port}/fax/{id}/pdf?token=");
+    assert!(url.starts_with(&prefix), "{url}");
+    let token = url[prefix.len()..].to_string();
+    assert_eq!(token.len(), 43);
+    app.forbid(&token);
+
+    // The URL is reusable until it expires, serves exactly the document, and nothing else opens it.
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(&r.bytes().await.unwrap()[..], &pdf[..]);
+    let wrong = format!("{prefix}{}", "B".repeat(43));
+    let r = app.client.get(&wrong).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(json(r).await["detail"], "Invalid token");
+    assert_eq!(app.client.get(app.url(&format!("/fax/{id}/pdf"))).send().await.unwrap().status(), 422);
+    let other = app.url(&format!("/fax/0123456789abcdef0123456789abcdef/pdf?token={token}"));
+    assert_eq!(json(app.client.get(&other).send().await.unwrap()).await["detail"], "Job not found");
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(json(r).await["detail"], "Token expired");
+    assert!(app.wait_log("pdf_served").await);
+}
+db_test!(phaxio_fetches_the_document_by_a_tokenized_url_that_expires);

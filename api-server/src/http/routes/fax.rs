@@ -403,3 +403,73 @@ pub async fn get(
     let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
     Ok(Json(row.into()))
 }
+
+/// `?token=` of `GET /fax/{id}/pdf`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PdfQuery {
+    /// The token from the document URL the server gave the provider.
+    token: Option<String>,
+}
+
+/// The job's document, for a provider that fetches it by the tokenized URL it was given (no API key; the
+/// token is the credential, valid `PDF_TOKEN_TTL_MINUTES` from the submission).
+#[utoipa::path(
+    get, path = "/fax/{id}/pdf", tag = "fax",
+    params(("id" = String, Path, description = "32-hex job id"), PdfQuery),
+    responses(
+        (status = 200, description = "The PDF", content_type = "application/pdf"),
+        (status = 403, description = "Invalid token, or Token expired", body = ErrorBody),
+        (status = 404, description = "Job not found, PDF not available (no token issued), or PDF file not found", body = ErrorBody),
+        (status = 422, description = "token missing", body = Vec<ValidationItem>),
+    )
+)]
+pub async fn pdf(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<PdfQuery>,
+) -> Result<Response, ApiError> {
+    use crate::store::tokens::{self, TokenKind};
+    let Some(token) = query.token.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Validation(vec![ValidationItem {
+            kind: "missing",
+            loc: vec!["query".into(), "token".into()],
+            msg: "Field required".into(),
+            input: None,
+        }]));
+    };
+    let not_found = || ApiError::not_found("Job not found");
+    let id = JobId::parse(&id).ok_or_else(not_found)?;
+    let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
+    match tokens::find(&app.db, TokenKind::Outbound, &token).await? {
+        Some((object, expires)) if object == id => {
+            if expires <= Timestamp::now() {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "Token expired"));
+            }
+        }
+        _ => {
+            if !tokens::any_for(&app.db, TokenKind::Outbound, &id).await? {
+                return Err(ApiError::not_found("PDF not available"));
+            }
+            crate::audit!("pdf_token_refused", job_id = %id);
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "Invalid token"));
+        }
+    }
+    let missing = || ApiError::not_found("PDF file not found");
+    if row.document_key.is_empty() {
+        return Err(missing());
+    }
+    let file = match app.store.open(&row.document_key).await {
+        Ok(f) => f,
+        Err(crate::storage::StorageError::NotFound) => return Err(missing()),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    crate::audit!("pdf_served", job_id = %id);
+    let mut response = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"fax_{id}.pdf\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache, must-revalidate"));
+    Ok(response)
+}

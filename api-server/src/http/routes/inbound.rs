@@ -14,13 +14,13 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::inbound::{self, Accepted};
 use crate::plugins::{InboundProvider, ProviderError, ReceivedFax, WebhookRequest};
 use crate::store::inbound::{self as store, InboundRow, ListFilter};
+use crate::store::tokens::{self, TokenKind};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// A received fax as the reference serves it (field order and the `fr` name included).
@@ -131,10 +131,6 @@ async fn find(app: &AppState, id: &str) -> Result<InboundRow, ApiError> {
     store::get(&app.db, &id).await?.ok_or_else(not_found)
 }
 
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 /// Why a token does not open a document.
 enum TokenRefusal {
     Expired,
@@ -147,7 +143,7 @@ async fn check_token(app: &AppState, id: &str, token: &str) -> Result<Result<(),
         return Ok(Err(TokenRefusal::Forbidden));
     }
     // The lookup is by SHA-256 of the token, so timing reveals nothing about stored tokens.
-    match store::find_token(&app.db, &token_hash(token)).await? {
+    match tokens::find(&app.db, TokenKind::Inbound, token).await? {
         Some((object, _)) if object.as_str() != id => Ok(Err(TokenRefusal::Forbidden)),
         Some((_, expires)) if expires <= Timestamp::now() => Ok(Err(TokenRefusal::Expired)),
         Some(_) => Ok(Ok(())),
@@ -247,10 +243,9 @@ pub async fn issue_token(
     if row.document_key.is_none() {
         return Err(ApiError::not_found("PDF file not found"));
     }
-    let token = crate::domain::new_secret_token();
     let now = Timestamp::now();
     let expires = now.plus(app.settings.inbound_token_ttl);
-    store::insert_token(&app.db, &token_hash(&token), &row.id, now, expires).await?;
+    let token = tokens::issue(&app.db, TokenKind::Inbound, &row.id, now, expires).await?;
     crate::audit!("inbound_token_issued", inbound_id = %row.id, key_id = identity.key_id().unwrap_or("anonymous"),
         ttl_secs = app.settings.inbound_token_ttl.as_secs());
     let url = format!("{}/inbound/{}/pdf?token={token}", app.settings.public_api_url, row.id);

@@ -1,0 +1,102 @@
+//! Short-lived download tokens: for a provider fetching an outbound document (`GET /fax/{id}/pdf?token=`)
+//! and for handing out a received fax without an API key (`GET /inbound/{id}/pdf?token=`).
+//!
+//! Only the SHA-256 of a token is stored, and lookups go by that hash, so a database dump yields no usable
+//! token and response timing says nothing about stored tokens. Tokens are 43 random URL-safe characters
+//! (256 bits), which is why an unsalted hash is enough.
+
+use super::{Db, StoreError};
+use crate::domain::{JobId, Timestamp};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// What a token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The document of an outbound job.
+    Outbound,
+    /// The document of a received fax.
+    Inbound,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Outbound => "outbound",
+            TokenKind::Inbound => "inbound",
+        }
+    }
+}
+
+/// The stored form of a token.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Issues a fresh token for object `id`, valid until `expires_at`; returns the token (shown once).
+pub async fn issue(
+    db: &Db,
+    kind: TokenKind,
+    id: &JobId,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<String, StoreError> {
+    let token = crate::domain::new_secret_token();
+    sqlx::query(
+        "INSERT INTO download_tokens (token_hash, object_kind, object_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash(&token))
+    .bind(kind.as_str())
+    .bind(id.as_str())
+    .bind(now.micros())
+    .bind(expires_at.micros())
+    .execute(&db.pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(token)
+}
+
+/// The object and expiry a token grants, if it exists and is of `kind`.
+pub async fn find(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId, Timestamp)>, StoreError> {
+    let row =
+        sqlx::query("SELECT object_id, expires_at FROM download_tokens WHERE token_hash = $1 AND object_kind = $2")
+            .bind(hash(token))
+            .bind(kind.as_str())
+            .fetch_optional(&db.pool)
+            .await?;
+    row.map(|r| -> Result<_, sqlx::Error> {
+        Ok((JobId::from_stored(r.try_get("object_id")?), Timestamp::from_micros(r.try_get("expires_at")?)))
+    })
+    .transpose()
+    .map_err(StoreError::from)
+}
+
+/// Whether any token was ever issued for object `id` (distinguishes "PDF not available" from a wrong token).
+pub async fn any_for(db: &Db, kind: TokenKind, id: &JobId) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 FROM download_tokens WHERE object_kind = $1 AND object_id = $2 LIMIT 1")
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes every token of object `id` (its document is gone).
+pub async fn revoke(db: &Db, kind: TokenKind, id: &JobId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM download_tokens WHERE object_kind = $1 AND object_id = $2")
+        .bind(kind.as_str())
+        .bind(id.as_str())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes tokens that expired before `cutoff`; returns how many.
+pub async fn purge_expired(db: &Db, cutoff: Timestamp) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM download_tokens WHERE expires_at < $1")
+        .bind(cutoff.micros())
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
