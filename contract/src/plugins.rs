@@ -515,6 +515,7 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             capabilities: vec![
                 Capability::Send,
                 Capability::Status,
+                Capability::Cancel,
                 Capability::Idempotency,
                 Capability::Webhook,
                 Capability::Receive,

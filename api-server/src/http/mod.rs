@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fax", post(routes::fax::send).layer(DefaultBodyLimit::max(upload_limit)))
         .route("/fax/{id}", get(routes::fax::get))
         .route("/fax/{id}/pdf", get(routes::fax::pdf))
+        .route("/fax/{id}/cancel", post(routes::fax::cancel))
         .route("/health", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))

@@ -13,7 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 #[openapi(
     info(title = "Faxbot API", description = "Faxbot-compatible fax API: send faxes through pluggable providers, \
         with durable jobs, scoped API keys and PHI-safe auditing."),
-    paths(fax::send, fax::get, fax::pdf, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
+    paths(fax::send, fax::get, fax::pdf, fax::cancel, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
         keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry,
         plugins::health, webhooks::receive, inbound::list, inbound::get, inbound::pdf, inbound::issue_token,
         inbound::webhook, inbound::simulate, admin::events, admin::webhooks, admin::inbound_callbacks),

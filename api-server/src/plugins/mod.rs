@@ -216,6 +216,13 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
     /// Polls a submitted fax.
     async fn status(&self, provider_sid: &str) -> Result<RemoteStatus, ProviderError>;
 
+    /// Asks the provider to stop a fax it has not finished. The job's final status still comes from
+    /// [`OutboundProvider::status`] (the provider reports the cancelled fax as failed). Plugins whose
+    /// provider cannot cancel keep the default.
+    async fn cancel(&self, _provider_sid: &str) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported)
+    }
+
     /// How long to wait between status polls.
     fn poll_interval(&self) -> Duration;
 

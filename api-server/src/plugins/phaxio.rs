@@ -187,6 +187,14 @@ impl OutboundProvider for Phaxio {
         Ok(remote_status(&body["data"]))
     }
 
+    /// `POST faxes/{id}/cancel`; Phaxio then reports the fax as failed ("manually canceled").
+    async fn cancel(&self, provider_sid: &str) -> Result<(), ProviderError> {
+        if !provider_sid.bytes().all(|b| b.is_ascii_digit()) || provider_sid.is_empty() {
+            return Err(ProviderError::Rejected("not a Phaxio fax id".into()));
+        }
+        self.call(self.client.post(self.url(&format!("faxes/{provider_sid}/cancel")))).await.map(|_| ())
+    }
+
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.settings.poll_interval_ms)
     }

@@ -310,6 +310,52 @@ pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), StoreError> {
     super::tokens::revoke(db, super::tokens::TokenKind::Outbound, &JobId::from_stored(id.to_string())).await
 }
 
+/// What a cancel request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job had not been submitted and no worker held it: it is now `FAILED` ("Cancelled"), never sent.
+    CancelledUnsent,
+    /// A worker is submitting it right now; the caller may try again in a moment.
+    Busy,
+    /// Submitted and not finished: the provider must be asked (`backend`, `provider_sid`).
+    AtProvider {
+        /// Plugin that holds it.
+        backend: String,
+        /// The provider's id.
+        provider_sid: String,
+    },
+    /// Already in a terminal state.
+    Finished,
+}
+
+/// The error text of a job cancelled before it was sent.
+pub const CANCELLED_UNSENT: &str = "Cancelled by the caller before it was sent";
+
+/// Cancels a job that was never submitted, atomically with respect to the worker's claim: the update only
+/// applies while no submission started and no lease is held, so a fax is either cancelled or sent, never
+/// both. Otherwise reports where the job is.
+pub async fn cancel(db: &Db, id: &JobId, now: Timestamp) -> Result<Option<CancelOutcome>, StoreError> {
+    let done = sqlx::query(
+        "UPDATE fax_jobs SET status = 'FAILED', error = $2, next_run_at = NULL, updated_at = $3 \
+         WHERE id = $1 AND status = 'queued' AND provider_sid IS NULL AND dispatch_started = attempts \
+           AND (lease_owner IS NULL OR lease_until < $3)",
+    )
+    .bind(id.as_str())
+    .bind(CANCELLED_UNSENT)
+    .bind(now.micros())
+    .execute(&db.pool)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(Some(CancelOutcome::CancelledUnsent));
+    }
+    let Some(row) = get(db, id).await? else { return Ok(None) };
+    Ok(Some(match (JobStatus::parse(&row.status).map(JobStatus::is_terminal), row.provider_sid) {
+        (Some(true), _) => CancelOutcome::Finished,
+        (_, Some(provider_sid)) => CancelOutcome::AtProvider { backend: row.backend, provider_sid },
+        (_, None) => CancelOutcome::Busy,
+    }))
+}
+
 /// Releases jobs held while sending was disabled.
 pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
     let r = sqlx::query(

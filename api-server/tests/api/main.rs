@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod cancel;
 mod config;
 mod crash;
 mod failover;

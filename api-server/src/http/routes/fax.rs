@@ -473,3 +473,71 @@ pub async fn pdf(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache, must-revalidate"));
     Ok(response)
 }
+
+/// Cancel a job. One that was never sent is cancelled here (`FAILED`, "Cancelled by the caller before it was
+/// sent") and can no longer be sent; one in transmission is cancelled at the provider when it can (Phaxio),
+/// and its final status then comes from the provider. Not in the reference API.
+#[utoipa::path(
+    post, path = "/fax/{id}/cancel", tag = "fax",
+    params(("id" = String, Path, description = "32-hex job id")),
+    responses(
+        (status = 200, description = "Cancelled before sending", body = FaxJobOut),
+        (status = 202, description = "Cancellation requested from the provider; poll the job for its final status", body = FaxJobOut),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "Job not found", body = ErrorBody),
+        (status = 409, description = "Job already finished, being submitted right now (retry in a moment), or its provider cannot cancel", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, description = "The provider refused or failed the cancellation", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn cancel(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use crate::store::jobs::CancelOutcome;
+    let identity = app.auth.user(&headers, Scope::FaxSend, "/fax/{id}/cancel", app.settings.rate_limit_rpm).await?;
+    let not_found = || ApiError::not_found("Job not found");
+    let id = JobId::parse(&id).ok_or_else(not_found)?;
+    let key_id = identity.key_id().unwrap_or("anonymous").to_string();
+    let outcome = jobs::cancel(&app.db, &id, Timestamp::now()).await?.ok_or_else(not_found)?;
+    let status = match outcome {
+        CancelOutcome::CancelledUnsent => {
+            crate::audit!("job_cancelled", job_id = %id, key_id = %key_id, stage = "unsent");
+            app.events.event(crate::events::EventKind::FaxFailed).subject(&id).detail(jobs::CANCELLED_UNSENT).publish();
+            StatusCode::OK
+        }
+        CancelOutcome::Finished => return Err(ApiError::new(StatusCode::CONFLICT, "Job already finished")),
+        CancelOutcome::Busy => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "Job is being submitted right now; retry in a moment"));
+        }
+        CancelOutcome::AtProvider { backend, provider_sid } => {
+            let provider = app.runtime.provider(&backend).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "The job's provider is no longer configured; it cannot be cancelled",
+                )
+            })?;
+            match provider.cancel(&provider_sid).await {
+                Ok(()) => {}
+                Err(crate::plugins::ProviderError::Unsupported) => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "The job's provider cannot cancel a fax in transmission",
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %id, kind = e.kind(), "provider cancellation failed");
+                    return Err(ApiError::new(StatusCode::BAD_GATEWAY, "The provider did not cancel the fax"));
+                }
+            }
+            crate::audit!("job_cancelled", job_id = %id, key_id = %key_id, stage = "provider", plugin = %backend);
+            // The provider now reports the fax as failed: check at once instead of at the next poll.
+            jobs::poll_now(&app.db, &backend, &provider_sid, Timestamp::now()).await?;
+            app.notify.notify_one();
+            StatusCode::ACCEPTED
+        }
+    };
+    let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
+    Ok((status, Json(FaxJobOut::from(row))).into_response())
+}
