@@ -13,6 +13,7 @@
 //! reconciler, as in kube-rs' controller-rs.
 
 pub mod build;
+pub mod canary;
 pub mod leader;
 pub mod metrics;
 pub mod names;

@@ -1,0 +1,224 @@
+//! Judging a canary window against the stable window of the same period.
+//!
+//! - Error rate = (5xx answers + failed provider submissions) ÷ (requests + submissions), in percent. The
+//!   canary fails when its rate is **above** the ceiling (exactly 1 % passes at the default 1 %).
+//! - Latency at the chosen percentile, estimated from the request histogram like Prometheus'
+//!   `histogram_quantile` (linear within a bucket). The canary fails when its latency is **more than** the
+//!   allowed increase over stable's (exactly +20 % passes at the default 20 %): relative, because a fax API's
+//!   absolute latency depends on the provider and the hour, and both sides see the same ones.
+//! - Fewer than `min_samples` events on either side is [`Verdict::NoData`]: neither a pass nor a failure.
+//!   The step machine holds on it and rolls back after a bounded number in a row.
+
+use super::sample::Counters;
+
+/// The thresholds of one analysis (from `spec.rollout.analysis`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Highest tolerated canary error rate, percent.
+    pub max_error_rate_percent: f64,
+    /// Highest tolerated latency increase over stable, percent.
+    pub max_latency_increase_percent: f64,
+    /// The percentile compared, as a fraction (0.95 for p95).
+    pub quantile: f64,
+    /// Events a side needs in the window.
+    pub min_samples: f64,
+}
+
+/// What a check measured (written to status and metrics whatever the verdict).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Measurement {
+    /// Canary error rate, percent.
+    pub canary_error_rate: f64,
+    /// Stable error rate, percent.
+    pub stable_error_rate: f64,
+    /// Canary latency at the percentile, seconds (`None` without requests).
+    pub canary_latency: Option<f64>,
+    /// Stable latency at the percentile, seconds.
+    pub stable_latency: Option<f64>,
+    /// Canary events (requests + submissions).
+    pub canary_samples: f64,
+    /// Stable events.
+    pub stable_samples: f64,
+}
+
+impl Measurement {
+    /// Canary latency ÷ stable latency, when both exist and stable's is positive.
+    pub fn latency_ratio(&self) -> Option<f64> {
+        match (self.canary_latency, self.stable_latency) {
+            (Some(c), Some(s)) if s > 0.0 => Some(c / s),
+            _ => None,
+        }
+    }
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Failure {
+    /// The canary's error rate is above the ceiling.
+    ErrorRate,
+    /// The canary's latency grew more than allowed.
+    Latency,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Within both thresholds.
+    Pass(Measurement),
+    /// A threshold was crossed.
+    Fail(Measurement, Failure),
+    /// Not enough events on one side to judge.
+    NoData(Measurement),
+}
+
+impl Verdict {
+    /// The numbers behind the verdict.
+    pub fn measurement(&self) -> &Measurement {
+        match self {
+            Verdict::Pass(m) | Verdict::Fail(m, _) | Verdict::NoData(m) => m,
+        }
+    }
+}
+
+fn error_rate(c: &Counters) -> (f64, f64) {
+    let total = c.requests + c.submissions;
+    let errors = c.server_errors + c.failed_submissions;
+    (if total > 0.0 { errors * 100.0 / total } else { 0.0 }, total)
+}
+
+/// The `q` quantile of a cumulative histogram, interpolated linearly within the bucket it falls in (the
+/// lower edge of the first bucket is 0). Falling into `+Inf` yields the highest finite bound.
+pub fn quantile(c: &Counters, q: f64) -> Option<f64> {
+    let total = c.buckets.iter().next_back().map(|(_, n)| *n).unwrap_or(0.0);
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower_bound = 0.0;
+    let mut lower_count = 0.0;
+    for (bound, &count) in &c.buckets {
+        if count >= rank {
+            if bound.0.is_infinite() {
+                return Some(lower_bound);
+            }
+            let in_bucket = count - lower_count;
+            if in_bucket <= 0.0 {
+                return Some(bound.0);
+            }
+            return Some(lower_bound + (bound.0 - lower_bound) * (rank - lower_count) / in_bucket);
+        }
+        lower_bound = bound.0;
+        lower_count = count;
+    }
+    Some(lower_bound)
+}
+
+/// Tolerance for comparing rates and ratios computed in floating point: a value exactly at a threshold
+/// must pass even when the arithmetic lands a hair above it.
+const EPSILON: f64 = 1e-9;
+
+/// Judges the canary's window against stable's.
+pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
+    let (canary_error_rate, canary_samples) = error_rate(canary);
+    let (stable_error_rate, stable_samples) = error_rate(stable);
+    let m = Measurement {
+        canary_error_rate,
+        stable_error_rate,
+        canary_latency: quantile(canary, t.quantile),
+        stable_latency: quantile(stable, t.quantile),
+        canary_samples,
+        stable_samples,
+    };
+    if canary_samples < t.min_samples || stable_samples < t.min_samples {
+        return Verdict::NoData(m);
+    }
+    if canary_error_rate > t.max_error_rate_percent + EPSILON {
+        return Verdict::Fail(m, Failure::ErrorRate);
+    }
+    if let (Some(c), Some(s)) = (m.canary_latency, m.stable_latency) {
+        let allowed = s * (1.0 + t.max_latency_increase_percent / 100.0);
+        if c > allowed * (1.0 + EPSILON) + EPSILON {
+            return Verdict::Fail(m, Failure::Latency);
+        }
+    }
+    Verdict::Pass(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sample::Bound;
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        max_error_rate_percent: 1.0,
+        max_latency_increase_percent: 20.0,
+        quantile: 0.95,
+        min_samples: 50.0,
+    };
+
+    /// A window of `n` requests, `errors` of them 5xx, all in the bucket `(0, latency]`: any percentile is
+    /// then proportional to `latency`, so ratios between two windows are exactly the ratios of `latency`.
+    fn window(n: f64, errors: f64, latency: f64) -> Counters {
+        let mut c = Counters { requests: n, server_errors: errors, ..Default::default() };
+        c.buckets.insert(Bound(0.0), 0.0);
+        c.buckets.insert(Bound(latency), n);
+        c.buckets.insert(Bound(f64::INFINITY), n);
+        c
+    }
+
+    #[test]
+    fn error_rate_exactly_at_one_percent_passes_and_above_fails() {
+        let stable = window(1000.0, 0.0, 0.1);
+        assert!(matches!(judge(&window(100.0, 1.0, 0.1), &stable, &T), Verdict::Pass(_)));
+        assert!(matches!(judge(&window(1000.0, 10.0, 0.1), &stable, &T), Verdict::Pass(_)));
+        let v = judge(&window(1000.0, 11.0, 0.1), &stable, &T);
+        assert!(matches!(v, Verdict::Fail(_, Failure::ErrorRate)), "{v:?}");
+        assert!((v.measurement().canary_error_rate - 1.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn failed_submissions_count_as_errors() {
+        let mut canary = window(60.0, 0.0, 0.1);
+        canary.submissions = 40.0;
+        canary.failed_submissions = 2.0; // 2 of 100 events
+        let v = judge(&canary, &window(1000.0, 0.0, 0.1), &T);
+        assert!(matches!(v, Verdict::Fail(_, Failure::ErrorRate)), "{v:?}");
+    }
+
+    #[test]
+    fn latency_exactly_twenty_percent_worse_passes_and_more_fails() {
+        let stable = window(1000.0, 0.0, 0.100);
+        assert!(matches!(judge(&window(1000.0, 0.0, 0.120), &stable, &T), Verdict::Pass(_)));
+        let v = judge(&window(1000.0, 0.0, 0.1201), &stable, &T);
+        assert!(matches!(v, Verdict::Fail(_, Failure::Latency)), "{v:?}");
+        assert!((v.measurement().latency_ratio().unwrap() - 1.201).abs() < 1e-6);
+        // Faster than stable is always fine.
+        assert!(matches!(judge(&window(1000.0, 0.0, 0.05), &stable, &T), Verdict::Pass(_)));
+    }
+
+    #[test]
+    fn too_few_samples_on_either_side_is_no_data() {
+        let ok = window(1000.0, 0.0, 0.1);
+        assert!(matches!(judge(&window(49.0, 49.0, 9.0), &ok, &T), Verdict::NoData(_)), "even a terrible tiny window");
+        assert!(matches!(judge(&ok, &window(10.0, 0.0, 0.1), &T), Verdict::NoData(_)));
+        assert!(matches!(judge(&window(50.0, 0.0, 0.1), &window(50.0, 0.0, 0.1), &T), Verdict::Pass(_)));
+        assert!(matches!(judge(&Counters::default(), &Counters::default(), &T), Verdict::NoData(_)));
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_histogram_quantile() {
+        let mut c = Counters::default();
+        for (le, n) in [(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)] {
+            c.buckets.insert(Bound(le), n);
+        }
+        assert!((quantile(&c, 0.5).unwrap() - 0.1).abs() < 1e-12);
+        assert!((quantile(&c, 0.75).unwrap() - 0.15).abs() < 1e-12);
+        assert!((quantile(&c, 0.25).unwrap() - 0.05).abs() < 1e-12);
+        // Everything beyond the last finite bound: that bound.
+        let mut slow = Counters::default();
+        slow.buckets.insert(Bound(10.0), 0.0);
+        slow.buckets.insert(Bound(f64::INFINITY), 5.0);
+        assert_eq!(quantile(&slow, 0.95), Some(10.0));
+        assert_eq!(quantile(&Counters::default(), 0.95), None);
+    }
+}
