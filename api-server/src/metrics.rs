@@ -33,6 +33,15 @@ pub struct JobLabels {
     pub revision: String,
 }
 
+/// Labels by plugin and config revision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginRevisionLabels {
+    /// Plugin id.
+    pub plugin: String,
+    /// Config revision.
+    pub revision: String,
+}
+
 /// Labels of webhook metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
@@ -64,6 +73,9 @@ pub struct Metrics {
     /// Provider submissions by result (`accepted` or an error kind). Failed submissions feed the canary's
     /// error rate.
     pub provider_submissions: Family<JobLabels, Counter>,
+    /// Time a provider took to answer a submission, by plugin and revision: a canary whose provider got
+    /// slower is judged on this next to HTTP latency.
+    pub submission_duration: Family<PluginRevisionLabels, Histogram>,
     /// Jobs with scheduled work.
     pub queue_depth: Gauge,
     /// Config reloads by result.
@@ -96,6 +108,8 @@ impl Metrics {
             Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let jobs = Family::<JobLabels, Counter>::default();
         let provider_submissions = Family::<JobLabels, Counter>::default();
+        let submission_duration =
+            Family::<PluginRevisionLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let queue_depth = Gauge::default();
         let config_reloads = Family::<ResultLabels, Counter>::default();
         let auth_failures = Family::<ResultLabels, Counter>::default();
@@ -108,6 +122,11 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("jobs", "Fax jobs accepted and reaching a terminal state", jobs.clone());
         registry.register("provider_submissions", "Submissions to providers by result", provider_submissions.clone());
+        registry.register(
+            "provider_submission_duration_seconds",
+            "Time providers took to answer submissions",
+            submission_duration.clone(),
+        );
         registry.register(
             "queue_depth",
             "Jobs with scheduled work (queued, retrying or awaiting status)",
@@ -130,6 +149,7 @@ impl Metrics {
             http_duration,
             jobs,
             provider_submissions,
+            submission_duration,
             queue_depth,
             config_reloads,
             auth_failures,
@@ -162,6 +182,13 @@ impl Metrics {
         self.provider_submissions
             .get_or_create(&JobLabels { plugin: plugin.into(), outcome: result.into(), revision: revision.into() })
             .inc();
+    }
+
+    /// Records how long a provider took to answer a submission.
+    pub fn submission_latency(&self, plugin: &str, revision: &str, took: std::time::Duration) {
+        self.submission_duration
+            .get_or_create(&PluginRevisionLabels { plugin: plugin.into(), revision: revision.into() })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts a provider webhook.

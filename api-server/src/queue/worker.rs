@@ -260,10 +260,13 @@ impl Worker {
                     document,
                     content_url,
                 };
-                match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
+                let started = std::time::Instant::now();
+                let result = match tokio::time::timeout(self.config.provider_timeout, provider.send(&request)).await {
                     Ok(r) => r,
                     Err(_) => Err(ProviderError::Transport("timed out".into())),
-                }
+                };
+                self.metrics.submission_latency(&plugin, &runtime.revision, started.elapsed());
+                result
             }
         };
         update.recorded_attempt = true;

@@ -35,6 +35,10 @@ pub struct Measurement {
     pub canary_latency: Option<f64>,
     /// Stable latency at the percentile, seconds.
     pub stable_latency: Option<f64>,
+    /// Canary provider-submission latency at the percentile, seconds.
+    pub canary_submit_latency: Option<f64>,
+    /// Stable provider-submission latency at the percentile, seconds.
+    pub stable_submit_latency: Option<f64>,
     /// Canary events (requests + submissions).
     pub canary_samples: f64,
     /// Stable events.
@@ -42,12 +46,29 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// Canary latency ÷ stable latency, when both exist and stable's is positive.
+    /// Canary latency ÷ stable latency (HTTP), when both exist and stable's is positive.
     pub fn latency_ratio(&self) -> Option<f64> {
-        match (self.canary_latency, self.stable_latency) {
-            (Some(c), Some(s)) if s > 0.0 => Some(c / s),
-            _ => None,
+        ratio(self.canary_latency, self.stable_latency)
+    }
+
+    /// Canary ÷ stable provider-submission latency.
+    pub fn submit_latency_ratio(&self) -> Option<f64> {
+        ratio(self.canary_submit_latency, self.stable_submit_latency)
+    }
+
+    /// The worse of the two ratios (what status and metrics show as "latency ratio").
+    pub fn worst_latency_ratio(&self) -> Option<f64> {
+        match (self.latency_ratio(), self.submit_latency_ratio()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
+    }
+}
+
+fn ratio(c: Option<f64>, s: Option<f64>) -> Option<f64> {
+    match (c, s) {
+        (Some(c), Some(s)) if s > 0.0 => Some(c / s),
+        _ => None,
     }
 }
 
@@ -56,8 +77,10 @@ impl Measurement {
 pub enum Failure {
     /// The canary's error rate is above the ceiling.
     ErrorRate,
-    /// The canary's latency grew more than allowed.
+    /// The canary's HTTP latency grew more than allowed.
     Latency,
+    /// The canary's provider submissions got slower than allowed.
+    SubmitLatency,
 }
 
 /// The outcome of one check.
@@ -88,15 +111,15 @@ fn error_rate(c: &Counters) -> (f64, f64) {
 
 /// The `q` quantile of a cumulative histogram, interpolated linearly within the bucket it falls in (the
 /// lower edge of the first bucket is 0). Falling into `+Inf` yields the highest finite bound.
-pub fn quantile(c: &Counters, q: f64) -> Option<f64> {
-    let total = c.buckets.iter().next_back().map(|(_, n)| *n).unwrap_or(0.0);
+pub fn quantile(buckets: &std::collections::BTreeMap<super::sample::Bound, f64>, q: f64) -> Option<f64> {
+    let total = buckets.iter().next_back().map(|(_, n)| *n).unwrap_or(0.0);
     if total <= 0.0 {
         return None;
     }
     let rank = q * total;
     let mut lower_bound = 0.0;
     let mut lower_count = 0.0;
-    for (bound, &count) in &c.buckets {
+    for (bound, &count) in buckets {
         if count >= rank {
             if bound.0.is_infinite() {
                 return Some(lower_bound);
@@ -124,8 +147,10 @@ pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
     let m = Measurement {
         canary_error_rate,
         stable_error_rate,
-        canary_latency: quantile(canary, t.quantile),
-        stable_latency: quantile(stable, t.quantile),
+        canary_latency: quantile(&canary.buckets, t.quantile),
+        stable_latency: quantile(&stable.buckets, t.quantile),
+        canary_submit_latency: quantile(&canary.submit_buckets, t.quantile),
+        stable_submit_latency: quantile(&stable.submit_buckets, t.quantile),
         canary_samples,
         stable_samples,
     };
@@ -135,11 +160,15 @@ pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
     if canary_error_rate > t.max_error_rate_percent + EPSILON {
         return Verdict::Fail(m, Failure::ErrorRate);
     }
-    if let (Some(c), Some(s)) = (m.canary_latency, m.stable_latency) {
-        let allowed = s * (1.0 + t.max_latency_increase_percent / 100.0);
-        if c > allowed * (1.0 + EPSILON) + EPSILON {
-            return Verdict::Fail(m, Failure::Latency);
-        }
+    let too_slow = |c: Option<f64>, s: Option<f64>| match (c, s) {
+        (Some(c), Some(s)) => c > s * (1.0 + t.max_latency_increase_percent / 100.0) * (1.0 + EPSILON) + EPSILON,
+        _ => false,
+    };
+    if too_slow(m.canary_latency, m.stable_latency) {
+        return Verdict::Fail(m, Failure::Latency);
+    }
+    if too_slow(m.canary_submit_latency, m.stable_submit_latency) {
+        return Verdict::Fail(m, Failure::SubmitLatency);
     }
     Verdict::Pass(m)
 }
@@ -197,6 +226,24 @@ mod tests {
     }
 
     #[test]
+    fn slower_provider_submissions_fail_on_their_own_histogram() {
+        let with_submits = |latency: f64| {
+            let mut c = window(1000.0, 0.0, 0.1);
+            c.submissions = 100.0;
+            c.submit_buckets.insert(Bound(0.0), 0.0);
+            c.submit_buckets.insert(Bound(latency), 100.0);
+            c.submit_buckets.insert(Bound(f64::INFINITY), 100.0);
+            c
+        };
+        let stable = with_submits(0.5);
+        assert!(matches!(judge(&with_submits(0.6), &stable, &T), Verdict::Pass(_)), "exactly +20 %");
+        let v = judge(&with_submits(1.5), &stable, &T);
+        assert!(matches!(v, Verdict::Fail(_, Failure::SubmitLatency)), "{v:?}");
+        assert_eq!(v.measurement().canary_error_rate, 0.0, "slow, not failing");
+        assert!((v.measurement().worst_latency_ratio().unwrap() - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn too_few_samples_on_either_side_is_no_data() {
         let ok = window(1000.0, 0.0, 0.1);
         assert!(matches!(judge(&window(49.0, 49.0, 9.0), &ok, &T), Verdict::NoData(_)), "even a terrible tiny window");
@@ -211,14 +258,14 @@ mod tests {
         for (le, n) in [(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)] {
             c.buckets.insert(Bound(le), n);
         }
-        assert!((quantile(&c, 0.5).unwrap() - 0.1).abs() < 1e-12);
-        assert!((quantile(&c, 0.75).unwrap() - 0.15).abs() < 1e-12);
-        assert!((quantile(&c, 0.25).unwrap() - 0.05).abs() < 1e-12);
+        assert!((quantile(&c.buckets, 0.5).unwrap() - 0.1).abs() < 1e-12);
+        assert!((quantile(&c.buckets, 0.75).unwrap() - 0.15).abs() < 1e-12);
+        assert!((quantile(&c.buckets, 0.25).unwrap() - 0.05).abs() < 1e-12);
         // Everything beyond the last finite bound: that bound.
         let mut slow = Counters::default();
         slow.buckets.insert(Bound(10.0), 0.0);
         slow.buckets.insert(Bound(f64::INFINITY), 5.0);
-        assert_eq!(quantile(&slow, 0.95), Some(10.0));
-        assert_eq!(quantile(&Counters::default(), 0.95), None);
+        assert_eq!(quantile(&slow.buckets, 0.95), Some(10.0));
+        assert_eq!(quantile(&Counters::default().buckets, 0.95), None);
     }
 }

@@ -190,6 +190,13 @@ fn describe(verdict: &Verdict) -> String {
             m.stable_latency.unwrap_or(0.0) * 1000.0,
             (m.latency_ratio().unwrap_or(1.0) - 1.0) * 100.0
         ),
+        Verdict::Fail(_, Failure::SubmitLatency) => format!(
+            "canary provider submissions {:.1} ms vs stable {:.1} ms ({:+.0}%), error rate {:.2}%",
+            m.canary_submit_latency.unwrap_or(0.0) * 1000.0,
+            m.stable_submit_latency.unwrap_or(0.0) * 1000.0,
+            (m.submit_latency_ratio().unwrap_or(1.0) - 1.0) * 100.0,
+            m.canary_error_rate
+        ),
         Verdict::NoData(_) => format!("{} canary and {} stable events", m.canary_samples, m.stable_samples),
         Verdict::Pass(_) => "within thresholds".into(),
     }
@@ -345,6 +352,8 @@ mod tests {
         stable_error_rate: 0.0,
         canary_latency: Some(0.1),
         stable_latency: Some(0.1),
+        canary_submit_latency: None,
+        stable_submit_latency: None,
         canary_samples: 100.0,
         stable_samples: 900.0,
     });
@@ -354,6 +363,8 @@ mod tests {
             stable_error_rate: 0.0,
             canary_latency: Some(0.1),
             stable_latency: Some(0.1),
+            canary_submit_latency: None,
+            stable_submit_latency: None,
             canary_samples: 100.0,
             stable_samples: 900.0,
         },
@@ -364,6 +375,8 @@ mod tests {
         stable_error_rate: 0.0,
         canary_latency: None,
         stable_latency: None,
+        canary_submit_latency: None,
+        stable_submit_latency: None,
         canary_samples: 3.0,
         stable_samples: 20.0,
     });

@@ -20,6 +20,8 @@ pub struct Counters {
     pub failed_submissions: f64,
     /// Request-latency histogram: upper bound (seconds, `+Inf` last) → cumulative count.
     pub buckets: BTreeMap<Bound, f64>,
+    /// Provider submission latency histogram, the same way.
+    pub submit_buckets: BTreeMap<Bound, f64>,
 }
 
 /// A histogram bucket bound that sorts numerically (`+Inf` last).
@@ -111,6 +113,14 @@ pub fn parse(text: &str) -> BTreeMap<String, Counters> {
                 }
                 *out.entry(revision.clone()).or_default().buckets.entry(Bound(bound)).or_default() += value;
             }
+            "faxbot_provider_submission_duration_seconds_bucket" => {
+                let Some(le) = labels.get("le") else { continue };
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+                if bound.is_nan() {
+                    continue;
+                }
+                *out.entry(revision.clone()).or_default().submit_buckets.entry(Bound(bound)).or_default() += value;
+            }
             "faxbot_provider_submissions_total" => {
                 let c = out.entry(revision.clone()).or_default();
                 c.submissions += value;
@@ -147,6 +157,11 @@ impl Counters {
                 .iter()
                 .map(|(bound, after)| (*bound, inc(before.buckets.get(bound).copied().unwrap_or(0.0), *after)))
                 .collect(),
+            submit_buckets: self
+                .submit_buckets
+                .iter()
+                .map(|(bound, after)| (*bound, inc(before.submit_buckets.get(bound).copied().unwrap_or(0.0), *after)))
+                .collect(),
         }
     }
 
@@ -158,6 +173,9 @@ impl Counters {
         self.failed_submissions += other.failed_submissions;
         for (bound, count) in &other.buckets {
             *self.buckets.entry(*bound).or_default() += count;
+        }
+        for (bound, count) in &other.submit_buckets {
+            *self.submit_buckets.entry(*bound).or_default() += count;
         }
     }
 }
@@ -178,6 +196,8 @@ faxbot_http_request_duration_seconds_bucket{method="POST",route="/fax",status="2
 faxbot_http_request_duration_seconds_bucket{method="GET",route="/health/ready",status="200",revision="r1",le="+Inf"} 500
 faxbot_http_request_duration_seconds_sum{method="POST",route="/fax",status="202",revision="r1"} 1.5
 faxbot_provider_submissions_total{plugin="phaxio",outcome="accepted",revision="r1"} 40
+faxbot_provider_submission_duration_seconds_bucket{plugin="phaxio",revision="r1",le="0.5"} 41
+faxbot_provider_submission_duration_seconds_bucket{plugin="phaxio",revision="r1",le="+Inf"} 43
 faxbot_provider_submissions_total{plugin="phaxio",outcome="unauthorized",revision="r1"} 3
 # EOF
 "#;
@@ -191,6 +211,7 @@ faxbot_provider_submissions_total{plugin="phaxio",outcome="unauthorized",revisio
         assert_eq!(r1.buckets[&Bound(0.01)], 80.0);
         assert_eq!(r1.buckets[&Bound(f64::INFINITY)], 90.0, "probe latencies are not counted");
         assert_eq!(parsed["r2"].requests, 7.0);
+        assert_eq!(r1.submit_buckets[&Bound(0.5)], 41.0);
     }
 
     #[test]
