@@ -384,4 +384,94 @@ pub struct FaxPluginConfigStatus {
     /// Pods the API Deployment wants.
     #[serde(default)]
     pub replicas: i32,
+
+    /// The canary rollout (strategy Canary): where it is, what it measured, and which revisions failed.
+    /// Kept here, not in the operator's memory, so a restarted operator resumes at the same step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// State and measurements of a canary rollout.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Stable, Progressing, Paused or RolledBack.
+    pub phase: String,
+    /// Revision the stable pods run.
+    pub stable_revision: String,
+    /// Revision under test, if a canary runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// Index of the current step in spec.rollout.steps.
+    #[serde(default)]
+    pub current_step: i32,
+    /// Weight the current step asks for, in percent.
+    #[serde(default)]
+    pub requested_weight: i32,
+    /// Weight the ready pods actually give (canary ready ÷ all ready), in percent.
+    #[serde(default)]
+    pub actual_weight: f64,
+    /// Stable pods wanted for the step.
+    #[serde(default)]
+    pub stable_replicas: i32,
+    /// Canary pods wanted for the step.
+    #[serde(default)]
+    pub canary_replicas: i32,
+    /// When the canary started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the current step's pods became ready; the step's pause counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
+    /// Last progress (start, step reached, or held on purpose); the progress deadline counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_at: Option<String>,
+    /// Failed checks of the current canary.
+    #[serde(default)]
+    pub failed_checks: i32,
+    /// Consecutive checks without enough samples.
+    #[serde(default)]
+    pub no_data_checks: i32,
+    /// The last analysis check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<AnalysisResult>,
+    /// Revisions that were rolled back and are not retried (newest last); a newer revision starts afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_revisions: Vec<String>,
+    /// Why the last canary was rolled back, with the measured values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rollback: Option<String>,
+}
+
+/// One analysis check: canary against stable over the same window.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisResult {
+    /// When it ran (RFC 3339).
+    pub time: String,
+    /// Pass, Fail or NoData.
+    pub verdict: String,
+    /// Canary error rate in percent (5xx answers and failed provider submissions).
+    pub canary_error_rate_percent: f64,
+    /// Stable error rate in percent.
+    pub stable_error_rate_percent: f64,
+    /// Canary HTTP latency at the percentile, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_latency_ms: Option<f64>,
+    /// Stable HTTP latency at the percentile, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_latency_ms: Option<f64>,
+    /// Canary provider-submission latency at the percentile, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_submit_latency_ms: Option<f64>,
+    /// Stable provider-submission latency at the percentile, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_submit_latency_ms: Option<f64>,
+    /// The worse of the canary ÷ stable latency ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ratio: Option<f64>,
+    /// Canary requests and submissions in the window.
+    pub canary_samples: i64,
+    /// Stable requests and submissions in the window.
+    pub stable_samples: i64,
 }

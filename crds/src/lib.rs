@@ -20,9 +20,9 @@ mod schema;
 
 pub use condition::{ConditionStatus, set_condition};
 pub use config::{
-    AnalysisSpec, ApiServerSpec, DatabaseSpec, FaxPluginConfig, FaxPluginConfigSpec, FaxPluginConfigStatus,
-    FeatureFlagsSpec, LatencyPercentile, RolloutSpec, RolloutStep, RolloutStrategy, SecretKeyRef, SlotsSpec,
-    StorageVolumeSpec,
+    AnalysisResult, AnalysisSpec, ApiServerSpec, DatabaseSpec, FaxPluginConfig, FaxPluginConfigSpec,
+    FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile, RolloutSpec, RolloutStatus, RolloutStep,
+    RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
 };
 pub use provider::{CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus};
 

@@ -32,6 +32,30 @@ pub const CREDENTIALS_DIR: &str = "/etc/faxbot/credentials";
 /// The API server's data directory (SQLite database, local documents).
 pub const DATA_DIR: &str = "/var/lib/faxbot";
 
+/// The canary Deployment: the desired revision's pod template under its own name, with `replicas` pods.
+/// Its pods carry the config's selector labels, so the Service sends them their share of traffic, plus the
+/// track label its own selector adds.
+pub fn canary_deployment(config: &FaxPluginConfig, desired: &Desired, replicas: i32) -> Deployment {
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    let mut d = deployment(config, desired);
+    d.metadata.name = Some(names::canary_name(config_name));
+    d.metadata.labels.get_or_insert_with(Default::default).insert(names::TRACK_LABEL.into(), "canary".into());
+    if let Some(spec) = d.spec.as_mut() {
+        spec.replicas = Some(replicas);
+        spec.selector
+            .match_labels
+            .get_or_insert_with(Default::default)
+            .insert(names::TRACK_LABEL.into(), "canary".into());
+        spec.template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(names::TRACK_LABEL.into(), "canary".into());
+    }
+    d
+}
+
 /// The owner reference every owned object carries, so deleting the config garbage-collects them.
 pub fn owner_reference(config: &FaxPluginConfig) -> OwnerReference {
     OwnerReference {

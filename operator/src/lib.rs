@@ -12,6 +12,7 @@
 //! Telemetry ([`telemetry`]), metrics ([`metrics`]) and leader election ([`leader`]) are kept apart from the
 //! reconciler, as in kube-rs' controller-rs.
 
+pub mod analysis_source;
 pub mod build;
 pub mod canary;
 pub mod leader;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod names;
 pub mod reconcile;
 pub mod redact;
+pub mod rollout;
 pub mod status;
 pub mod telemetry;
 pub mod validate;
@@ -39,6 +41,9 @@ pub enum Error {
     /// The object has no namespace (the CRDs are namespaced, so this only happens with a broken API server).
     #[error("object has no namespace")]
     MissingNamespace,
+    /// The rollout policy did not parse although validation passed (a bug; names the config).
+    #[error("rollout policy of {0} does not parse")]
+    InvalidRollout(String),
 }
 
 impl Error {
@@ -51,6 +56,7 @@ impl Error {
             Error::Kube(_) => "transport",
             Error::Serialize(..) => "serialize",
             Error::MissingNamespace => "missing_namespace",
+            Error::InvalidRollout(_) => "invalid_rollout",
         }
     }
 }

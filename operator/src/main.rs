@@ -7,6 +7,8 @@
 //! - `FAXBOT_LEADER_ELECTION`: `true` (default) or `false`; `FAXBOT_LEASE_NAMESPACE` (default `POD_NAMESPACE`,
 //!   then `default`), `FAXBOT_LEASE_NAME` (default `faxbot-operator`), `POD_NAME` (the replica's identity).
 //! - `FAXBOT_RECONCILE_CONCURRENCY`: reconciles in flight per controller (default 8).
+//! - `FAXBOT_ANALYSIS_METRICS_URLS`: comma-separated `/metrics` URLs canary analysis scrapes instead of the
+//!   API pods (for tests, or clusters where the operator cannot reach pod IPs); unset: pods by IP.
 //! - `FAXBOT_LOG_FORMAT`: `json` (default) or `pretty`; `RUST_LOG` filters.
 
 use std::net::SocketAddr;
@@ -165,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     ready.store(true, Ordering::Relaxed);
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), Some(identity)));
+    let metrics_urls: Vec<String> = var("FAXBOT_ANALYSIS_METRICS_URLS")
+        .map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())
+        .unwrap_or_default();
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), Some(identity), metrics_urls));
     let lost = Arc::new(AtomicBool::new(false));
     let shutdown = {
         let lost = lost.clone();

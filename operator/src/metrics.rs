@@ -49,6 +49,20 @@ pub struct Metrics {
     pub leader: Gauge,
     /// 1 when the config's Ready condition is True, 0 otherwise.
     pub config_ready: Family<ObjectLabels, Gauge>,
+    /// Canary phase per config: 0 Stable, 1 Progressing, 2 Paused, 3 RolledBack.
+    pub canary_phase: Family<ObjectLabels, Gauge>,
+    /// Actual canary weight per config, percent.
+    pub canary_weight: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Current canary step index per config.
+    pub canary_step: Family<ObjectLabels, Gauge>,
+    /// Failed checks of the current canary per config.
+    pub canary_failed_checks: Family<ObjectLabels, Gauge>,
+    /// Canary error rate of the last check per config, percent.
+    pub canary_error_rate: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Canary ÷ stable latency (the worse of HTTP and provider submissions) of the last check per config.
+    pub canary_latency_ratio: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Canaries rolled back per config.
+    pub canary_rollbacks: Family<ObjectLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,7 +87,47 @@ impl Metrics {
         registry.register("reconcile_duration_seconds", "Reconcile duration", duration.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         registry.register("config_ready", "1 when a FaxPluginConfig is Ready", config_ready.clone());
-        Metrics { registry, reconciliations, failures, duration, leader, config_ready }
+        let canary_phase = Family::<ObjectLabels, Gauge>::default();
+        let canary_weight = Family::<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let canary_step = Family::<ObjectLabels, Gauge>::default();
+        let canary_failed_checks = Family::<ObjectLabels, Gauge>::default();
+        let canary_error_rate = Family::<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let canary_latency_ratio = Family::<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let canary_rollbacks = Family::<ObjectLabels, Counter>::default();
+        registry.register(
+            "canary_phase",
+            "Canary phase: 0 Stable, 1 Progressing, 2 Paused, 3 RolledBack",
+            canary_phase.clone(),
+        );
+        registry.register("canary_weight_percent", "Actual canary weight", canary_weight.clone());
+        registry.register("canary_step", "Current canary step index", canary_step.clone());
+        registry.register("canary_failed_checks", "Failed checks of the current canary", canary_failed_checks.clone());
+        registry.register(
+            "canary_error_rate_percent",
+            "Canary error rate at the last check",
+            canary_error_rate.clone(),
+        );
+        registry.register(
+            "canary_latency_ratio",
+            "Canary / stable latency at the last check (the worse of HTTP and provider submissions)",
+            canary_latency_ratio.clone(),
+        );
+        registry.register("canary_rollbacks", "Canaries rolled back", canary_rollbacks.clone());
+        Metrics {
+            registry,
+            reconciliations,
+            failures,
+            duration,
+            leader,
+            config_ready,
+            canary_phase,
+            canary_weight,
+            canary_step,
+            canary_failed_checks,
+            canary_error_rate,
+            canary_latency_ratio,
+            canary_rollbacks,
+        }
     }
 
     /// Records one finished reconcile.

@@ -17,6 +17,8 @@ pub const CONFIG_CHECKSUM_ANNOTATION: &str = "fax.faxbot.io/config-checksum";
 pub const CREDENTIALS_CHECKSUM_ANNOTATION: &str = "fax.faxbot.io/credentials-checksum";
 /// Kind label value for the runtime-config ConfigMaps.
 pub const KIND_LABEL: &str = "fax.faxbot.io/kind";
+/// Marks the canary Deployment and its pods (`canary`); stable pods do not carry it.
+pub const TRACK_LABEL: &str = "fax.faxbot.io/track";
 
 /// Key of the runtime config document in the ConfigMap, and the file name the server reads.
 pub const CONFIG_KEY: &str = "faxbot.json";
@@ -33,6 +35,11 @@ pub fn api_name(config: &str) -> String {
 }
 
 /// Name of the immutable runtime-config ConfigMap of one revision.
+/// Name of the canary Deployment of a config.
+pub fn canary_name(config: &str) -> String {
+    format!("{}-canary", api_name(config))
+}
+
 pub fn config_map_name(config: &str, revision: &str) -> String {
     format!("{config}-config-{revision}")
 }

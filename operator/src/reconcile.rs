@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faxbot_crds::{FaxPluginConfig, FaxProvider};
+use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -35,15 +35,24 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Event recorder (events.k8s.io/v1).
     pub recorder: Recorder,
+    /// Canary analysis metrics (pod scrapes and their history).
+    pub source: crate::analysis_source::MetricsSource,
     /// Consecutive failures per object, for per-object exponential backoff (kube-runtime has none built in).
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context reporting events as `faxbot-operator` from `instance` (the pod name).
-    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+    /// A context reporting events as `faxbot-operator` from `instance` (the pod name); canary analysis
+    /// scrapes `metrics_urls` instead of pods when that is not empty.
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>, metrics_urls: Vec<String>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.into(), instance };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, failures: Mutex::default() }
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            source: crate::analysis_source::MetricsSource::new(metrics_urls),
+            failures: Mutex::default(),
+        }
     }
 
     fn reset_failures(&self, key: &str) {
@@ -75,7 +84,7 @@ fn object_key<K: Resource>(kind: &str, obj: &K) -> String {
 }
 
 /// Server-side apply of one owned object with the operator's field manager.
-async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
+pub(crate) async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
@@ -143,7 +152,7 @@ where
     Ok(())
 }
 
-async fn publish(
+pub(crate) async fn publish(
     ctx: &Context,
     obj: &impl Resource<DynamicType = ()>,
     type_: EventType,
@@ -192,13 +201,29 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             apply(&Api::<Service>::namespaced(client.clone(), &ns), &build::service(config)).await?;
             let before = deployments.get_opt(&names::api_name(&name)).await?;
             let serving = before.as_ref().and_then(crate::status::deployment_revision);
-            let deployment = apply(&deployments, &build::deployment(config, &desired)).await?;
-
             let limit = usize::try_from(config.spec.revision_history_limit.max(1)).unwrap_or(5);
             let mut keep = vec![desired.revision.clone()];
             keep.extend(serving.clone());
             prune(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &name, "runtime-config", &keep, limit).await?;
             prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep, limit).await?;
+
+            // A canary needs something stable to compare with: the first deployment goes out directly.
+            if config.spec.rollout.strategy == RolloutStrategy::Canary
+                && let Some(stable) = before.filter(|d| crate::status::deployment_revision(d).is_some())
+            {
+                let (status, requeue) = crate::rollout::reconcile(ctx, config, &desired, stable, now).await?;
+                return finish(ctx, config, &ns, &name, status, requeue, previous_ready).await;
+            }
+            let deployment = apply(&deployments, &build::deployment(config, &desired)).await?;
+            // Strategy switched away from Canary while one ran: nothing runs beside stable any more.
+            let had_canary = previous.rollout.is_some();
+            if had_canary {
+                match deployments.delete(&names::canary_name(&name), &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
 
             if serving.as_deref() != Some(desired.revision.as_str()) {
                 tracing::info!(namespace = %ns, config = %name, revision = %desired.revision, "applied a new revision");
@@ -212,8 +237,11 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
                 )
                 .await;
             }
-            let status =
+            let mut status =
                 config_status(config, Outcome::Applied { desired: &desired, deployment: Some(&deployment) }, now);
+            if had_canary {
+                status.rollout = None;
+            }
             let progressing = status.phase.as_deref() == Some("Progressing");
             (status, if progressing { Duration::from_secs(30) } else { Duration::from_secs(300) })
         }
@@ -229,6 +257,21 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
         }
     };
 
+    finish(ctx, config, &ns, &name, status, requeue, previous_ready).await
+}
+
+/// Publishes the Ready event and metric and writes the status when it changed.
+async fn finish(
+    ctx: &Context,
+    config: &FaxPluginConfig,
+    ns: &str,
+    name: &str,
+    status: faxbot_crds::FaxPluginConfigStatus,
+    requeue: Duration,
+    previous_ready: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let (ns, name) = (ns.to_string(), name.to_string());
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     if ready && previous_ready.as_ref().is_none_or(|c| c.status != "True") {
         publish(

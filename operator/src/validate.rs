@@ -200,10 +200,19 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         ));
     }
     if spec.rollout.strategy == RolloutStrategy::Canary {
-        return Err(Invalid::new(
-            "CanaryNotSupported",
-            "rollout.strategy Canary is not available in this operator version; use Immediate",
-        ));
+        if spec.api_server.database.is_none() {
+            return Err(Invalid::new(
+                "CanaryNeedsDatabase",
+                "rollout.strategy Canary runs stable and canary pods side by side, which needs a shared job queue: \
+                 set apiServer.database.urlSecretRef (PostgreSQL), or use strategy Immediate",
+            ));
+        }
+        if crate::canary::Rollout::from_spec(&spec.rollout).is_none() {
+            return Err(Invalid::new(
+                "InvalidRollout",
+                "rollout: interval, window and progressDeadline must be positive durations such as 30s, 5m or 1h",
+            ));
+        }
     }
     if spec.slots.outbound.len() > 5 {
         return Err(Invalid::new(
@@ -560,9 +569,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn canary_is_refused_until_supported() {
+    fn canary_needs_a_shared_database_and_positive_durations() {
         let mut c = base_config();
         c.spec.rollout.strategy = RolloutStrategy::Canary;
-        assert_eq!(validate_config(&c, &base_referenced()).unwrap_err().reason, "CanaryNotSupported");
+        c.spec.rollout.steps = vec![faxbot_crds::RolloutStep { weight: 10, pause: Some("1m".into()) }];
+        assert_eq!(validate_config(&c, &base_referenced()).unwrap_err().reason, "CanaryNeedsDatabase");
+        c.spec.api_server.database = Some(faxbot_crds::DatabaseSpec {
+            url_secret_ref: faxbot_crds::SecretKeyRef { name: "db".into(), key: "url".into() },
+        });
+        c.spec.rollout.analysis.interval = "0s".into();
+        assert_eq!(validate_config(&c, &base_referenced()).unwrap_err().reason, "InvalidRollout");
     }
 }

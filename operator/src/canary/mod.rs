@@ -16,6 +16,66 @@ pub mod sample;
 
 use std::time::Duration;
 
+use faxbot_crds::{LatencyPercentile, RolloutSpec};
+
+/// A rollout spec with its durations parsed and thresholds typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// Steps and gates.
+    pub policy: plan::Policy,
+    /// Analysis thresholds.
+    pub thresholds: analysis::Thresholds,
+    /// Time between checks.
+    pub interval: Duration,
+    /// How far back each check looks.
+    pub window: Duration,
+}
+
+impl Rollout {
+    /// `None` when a duration does not parse or is zero (the CRD's pattern already rejects most of that).
+    pub fn from_spec(spec: &RolloutSpec) -> Option<Rollout> {
+        let a = &spec.analysis;
+        let positive = |text: &str| parse_duration(text).filter(|d| !d.is_zero());
+        let steps = spec
+            .steps
+            .iter()
+            .map(|s| {
+                Some((
+                    s.weight,
+                    match &s.pause {
+                        Some(p) => Some(parse_duration(p)?),
+                        None => None,
+                    },
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Rollout {
+            policy: plan::Policy {
+                steps,
+                max_failed_checks: u32::try_from(a.max_failed_checks.max(1)).unwrap_or(1),
+                max_no_data_checks: u32::try_from(a.max_no_data_checks.max(1)).unwrap_or(1),
+                progress_deadline: positive(&a.progress_deadline)?,
+                paused: spec.paused,
+                promote: spec.promote,
+                abort: spec.abort,
+            },
+            thresholds: analysis::Thresholds {
+                max_error_rate_percent: a.max_error_rate_percent,
+                max_latency_increase_percent: f64::from(a.max_latency_increase_percent),
+                quantile: match a.latency_percentile {
+                    LatencyPercentile::P50 => 0.50,
+                    LatencyPercentile::P90 => 0.90,
+                    LatencyPercentile::P95 => 0.95,
+                    LatencyPercentile::P99 => 0.99,
+                },
+                min_samples: f64::from(a.min_samples.max(1)),
+            },
+            interval: positive(&a.interval)?,
+            window: positive(&a.window)?,
+        })
+    }
+}
+
 /// Parses the CRD's duration strings (`500ms`, `30s`, `5m`, `1h30m`): one or more number-unit pairs.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;

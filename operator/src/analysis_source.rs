@@ -1,0 +1,141 @@
+//! Where canary analysis gets its numbers: the API server pods' own `/metrics`, scraped by pod IP (or, for
+//! tests and clusters where pods are not reachable directly, a fixed list of URLs the operator's
+//! administrator sets with `FAXBOT_ANALYSIS_METRICS_URLS`), kept as a short history per config so each check
+//! looks at the increase over its window.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+use crate::canary::sample::{self, Counters};
+use crate::names;
+
+/// One scrape of every source: source (pod uid or URL) → revision → counters.
+pub type Scrape = BTreeMap<String, BTreeMap<String, Counters>>;
+
+/// Scrapes and remembers.
+pub struct MetricsSource {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    history: Mutex<HashMap<String, VecDeque<(Duration, Scrape)>>>,
+}
+
+impl MetricsSource {
+    /// Pod scraping, or the fixed `urls` when not empty.
+    pub fn new(urls: Vec<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        MetricsSource { http, urls, history: Mutex::new(HashMap::new()) }
+    }
+
+    async fn fetch(&self, url: &str) -> Option<BTreeMap<String, Counters>> {
+        let response = self.http.get(url).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        Some(sample::parse(&response.text().await.ok()?))
+    }
+
+    /// Scrapes the API pods of config `name` in `ns` (ready pods with an IP), or the fixed URLs. Sources
+    /// that do not answer are left out of this scrape.
+    pub async fn scrape(&self, client: &Client, ns: &str, name: &str) -> Result<Scrape, kube::Error> {
+        let mut targets: Vec<(String, String)> = Vec::new();
+        if self.urls.is_empty() {
+            let selector =
+                names::selector_labels(name).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+            for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
+                let status = pod.status.as_ref();
+                let ready = status
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if let (true, Some(ip)) = (ready, status.and_then(|s| s.pod_ip.clone())) {
+                    let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    targets.push((uid, format!("http://{host}:{}/metrics", crate::build::API_PORT)));
+                }
+            }
+        } else {
+            targets.extend(self.urls.iter().map(|u| (u.clone(), u.clone())));
+        }
+        let mut scrape = Scrape::new();
+        for (source, url) in targets {
+            if let Some(counters) = self.fetch(&url).await {
+                scrape.insert(source, counters);
+            } else {
+                tracing::debug!(namespace = %ns, config = %name, "a metrics source did not answer");
+            }
+        }
+        Ok(scrape)
+    }
+
+    /// Records `scrape` for config `key` at `now` and returns the per-revision increase over `window`:
+    /// against the newest earlier scrape at least `window` old, or the oldest one kept while the window
+    /// fills. A source new since the baseline counts whole; a restarted one counts from its restart.
+    pub fn window(&self, key: &str, now: Duration, window: Duration, scrape: Scrape) -> BTreeMap<String, Counters> {
+        let Ok(mut history) = self.history.lock() else { return BTreeMap::new() };
+        let entries = history.entry(key.to_string()).or_default();
+        let baseline = entries
+            .iter()
+            .rev()
+            .find(|(at, _)| now.saturating_sub(*at) >= window)
+            .or_else(|| entries.front())
+            .map(|(_, s)| s.clone());
+        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        if let Some(base) = &baseline {
+            for (source, revisions) in &scrape {
+                for (revision, counters) in revisions {
+                    let before = base.get(source).and_then(|r| r.get(revision)).cloned().unwrap_or_default();
+                    out.entry(revision.clone()).or_default().add(&counters.since(&before));
+                }
+            }
+        }
+        entries.push_back((now, scrape));
+        // Keep what a window can still need, plus one older entry as its baseline.
+        while entries.len() > 2 && entries.get(1).is_some_and(|(at, _)| now.saturating_sub(*at) >= window) {
+            entries.pop_front();
+        }
+        while entries.len() > 1000 {
+            entries.pop_front();
+        }
+        out
+    }
+
+    /// Forgets a config's history (its canary ended).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut history) = self.history.lock() {
+            history.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(source: &str, revision: &str, requests: f64) -> Scrape {
+        let counters = Counters { requests, ..Default::default() };
+        BTreeMap::from([(source.to_string(), BTreeMap::from([(revision.to_string(), counters)]))])
+    }
+
+    #[test]
+    fn windows_look_back_at_least_the_window_and_survive_restarts() {
+        let s = MetricsSource::new(vec![]);
+        let secs = Duration::from_secs;
+        assert!(s.window("c", secs(0), secs(60), scrape("pod-a", "r1", 100.0)).is_empty(), "no baseline yet");
+        let w = s.window("c", secs(30), secs(60), scrape("pod-a", "r1", 130.0));
+        assert_eq!(w["r1"].requests, 30.0, "the window fills from the oldest scrape");
+        let w = s.window("c", secs(60), secs(60), scrape("pod-a", "r1", 200.0));
+        assert_eq!(w["r1"].requests, 100.0, "exactly one window back");
+        let w = s.window("c", secs(90), secs(60), scrape("pod-a", "r1", 20.0));
+        assert_eq!(w["r1"].requests, 20.0, "the pod restarted: its new count is the increase");
+        s.forget("c");
+        assert!(s.window("c", secs(100), secs(60), scrape("pod-a", "r1", 30.0)).is_empty());
+    }
+}
