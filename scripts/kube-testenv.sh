@@ -343,6 +343,9 @@ EOF
   # - --cert-dir: where its self-signed serving certificate goes (default is relative to the cwd).
   # - --flex-volume-plugin-dir: the default is /usr/libexec/kubernetes/..., which it creates when missing;
   #   as root that would litter the host.
+  # - --node-monitor-grace-period: kwok's node status heartbeat is sparse; on a busy machine its Lease
+  #   renewals lapse now and then, and the node lifecycle controller would then mark every pod NotReady
+  #   (kwok never sets them back), leaving Deployments with 0 available pods in long tests.
   launch kube-controller-manager "$bins/kube-controller-manager" \
     --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
@@ -359,6 +362,7 @@ EOF
     --secure-port="$kcm_port" \
     --cert-dir="$dir/kcm-certs" \
     --flex-volume-plugin-dir="$dir/flexvolume" \
+    --node-monitor-grace-period=10m \
     --profiling=false
 
   # The default ServiceAccount is created by the controller-manager, so its existence proves the

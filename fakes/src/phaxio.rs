@@ -131,6 +131,7 @@ struct FakeState {
     submissions: usize,
     webhooks: Vec<SentWebhook>,
     content_fetches: Vec<(String, bool)>,
+    latency: Duration,
 }
 
 struct Inner {
@@ -192,6 +193,11 @@ impl PhaxioFake {
     /// Webhooks posted so far.
     pub fn webhooks(&self) -> Vec<SentWebhook> {
         self.lock().webhooks.clone()
+    }
+
+    /// Makes every API answer take `latency` longer (a provider having a slow day), until set back to zero.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
     }
 
     /// Content URLs fetched so far, with whether the fetch gave a PDF.
@@ -326,7 +332,10 @@ fn gate(inner: &Inner, headers: &HeaderMap) -> Result<Option<Duration>, Box<Resp
             Err(Box::new(response))
         }
         Some(Injection::Stall(d)) => Ok(Some(d)),
-        _ => Ok(None),
+        _ => {
+            let latency = inner.state.lock().unwrap_or_else(|e| e.into_inner()).latency;
+            Ok((!latency.is_zero()).then_some(latency))
+        }
     }
 }
 

@@ -11,9 +11,12 @@ use std::time::Duration;
 use faxbot_crds::{
     AnalysisResult, ConditionStatus, FaxPluginConfig, FaxPluginConfigStatus, RolloutStatus, set_condition,
 };
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
@@ -88,16 +91,28 @@ fn check_result(verdict: &Verdict, at: Duration) -> AnalysisResult {
     }
 }
 
-fn available(d: Option<&Deployment>, revision: &str, want: i32) -> bool {
-    let Some(d) = d else { return false };
-    if deployment_revision(d).as_deref() != Some(revision) {
-        return false;
+/// Ready pods of the config by `(revision, is canary)`, counted from the pods themselves: the weight the
+/// Service really gives, and it does not wait for the Deployment's status to catch up.
+async fn ready_pods(client: &kube::Client, ns: &str, name: &str) -> Result<BTreeMap<(String, bool), i32>, Error> {
+    let selector = names::selector_labels(name).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut out = BTreeMap::new();
+    for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let labels = pod.metadata.labels.unwrap_or_default();
+        if let (true, Some(revision)) = (ready, labels.get(names::REVISION_LABEL)) {
+            let canary = labels.get(names::TRACK_LABEL).is_some_and(|t| t == "canary");
+            *out.entry((revision.clone(), canary)).or_insert(0) += 1;
+        }
     }
-    let status = d.status.as_ref();
-    let observed = status.and_then(|s| s.observed_generation).unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-    let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
-    let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
-    observed && available >= want && updated >= want && want > 0
+    Ok(out)
 }
 
 async fn scale(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<(), Error> {
@@ -140,8 +155,12 @@ pub async fn reconcile(
     let canary = deployments.get_opt(&canary_name).await?;
     let step_weight = rollout.policy.steps.get(state.step).map(|(w, _)| *w).unwrap_or(100);
     let (_, want_canary) = plan::split(replicas, step_weight);
+    let pods = ready_pods(&ctx.client, &ns, &name).await?;
+    let canary_pods_ready = pods.get(&(desired.revision.clone(), true)).copied().unwrap_or(0);
     let canary_ready = state.canary_revision.as_deref() == Some(desired.revision.as_str())
-        && available(canary.as_ref(), &desired.revision, want_canary);
+        && canary.as_ref().and_then(deployment_revision).as_deref() == Some(desired.revision.as_str())
+        && canary_pods_ready >= want_canary
+        && want_canary > 0;
 
     // A check is due every interval while the canary under test is up.
     let last_check_at = previous.and_then(|p| p.last_check.as_ref()).and_then(|c| c.time.parse::<Timestamp>().ok());
@@ -245,10 +264,14 @@ pub async fn reconcile(
     let stable_now = deployments.get_opt(&stable_name).await?;
     let canary_now = deployments.get_opt(&canary_name).await?;
     let mut status = config_status(config, Outcome::Applied { desired, deployment: stable_now.as_ref() }, now);
-    let ready_of =
-        |d: &Option<Deployment>| d.as_ref().and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0);
-    let actual =
-        if canary_now.is_some() { plan::actual_weight(ready_of(&stable_now), ready_of(&canary_now)) } else { 0.0 };
+    let pods = ready_pods(&ctx.client, &ns, &name).await?;
+    let actual = match (&canary_now, &next.canary_revision) {
+        (Some(_), Some(canary_revision)) => plan::actual_weight(
+            pods.get(&(next.stable_revision.clone(), false)).copied().unwrap_or(0),
+            pods.get(&(canary_revision.clone(), true)).copied().unwrap_or(0),
+        ),
+        _ => 0.0,
+    };
     status.canary_weight = actual.round() as i32;
     let generation = config.metadata.generation;
     let conditions = &mut status.conditions;

@@ -117,11 +117,16 @@ pub fn validate_provider(provider: &FaxProvider, secret: Option<&Secret>) -> Res
         };
         secret_uids.push(secret.metadata.uid.clone().unwrap_or_default());
         let data = secret_data(secret);
+        let explicit = reference.items.is_some();
         for (credential, key) in &mapping {
+            let optional = manifest.credentials.iter().any(|c| &c.name == credential && !c.required);
             match data.get(key) {
                 Some(value) if !value.0.is_empty() => {
                     credentials.insert(credential.clone(), value.clone());
                 }
+                // Without an explicit mapping an optional credential may simply be absent (a Phaxio account
+                // without webhooks has no webhook token); a key the user mapped must exist.
+                _ if optional && !explicit => {}
                 _ => {
                     return Err(Invalid::new(
                         "SecretKeyMissing",
@@ -566,6 +571,21 @@ pub(crate) mod tests {
         let err = validate_config(&base_config(), &r).unwrap_err();
         assert_eq!(err.reason, "InvalidSettings");
         assert!(!err.message.contains("5551234567"), "{}", err.message);
+    }
+
+    #[test]
+    fn optional_credentials_may_be_absent_unless_mapped_explicitly() {
+        let phaxio = provider("fax", "phaxio", serde_json::json!({}), Some("px"));
+        let secret = secret("px", &[("apiKey", "k"), ("apiSecret", "s")]);
+        let resolved = validate_provider(&phaxio, Some(&secret)).expect("webhookToken is optional");
+        assert!(resolved.credentials.contains_key("apiSecret") && !resolved.credentials.contains_key("webhookToken"));
+        let mut mapped = phaxio.clone();
+        mapped.spec.credentials_secret_ref.as_mut().unwrap().items = Some(vec![
+            faxbot_crds::CredentialItem { credential: "apiKey".into(), key: "apiKey".into() },
+            faxbot_crds::CredentialItem { credential: "apiSecret".into(), key: "apiSecret".into() },
+            faxbot_crds::CredentialItem { credential: "webhookToken".into(), key: "token".into() },
+        ]);
+        assert_eq!(validate_provider(&mapped, Some(&secret)).unwrap_err().reason, "SecretKeyMissing");
     }
 
     #[test]

@@ -215,11 +215,9 @@ pub fn step(
 ) -> (RolloutState, Action) {
     let mut s = state.clone();
     if desired == s.stable_revision {
-        // Back to what runs (a Git revert, or the end of a promotion): nothing to test.
-        let keep =
-            if s.phase == Phase::RolledBack && s.canary_revision.is_none() { Phase::RolledBack } else { Phase::Stable };
+        // Back to what runs (a Git revert, or the end of a promotion): nothing to test, nothing degraded.
         s.canary_revision = None;
-        s.phase = keep;
+        s.phase = Phase::Stable;
         s.step = 0;
         s.step_started_at = None;
         return (s, Action::StableOnly);
@@ -453,6 +451,9 @@ mod tests {
         // The same revision again (the spec did not change): not retried.
         let (s, a) = step(&p, &s, "bad", secs(90), true, None);
         assert_eq!((a, s.phase), (Action::StableOnly, Phase::RolledBack));
+        // Reverting the spec to what runs clears the rollback.
+        let (reverted, a) = step(&p, &s, "old", secs(95), true, None);
+        assert_eq!((a, reverted.phase), (Action::StableOnly, Phase::Stable));
         // A newer revision starts a fresh canary, counters reset.
         let (s, a) = step(&p, &s, "fixed", secs(120), false, None);
         assert_eq!((a, s.phase, s.failed_checks, s.step), (Action::Canary { weight: 10 }, Phase::Progressing, 0, 0));

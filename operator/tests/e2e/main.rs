@@ -5,6 +5,7 @@
 // Test code: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod canary;
 mod support;
 
 use std::time::Duration;
@@ -658,10 +659,10 @@ async fn the_operator_needs_only_its_documented_rbac() {
     std::fs::write(&restricted_path, restricted).unwrap();
     // Without the binding the user can do nothing; prove the token really is the restricted one.
     let restricted_client = support::client(&restricted_path).await;
-    let err = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(restricted_client, &ns)
+    let err = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(restricted_client, &ns)
         .list(&ListParams::default())
         .await
-        .expect_err("the operator user must not list pods");
+        .expect_err("the operator user must not list service accounts");
     assert!(err.to_string().contains("forbidden"), "{err}");
 
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;

@@ -152,6 +152,11 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator for namespace `ns` with identity `name`.
     pub fn start(kubeconfig: &PathBuf, ns: &str, name: &str) -> Operator {
+        Self::start_with_env(kubeconfig, ns, name, &[])
+    }
+
+    /// Starts an operator with extra environment variables.
+    pub fn start_with_env(kubeconfig: &PathBuf, ns: &str, name: &str, env: &[(&str, &str)]) -> Operator {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_faxbot-operator"))
@@ -161,6 +166,7 @@ impl Operator {
             .env("POD_NAME", name)
             .env("FAXBOT_OPERATOR_LISTEN", &metrics_addr)
             .env("RUST_LOG", "debug,kube_client=info,hyper_util=info,tower=info,rustls=info,h2=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
