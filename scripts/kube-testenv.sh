@@ -343,16 +343,17 @@ EOF
   # - --cert-dir: where its self-signed serving certificate goes (default is relative to the cwd).
   # - --flex-volume-plugin-dir: the default is /usr/libexec/kubernetes/..., which it creates when missing;
   #   as root that would litter the host.
-  # - --node-monitor-grace-period: kwok's node status heartbeat is sparse; on a busy machine its Lease
-  #   renewals lapse now and then, and the node lifecycle controller would then mark every pod NotReady
-  #   (kwok never sets them back), leaving Deployments with 0 available pods in long tests.
+  # - --controllers without node-lifecycle-controller: kwok's node heartbeat is sparse and now and then the
+  #   controller judges the fake node not Ready and marks every pod on it NotReady, which kwok never undoes,
+  #   leaving Deployments with 0 available pods in tests that run longer than a minute. Nothing under test
+  #   depends on node lifecycle (there is one fake node).
   launch kube-controller-manager "$bins/kube-controller-manager" \
     --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
     --authorization-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
     --authentication-skip-lookup=true \
     --leader-elect=false \
-    --controllers='*' \
+    --controllers='*,-node-lifecycle-controller' \
     --use-service-account-credentials=false \
     --service-account-private-key-file="$pki/sa.key" \
     --root-ca-file="$pki/ca.crt" \
@@ -362,7 +363,6 @@ EOF
     --secure-port="$kcm_port" \
     --cert-dir="$dir/kcm-certs" \
     --flex-volume-plugin-dir="$dir/flexvolume" \
-    --node-monitor-grace-period=10m \
     --profiling=false
 
   # The default ServiceAccount is created by the controller-manager, so its existence proves the
@@ -416,6 +416,9 @@ NODE
     ((SECONDS < deadline)) || fail "the fake node did not become Ready within 60 s"
     sleep 0.25
   done
+  # The admission chain taints a new node not-ready; without the node lifecycle controller (see above)
+  # nothing would lift it once kwok reports the node Ready.
+  "${kubectl[@]}" taint nodes kwok-node-0 node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 
   {
     echo "# Written by scripts/kube-testenv.sh; source it."

@@ -162,10 +162,12 @@ pub async fn reconcile(
         && canary_pods_ready >= want_canary
         && want_canary > 0;
 
-    // A check is due every interval while the canary under test is up.
-    let last_check_at = previous.and_then(|p| p.last_check.as_ref()).and_then(|c| c.time.parse::<Timestamp>().ok());
-    let due = last_check_at.is_none_or(|t| at.saturating_sub(to_duration(t)) >= rollout.interval);
+    // A new canary starts without the previous one's measurements; a check is due every interval while the
+    // canary under test is up.
+    let same_canary = state.canary_revision.as_deref() == Some(desired.revision.as_str());
     let mut last_check = previous.and_then(|p| p.last_check.clone());
+    let last_check_at = last_check.as_ref().filter(|_| same_canary).and_then(|c| c.time.parse::<Timestamp>().ok());
+    let due = last_check_at.is_none_or(|t| at.saturating_sub(to_duration(t)) >= rollout.interval);
     let verdict = if canary_ready && due {
         let scrape = ctx.source.scrape(&ctx.client, &ns, &name).await?;
         let window = ctx.source.window(&key, at, rollout.window, scrape);
@@ -186,6 +188,11 @@ pub async fn reconcile(
     };
 
     let (next, action) = plan::step(&rollout.policy, &state, &desired.revision, at, canary_ready, verdict.as_ref());
+    if verdict.is_none() && next.canary_revision.is_some() && next.canary_revision != state.canary_revision {
+        // A fresh canary: the previous one's measurements say nothing about it. (After a rollback they stay,
+        // as the record of why.)
+        last_check = None;
+    }
     let mut requested = 0;
     let (mut stable_pods, mut canary_pods) = (replicas, 0);
     match &action {
