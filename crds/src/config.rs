@@ -221,6 +221,11 @@ pub struct RolloutSpec {
     /// Abort the canary and put every pod back on the stable revision.
     #[serde(default)]
     pub abort: bool,
+
+    /// A change that only flips feature flags (same image, pod settings, providers and credentials) skips
+    /// the canary and applies at once: the v3 plan's "instant disable" of a misbehaving feature.
+    #[serde(default)]
+    pub urgent_feature_flags: bool,
 }
 
 /// Rollout strategy.

@@ -129,6 +129,58 @@ async fn remove(api: &Api<Deployment>, name: &str) -> Result<bool, Error> {
     }
 }
 
+/// Whether `desired` differs from the stable revision only in its feature flags: same image, pod settings and
+/// credentials (the pod template's credential checksum), and the same providers in the runtime config (read
+/// from the stable revision's ConfigMap, which pruning keeps).
+async fn flags_only(
+    ctx: &Context,
+    config: &FaxPluginConfig,
+    desired: &Desired,
+    stable: &Deployment,
+    stable_revision: &str,
+) -> Result<bool, Error> {
+    let template = stable.spec.as_ref().map(|s| &s.template);
+    let annotations = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
+    if annotations.and_then(|a| a.get(names::CREDENTIALS_CHECKSUM_ANNOTATION)) != Some(&desired.credentials_checksum) {
+        return Ok(false);
+    }
+    let wanted = build::deployment(config, desired);
+    let container = |d: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
+        d.and_then(|t| t.spec.as_ref()).and_then(|s| s.containers.first().cloned())
+    };
+    let (Some(have), Some(want)) = (container(template), container(wanted.spec.as_ref().map(|s| &s.template))) else {
+        return Ok(false);
+    };
+    // Env values that name the revision (its revision label, its Secret) differ by construction.
+    let env = |c: &k8s_openapi::api::core::v1::Container| -> Vec<(String, Option<String>)> {
+        c.env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.name != "FAXBOT_REVISION")
+            .map(|e| (e.name, e.value))
+            .collect()
+    };
+    // The API server defaults an unset pull policy; only a policy the spec sets is compared.
+    let pull_policy_differs = want.image_pull_policy.is_some() && have.image_pull_policy != want.image_pull_policy;
+    if have.image != want.image || have.resources != want.resources || pull_policy_differs || env(&have) != env(&want) {
+        return Ok(false);
+    }
+    let ns = config.namespace().ok_or(Error::MissingNamespace)?;
+    let cm_name = names::config_map_name(&config.name_any(), stable_revision);
+    let Some(cm) =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), &ns).get_opt(&cm_name).await?
+    else {
+        return Ok(false);
+    };
+    let stable_config = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::CONFIG_KEY))
+        .and_then(|json| serde_json::from_str::<faxbot_contract::RuntimeConfig>(json).ok());
+    Ok(stable_config.is_some_and(|c| c.version == desired.runtime.version && c.providers == desired.runtime.providers))
+}
+
 /// Reconciles a config whose stable Deployment already runs `stable` under strategy Canary. Returns the
 /// status to write and when to look again.
 pub async fn reconcile(
@@ -187,7 +239,15 @@ pub async fn reconcile(
         None
     };
 
-    let (next, action) = plan::step(&rollout.policy, &state, &desired.revision, at, canary_ready, verdict.as_ref());
+    // A flags-only change marked urgent goes straight through (a canary already running for it too).
+    let mut policy = rollout.policy.clone();
+    let urgent = config.spec.rollout.urgent_feature_flags
+        && desired.revision != stable_revision
+        && flags_only(ctx, config, desired, &stable, &stable_revision).await?;
+    if urgent {
+        policy.promote = true;
+    }
+    let (next, action) = plan::step(&policy, &state, &desired.revision, at, canary_ready, verdict.as_ref());
     if verdict.is_none() && next.canary_revision.is_some() && next.canary_revision != state.canary_revision {
         // A fresh canary: the previous one's measurements say nothing about it. (After a rollback they stay,
         // as the record of why.)
@@ -260,7 +320,14 @@ pub async fn reconcile(
                 config,
                 EventType::Normal,
                 "Promoted",
-                format!("revision {} promoted to every replica", desired.revision),
+                if urgent {
+                    format!(
+                        "revision {} only changes feature flags (urgentFeatureFlags): applied at once",
+                        desired.revision
+                    )
+                } else {
+                    format!("revision {} promoted to every replica", desired.revision)
+                },
                 "Rollout",
             )
             .await;

@@ -8,7 +8,8 @@
 //! (a) a healthy change is promoted through every step, with (e) an operator restart in the middle that
 //! resumes at the same step; (b) wrong provider credentials (the fake answers 401) are rolled back and the
 //! stable Deployment never changes; (c) a slower provider (error rate 0) is rolled back by the relative
-//! latency rule; (d) a newer revision after a rollback starts a fresh canary and is promoted.
+//! latency rule; (d) a newer revision after a rollback starts a fresh canary and is promoted; (f) a feature
+//! flag flipped with `urgentFeatureFlags` applies at once, without a canary.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -205,13 +206,14 @@ async fn canary_rollouts_promote_roll_back_and_resume() {
     )
     .await
     .unwrap();
-    let config = |paused: bool| {
+    let config = |urgent: bool, audit_all: bool| {
         json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": "main"},
             "spec": {
                 "apiServer": {"image": "registry.example/faxbot-api:e2e", "replicas": 3,
                               "database": {"urlSecretRef": {"name": "db", "key": "url"}}},
                 "slots": {"outbound": ["fax"], "auth": "keys"},
-                "rollout": {"strategy": "Canary", "paused": paused,
+                "features": {"auditAll": audit_all},
+                "rollout": {"strategy": "Canary", "urgentFeatureFlags": urgent,
                     "steps": [{"weight": 25, "pause": "4s"}, {"weight": 50, "pause": "6s"}],
                     // Two API processes on one busy CI machine differ in HTTP latency by more than 20 % now
                     // and then; the relative rule is tested with a 3x allowance against a provider 400 ms
@@ -225,7 +227,7 @@ async fn canary_rollouts_promote_roll_back_and_resume() {
     let urls = format!("http://127.0.0.1:{stable_port}/metrics,http://127.0.0.1:{canary_port}/metrics");
     let env = [("FAXBOT_ANALYSIS_METRICS_URLS", urls.as_str())];
     let mut operator = Operator::start_with_env(&kc, &ns, "canary-op-1", &env);
-    apply_json::<FaxPluginConfig>(&client, &ns, config(false)).await.unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, config(false, false)).await.unwrap();
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let stable_name = names::api_name("main");
@@ -385,6 +387,23 @@ async fn canary_rollouts_promote_roll_back_and_resume() {
     })
     .await;
     drop(canary);
+
+    // (f): a change that only flips a feature flag, marked urgent, skips the canary and applies at once.
+    apply_json::<FaxPluginConfig>(&client, &ns, config(true, false)).await.unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, config(true, true)).await.unwrap();
+    let r5 = wait_for(LONG, "the flag flip applied", || {
+        let (configs, r4) = (configs.clone(), r4.clone());
+        async move {
+            let r = rollout(&configs).await?;
+            (r.phase == "Stable" && r.stable_revision != r4).then_some(r.stable_revision)
+        }
+    })
+    .await;
+    assert_eq!(deployment_revision_of(&deployments, &stable_name).await.as_deref(), Some(r5.as_str()));
+    // No canary process runs for r5, so a canary could only have been rolled back for lack of data: being
+    // promoted proves it skipped the canary.
+    assert!(deployments.get_opt(&canary_name).await.unwrap().is_none());
+    assert!(!rollout(&configs).await.unwrap().failed_revisions.contains(&r5));
     stop.store(true, Ordering::Relaxed);
     let _ = traffic.await;
 
