@@ -18,5 +18,6 @@ mod logs;
 mod phaxio;
 mod plugins;
 mod readme;
+mod replicas;
 mod send_fax;
 mod sinch;
