@@ -283,18 +283,12 @@ pub fn build_outbound(
     match binding.plugin.as_str() {
         SIMULATED_LINE => {
             let settings: SimulatedLineSettings =
-                manifests::parse_settings(&binding.settings).map_err(|p| PluginError::Settings {
-                    plugin: binding.plugin.clone(),
-                    problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
-                })?;
+                manifests::parse_settings(&binding.settings).map_err(settings_error(binding))?;
             Ok(Arc::new(simulated::SimulatedLine::new(settings, db.clone(), writer.clone())))
         }
         manifests::PHAXIO => {
             let settings: manifests::PhaxioSettings =
-                manifests::parse_settings(&binding.settings).map_err(|p| PluginError::Settings {
-                    plugin: binding.plugin.clone(),
-                    problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
-                })?;
+                manifests::parse_settings(&binding.settings).map_err(settings_error(binding))?;
             let manifest =
                 manifests::manifest(manifests::PHAXIO).ok_or_else(|| PluginError::Unknown(binding.plugin.clone()))?;
             let missing = |name: &str, env: &str| PluginError::Settings {
@@ -315,7 +309,8 @@ pub fn build_outbound(
     }
 }
 
-fn settings_error(binding: &SlotBinding) -> impl Fn(Vec<(String, String)>) -> PluginError + '_ {
+/// Turns settings problems into the plugin error that names the plugin and every problem.
+pub(crate) fn settings_error(binding: &SlotBinding) -> impl Fn(Vec<(String, String)>) -> PluginError + '_ {
     move |p| PluginError::Settings {
         plugin: binding.plugin.clone(),
         problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),

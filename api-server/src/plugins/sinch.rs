@@ -82,10 +82,8 @@ impl std::fmt::Debug for Sinch {
 /// Builds a Sinch plugin for `slot` (`outbound` or `inbound`): the slot decides which mounted credential
 /// files are read (`<slot>.keyId`, …), so each slot may use its own access key.
 pub fn build_sinch(binding: &SlotBinding, slot: &str) -> Result<Arc<Sinch>, PluginError> {
-    let settings: SinchSettings = manifests::parse_settings(&binding.settings).map_err(|p| PluginError::Settings {
-        plugin: binding.plugin.clone(),
-        problems: p.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
-    })?;
+    let settings: SinchSettings =
+        manifests::parse_settings(&binding.settings).map_err(super::settings_error(binding))?;
     let manifest = manifests::manifest(manifests::SINCH).ok_or_else(|| PluginError::Unknown(binding.plugin.clone()))?;
     let missing = |name: &str, env: &str| PluginError::Settings {
         plugin: binding.plugin.clone(),

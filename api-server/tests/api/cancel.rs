@@ -3,10 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use faxbot_fakes::phaxio::{PhaxioFake, PhaxioFakeConfig};
-
 use crate::db_test;
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf, phaxio_fake};
 
 async fn cancel(app: &TestApp, key: &str, id: &str) -> reqwest::Response {
     app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", key).send().await.unwrap()
@@ -42,33 +40,14 @@ async fn a_held_job_is_cancelled_and_never_sent(db: Db) {
 db_test!(a_held_job_is_cancelled_and_never_sent);
 
 async fn a_fax_in_transmission_is_cancelled_at_the_provider(db: Db) {
-    let fake = PhaxioFake::start(PhaxioFakeConfig {
-        api_key: "phaxio-key".into(),
-        api_secret: "phaxio-secret-cx-9".into(),
-        webhook_token: "unused".into(),
-        step: Duration::from_millis(1500),
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::create_dir_all(&creds).unwrap();
-    std::fs::write(creds.join("outbound.apiKey"), "phaxio-key").unwrap();
-    std::fs::write(creds.join("outbound.apiSecret"), "phaxio-secret-cx-9").unwrap();
-    let config = dir.path().join("faxbot.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
-            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}})
-        .to_string(),
-    )
-    .unwrap();
-    let app = Spawn::new(db)
-        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
-        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
-        .start()
+    let fake = phaxio_fake("phaxio-secret-cx-9", "unused", Duration::from_millis(1500)).await;
+    let (app, _dir) = Spawn::new(db)
+        .start_with_config(
+            serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+                "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}}),
+            &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", "phaxio-secret-cx-9")],
+        )
         .await;
-    app.forbid("phaxio-secret-cx-9");
     let r = app.post_fax(Some(app.admin()), NUMBER, "a.pdf", one_page_pdf()).await;
     let id = json(r).await["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -5,22 +5,15 @@
 use std::time::Duration;
 
 use faxbot_fakes::Injection;
-use faxbot_fakes::phaxio::{PhaxioFake, PhaxioFakeConfig};
+use faxbot_fakes::phaxio::PhaxioFake;
 use faxbot_fakes::sinch::{SinchFake, SinchFakeConfig};
 use serde_json::json as j;
 
 use crate::db_test;
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf, phaxio_fake};
 
 async fn setup(db: Db) -> (PhaxioFake, SinchFake, TestApp, tempfile::TempDir) {
-    let phaxio = PhaxioFake::start(PhaxioFakeConfig {
-        api_key: "phaxio-key".into(),
-        api_secret: "phaxio-secret-fo-41".into(),
-        webhook_token: "unused".into(),
-        step: Duration::from_millis(40),
-    })
-    .await
-    .unwrap();
+    let phaxio = phaxio_fake("phaxio-secret-fo-41", "unused", Duration::from_millis(40)).await;
     let sinch = SinchFake::start(SinchFakeConfig {
         key_secret: "sinch-secret-fo-42".into(),
         step: Duration::from_millis(40),
@@ -28,34 +21,20 @@ async fn setup(db: Db) -> (PhaxioFake, SinchFake, TestApp, tempfile::TempDir) {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::create_dir_all(&creds).unwrap();
-    for (file, value) in [
-        ("outbound.apiKey", "phaxio-key"),
-        ("outbound.apiSecret", "phaxio-secret-fo-41"),
-        ("failover1.keyId", "fake-key-id"),
-        ("failover1.keySecret", "sinch-secret-fo-42"),
-    ] {
-        std::fs::write(creds.join(file), value).unwrap();
-    }
-    let config = dir.path().join("faxbot.json");
-    std::fs::write(
-        &config,
-        j!({"version": 1, "providers": {
-            "outbound": {"plugin": "phaxio", "settings": {"baseUrl": phaxio.base_url, "pollIntervalMs": 100}},
-            "outboundFailover": [{"plugin": "sinch", "settings": {"baseUrl": format!("{}/v3/", sinch.base_url),
-                "authUrl": sinch.token_url, "projectId": "fake-project", "pollIntervalMs": 100}}]}})
-        .to_string(),
-    )
-    .unwrap();
-    let app = Spawn::new(db)
-        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
-        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
-        .start()
+    let (app, dir) = Spawn::new(db)
+        .start_with_config(
+            j!({"version": 1, "providers": {
+                "outbound": {"plugin": "phaxio", "settings": {"baseUrl": phaxio.base_url, "pollIntervalMs": 100}},
+                "outboundFailover": [{"plugin": "sinch", "settings": {"baseUrl": format!("{}/v3/", sinch.base_url),
+                    "authUrl": sinch.token_url, "projectId": "fake-project", "pollIntervalMs": 100}}]}}),
+            &[
+                ("outbound.apiKey", "phaxio-key"),
+                ("outbound.apiSecret", "phaxio-secret-fo-41"),
+                ("failover1.keyId", "fake-key-id"),
+                ("failover1.keySecret", "sinch-secret-fo-42"),
+            ],
+        )
         .await;
-    app.forbid("phaxio-secret-fo-41");
-    app.forbid("sinch-secret-fo-42");
     (phaxio, sinch, app, dir)
 }
 

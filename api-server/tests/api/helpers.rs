@@ -404,3 +404,44 @@ pub fn secret_of(token: &str) -> &str {
 pub async fn json(resp: reqwest::Response) -> Value {
     resp.json().await.expect("json body")
 }
+
+impl Spawn {
+    /// Starts the server on a runtime-config document (`FAXBOT_CONFIG_PATH`, which it watches) and provider
+    /// credential files (`FAXBOT_CREDENTIALS_DIR/<slot>.<name>`), as the operator would mount them. The
+    /// credential values are registered as forbidden in the logs. Keep the returned directory alive: a test
+    /// may rewrite the document or add credentials to reconfigure the running server.
+    pub async fn start_with_config(self, config: Value, credentials: &[(&str, &str)]) -> (TestApp, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let creds = dir.path().join("credentials");
+        std::fs::create_dir_all(&creds).expect("credentials dir");
+        for (name, value) in credentials {
+            std::fs::write(creds.join(name), value).expect("credential file");
+        }
+        let path = dir.path().join("faxbot.json");
+        std::fs::write(&path, config.to_string()).expect("config document");
+        let app = self
+            .env("FAXBOT_CONFIG_PATH", path.to_str().expect("utf-8 path"))
+            .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().expect("utf-8 path"))
+            .start()
+            .await;
+        for (_, value) in credentials {
+            if value.len() >= 8 {
+                app.forbid(value);
+            }
+        }
+        (app, dir)
+    }
+}
+
+/// A Phaxio fake whose account has API key `phaxio-key`, `secret` and webhook token `token`, moving each fax
+/// one status step every `step`.
+pub async fn phaxio_fake(secret: &str, token: &str, step: Duration) -> faxbot_fakes::phaxio::PhaxioFake {
+    faxbot_fakes::phaxio::PhaxioFake::start(faxbot_fakes::phaxio::PhaxioFakeConfig {
+        api_key: "phaxio-key".into(),
+        api_secret: secret.into(),
+        webhook_token: token.into(),
+        step,
+    })
+    .await
+    .expect("start the Phaxio fake")
+}

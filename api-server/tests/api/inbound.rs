@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use faxbot_fakes::Injection;
-use faxbot_fakes::phaxio::{PhaxioFake, PhaxioFakeConfig, Received};
+use faxbot_fakes::phaxio::{PhaxioFake, Received};
 
 use crate::db_test;
-use crate::helpers::{Db, Spawn, TestApp, json, pdf_with_pages};
+use crate::helpers::{Db, Spawn, TestApp, json, pdf_with_pages, phaxio_fake};
 
 const SENDER: &str = "+15557654321";
 const OUR_NUMBER: &str = "+15559876543";
@@ -216,33 +216,15 @@ db_test!(inbound_retention_deletes_documents_and_keeps_rows);
 const INBOUND_URL: &str = "https://fax.example.org/webhooks/phaxio/inbound";
 
 async fn phaxio_setup(db: Db) -> (PhaxioFake, TestApp, tempfile::TempDir) {
-    let fake = PhaxioFake::start(PhaxioFakeConfig {
-        api_key: "phaxio-key".into(),
-        api_secret: "phaxio-secret-in-3c1d".into(),
-        webhook_token: "phaxio-inbound-token-77".into(),
-        step: Duration::from_millis(40),
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::create_dir_all(&creds).unwrap();
-    std::fs::write(creds.join("inbound.webhookToken"), "phaxio-inbound-token-77").unwrap();
-    let config = dir.path().join("faxbot.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"version": 1, "providers": {"inbound": {"plugin": "phaxio",
-            "settings": {"baseUrl": fake.base_url, "callbackUrl": INBOUND_URL}}},
-            "features": {"v3Plugins": true}})
-        .to_string(),
-    )
-    .unwrap();
-    let app = Spawn::new(db)
-        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
-        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
-        .start()
+    let fake = phaxio_fake("phaxio-secret-in-3c1d", "phaxio-inbound-token-77", Duration::from_millis(40)).await;
+    let (app, dir) = Spawn::new(db)
+        .start_with_config(
+            serde_json::json!({"version": 1, "providers": {"inbound": {"plugin": "phaxio",
+                "settings": {"baseUrl": fake.base_url, "callbackUrl": INBOUND_URL}}},
+                "features": {"v3Plugins": true}}),
+            &[("inbound.webhookToken", "phaxio-inbound-token-77")],
+        )
         .await;
-    app.forbid("phaxio-inbound-token-77");
     forbid_numbers(&app);
     (fake, app, dir)
 }

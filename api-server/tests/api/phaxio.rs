@@ -5,39 +5,21 @@
 use std::time::{Duration, Instant};
 
 use faxbot_fakes::Injection;
-use faxbot_fakes::phaxio::{PhaxioFake, PhaxioFakeConfig};
+use faxbot_fakes::phaxio::PhaxioFake;
 
 use crate::db_test;
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf, phaxio_fake};
 
 const API_SECRET: &str = "phaxio-secret-do-not-leak-3c1d";
 
 async fn setup(db: Db, credentials_secret: &str) -> (PhaxioFake, TestApp, tempfile::TempDir) {
-    let fake = PhaxioFake::start(PhaxioFakeConfig {
-        api_key: "phaxio-key".into(),
-        api_secret: API_SECRET.into(),
-        webhook_token: "phaxio-webhook-token".into(),
-        step: Duration::from_millis(40),
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::create_dir_all(&creds).unwrap();
-    std::fs::write(creds.join("outbound.apiKey"), "phaxio-key").unwrap();
-    std::fs::write(creds.join("outbound.apiSecret"), credentials_secret).unwrap();
-    let config = dir.path().join("faxbot.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
-            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}})
-        .to_string(),
-    )
-    .unwrap();
-    let app = Spawn::new(db)
-        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
-        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
-        .start()
+    let fake = phaxio_fake(API_SECRET, "phaxio-webhook-token", Duration::from_millis(40)).await;
+    let (app, dir) = Spawn::new(db)
+        .start_with_config(
+            serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+                "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}}),
+            &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", credentials_secret)],
+        )
         .await;
     app.forbid(API_SECRET);
     (fake, app, dir)
@@ -190,36 +172,18 @@ async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
 db_test!(phaxio_callbacks_are_verified_before_they_change_anything);
 
 async fn phaxio_fetches_the_document_by_a_tokenized_url_that_expires(db: Db) {
-    let fake = PhaxioFake::start(PhaxioFakeConfig {
-        api_key: "phaxio-key".into(),
-        api_secret: API_SECRET.into(),
-        webhook_token: "phaxio-webhook-token".into(),
-        step: Duration::from_millis(40),
-    })
-    .await
-    .unwrap();
+    let fake = phaxio_fake(API_SECRET, "phaxio-webhook-token", Duration::from_millis(40)).await;
     // Phaxio must reach this server at PUBLIC_API_URL, so the port is chosen before it starts.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("credentials");
-    std::fs::create_dir_all(&creds).unwrap();
-    std::fs::write(creds.join("outbound.apiKey"), "phaxio-key").unwrap();
-    std::fs::write(creds.join("outbound.apiSecret"), API_SECRET).unwrap();
-    let config = dir.path().join("faxbot.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
-            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100, "sendMode": "contentUrl"}}}})
-        .to_string(),
-    )
-    .unwrap();
-    let app = Spawn::new(db)
-        .env("FAXBOT_CONFIG_PATH", config.to_str().unwrap())
-        .env("FAXBOT_CREDENTIALS_DIR", creds.to_str().unwrap())
+    let (app, _dir) = Spawn::new(db)
         .env("FAXBOT_LISTEN", &format!("127.0.0.1:{port}"))
         .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{port}/"))
         .env("FAXBOT_PDF_TOKEN_TTL_SECS", "3")
-        .start()
+        .start_with_config(
+            serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
+                "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100, "sendMode": "contentUrl"}}}}),
+            &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", API_SECRET)],
+        )
         .await;
     app.forbid(API_SECRET);
     let pdf = crate::helpers::pdf_with_pages(2);
