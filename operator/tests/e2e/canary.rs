@@ -57,6 +57,14 @@ impl Drop for ApiProcess {
     }
 }
 
+/// The data volume every API process shares: documents accepted by one replica are read by whichever
+/// replica's worker sends them, so a multi-replica deployment needs a shared document store (a
+/// ReadWriteMany `dataVolume` today; object storage with issue 6).
+fn shared_data() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 /// Starts `faxbot-api` on `port` with what the operator rendered into Deployment `deployment`.
 async fn run_deployment(client: &Client, ns: &str, deployment: &str, port: u16) -> ApiProcess {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -68,7 +76,7 @@ async fn run_deployment(client: &Client, ns: &str, deployment: &str, port: u16) 
     let dir = tempfile::tempdir().unwrap();
     let remap = |p: &str| {
         p.replace("/etc/faxbot", &dir.path().join("etc").display().to_string())
-            .replace(build::DATA_DIR, &dir.path().join("data").display().to_string())
+            .replace(build::DATA_DIR, &shared_data().display().to_string())
     };
     for mount in container.volume_mounts.as_ref().unwrap() {
         std::fs::create_dir_all(remap(&mount.mount_path)).unwrap();

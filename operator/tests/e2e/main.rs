@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod canary;
+mod manifests;
 mod support;
 
 use std::time::Duration;

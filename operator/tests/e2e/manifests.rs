@@ -1,0 +1,90 @@
+//! The GitOps manifests in `config/` are what the real API server accepts: `kubectl kustomize` (kustomize v5,
+//! built into kubectl) renders `config/default` (namespace, CRDs, RBAC, the operator Deployment, PDB and
+//! metrics Service) and the result is applied with server-side dry-run; so are the samples.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+fn kubectl_bin() -> String {
+    std::env::var("KUBE_BINS").map(|d| format!("{d}/kubectl")).unwrap_or_else(|_| "kubectl".into())
+}
+
+fn run(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new(kubectl_bin())
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn config_manifests_render_and_the_api_server_accepts_them() {
+    let Some(kc) = kubeconfig() else { return };
+    let client = client(&kc).await;
+    install_crds(&client).await;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+    let (ok, rendered) = run(&kc, &["kustomize", &format!("{root}/config/default")], None);
+    assert!(ok, "kustomize failed: {rendered}");
+    for kind in [
+        "kind: Namespace",
+        "kind: CustomResourceDefinition",
+        "kind: ClusterRole",
+        "kind: ClusterRoleBinding",
+        "kind: Role",
+        "kind: RoleBinding",
+        "kind: ServiceAccount",
+        "kind: Deployment",
+        "kind: PodDisruptionBudget",
+        "kind: Service",
+    ] {
+        assert!(rendered.contains(kind), "{kind} missing from config/default:\n{rendered}");
+    }
+    assert!(rendered.matches("namespace: faxbot-system").count() >= 6, "namespaced objects and subjects");
+
+    // The namespace must exist for a dry run of what goes into it.
+    let (ok, out) = run(&kc, &["apply", "--server-side", "-f", &format!("{root}/config/default/namespace.yaml")], None);
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "--field-manager=manifests-test",
+            "-f",
+            "-",
+        ],
+        Some(&rendered),
+    );
+    assert!(ok, "the API server refused config/default:\n{out}");
+    assert!(out.contains("deployment.apps/faxbot-operator serverside-applied (server dry run)"), "{out}");
+
+    let ns = namespace(&client, "samples").await;
+    let (ok, out) = run(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            &ns,
+            "-f",
+            &format!("{root}/config/samples/simulated-line.yaml"),
+        ],
+        None,
+    );
+    assert!(ok, "the API server refused the sample:\n{out}");
+}
