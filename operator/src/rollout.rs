@@ -192,6 +192,10 @@ pub async fn reconcile(
 ) -> Result<(FaxPluginConfigStatus, Duration), Error> {
     let ns = config.namespace().ok_or(Error::MissingNamespace)?;
     let name = config.name_any();
+    // The rollout state is in status, and the watch cache may not show this operator's last status write
+    // yet: acting on that older state would, for example, recreate a canary just rolled back. Read it fresh.
+    let fresh = Api::<FaxPluginConfig>::namespaced(ctx.client.clone(), &ns).get(&name).await?;
+    let config = &fresh;
     let key = format!("{ns}/{name}");
     let labels = ObjectLabels { namespace: ns.clone(), name: name.clone() };
     let rollout = Rollout::from_spec(&config.spec.rollout).ok_or_else(|| Error::InvalidRollout(name.clone()))?;
