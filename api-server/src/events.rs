@@ -3,7 +3,7 @@
 //! where they happen and delivered to every sink.
 //!
 //! PHI guard: an event can only carry an object id ([`JobId`]: random, no PHI), a plugin id, a revision and
-//! a short detail text, and the detail passes [`guard`] (digit runs masked to their last four, length
+//! a short detail text, and the detail passes [`guard`] (digit runs redacted, length
 //! capped) before any sink sees it, so a provider's error message that quotes a phone number cannot leak.
 //! Sinks run synchronously inside [`EventBus::publish`] (the audit trail and metrics must not lose an
 //! event to a lagging channel); asynchronous consumers subscribe to a broadcast channel, and the last
@@ -83,33 +83,11 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
-/// Masks every run of five or more digits to its last four (`+15551234567` → `+*******4567`) and caps the
-/// text at 200 characters: the rule for any free text that might quote a phone number.
+/// The rule for any free text that might quote a phone number: the server's one digit redaction
+/// ([`crate::runtime::redact_digits`], runs of five or more digits) and a cap of 200 characters.
 pub fn guard(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(200));
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 5 {
-            out.extend(std::iter::repeat_n('*', run.len() - 4));
-            out.push_str(&run[run.len() - 4..]);
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    if out.chars().count() > 200 {
-        out = out.chars().take(199).collect::<String>() + "…";
-    }
-    out
+    let out = crate::runtime::redact_digits(text);
+    if out.chars().count() > 200 { out.chars().take(199).collect::<String>() + "…" } else { out }
 }
 
 /// Plugin ids and revisions are configuration, not caller input, but the guard still refuses anything that
@@ -251,9 +229,9 @@ mod tests {
 
     #[test]
     fn guard_masks_numbers_to_their_last_four_and_caps_length() {
-        assert_eq!(guard("call +15551234567 failed"), "call +*******4567 failed");
+        assert_eq!(guard("call +15551234567 failed"), "call +##### failed");
         assert_eq!(guard("error 1234"), "error 1234");
-        assert_eq!(guard("12345"), "*2345");
+        assert_eq!(guard("12345"), "#####");
         assert_eq!(guard(&"x".repeat(500)).chars().count(), 200);
     }
 
@@ -270,7 +248,7 @@ mod tests {
         bus.event(EventKind::PluginError).plugin("+15551234567 or ../x").publish();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2);
-        assert_eq!(seen[0], (EventKind::FaxFailed, Some("phaxio".into()), Some("busy at +*******4567".into())));
+        assert_eq!(seen[0], (EventKind::FaxFailed, Some("phaxio".into()), Some("busy at +#####".into())));
         assert_eq!(seen[1].1.as_deref(), Some("invalid"));
         assert_eq!(rx.try_recv().unwrap().subject.as_deref(), Some(id.as_str()));
         assert_eq!(bus.recent().len(), 2);

@@ -342,7 +342,8 @@ pub async fn reconcile(
     let stable_now = deployments.get_opt(&stable_name).await?;
     let canary_now = deployments.get_opt(&canary_name).await?;
     let mut status = config_status(config, Outcome::Applied { desired, deployment: stable_now.as_ref() }, now);
-    let pods = ready_pods(&ctx.client, &ns, &name).await?;
+    // The pods listed before acting: new or removed pods take longer than this reconcile to become ready
+    // or go, so a second listing would tell nothing more.
     let actual = match (&canary_now, &next.canary_revision) {
         (Some(_), Some(canary_revision)) => plan::actual_weight(
             pods.get(&(next.stable_revision.clone(), false)).copied().unwrap_or(0),
