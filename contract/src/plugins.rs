@@ -231,6 +231,181 @@ impl SettingsCheck for PhaxioSettings {
     }
 }
 
+/// Settings of the SIP/Asterisk plugin (`sip`): faxes go out over the hospital's own SIP trunk through
+/// Asterisk, driven over the Asterisk Manager Interface (AMI), so PHI never passes through a cloud provider.
+/// The AMI secret and the inbound callback secret are credentials (files), never settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SipSettings {
+    /// Host name or IP of Asterisk's manager interface (required for sending).
+    pub ami_host: String,
+    /// AMI TCP port.
+    pub ami_port: u16,
+    /// AMI user (a `manager.conf` section with read `call,user` and write `originate`).
+    pub ami_username: String,
+    /// Dial string of the outbound leg; `{number}` becomes the E.164 destination (`+` and digits).
+    pub channel_template: String,
+    /// Dialplan context that runs `SendFAX` on the answered channel (see `config/asterisk/extensions.conf`).
+    pub context: String,
+    /// Directory where the API server writes the fax TIFFs; a volume Asterisk mounts too.
+    pub spool_dir: String,
+    /// The same directory as Asterisk sees it, when it is mounted at another path there.
+    pub asterisk_spool_dir: Option<String>,
+    /// Directory where Asterisk writes received faxes, as the API server sees it. The inbound callback names
+    /// only a file in it; any other path is refused.
+    pub inbound_dir: String,
+    /// How long the far end may ring before the call counts as unanswered.
+    #[schemars(range(min = 5, max = 300))]
+    pub ring_timeout_seconds: u32,
+    /// How long an answered call may take to transmit the whole fax before it is given up.
+    #[schemars(range(min = 30, max = 7200))]
+    pub fax_timeout_seconds: u32,
+    /// Milliseconds between status checks of a call in progress (results arrive as AMI events; the check
+    /// only reads what was recorded).
+    #[schemars(range(min = 50, max = 60000))]
+    pub poll_interval_ms: u64,
+    /// Vertical resolution of the fax image.
+    pub resolution: FaxResolution,
+    /// Paper size every page is fitted to.
+    pub paper_size: FaxPaperSize,
+    /// TIFF compression: `g4` (T.6, smallest) or `g3` (T.4 1-D, most compatible).
+    pub compression: FaxCompression,
+    /// Transmitting station id (TSI), for example the sending fax number.
+    pub station_id: Option<String>,
+    /// Header line printed on each page by the fax stack.
+    pub header_text: Option<String>,
+}
+
+/// Fax image resolution.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FaxResolution {
+    /// 204×196 dpi.
+    #[default]
+    Fine,
+    /// 204×98 dpi.
+    Standard,
+}
+
+/// Paper size of fax pages.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FaxPaperSize {
+    /// US letter.
+    #[default]
+    Letter,
+    /// ISO A4.
+    A4,
+}
+
+/// Fax TIFF compression.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FaxCompression {
+    /// CCITT T.6 (Group 4).
+    #[default]
+    G4,
+    /// CCITT T.4 one-dimensional (Group 3).
+    G3,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            ami_host: String::new(),
+            ami_port: 5038,
+            ami_username: String::new(),
+            channel_template: "PJSIP/{number}@trunk-endpoint".into(),
+            context: "fax-tx".into(),
+            spool_dir: "/var/spool/faxbot/outbound".into(),
+            asterisk_spool_dir: None,
+            inbound_dir: "/var/spool/faxbot/inbound".into(),
+            ring_timeout_seconds: 60,
+            fax_timeout_seconds: 900,
+            poll_interval_ms: 2000,
+            resolution: FaxResolution::Fine,
+            paper_size: FaxPaperSize::Letter,
+            compression: FaxCompression::G4,
+            station_id: None,
+            header_text: None,
+        }
+    }
+}
+
+/// Characters that cannot break out of an AMI header or a dialplan argument list (AMI lines end at CR/LF,
+/// `Variable:` values are split at commas, `UserEvent` bodies at commas and `|`).
+fn ami_safe(value: &str) -> bool {
+    value.chars().all(|c| !c.is_control() && c != ',' && c != '|' && c != ';')
+}
+
+impl SettingsCheck for SipSettings {
+    fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let host_ok = !self.ami_host.is_empty()
+            && self.ami_host.len() <= 253
+            && self.ami_host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok {
+            problems.push(("amiHost".into(), "must be a host name or IP address".into()));
+        }
+        if self.ami_port == 0 {
+            problems.push(("amiPort".into(), "must be between 1 and 65535".into()));
+        }
+        if self.ami_username.is_empty() || self.ami_username.len() > 64 || !ami_safe(&self.ami_username) {
+            problems
+                .push(("amiUsername".into(), "must be 1 to 64 characters without commas or control characters".into()));
+        }
+        if self.channel_template.matches("{number}").count() != 1
+            || !ami_safe(&self.channel_template)
+            || self.channel_template.len() > 200
+        {
+            problems.push((
+                "channelTemplate".into(),
+                "must contain `{number}` exactly once, e.g. PJSIP/{number}@trunk-endpoint".into(),
+            ));
+        }
+        let word = |v: &str| {
+            !v.is_empty() && v.len() <= 80 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        };
+        if !word(&self.context) {
+            problems.push(("context".into(), "must be a dialplan context name (letters, digits, - and _)".into()));
+        }
+        let dir =
+            |v: &str| v.starts_with('/') && !v.split('/').any(|part| part == "..") && ami_safe(v) && v.len() <= 200;
+        for (field, value) in [
+            ("spoolDir", Some(&self.spool_dir)),
+            ("asteriskSpoolDir", self.asterisk_spool_dir.as_ref()),
+            ("inboundDir", Some(&self.inbound_dir)),
+        ] {
+            if let Some(v) = value
+                && !dir(v)
+            {
+                problems
+                    .push((field.into(), "must be an absolute path without `..`, commas or control characters".into()));
+            }
+        }
+        if !(5..=300).contains(&self.ring_timeout_seconds) {
+            problems.push(("ringTimeoutSeconds".into(), "must be between 5 and 300".into()));
+        }
+        if !(30..=7200).contains(&self.fax_timeout_seconds) {
+            problems.push(("faxTimeoutSeconds".into(), "must be between 30 and 7200".into()));
+        }
+        if !(50..=60_000).contains(&self.poll_interval_ms) {
+            problems.push(("pollIntervalMs".into(), "must be between 50 and 60000".into()));
+        }
+        if let Some(id) = &self.station_id
+            && (id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit() || b" +".contains(&b)))
+        {
+            problems.push(("stationId".into(), "must be 1 to 20 digits, spaces or +".into()));
+        }
+        if let Some(h) = &self.header_text
+            && (h.chars().count() > 50 || !ami_safe(h) || !h.is_ascii())
+        {
+            problems.push(("headerText".into(), "must be at most 50 ASCII characters without , | ;".into()));
+        }
+        problems
+    }
+}
+
 /// Sinch Fax API v3 regions. The global host routes to a region by itself; pinning one keeps PHI in a
 /// known jurisdiction, which is why the choice is a setting and not left to Sinch.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
@@ -481,6 +656,8 @@ pub const API_KEY_AUTH: &str = "api_keys";
 pub const PHAXIO: &str = "phaxio";
 /// Plugin id of Sinch.
 pub const SINCH: &str = "sinch";
+/// Plugin id of the SIP/Asterisk line.
+pub const SIP: &str = "sip";
 
 fn schema_of<T: JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
@@ -580,6 +757,34 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             ],
         },
         PluginManifest {
+            id: SIP.into(),
+            name: "SIP trunk via Asterisk".into(),
+            version: version.clone(),
+            description: "Self-hosted fax over the organisation's own SIP trunk (T.38) through Asterisk, driven over \
+                          the Asterisk Manager Interface; received faxes arrive through the internal callback \
+                          (POST /_internal/asterisk/inbound). PHI stays inside the network. Not idempotent: a \
+                          submission interrupted by a crash is reported, never dialled twice."
+                .into(),
+            categories: vec![Category::Outbound, Category::Inbound],
+            capabilities: vec![Capability::Send, Capability::Status, Capability::Receive],
+            hipaa_compliant: true,
+            settings_schema: schema_of::<SipSettings>(),
+            credentials: vec![
+                CredentialSpec {
+                    name: "amiSecret".into(),
+                    description: "Password of the AMI user (`secret` in manager.conf).".into(),
+                    required: true,
+                },
+                CredentialSpec {
+                    name: "inboundSecret".into(),
+                    description: "Shared secret Asterisk sends as X-Internal-Secret with each received fax; without \
+                                  it every inbound callback is refused."
+                        .into(),
+                    required: false,
+                },
+            ],
+        },
+        PluginManifest {
             id: LOCAL_STORAGE.into(),
             name: "Local filesystem storage".into(),
             version: version.clone(),
@@ -633,6 +838,7 @@ pub fn check_settings(id: &str, settings: &serde_json::Value) -> Result<(), Vec<
         API_KEY_AUTH => typed_check::<ApiKeyAuthSettings>(settings),
         PHAXIO => typed_check::<PhaxioSettings>(settings),
         SINCH => typed_check::<SinchSettings>(settings),
+        SIP => typed_check::<SipSettings>(settings),
         other => Err(vec![(String::new(), format!("unknown plugin `{other}`"))]),
     }
 }
@@ -663,7 +869,11 @@ mod tests {
         for m in builtin_manifests() {
             assert_eq!(m.settings_schema["type"], "object", "{}", m.id);
             // Sinch cannot work without a project id, so its minimal settings name one.
-            let minimal = if m.id == SINCH { serde_json::json!({"projectId": "p"}) } else { serde_json::json!({}) };
+            let minimal = match m.id.as_str() {
+                SINCH => serde_json::json!({"projectId": "p"}),
+                SIP => serde_json::json!({"amiHost": "asterisk", "amiUsername": "faxbot"}),
+                _ => serde_json::json!({}),
+            };
             check_settings(&m.id, &minimal).unwrap();
         }
     }
@@ -726,6 +936,45 @@ mod tests {
         assert!(m.fills(Category::Outbound) && m.fills(Category::Inbound));
         assert!(m.settings_schema["properties"]["projectId"].is_object());
         assert!(m.credentials.iter().all(|c| c.name != "projectId"), "the project id is a setting");
+    }
+
+    #[test]
+    fn sip_settings_are_checked() {
+        let problems = |v: serde_json::Value| {
+            check_settings(SIP, &v).err().unwrap_or_default().into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+        };
+        let ok = serde_json::json!({"amiHost": "asterisk.pbx.svc", "amiUsername": "faxbot"});
+        assert!(problems(ok.clone()).is_empty());
+        assert_eq!(problems(serde_json::json!({})), vec!["amiHost", "amiUsername"]);
+        let with = |k: &str, v: serde_json::Value| {
+            let mut o = ok.clone();
+            o[k] = v;
+            problems(o)
+        };
+        assert_eq!(with("amiHost", "a b".into()), vec!["amiHost"]);
+        assert_eq!(with("amiUsername", "x\r\nAction: Hangup".into()), vec!["amiUsername"], "no header injection");
+        assert_eq!(with("channelTemplate", "PJSIP/trunk".into()), vec!["channelTemplate"]);
+        assert_eq!(with("channelTemplate", "PJSIP/{number}@a,b".into()), vec!["channelTemplate"]);
+        assert_eq!(with("context", "fax tx".into()), vec!["context"]);
+        assert_eq!(with("spoolDir", "spool".into()), vec!["spoolDir"]);
+        assert_eq!(with("inboundDir", "/var/../etc".into()), vec!["inboundDir"]);
+        assert_eq!(with("asteriskSpoolDir", "/faxdata,x".into()), vec!["asteriskSpoolDir"]);
+        assert_eq!(with("ringTimeoutSeconds", 4.into()), vec!["ringTimeoutSeconds"]);
+        assert_eq!(with("faxTimeoutSeconds", 7201.into()), vec!["faxTimeoutSeconds"]);
+        assert_eq!(with("stationId", "call me".into()), vec!["stationId"]);
+        assert_eq!(with("headerText", "Clinic, Inc".into()), vec!["headerText"], "commas split dialplan args");
+        assert_eq!(with("headerText", "x".repeat(51).into()), vec!["headerText"]);
+        let err = check_settings(SIP, &serde_json::json!({"amiHost": "a", "amiUsername": "u", "resolution": "high"}))
+            .unwrap_err();
+        assert_eq!(err[0].0, "resolution", "{err:?}");
+        let err = check_settings(SIP, &serde_json::json!({"amiHost": "a", "amiUsername": "u", "amiSecret": "s"}))
+            .unwrap_err();
+        assert!(err[0].1.contains("unknown field `amiSecret`"), "secrets are not settings: {err:?}");
+        let s: SipSettings = parse_settings(&ok).unwrap();
+        assert_eq!((s.ami_port, s.context.as_str(), s.compression), (5038, "fax-tx", FaxCompression::G4));
+        let m = manifest(SIP).unwrap();
+        assert!(m.fills(Category::Outbound) && m.fills(Category::Inbound));
+        assert!(!m.has(Capability::Idempotency), "a call cannot be deduplicated: never claim it");
     }
 
     #[test]

@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(i[0].path, "providers.outbound.plugin");
         assert_eq!(
             i[0].message,
-            "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio, sinch"
+            "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio, sinch, sip"
         );
     }
 
