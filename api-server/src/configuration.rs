@@ -31,6 +31,10 @@ pub struct Settings {
     pub max_file_bytes: u64,
     /// The limit as configured in MB, for the 413 message.
     pub max_file_mb: u64,
+    /// Most pages one fax may have (`MAX_PAGES`, default 100, at most the page counter's cap of 10,000):
+    /// a fax line sends about a page a minute, so a larger document is almost always a mistake that would
+    /// tie up a line (and a rasteriser) for hours.
+    pub max_pages: u32,
     /// Bootstrap admin key (`API_KEY`, or the contents of `API_KEY_FILE`).
     pub api_key: Option<String>,
     /// Where the bootstrap admin key lives (`API_KEY_FILE`); generated there when missing.
@@ -162,6 +166,7 @@ impl Settings {
             db_max_connections: number("FAXBOT_DB_MAX_CONNECTIONS", 8, 1, 256)?,
             max_file_bytes: max_file_mb * 1024 * 1024,
             max_file_mb,
+            max_pages: number("MAX_PAGES", 100, 1, faxbot_documents::pdf::MAX_PAGES)?,
             api_key: var("API_KEY"),
             api_key_file,
             require_api_key: flag("REQUIRE_API_KEY")?,

@@ -18,7 +18,12 @@
 //! - [`text`]: streaming text to PDF rendering ([`text::render_text_pdf`]),
 //!   so that plain-text submissions can be faxed. Memory is bounded by one
 //!   page of text.
+//! - [`fax`]: the fax image pipeline (PDF → TIFF Class F with Ghostscript,
+//!   TIFF → PDF with tiff2pdf) run as supervised subprocesses, with page
+//!   counts and geometry verified by our own parsers, including a
+//!   bounded-memory TIFF directory walker ([`fax::inspect_tiff`]).
 
+pub mod fax;
 pub mod pdf;
 pub mod sniff;
 pub mod text;

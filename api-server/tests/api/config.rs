@@ -117,4 +117,7 @@ fn startup_refuses_an_invalid_config_with_a_precise_message() {
         Command::new(env!("CARGO_BIN_EXE_faxbot-api")).env_clear().env("MAX_FILE_SIZE_MB", "ten").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_FILE_SIZE_MB: expected a whole number"));
+    let out = Command::new(env!("CARGO_BIN_EXE_faxbot-api")).env_clear().env("MAX_PAGES", "0").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_PAGES: must be between 1 and 10000"));
 }

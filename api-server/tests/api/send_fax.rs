@@ -157,7 +157,8 @@ async fn bad_input_gets_the_reference_errors(db: Db) {
 db_test!(bad_input_gets_the_reference_errors);
 
 async fn ten_mib_is_accepted_and_one_byte_more_is_refused(db: Db) {
-    let app = TestApp::spawn(db).await;
+    // 10 MiB of text is over 2,000 pages: raise the page limit to the page counter's cap.
+    let app = Spawn::new(db).env("MAX_PAGES", "10000").start().await;
     let limit = 10 * 1024 * 1024;
     let line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789\n";
     let mut exact = line.repeat(limit / line.len() + 1).into_bytes();
@@ -181,6 +182,53 @@ async fn size_limit_is_configurable(db: Db) {
     assert_eq!(json(r).await, serde_json::json!({"detail": "File exceeds 1 MB limit"}));
 }
 db_test!(size_limit_is_configurable);
+
+/// Documents in `data/documents`, the staging area excluded.
+fn stored_documents(app: &TestApp) -> usize {
+    std::fs::read_dir(app.data.path().join("data/documents"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".staging")
+        .count()
+}
+
+async fn page_limit_is_enforced_with_a_precise_error(db: Db) {
+    let app = Spawn::new(db).start().await;
+    let r = app.post_fax(Some(app.admin()), NUMBER, "hundred.pdf", pdf_with_pages(100)).await;
+    assert_eq!(r.status(), 202, "exactly the default limit of 100 pages is accepted");
+    assert_eq!(json(r).await["pages"], 100);
+    let before = stored_documents(&app);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "long.pdf", pdf_with_pages(101)).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 100 page limit (it has 101 pages)"}));
+    assert_eq!(stored_documents(&app), before, "nothing of a refused document is stored");
+    drop(app);
+
+    let app = Spawn::new(db).env("MAX_PAGES", "5").start().await;
+    let r = app.post_fax(Some(app.admin()), NUMBER, "five.pdf", pdf_with_pages(5)).await;
+    assert_eq!(r.status(), 202);
+    let before = stored_documents(&app);
+    let r = app.post_fax(Some(app.admin()), NUMBER, "six.pdf", pdf_with_pages(6)).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 6 pages)"}));
+    // Text is counted after rendering; a large upload takes the staged-file path (over 64 KiB).
+    let text6 = (0..6 * 57).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+    let r = app.post_fax(Some(app.admin()), NUMBER, "note.txt", text6.into_bytes()).await;
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 6 pages)"}));
+    let big = format!("{}\n", "x".repeat(83)).repeat(1500).into_bytes();
+    let r = app.post_fax(Some(app.admin()), NUMBER, "big.txt", big).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 27 pages)"}));
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../documents/tests/fixtures");
+    let r = app
+        .post_fax(Some(app.admin()), NUMBER, "objstm.pdf", std::fs::read(fixtures.join("objstm-50pages.pdf")).unwrap())
+        .await;
+    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 50 pages)"}));
+    assert_eq!(stored_documents(&app), before, "nothing of a refused document is stored");
+    let staging: Vec<_> = std::fs::read_dir(app.data.path().join("data/documents/.staging")).unwrap().collect();
+    assert!(staging.is_empty(), "a refused upload leaves no staging file behind");
+}
+db_test!(page_limit_is_enforced_with_a_precise_error);
 
 async fn idempotency_key_makes_retries_safe(db: Db) {
     let app = TestApp::spawn(db).await;

@@ -170,7 +170,9 @@ fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, 
         (status = 400, description = "Bad number, empty file or malformed body", body = ErrorBody),
         (status = 401, description = "Invalid or missing API key", body = ErrorBody),
         (status = 403, description = "Insufficient scope: fax:send required", body = ErrorBody),
-        (status = 413, description = "File exceeds the size limit", body = ErrorBody),
+        (status = 413, description = "File exceeds the size limit (`File exceeds 10 MB limit`), or the document has \
+            more pages than the page limit (`Document exceeds 100 page limit (it has 101 pages)`); nothing is stored",
+            body = ErrorBody),
         (status = 415, description = "Only PDF and TXT are allowed, or an unreadable PDF", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused for a different request", body = ErrorBody),
         (status = 422, description = "Missing form field"),
@@ -223,6 +225,10 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
         return replay(existing, stored, &hash);
     }
     let (document, pages) = prepare_pdf(&app, staged.body, kind).await?;
+    if pages > app.settings.max_pages {
+        // Dropping `document` removes a staged or rendered file: nothing of a refused upload is kept.
+        return Err(too_many_pages(app.settings.max_pages, &pages.to_string()));
+    }
     let size = staged.size;
 
     let runtime = app.runtime.load_current();
@@ -329,12 +335,20 @@ async fn stream_file(
     Ok(Staged { body, kind: sniffer.finish(), size, sha256: digest.finalize().into() })
 }
 
-fn pdf_error(e: PdfError) -> Result<ApiError, std::io::Error> {
+/// The page limit answer, shaped like the size limit's (`File exceeds 10 MB limit`) so clients handle both alike.
+fn too_many_pages(max_pages: u32, pages: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Document exceeds {max_pages} page limit (it has {pages} pages)"),
+    )
+}
+
+fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
     Ok(match e {
         PdfError::Io(e) => return Err(e),
         PdfError::Encrypted => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"),
         PdfError::Damaged(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"),
-        PdfError::TooManyPages(n) => ApiError::new(StatusCode::BAD_REQUEST, format!("PDF has more than {n} pages")),
+        PdfError::TooManyPages(n) => too_many_pages(max_pages, &format!("more than {n}")),
     })
 }
 
@@ -346,7 +360,7 @@ async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(
             return match kind {
                 DocumentKind::Pdf => match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
                     Ok(pages) => Ok((Body::Memory(bytes), pages)),
-                    Err(e) => Err(pdf_error(e).map_err(ApiError::internal)?),
+                    Err(e) => Err(pdf_error(app.settings.max_pages, e).map_err(ApiError::internal)?),
                 },
                 DocumentKind::Text => {
                     let mut out = Vec::with_capacity(bytes.len() + 2048);
@@ -359,11 +373,12 @@ async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(
         Body::File(path) => path,
     };
     let staging_dir = app.store.staging_dir().to_path_buf();
+    let max_pages = app.settings.max_pages;
     let result = tokio::task::spawn_blocking(move || -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
         match kind {
             DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
                 Ok(pages) => Ok((Body::File(path), pages)),
-                Err(e) => Err(pdf_error(e)?),
+                Err(e) => Err(pdf_error(max_pages, e)?),
             }),
             DocumentKind::Text => {
                 let input = std::io::BufReader::new(std::fs::File::open(&path)?);
