@@ -762,11 +762,11 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             version: version.clone(),
             description: "Self-hosted fax over the organisation's own SIP trunk (T.38) through Asterisk, driven over \
                           the Asterisk Manager Interface; received faxes arrive through the internal callback \
-                          (POST /_internal/asterisk/inbound). PHI stays inside the network. Not idempotent: a \
-                          submission interrupted by a crash is reported, never dialled twice."
+                          (POST /_internal/asterisk/inbound). PHI stays inside the network. Each call is recorded \
+                          before it is dialled, so a repeated submission adopts it instead of dialling twice."
                 .into(),
             categories: vec![Category::Outbound, Category::Inbound],
-            capabilities: vec![Capability::Send, Capability::Status, Capability::Receive],
+            capabilities: vec![Capability::Send, Capability::Status, Capability::Receive, Capability::Idempotency],
             hipaa_compliant: true,
             settings_schema: schema_of::<SipSettings>(),
             credentials: vec![
@@ -974,7 +974,7 @@ mod tests {
         assert_eq!((s.ami_port, s.context.as_str(), s.compression), (5038, "fax-tx", FaxCompression::G4));
         let m = manifest(SIP).unwrap();
         assert!(m.fills(Category::Outbound) && m.fills(Category::Inbound));
-        assert!(!m.has(Capability::Idempotency), "a call cannot be deduplicated: never claim it");
+        assert!(m.has(Capability::Idempotency), "calls are recorded before dialling and adopted on repeat");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! progression on a timer, webhooks posted to the callback URL with the provider's own authentication, and
 //! error injection (401, 422, 429 with and without Retry-After, 5xx, timeouts, transmission failures) so
 //! every branch of a provider plugin can be exercised without the internet. Tests start one in-process;
-//! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1) and [`sinch`] (Fax API v3).
+//! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1), [`sinch`] (Fax API v3) and
+//! [`ami`] (Asterisk's manager interface, a TCP server).
 
+pub mod ami;
 pub mod phaxio;
 pub mod sinch;
 

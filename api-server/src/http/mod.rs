@@ -82,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{plugin}/inbound", post(routes::inbound::webhook).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
         .route("/phaxio-inbound", post(routes::inbound::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
         .route("/sinch-inbound", post(routes::inbound::sinch_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
+        .route(
+            "/_internal/asterisk/inbound",
+            post(routes::inbound::asterisk_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)),
+        )
         .route("/inbound", get(routes::inbound::list))
         .route("/inbound/{id}", get(routes::inbound::get))
         .route("/inbound/{id}/pdf", get(routes::inbound::pdf))

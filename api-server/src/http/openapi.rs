@@ -16,7 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
     paths(fax::send, fax::get, fax::pdf, fax::cancel, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
         keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry,
         plugins::health, webhooks::receive, inbound::list, inbound::get, inbound::pdf, inbound::issue_token,
-        inbound::webhook, inbound::simulate, admin::events, admin::webhooks, admin::inbound_callbacks),
+        inbound::webhook, inbound::asterisk_legacy, inbound::simulate, admin::events, admin::webhooks, admin::inbound_callbacks),
     components(schemas(ErrorBody, ValidationItem)),
     modifiers(&ApiKeyScheme),
     tags((name = "fax", description = "Outbound faxes"), (name = "inbound", description = "Received faxes"), (name = "health", description = "Probes and metrics"),

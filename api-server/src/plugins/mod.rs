@@ -1,12 +1,13 @@
 //! Provider plugins: the trait every outbound provider implements, its error type, and the registry that
 //! builds provider instances from the runtime config.
 //!
-//! Layout: [`simulated`] (the built-in `test` line), [`phaxio`], [`sinch`]. Outbound providers implement
+//! Layout: [`simulated`] (the built-in `test` line), [`phaxio`], [`sinch`], [`sip`] (Asterisk over AMI). Outbound providers implement
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod phaxio;
 pub mod simulated;
 pub mod sinch;
+pub mod sip;
 
 use crate::domain::{FaxNumber, JobId};
 use crate::store::{Db, writer::Writer};
@@ -201,6 +202,10 @@ pub trait InboundProvider: Send + Sync + std::fmt::Debug {
     /// An unverifiable request is [`ProviderError::Unauthorized`]; an authentic callback that is not about a
     /// received fax returns an empty list.
     async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError>;
+
+    /// Called once a fax returned by [`InboundProvider::receive`] is stored (or found stored already), so a
+    /// plugin can remove its own copy (the SIP plugin's TIFF on the shared volume).
+    async fn stored(&self, _provider_sid: &str) {}
 }
 
 /// An outbound fax provider.
@@ -305,6 +310,7 @@ pub fn build_outbound(
             Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
         manifests::SINCH => Ok(sinch::build_sinch(binding, slot)?),
+        manifests::SIP => Ok(sip::build_outbound(binding, slot, db, writer)?),
         other => Err(PluginError::Unknown(other.to_string())),
     }
 }
@@ -341,6 +347,7 @@ pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<dyn InboundProvider>, 
             Ok(Arc::new(phaxio::PhaxioInbound::new(manifest, settings, token)))
         }
         manifests::SINCH => Ok(sinch::build_sinch(binding, "inbound")?),
+        manifests::SIP => Ok(sip::build_inbound(binding)?),
         other => Err(PluginError::UnknownInbound(other.to_string())),
     }
 }

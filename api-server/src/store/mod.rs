@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod simline;
+pub mod sipcalls;
 pub mod tokens;
 pub mod writer;
 
@@ -164,6 +165,13 @@ impl Db {
                 Cow::Borrowed("inbound and failover"),
                 MigrationType::Simple,
                 include_str!("../../migrations/0002_inbound_and_failover.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                3,
+                Cow::Borrowed("sip calls"),
+                MigrationType::Simple,
+                include_str!("../../migrations/0003_sip_calls.sql").into_sql_str(),
                 false,
             ),
         ];

@@ -7,8 +7,10 @@
 
 use super::jobs::{self, JobRow, JobUpdate, NewJob};
 use super::simline::{self, SimFax};
+use super::sipcalls;
 use super::{Db, StoreError};
 use crate::domain::Timestamp;
+use crate::plugins::sip::call::{CallEvent, CallRecord};
 use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,6 +50,29 @@ pub enum WriteOp {
     SimBusy {
         /// Idempotency key.
         key: String,
+    },
+    /// The SIP plugin records a call before originating it.
+    SipInsert {
+        /// The job.
+        job_id: String,
+        /// The call.
+        call: Box<CallRecord>,
+    },
+    /// The SIP plugin records a fact about a call from an AMI event.
+    SipRecord {
+        /// The call's channel id.
+        channel_id: String,
+        /// What happened.
+        event: CallEvent,
+        /// When (micros).
+        at: i64,
+    },
+    /// The SIP plugin lost the answer to an Originate.
+    SipUncertain {
+        /// The call's channel id.
+        channel_id: String,
+        /// When (micros).
+        at: i64,
     },
 }
 
@@ -205,5 +230,16 @@ async fn execute(db: &Db, tx: &mut Transaction<'_, Any>, op: &WriteOp) -> Result
             WriteReply::Sim(simline::submit(tx, key, job_id, fax, *now).await?)
         }
         WriteOp::SimBusy { key } => WriteReply::Busy(simline::count_busy(tx, key).await?),
+        WriteOp::SipInsert { job_id, call } => {
+            sipcalls::insert(tx, job_id, call, call.created_at).await?;
+            WriteReply::Done
+        }
+        WriteOp::SipRecord { channel_id, event, at } => {
+            WriteReply::Updated(sipcalls::record(tx, channel_id, event, *at).await?)
+        }
+        WriteOp::SipUncertain { channel_id, at } => {
+            sipcalls::mark_uncertain(tx, channel_id, *at).await?;
+            WriteReply::Done
+        }
     })
 }

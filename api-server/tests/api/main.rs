@@ -21,3 +21,4 @@ mod readme;
 mod replicas;
 mod send_fax;
 mod sinch;
+mod sip;

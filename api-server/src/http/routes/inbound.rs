@@ -287,6 +287,24 @@ pub async fn sinch_legacy(
     receive(&app, "sinch", &headers, &body).await
 }
 
+/// `POST /_internal/asterisk/inbound` (the reference's path): Asterisk hands over a received fax. Header
+/// `X-Internal-Secret` must equal the `inboundSecret` credential; the body is JSON or form-encoded with
+/// `tiff_path` (a file in the plugin's `inboundDir`), `to_number`, `from_number`, `faxstatus`, `faxpages`,
+/// `uniqueid`.
+#[utoipa::path(post, path = "/_internal/asterisk/inbound", tag = "webhooks",
+    request_body(content = String, content_type = "application/json", description = "`{tiff_path, to_number?, from_number?, faxstatus?, faxpages?, uniqueid?}` (or the same keys form-encoded)"),
+    responses((status = 200, description = "Stored (or already stored), or `ignored` for a failed reception that left no file"),
+        (status = 400, description = "Invalid payload: unknown shape, or tiff_path not a TIFF in inboundDir", body = ErrorBody),
+        (status = 401, description = "X-Internal-Secret missing or wrong; nothing stored", body = ErrorBody),
+        (status = 404, description = "Inbound is not served by the sip plugin", body = ErrorBody)))]
+pub async fn asterisk_legacy(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    receive(&app, "sip", &headers, &body).await
+}
+
 async fn receive(
     app: &AppState,
     plugin: &str,
@@ -325,9 +343,16 @@ async fn receive(
     }
     let (mut stored, mut replays) = (0, 0);
     for fax in faxes {
+        let sid = fax.provider_sid.clone();
         match inbound::accept(app, &slot_plugin, fax).await {
-            Ok(Accepted::New(_)) => stored += 1,
-            Ok(Accepted::Replay(_)) => replays += 1,
+            Ok(Accepted::New(_)) => {
+                stored += 1;
+                provider.stored(&sid).await;
+            }
+            Ok(Accepted::Replay(_)) => {
+                replays += 1;
+                provider.stored(&sid).await;
+            }
             Err(inbound::InboundError::InvalidId) => {
                 crate::audit!("webhook_rejected", plugin = %plugin, kind = "inbound", reason = "invalid_id");
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook"));
