@@ -131,13 +131,17 @@ pub fn verdict(call: &CallRecord, now: i64, missed_since: i64) -> Verdict {
     }
     if let Some(ended) = call.ended_at {
         if now - ended >= RESULT_GRACE_MICROS {
-            let cause = call.hangup_cause.as_deref().map(|c| format!(" (hangup cause: {c})")).unwrap_or_default();
-            let what = if call.answered_at.is_some() || call.hangup_cause.is_some() {
-                format!("the call ended without a fax result{cause}; the far end may have hung up mid-fax")
-            } else {
-                "the call ended or never started while the connection to Asterisk was interrupted; \
-                 whether the fax went through is unknown"
-                    .to_string()
+            // A Hangup event always carries a cause; no cause means the channel was found gone by a check,
+            // after events were missed.
+            let what = match call.hangup_cause.as_deref() {
+                Some(cause) => {
+                    format!(
+                        "the call ended without a fax result (hangup cause: {cause}); the far end may have hung up mid-fax"
+                    )
+                }
+                None => "the call ended or never started while the connection to Asterisk was interrupted; \
+                         whether the fax went through is unknown"
+                    .to_string(),
             };
             return Verdict::Status(RemoteStatus::Failed(what));
         }
