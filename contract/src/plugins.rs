@@ -247,7 +247,8 @@ pub struct SipSettings {
     pub channel_template: String,
     /// Dialplan context that runs `SendFAX` on the answered channel (see `config/asterisk/extensions.conf`).
     pub context: String,
-    /// Directory where the API server writes the fax TIFFs; a volume Asterisk mounts too.
+    /// Directory where the API server writes the fax TIFFs; a volume Asterisk mounts too. The default lies
+    /// on the data volume the operator mounts at `/var/lib/faxbot` (the root filesystem is read-only).
     pub spool_dir: String,
     /// The same directory as Asterisk sees it, when it is mounted at another path there.
     pub asterisk_spool_dir: Option<String>,
@@ -317,9 +318,9 @@ impl Default for SipSettings {
             ami_username: String::new(),
             channel_template: "PJSIP/{number}@trunk-endpoint".into(),
             context: "fax-tx".into(),
-            spool_dir: "/var/spool/faxbot/outbound".into(),
+            spool_dir: "/var/lib/faxbot/spool/outbound".into(),
             asterisk_spool_dir: None,
-            inbound_dir: "/var/spool/faxbot/inbound".into(),
+            inbound_dir: "/var/lib/faxbot/spool/inbound".into(),
             ring_timeout_seconds: 60,
             fax_timeout_seconds: 900,
             poll_interval_ms: 2000,
