@@ -567,6 +567,99 @@ Event: Bare\nKey:NoSpace\n\n";
         assert_eq!(reader.next_message().await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
+    fn config(port: u16, secret: &str) -> AmiConfig {
+        AmiConfig {
+            address: format!("127.0.0.1:{port}"),
+            username: "faxbot".into(),
+            secret: secret.into(),
+            ping_interval: Duration::from_millis(50),
+            action_timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        }
+    }
+
+    async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_client_logs_in_pings_reconnects_and_logs_off() {
+        use faxbot_fakes::ami::{AmiFake, AmiFakeConfig};
+        let fake = AmiFake::start(AmiFakeConfig::default()).await.unwrap();
+        let client = AmiClient::spawn(config(fake.addr().port(), "ami-secret"));
+        let mut state = client.connection();
+        state.wait_for(|c| c.connected).await.unwrap();
+        assert_eq!(state.borrow().epoch, 1);
+        // Responses are matched by ActionID, also when several actions are in flight.
+        let answers = futures_util::future::join_all((0..20).map(|_| client.action(Action::new("Ping")))).await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|m| m.get("Ping") == Some("Pong"))));
+        let unknown = client.action(Action::new("Frobnicate")).await.unwrap();
+        assert!(!unknown.is_success() && unknown.get("Message").unwrap().contains("Invalid/unknown command"));
+        // Keep-alive pings run on their own.
+        let before = fake.pings();
+        wait_for("keep-alive pings", || fake.pings() >= before + 3).await;
+        // A dropped connection: in-flight and new actions fail as they must, then the session comes back.
+        fake.refuse_connections(true);
+        fake.drop_connections();
+        state.wait_for(|c| !c.connected).await.unwrap();
+        assert_eq!(client.action(Action::new("Ping")).await, Err(AmiError::NotConnected));
+        fake.refuse_connections(false);
+        state.wait_for(|c| c.connected).await.unwrap();
+        assert_eq!(state.borrow().epoch, 2);
+        // An action whose response never comes because the connection closes: Asterisk may have acted.
+        fake.lose_next_response();
+        let lost = client
+            .action(
+                Action::new("Originate")
+                    .field("Channel", "PJSIP/+15550001234@t")
+                    .field("Context", "fax-tx")
+                    .field("Exten", "s")
+                    .field("Priority", "1")
+                    .field("Async", "true"),
+            )
+            .await;
+        assert_eq!(lost, Err(AmiError::Lost));
+        assert!(lost.unwrap_err().maybe_sent());
+        state.wait_for(|c| c.connected && c.epoch == 3).await.unwrap();
+        client.shutdown().await;
+        wait_for("the Logoff", || fake.sessions() == 0).await;
+        assert_eq!(fake.logins(), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_is_retried_with_backoff_and_never_connects() {
+        use faxbot_fakes::ami::{AmiFake, AmiFakeConfig};
+        let fake =
+            AmiFake::start(AmiFakeConfig { login_failure_delay: Duration::from_millis(10), ..Default::default() })
+                .await
+                .unwrap();
+        let client = AmiClient::spawn(config(fake.addr().port(), "wrong"));
+        wait_for("refused logins", || fake.logins().1 >= 3).await;
+        assert!(!client.connection().borrow().connected);
+        assert_eq!(client.action(Action::new("Ping")).await, Err(AmiError::NotConnected));
+        client.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_not_asterisk_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let client = AmiClient::spawn(config(port, "x"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!client.connection().borrow().connected);
+        client.shutdown().await;
+    }
+
     #[test]
     fn actions_refuse_header_injection() {
         let ok = Action::new("Originate").field("Variable", "JOBID=1").field("Variable", "FAXFILE=/x.tif");
