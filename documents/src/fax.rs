@@ -213,8 +213,10 @@ pub enum ConvertError {
     /// The document has more pages than the caller allows.
     #[error("the document has {pages} pages; at most {max} can be faxed")]
     TooManyPages {
-        /// Pages counted; for documents beyond the counters' hard cap
-        /// ([`crate::pdf::MAX_PAGES`]) this is that cap + 1.
+        /// Pages counted. Counting stops early where it can, and then this
+        /// is a lower bound: `max + 1` for a TIFF (the directory walk stops
+        /// at the limit), and the counter's hard cap + 1
+        /// ([`crate::pdf::MAX_PAGES`]) for a PDF beyond it.
         pages: u32,
         /// The caller's limit.
         max: u32,

@@ -25,8 +25,8 @@ use faxbot_documents::text::{TextLayout, render_text_pdf};
 fn tools() -> Option<Tools> {
     let tools = Tools::from_env();
     let mut missing = Vec::new();
-    if tools.check().is_err() {
-        missing.push(format!("{} / {}", tools.ghostscript.display(), tools.tiff2pdf.display()));
+    if let Err(e) = tools.check() {
+        missing.push(e.to_string());
     }
     for tool in ["tiffinfo", "pdfinfo"] {
         if Command::new(tool).arg("-v").output().is_err() {
@@ -48,10 +48,24 @@ fn tools() -> Option<Tools> {
 
 /// Renders `pages` pages of text (one form feed between pages) to a PDF.
 fn text_pdf(dir: &Path, name: &str, pages: u32, layout: &TextLayout) -> PathBuf {
-    let text = (1..=pages)
-        .map(|i| format!("Page {i} of {pages}\nThe quick brown fox jumps over the lazy dog.\n{}", "=".repeat(80)))
-        .collect::<Vec<_>>()
-        .join("\x0c");
+    let page = |i| format!("Page {i} of {pages}\nThe quick brown fox jumps over the lazy dog.\n{}", "=".repeat(80));
+    write_pdf(dir, name, pages, layout, page)
+}
+
+/// Every page full of text (57 lines of 84 characters): several times slower to rasterise than [`text_pdf`].
+fn dense_pdf(dir: &Path, name: &str, pages: u32) -> PathBuf {
+    write_pdf(dir, name, pages, &TextLayout::default(), |i| {
+        (0..57)
+            .map(|l| {
+                format!("{i:03}-{l:02} {}", "The quick brown fox jumps over the lazy dog. ".repeat(2))[..84].to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn write_pdf(dir: &Path, name: &str, pages: u32, layout: &TextLayout, page: impl Fn(u32) -> String) -> PathBuf {
+    let text = (1..=pages).map(page).collect::<Vec<_>>().join("\x0c");
     let path = dir.join(name);
     let mut out = std::fs::File::create(&path).unwrap();
     assert_eq!(render_text_pdf(text.as_bytes(), &mut out, layout).unwrap(), pages);
@@ -290,7 +304,8 @@ async fn a_slow_conversion_is_killed_and_cleaned_up() {
     let temp_root = dir.path().join("work");
     std::fs::create_dir(&temp_root).unwrap();
     let tools = Tools { timeout: Duration::from_millis(30), temp_root: temp_root.clone(), ..tools };
-    let pdf = text_pdf(dir.path(), "fifty.pdf", 50, &TextLayout::default());
+    // About 0.4 s of Ghostscript CPU time (docs/benchmarks.md), far beyond the 30 ms limit.
+    let pdf = dense_pdf(dir.path(), "fifty.pdf", 50);
     let out = dir.path().join("fifty.tif");
     let started = std::time::Instant::now();
     let err = pdf_to_fax_tiff(&tools, &pdf, &out, &FaxImageOptions::default(), 100).await.unwrap_err();
