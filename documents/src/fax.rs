@@ -5,7 +5,7 @@
 //! deliver TIFF, while the API stores and serves PDF. Rasterising and
 //! converting are left to proven tools run as supervised subprocesses
 //! (Ghostscript for PDF → TIFF; libtiff's `tiff2pdf` for TIFF → PDF, because
-//! Ghostscript cannot read TIFF), see [`supervise`] for the sandboxing. What
+//! Ghostscript cannot read TIFF), sandboxed as docs/documents.md describes. What
 //! this module adds around them is what the tools do not guarantee:
 //!
 //! - page counts come from our own parsers ([`crate::pdf::count_pages`],

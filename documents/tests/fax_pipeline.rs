@@ -30,17 +30,13 @@ fn tools() -> Option<Tools> {
     }
     for tool in ["tiffinfo", "pdfinfo"] {
         if Command::new(tool).arg("-v").output().is_err() {
-            missing.push(tool.to_string());
+            missing.push(format!("{tool} is not on PATH"));
         }
     }
     if missing.is_empty() {
         return Some(tools);
     }
-    let reason = format!(
-        "missing {}: install ghostscript, libtiff-tools and poppler-utils (apt-get install ghostscript \
-         libtiff-tools poppler-utils)",
-        missing.join(", ")
-    );
+    let reason = format!("{} (apt-get install ghostscript libtiff-tools poppler-utils)", missing.join(", "));
     assert!(std::env::var("CI").map(|v| v != "true").unwrap_or(true), "CI=true but {reason}");
     eprintln!("SKIPPING fax pipeline test: {reason}");
     None
