@@ -62,7 +62,7 @@ fn graphics_pdf(gs: &Path, path: &Path) -> std::io::Result<()> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = std::env::args().nth(1).map(|r| r.parse()).transpose()?.unwrap_or(6);
-    let tools = Arc::new(Tools::from_env());
+    let tools = Arc::new(Tools::from_env()?);
     tools.check()?;
     let dir = tempfile::tempdir()?;
     let inputs: Vec<(&str, PathBuf)> = vec![

@@ -23,7 +23,7 @@ use faxbot_documents::text::{TextLayout, render_text_pdf};
 /// The real tools, or `None` (with a loud reason) when this machine lacks
 /// one. Under `CI=true` a missing tool is a failure.
 fn tools() -> Option<Tools> {
-    let tools = Tools::from_env();
+    let tools = Tools::from_env().unwrap();
     let mut missing = Vec::new();
     if let Err(e) = tools.check() {
         missing.push(e.to_string());
@@ -246,8 +246,11 @@ async fn too_many_pages_are_refused_before_any_tool_runs() {
     let Some(real) = tools() else { return };
     let dir = tempfile::tempdir().unwrap();
     // Tools that would fail with ToolMissing if they were started at all.
-    let absent =
-        Tools { ghostscript: dir.path().join("no-gs"), tiff2pdf: dir.path().join("no-tiff2pdf"), ..Tools::from_env() };
+    let absent = Tools {
+        ghostscript: dir.path().join("no-gs"),
+        tiff2pdf: dir.path().join("no-tiff2pdf"),
+        ..Tools::from_env().unwrap()
+    };
     let pdf = text_pdf(dir.path(), "six.pdf", 6, &TextLayout::default());
     let out = dir.path().join("six.tif");
     let err = pdf_to_fax_tiff(&absent, &pdf, &out, &FaxImageOptions::default(), 5).await.unwrap_err();
@@ -323,7 +326,7 @@ async fn missing_tools_are_reported() {
     let tools = Tools {
         ghostscript: dir.path().join("bin/gs"),
         tiff2pdf: dir.path().join("bin/tiff2pdf"),
-        ..Tools::from_env()
+        ..Tools::from_env().unwrap()
     };
     assert!(matches!(tools.check(), Err(ConvertError::ToolMissing(p)) if p == dir.path().join("bin/gs")));
     let pdf = text_pdf(dir.path(), "one.pdf", 1, &TextLayout::default());
@@ -363,7 +366,7 @@ async fn converters_run_sandboxed_and_failures_are_sanitised() {
     );
     let temp_root = dir.path().join("work");
     std::fs::create_dir(&temp_root).unwrap();
-    let tools = Tools { ghostscript: fake_gs, temp_root: temp_root.clone(), ..Tools::from_env() };
+    let tools = Tools { ghostscript: fake_gs, temp_root: temp_root.clone(), ..Tools::from_env().unwrap() };
     let pdf = text_pdf(dir.path(), "one.pdf", 1, &TextLayout::default());
     let out = dir.path().join("one.tif");
     let err = pdf_to_fax_tiff(&tools, &pdf, &out, &FaxImageOptions::default(), 10).await.unwrap_err();
