@@ -5,7 +5,7 @@
 //! deliver TIFF, while the API stores and serves PDF. Rasterising and
 //! converting are left to proven tools run as supervised subprocesses
 //! (Ghostscript for PDF → TIFF; libtiff's `tiff2pdf` for TIFF → PDF, because
-//! Ghostscript cannot read TIFF), see [`supervise`] for the sandboxing. What
+//! Ghostscript cannot read TIFF), sandboxed as docs/documents.md describes. What
 //! this module adds around them is what the tools do not guarantee:
 //!
 //! - page counts come from our own parsers ([`crate::pdf::count_pages`],
@@ -152,28 +152,36 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 impl Tools {
     /// Finds the converters from `GHOSTSCRIPT` / `TIFF2PDF` (paths), else
     /// `gs` / `tiff2pdf` on `PATH`; `FAXBOT_CONVERT_TIMEOUT_SECS` overrides
-    /// [`DEFAULT_TIMEOUT`], `TMPDIR` the temp root. Never fails: a tool that
-    /// cannot be found keeps its bare name and surfaces as
-    /// [`ConvertError::ToolMissing`] from [`Tools::check`] or the first use.
-    pub fn from_env() -> Tools {
-        let find = |var: &str, name: &str| {
-            std::env::var_os(var)
+    /// [`DEFAULT_TIMEOUT`], `TMPDIR` the temp root. A tool that cannot be
+    /// found keeps its bare name and surfaces as [`ConvertError::ToolMissing`]
+    /// from [`Tools::check`] or the first use, so a server that never
+    /// converts does not need the tools; a malformed timeout is an error.
+    pub fn from_env() -> Result<Tools, ToolsError> {
+        Tools::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// [`Tools::from_env`] over any variable source (tests, config files).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<OsString>) -> Result<Tools, ToolsError> {
+        let find = |name: &str, tool: &str| {
+            var(name)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| supervise::on_path(name))
-                .unwrap_or_else(|| PathBuf::from(name))
+                .or_else(|| supervise::on_path(tool))
+                .unwrap_or_else(|| PathBuf::from(tool))
         };
-        let timeout = std::env::var("FAXBOT_CONVERT_TIMEOUT_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&s| s > 0)
-            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-        Tools {
+        let timeout = match var("FAXBOT_CONVERT_TIMEOUT_SECS") {
+            None => DEFAULT_TIMEOUT,
+            Some(raw) => match raw.to_str().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(secs @ 1..=3600) => Duration::from_secs(secs),
+                _ => return Err(ToolsError::Timeout),
+            },
+        };
+        Ok(Tools {
             ghostscript: find("GHOSTSCRIPT", "gs"),
             tiff2pdf: find("TIFF2PDF", "tiff2pdf"),
             timeout,
             temp_root: std::env::temp_dir(),
-        }
+        })
     }
 
     /// Verifies both tools are executable files, so a deployment without
@@ -186,6 +194,15 @@ impl Tools {
         }
         Ok(())
     }
+}
+
+/// A converter setting in the environment is malformed; the message names
+/// the variable and what it expects, as the server's other settings do.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolsError {
+    /// `FAXBOT_CONVERT_TIMEOUT_SECS` is not a whole number of seconds in range.
+    #[error("FAXBOT_CONVERT_TIMEOUT_SECS: expected a whole number of seconds between 1 and 3600")]
+    Timeout,
 }
 
 /// Why a conversion did not produce a verified document.
@@ -213,8 +230,10 @@ pub enum ConvertError {
     /// The document has more pages than the caller allows.
     #[error("the document has {pages} pages; at most {max} can be faxed")]
     TooManyPages {
-        /// Pages counted; for documents beyond the counters' hard cap
-        /// ([`crate::pdf::MAX_PAGES`]) this is that cap + 1.
+        /// Pages counted. Counting stops early where it can, and then this
+        /// is a lower bound: `max + 1` for a TIFF (the directory walk stops
+        /// at the limit), and the counter's hard cap + 1
+        /// ([`crate::pdf::MAX_PAGES`]) for a PDF beyond it.
         pages: u32,
         /// The caller's limit.
         max: u32,
@@ -427,6 +446,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_come_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(*v))
+        };
+        let tools =
+            Tools::from_lookup(vars(&[("GHOSTSCRIPT", "/opt/gs/bin/gs"), ("FAXBOT_CONVERT_TIMEOUT_SECS", "7")]));
+        let tools = tools.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tools.ghostscript, PathBuf::from("/opt/gs/bin/gs"));
+        assert_eq!(tools.timeout, Duration::from_secs(7));
+        assert!(tools.tiff2pdf.ends_with("tiff2pdf"));
+        let default = Tools::from_lookup(vars(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(default.timeout, DEFAULT_TIMEOUT);
+        for bad in [&[("FAXBOT_CONVERT_TIMEOUT_SECS", "0")][..], &[("FAXBOT_CONVERT_TIMEOUT_SECS", "2m")][..]] {
+            let err = Tools::from_lookup(vars(bad)).err().map(|e| e.to_string());
+            assert_eq!(
+                err.as_deref(),
+                Some("FAXBOT_CONVERT_TIMEOUT_SECS: expected a whole number of seconds between 1 and 3600")
+            );
+        }
+    }
 
     #[test]
     fn page_sizes_match_ghostscript() {

@@ -23,24 +23,20 @@ use faxbot_documents::text::{TextLayout, render_text_pdf};
 /// The real tools, or `None` (with a loud reason) when this machine lacks
 /// one. Under `CI=true` a missing tool is a failure.
 fn tools() -> Option<Tools> {
-    let tools = Tools::from_env();
+    let tools = Tools::from_env().unwrap();
     let mut missing = Vec::new();
-    if tools.check().is_err() {
-        missing.push(format!("{} / {}", tools.ghostscript.display(), tools.tiff2pdf.display()));
+    if let Err(e) = tools.check() {
+        missing.push(e.to_string());
     }
     for tool in ["tiffinfo", "pdfinfo"] {
         if Command::new(tool).arg("-v").output().is_err() {
-            missing.push(tool.to_string());
+            missing.push(format!("{tool} is not on PATH"));
         }
     }
     if missing.is_empty() {
         return Some(tools);
     }
-    let reason = format!(
-        "missing {}: install ghostscript, libtiff-tools and poppler-utils (apt-get install ghostscript \
-         libtiff-tools poppler-utils)",
-        missing.join(", ")
-    );
+    let reason = format!("{} (apt-get install ghostscript libtiff-tools poppler-utils)", missing.join(", "));
     assert!(std::env::var("CI").map(|v| v != "true").unwrap_or(true), "CI=true but {reason}");
     eprintln!("SKIPPING fax pipeline test: {reason}");
     None
@@ -48,10 +44,24 @@ fn tools() -> Option<Tools> {
 
 /// Renders `pages` pages of text (one form feed between pages) to a PDF.
 fn text_pdf(dir: &Path, name: &str, pages: u32, layout: &TextLayout) -> PathBuf {
-    let text = (1..=pages)
-        .map(|i| format!("Page {i} of {pages}\nThe quick brown fox jumps over the lazy dog.\n{}", "=".repeat(80)))
-        .collect::<Vec<_>>()
-        .join("\x0c");
+    let page = |i| format!("Page {i} of {pages}\nThe quick brown fox jumps over the lazy dog.\n{}", "=".repeat(80));
+    write_pdf(dir, name, pages, layout, page)
+}
+
+/// Every page full of text (57 lines of 84 characters): several times slower to rasterise than [`text_pdf`].
+fn dense_pdf(dir: &Path, name: &str, pages: u32) -> PathBuf {
+    write_pdf(dir, name, pages, &TextLayout::default(), |i| {
+        (0..57)
+            .map(|l| {
+                format!("{i:03}-{l:02} {}", "The quick brown fox jumps over the lazy dog. ".repeat(2))[..84].to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn write_pdf(dir: &Path, name: &str, pages: u32, layout: &TextLayout, page: impl Fn(u32) -> String) -> PathBuf {
+    let text = (1..=pages).map(page).collect::<Vec<_>>().join("\x0c");
     let path = dir.join(name);
     let mut out = std::fs::File::create(&path).unwrap();
     assert_eq!(render_text_pdf(text.as_bytes(), &mut out, layout).unwrap(), pages);
@@ -236,8 +246,11 @@ async fn too_many_pages_are_refused_before_any_tool_runs() {
     let Some(real) = tools() else { return };
     let dir = tempfile::tempdir().unwrap();
     // Tools that would fail with ToolMissing if they were started at all.
-    let absent =
-        Tools { ghostscript: dir.path().join("no-gs"), tiff2pdf: dir.path().join("no-tiff2pdf"), ..Tools::from_env() };
+    let absent = Tools {
+        ghostscript: dir.path().join("no-gs"),
+        tiff2pdf: dir.path().join("no-tiff2pdf"),
+        ..Tools::from_env().unwrap()
+    };
     let pdf = text_pdf(dir.path(), "six.pdf", 6, &TextLayout::default());
     let out = dir.path().join("six.tif");
     let err = pdf_to_fax_tiff(&absent, &pdf, &out, &FaxImageOptions::default(), 5).await.unwrap_err();
@@ -290,7 +303,8 @@ async fn a_slow_conversion_is_killed_and_cleaned_up() {
     let temp_root = dir.path().join("work");
     std::fs::create_dir(&temp_root).unwrap();
     let tools = Tools { timeout: Duration::from_millis(30), temp_root: temp_root.clone(), ..tools };
-    let pdf = text_pdf(dir.path(), "fifty.pdf", 50, &TextLayout::default());
+    // About 0.4 s of Ghostscript CPU time (docs/benchmarks.md), far beyond the 30 ms limit.
+    let pdf = dense_pdf(dir.path(), "fifty.pdf", 50);
     let out = dir.path().join("fifty.tif");
     let started = std::time::Instant::now();
     let err = pdf_to_fax_tiff(&tools, &pdf, &out, &FaxImageOptions::default(), 100).await.unwrap_err();
@@ -312,7 +326,7 @@ async fn missing_tools_are_reported() {
     let tools = Tools {
         ghostscript: dir.path().join("bin/gs"),
         tiff2pdf: dir.path().join("bin/tiff2pdf"),
-        ..Tools::from_env()
+        ..Tools::from_env().unwrap()
     };
     assert!(matches!(tools.check(), Err(ConvertError::ToolMissing(p)) if p == dir.path().join("bin/gs")));
     let pdf = text_pdf(dir.path(), "one.pdf", 1, &TextLayout::default());
@@ -352,7 +366,7 @@ async fn converters_run_sandboxed_and_failures_are_sanitised() {
     );
     let temp_root = dir.path().join("work");
     std::fs::create_dir(&temp_root).unwrap();
-    let tools = Tools { ghostscript: fake_gs, temp_root: temp_root.clone(), ..Tools::from_env() };
+    let tools = Tools { ghostscript: fake_gs, temp_root: temp_root.clone(), ..Tools::from_env().unwrap() };
     let pdf = text_pdf(dir.path(), "one.pdf", 1, &TextLayout::default());
     let out = dir.path().join("one.tif");
     let err = pdf_to_fax_tiff(&tools, &pdf, &out, &FaxImageOptions::default(), 10).await.unwrap_err();
