@@ -42,7 +42,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     }
     let list = json(get("/plugins", Some(&admin)).await.unwrap()).await;
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["test", "phaxio", "sinch", "local", "api_keys"]);
+    assert_eq!(ids, vec!["test", "phaxio", "sinch", "sip", "local", "api_keys"]);
     assert_eq!(list["items"][0]["enabled"], true);
     assert_eq!(list["items"][0]["configurable"], true);
     assert_eq!(list["items"][1]["enabled"], false);
@@ -114,7 +114,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     assert_eq!(ids, vec!["local"]);
     assert!(reg["items"][0]["settings_schema"]["properties"]["path"].is_object());
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
-    assert_eq!(reg["items"].as_array().unwrap().len(), 5);
+    assert_eq!(reg["items"].as_array().unwrap().len(), 6);
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
 
     let logs = app.logs().join("\n");

@@ -18,7 +18,7 @@ const INBOUND_SECRET: &str = "inbound-secret-do-not-leak-5be0";
 
 /// Whether Ghostscript and tiff2pdf are installed. In CI their absence is a failure, never a skip.
 fn tools_available() -> bool {
-    let ok = faxbot_documents::fax::Tools::from_env().check().is_ok();
+    let ok = faxbot_documents::fax::Tools::from_env().is_ok_and(|t| t.check().is_ok());
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -240,7 +240,7 @@ db_test!(sip_connection_loss_mid_fax_never_leaves_a_job_stuck_or_dials_twice);
 
 /// A 2-page fax TIFF, made the way Asterisk's ReceiveFAX leaves one (TIFF-F, G4).
 async fn received_tiff(dir: &Path) -> Vec<u8> {
-    let tools = faxbot_documents::fax::Tools::from_env();
+    let tools = faxbot_documents::fax::Tools::from_env().unwrap();
     let pdf = dir.join("in.pdf");
     std::fs::write(&pdf, pdf_with_pages(2)).unwrap();
     let tiff = dir.join("in.tif");

@@ -71,6 +71,11 @@ fn settings_of(binding: &SlotBinding) -> Result<SipSettings, PluginError> {
     manifests::parse_settings(&binding.settings).map_err(settings_error(binding))
 }
 
+/// The document converters, from `GHOSTSCRIPT`, `TIFF2PDF` and `FAXBOT_CONVERT_TIMEOUT_SECS`.
+fn tools(binding: &SlotBinding) -> Result<Tools, PluginError> {
+    Tools::from_env().map_err(|e| PluginError::Settings { plugin: binding.plugin.clone(), problems: e.to_string() })
+}
+
 fn manifest() -> Result<PluginManifest, PluginError> {
     manifests::manifest(manifests::SIP).ok_or_else(|| PluginError::Unknown(manifests::SIP.into()))
 }
@@ -91,7 +96,7 @@ pub fn build_outbound(
                  ASTERISK_AMI_SECRET"
             ),
         })?;
-    let tools = Tools::from_env();
+    let tools = tools(binding)?;
     if let Err(e) = tools.check() {
         // Not fatal (the tools may be mounted later), but every fax would fail: say so at once.
         tracing::error!(error = %e, "the sip plugin needs Ghostscript and tiff2pdf to prepare faxes");
@@ -418,7 +423,7 @@ pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<SipInbound>, PluginErr
         manifest: manifest()?,
         settings,
         secret,
-        tools: Tools::from_env(),
+        tools: tools(binding)?,
         received: std::sync::Mutex::new(std::collections::HashMap::new()),
     }))
 }
