@@ -28,3 +28,17 @@ COPY --from=build /out/faxbot-operator /usr/local/bin/faxbot-operator
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/faxbot-operator"]
+
+# The API server with the document tools the `sip` plugin needs (Ghostscript rasterises PDFs into fax TIFFs,
+# libtiff's tiff2pdf turns received TIFFs into PDFs): `docker build --target api-sip -t faxbot-api-sip:<tag> .`
+# Debian slim rather than distroless, because both tools come from Debian packages with their libraries; still
+# non-root, and the pod's root filesystem stays read-only (conversions use TMPDIR on the data volume or an
+# emptyDir). Use the plain `api` image when no SIP plugin is configured.
+FROM debian:bookworm-slim AS api-sip
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ghostscript libtiff-tools ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/faxbot-api /usr/local/bin/faxbot-api
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/faxbot-api"]

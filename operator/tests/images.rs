@@ -1,6 +1,7 @@
 //! The container build cannot run here (no image builder on these machines), so what can be checked is
 //! checked: the Dockerfile builds the binaries this workspace produces, its runtime stages run as the UID the
-//! operator's pod security context and the operator's own manifest use, and they are distroless.
+//! operator's pod security context and the operator's own manifest use, and they are distroless (the
+//! `api-sip` variant adds Ghostscript and libtiff on Debian slim for the sip plugin).
 
 #[test]
 fn the_dockerfile_matches_the_workspace_and_the_pod_security_context() {
@@ -15,7 +16,11 @@ fn the_dockerfile_matches_the_workspace_and_the_pod_security_context() {
         assert!(dockerfile.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{bin}\"]")));
     }
     let uid = faxbot_operator::build::RUN_AS;
-    assert_eq!(dockerfile.matches(&format!("USER {uid}:{uid}")).count(), 2, "both images run as {uid}");
+    assert_eq!(dockerfile.matches(&format!("USER {uid}:{uid}")).count(), 3, "every image runs as {uid}");
+    // The SIP variant carries the tools the sip plugin runs (faxbot_documents::fax::Tools).
+    let sip = &dockerfile[dockerfile.find("AS api-sip").expect("an api-sip stage")..];
+    assert!(sip.contains("ghostscript") && sip.contains("libtiff-tools"), "the api-sip image has gs and tiff2pdf");
+    assert!(sip.contains("ENTRYPOINT [\"/usr/local/bin/faxbot-api\"]"));
     let manifest = include_str!("../../config/operator/operator.yaml");
     assert!(manifest.contains(&format!("runAsUser: {uid}")), "the operator's Deployment runs as {uid}");
     assert!(manifest.contains("readOnlyRootFilesystem: true") && manifest.contains("runAsNonRoot: true"));
