@@ -156,7 +156,9 @@ async fn sip_every_failed_call_reaches_a_final_state(db: Db) {
     let mut jobs = Vec::new();
     for (suffix, outcome, _, _) in &cases {
         fake.script(suffix, outcome.clone());
-        jobs.push(submit(app, &format!("+1555000{suffix}"), one_page_pdf()).await);
+        let number = format!("+1555000{suffix}");
+        app.forbid(&number[1..]);
+        jobs.push(submit(app, &number, one_page_pdf()).await);
     }
     for (id, (suffix, _, status, text)) in jobs.iter().zip(cases.iter()) {
         let job = app.wait_terminal(Some(app.admin()), id, Duration::from_secs(30)).await;
@@ -196,6 +198,8 @@ async fn sip_connection_loss_mid_fax_never_leaves_a_job_stuck_or_dials_twice(db:
     }
     let line = setup(db, AMI_SECRET, |c| c.default_outcome = Outcome::Hold).await;
     let (fake, app) = (&line.fake, &line.app);
+    app.forbid("15557654321");
+    app.forbid("15559876543");
 
     // (a) The call ends while the connection is down: its result is lost, the job fails with a clear reason.
     let lost = submit(app, NUMBER, one_page_pdf()).await;
