@@ -230,6 +230,14 @@ async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
     server_dry_run(&kc, &rendered, "the all-enabled rendering");
 }
 
+/// Labels `ns` to enforce the "restricted" Pod Security Standard, so the API server refuses any pod of the
+/// chart (the operator's, through its ReplicaSet, and the `helm test` Pod) that does not meet it.
+async fn enforce_restricted(client: &Client, ns: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let label = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}});
+    Api::<Namespace>::all(client.clone()).patch(ns, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+}
+
 /// What a test release leaves to check: names derived from the release.
 struct Release {
     name: String,
@@ -253,18 +261,31 @@ impl Release {
 /// — what the container would get mounted — and sets the Pod's phase from the exit code (Succeeded or
 /// Failed), which is what `helm test` waits for. When the command succeeds, the test resources are checked
 /// Ready here too, through the API, and the random admin key is returned for the leak check.
-async fn run_test_pod(client: &Client, admin: &Path, release: &Release, work_ns: &str) -> (bool, Option<String>) {
+/// `helm test` is the running `helm test` ([`Helm::spawn_test`]); its result is returned as the last two fields.
+async fn run_test_pod(
+    client: &Client,
+    admin: &Path,
+    release: &Release,
+    work_ns: &str,
+    helm_test: tokio::task::JoinHandle<(bool, String)>,
+) -> (bool, Option<String>, bool, String) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), work_ns);
     let name = release.test_name();
-    let pod = wait_for(Duration::from_secs(60), "the helm test Pod Running", || {
-        let pods = pods.clone();
-        let name = name.clone();
-        async move {
-            let pod = pods.get_opt(&name).await.ok()??;
-            (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        if let Ok(Some(pod)) = pods.get_opt(&name).await
+            && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        {
+            break pod;
         }
-    })
-    .await;
+        // A hook refused by the API server (or any other early failure) ends `helm test` before the Pod runs.
+        if helm_test.is_finished() {
+            let (ok, out) = helm_test.await.unwrap();
+            panic!("helm test ended (success: {ok}) before its Pod ran:\n{out}");
+        }
+        assert!(std::time::Instant::now() < deadline, "the helm test Pod was not Running within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let spec = pod.spec.unwrap();
     let container = &spec.containers[0];
     assert_eq!(container.command.as_deref(), Some(&["kubectl".to_string()][..]), "the test Pod runs kubectl");
@@ -313,7 +334,8 @@ async fn run_test_pod(client: &Client, admin: &Path, release: &Release, work_ns:
         "started": false, "state": {"terminated": {"exitCode": code, "reason": reason}}
     }]}});
     pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.expect("set the test Pod's phase");
-    (passed, admin_key)
+    let (helm_ok, helm_out) = helm_test.await.unwrap();
+    (passed, admin_key, helm_ok, helm_out)
 }
 
 /// `helm install` with the defaults (cluster-wide RBAC), the operator on the chart's ServiceAccount token,
@@ -325,6 +347,7 @@ async fn helm_install_test_and_uninstall_with_the_charts_service_account() {
     let client = client(&kc).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-helm").await;
+    enforce_restricted(&client, &ns).await;
     let release = Release::new(&ns);
 
     let out = helm.ok(&["install", &release.name, CHART, "-n", &ns, "--wait", "--timeout", "2m"]);
@@ -348,8 +371,7 @@ async fn helm_install_test_and_uninstall_with_the_charts_service_account() {
         Operator::start_with_env(&restricted, &ns, "op-helm", &[("FAXBOT_LEASE_NAME", release.fullname.as_str())]);
 
     let test = helm.spawn_test(&release.name, &ns);
-    let (passed, admin_key) = run_test_pod(&client, &kc, &release, &ns).await;
-    let (ok, out) = test.await.unwrap();
+    let (passed, admin_key, ok, out) = run_test_pod(&client, &kc, &release, &ns, test).await;
     assert!(passed, "the test resources did not become Ready; operator output:\n{}", operator.output());
     assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}");
     // Passed tests clean up after themselves (hook-succeeded), and the operator's objects go with the config.
@@ -384,6 +406,7 @@ async fn a_namespaced_release_reads_secrets_only_where_it_works() {
     let fax_ns = namespace(&client, "e2e-helm-fax").await;
     let other_ns = namespace(&client, "e2e-helm-other").await;
     for ns in [&op_ns, &fax_ns, &other_ns] {
+        enforce_restricted(&client, ns).await;
         put_secret(&client, ns, "someone-elses", &[("password", "not-for-the-operator")]).await;
     }
     let release = Release::new(&op_ns);
@@ -431,8 +454,7 @@ async fn a_namespaced_release_reads_secrets_only_where_it_works() {
 
     // No operator yet: the test resources never become Ready, the Pod fails, and so does `helm test`.
     let test = helm.spawn_test(&release.name, &op_ns);
-    let (passed, _) = run_test_pod(&client, &kc, &release, &fax_ns).await;
-    let (ok, out) = test.await.unwrap();
+    let (passed, _, ok, out) = run_test_pod(&client, &kc, &release, &fax_ns, test).await;
     assert!(!passed && !ok, "helm test must fail without an operator:\n{out}");
 
     // `helm upgrade` (values reused) with a realistic timeout, then the operator on the token: it passes.
@@ -444,8 +466,7 @@ async fn a_namespaced_release_reads_secrets_only_where_it_works() {
         &[("FAXBOT_LEASE_NAMESPACE", op_ns.as_str()), ("FAXBOT_LEASE_NAME", release.fullname.as_str())],
     );
     let test = helm.spawn_test(&release.name, &op_ns);
-    let (passed, admin_key) = run_test_pod(&client, &kc, &release, &fax_ns).await;
-    let (ok, out) = test.await.unwrap();
+    let (passed, admin_key, ok, out) = run_test_pod(&client, &kc, &release, &fax_ns, test).await;
     assert!(passed, "the test resources did not become Ready; operator output:\n{}", operator.output());
     assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}");
     let output = operator.output();
