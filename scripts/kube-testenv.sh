@@ -13,7 +13,7 @@
 # the canary's replica ratio are judged on.
 #
 # Layout of <dir> (must be absent or empty on start):
-#   env             shell exports: KUBECONFIG, FAXBOT_TEST_KUBECONFIG, KUBE_BINS, FAXBOT_TEST_OPERATOR_TOKEN, ...
+#   env             shell exports: KUBECONFIG, FAXBOT_TEST_KUBECONFIG, KUBE_BINS, HELM, FAXBOT_TEST_OPERATOR_TOKEN, ...
 #   kubeconfig      admin (system:masters) kubeconfig, context "faxbot-test"
 #   pki/            throwaway CA, apiserver serving cert, service-account signing key pair
 #   tokens.csv      static bearer tokens for the apiserver (--token-auth-file)
@@ -21,7 +21,7 @@
 #   logs/*.log      one log per process
 #   pids/*.pid      one pid per process
 #
-# The binaries come from scripts/kube-bins.sh (built once and cached outside the clone).
+# The binaries come from scripts/kube-bins.sh and Helm from scripts/helm-bin.sh (built once, cached outside the clone).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -237,8 +237,10 @@ start() {
   touch "$dir/$marker"
   mkdir -p "$dir/logs" "$dir/pids"
 
-  local bins t0=$EPOCHREALTIME
+  local bins helm t0=$EPOCHREALTIME
   bins=$("$repo/scripts/kube-bins.sh" | tail -n 1)
+  # Helm for the chart's end-to-end test (scripts/helm-bin.sh builds it once from tools/helm).
+  helm=$("$repo/scripts/helm-bin.sh" | tail -n 1)
 
   make_pki "$dir/pki"
   local pki=$dir/pki
@@ -425,6 +427,7 @@ NODE
     printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
     printf 'export FAXBOT_TEST_KUBECONFIG=%q\n' "$dir/kubeconfig"
     printf 'export KUBE_BINS=%q\n' "$bins"
+    printf 'export HELM=%q\n' "$helm"
     printf 'export FAXBOT_TEST_KUBE_SERVER=%q\n' "$server"
     printf 'export FAXBOT_TEST_KUBE_CA=%q\n' "$pki/ca.crt"
     printf 'export FAXBOT_TEST_OPERATOR_USER=%q\n' faxbot-operator-e2e

@@ -68,6 +68,17 @@ mod tests {
     }
 
     #[test]
+    fn the_helm_charts_crds_are_the_generated_ones() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/faxbot-operator/crds/crds.yaml");
+        let in_chart = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            in_chart == crds_yaml(),
+            "charts/faxbot-operator/crds/crds.yaml differs from the generated CRDs; copy them with\n  \
+             cargo run -p faxbot-crds --bin faxbot-crdgen > charts/faxbot-operator/crds/crds.yaml"
+        );
+    }
+
+    #[test]
     fn crds_have_status_short_names_category_and_columns() {
         for crd in crds() {
             let names = &crd.spec.names;

@@ -95,8 +95,14 @@ async fn main() -> anyhow::Result<()> {
     let identity = var("POD_NAME").unwrap_or_else(|| format!("faxbot-operator-{:08x}", rand::random::<u32>()));
 
     let client = Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
-    // Fail fast with a hint when the CRDs are missing, instead of a watch error loop.
-    Api::<FaxPluginConfig>::all(client.clone()).list(&ListParams::default().limit(1)).await.context(
+    // Fail fast with a hint when the CRDs are missing, instead of a watch error loop. Probed in the watched
+    // namespace when there is one, so an operator whose RBAC is a Role in that namespace (the Helm chart's
+    // `watchNamespace`) needs no cluster-wide right at all.
+    let probe: Api<FaxPluginConfig> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    probe.list(&ListParams::default().limit(1)).await.context(
         "the FaxPluginConfig CRD is not served; install it first: kubectl apply --server-side -f crds/yaml/crds.yaml",
     )?;
 

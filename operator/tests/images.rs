@@ -24,6 +24,11 @@ fn the_dockerfile_matches_the_workspace_and_the_pod_security_context() {
     let manifest = include_str!("../../config/operator/operator.yaml");
     assert!(manifest.contains(&format!("runAsUser: {uid}")), "the operator's Deployment runs as {uid}");
     assert!(manifest.contains("readOnlyRootFilesystem: true") && manifest.contains("runAsNonRoot: true"));
+    // The Helm chart runs the same image under the same UID (its rendering is checked in the e2e suite).
+    let values = include_str!("../../charts/faxbot-operator/values.yaml");
+    assert!(values.contains(&format!("runAsUser: {uid}")), "the chart's default UID is {uid}");
+    let chart = include_str!("../../charts/faxbot-operator/Chart.yaml");
+    assert!(chart.contains(&format!("appVersion: \"{}\"", env!("CARGO_PKG_VERSION"))), "the chart's appVersion");
     // Every workspace member the build needs is in the build context (nothing but build output is ignored).
     let ignore = include_str!("../../.dockerignore");
     for line in ignore.lines().map(str::trim).filter(|l| !l.is_empty()) {

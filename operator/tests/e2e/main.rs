@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod canary;
+mod helm;
 mod manifests;
 mod support;
 
@@ -580,90 +581,57 @@ async fn the_readme_sample_becomes_ready() {
     operator.assert_no_leaks(&[ADMIN_KEY, PEPPER]);
 }
 
-/// The operator works with exactly the permissions of `config/rbac/operator.yaml`: it runs here with a token
-/// whose user has no rights but that ClusterRole (and the leader-election Role in its namespace).
+/// The operator works with exactly the permissions of `config/rbac/`: it runs here with a TokenRequest token
+/// of a real ServiceAccount `faxbot-operator`, bound by `config/rbac/bindings.yaml` (subjects moved to the
+/// test namespace) to the ClusterRole and the leader-election Role of `config/rbac/operator.yaml`, and to
+/// nothing else. (The chart's RBAC is proven the same way in `helm.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_needs_only_its_documented_rbac() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     let Some(kubeconfig) = kubeconfig() else { return };
-    let Ok(token) = std::env::var("FAXBOT_TEST_OPERATOR_TOKEN") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but FAXBOT_TEST_OPERATOR_TOKEN is not set (scripts/kube-testenv.sh sets it)"
-        );
-        eprintln!("SKIPPING RBAC test: FAXBOT_TEST_OPERATOR_TOKEN is not set (scripts/kube-testenv.sh sets it)");
-        return;
-    };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-rbac").await;
-    let user = "faxbot-operator-e2e";
+    let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "faxbot-operator"}});
+    apply_json::<ServiceAccount>(&client, &ns, sa).await.unwrap();
 
-    let rbac = include_str!("../../../config/rbac/operator.yaml");
-    for doc in rbac.split("\n---\n") {
+    let rbac = [include_str!("../../../config/rbac/operator.yaml"), include_str!("../../../config/rbac/bindings.yaml")];
+    for doc in rbac.iter().flat_map(|file| file.split("\n---\n")) {
         let mut manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
         let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
-        let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
-        match manifest["kind"].as_str().unwrap() {
-            "ClusterRole" => {
-                Api::<ClusterRole>::all(client.clone())
-                    .patch(&name, &pp, &kube::api::Patch::Apply(manifest))
-                    .await
-                    .unwrap();
+        // What the kustomization's `namespace:` does for config/default.
+        if let Some(subjects) = manifest.get_mut("subjects").and_then(|s| s.as_array_mut()) {
+            for subject in subjects {
+                assert_eq!(subject["namespace"], "faxbot-system");
+                subject["namespace"] = ns.clone().into();
             }
-            "Role" => {
-                manifest["metadata"]["namespace"] = ns.clone().into();
-                Api::<Role>::namespaced(client.clone(), &ns)
-                    .patch(&name, &pp, &kube::api::Patch::Apply(manifest))
-                    .await
-                    .unwrap();
+        }
+        let patch = kube::api::Patch::Apply(&manifest);
+        match manifest["kind"].as_str().unwrap() {
+            "ClusterRole" => drop(Api::<ClusterRole>::all(client.clone()).patch(&name, &pp, &patch).await.unwrap()),
+            "ClusterRoleBinding" => {
+                drop(Api::<ClusterRoleBinding>::all(client.clone()).patch(&name, &pp, &patch).await.unwrap())
+            }
+            "Role" => drop(Api::<Role>::namespaced(client.clone(), &ns).patch(&name, &pp, &patch).await.unwrap()),
+            "RoleBinding" => {
+                drop(Api::<RoleBinding>::namespaced(client.clone(), &ns).patch(&name, &pp, &patch).await.unwrap())
             }
             other => panic!("unexpected kind {other}"),
         }
     }
-    let subject = json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]);
-    let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(
-            "faxbot-operator-e2e",
-            &pp,
-            &kube::api::Patch::Apply(
-                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "faxbot-operator-e2e"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "faxbot-operator"},
-                "subjects": subject}),
-            ),
-        )
-        .await
-        .unwrap();
-    Api::<RoleBinding>::namespaced(client.clone(), &ns)
-        .patch(
-            "faxbot-operator-leader-election",
-            &pp,
-            &kube::api::Patch::Apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": "faxbot-operator-leader-election", "namespace": ns},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "faxbot-operator-leader-election"},
-                "subjects": subject})),
-        )
-        .await
-        .unwrap();
 
-    // The same kubeconfig with the operator user's token instead of the admin's.
-    let admin_config = std::fs::read_to_string(&kubeconfig).unwrap();
-    let restricted: String = admin_config
-        .lines()
-        .map(|l| if l.trim_start().starts_with("token:") { format!("    token: {token}") } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The same kubeconfig with the ServiceAccount's token instead of the admin's.
+    let token = service_account_token(&client, &ns, "faxbot-operator").await;
     let dir = tempfile::tempdir().unwrap();
-    let restricted_path = dir.path().join("kubeconfig");
-    std::fs::write(&restricted_path, restricted).unwrap();
-    // Without the binding the user can do nothing; prove the token really is the restricted one.
+    let restricted_path = kubeconfig_with_token(&kubeconfig, &token, dir.path(), "kubeconfig");
+    // Prove the token really is the restricted one: the ClusterRole grants nothing on ServiceAccounts.
     let restricted_client = support::client(&restricted_path).await;
-    let err = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(restricted_client, &ns)
+    let err = Api::<ServiceAccount>::namespaced(restricted_client, &ns)
         .list(&ListParams::default())
         .await
-        .expect_err("the operator user must not list service accounts");
+        .expect_err("the operator's ServiceAccount must not list service accounts");
     assert!(err.to_string().contains("forbidden"), "{err}");
 
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;

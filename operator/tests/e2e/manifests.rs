@@ -1,6 +1,7 @@
 //! The GitOps manifests in `config/` are what the real API server accepts: `kubectl kustomize` (kustomize v5,
 //! built into kubectl) renders `config/default` (namespace, CRDs, RBAC, the operator Deployment, PDB and
-//! metrics Service) and the result is applied with server-side dry-run; so are the samples.
+//! metrics Service) and the result is applied with server-side dry-run; so are the samples and the per-provider
+//! overlays in `config/overlays/` (with the S3 storage component on top of one of them).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -87,4 +88,33 @@ async fn config_manifests_render_and_the_api_server_accepts_them() {
         None,
     );
     assert!(ok, "the API server refused the sample:\n{out}");
+
+    // The overlays: each renders a FaxPluginConfig and its FaxProviders, no Secret (those are created
+    // separately), and the API server accepts them.
+    for (overlay, plugins) in [
+        ("simulated-line", &["test", "api_keys"][..]),
+        ("phaxio", &["phaxio", "api_keys"][..]),
+        ("sinch", &["sinch", "api_keys"][..]),
+        ("sip", &["sip", "api_keys"][..]),
+    ] {
+        let (ok, rendered) = run(&kc, &["kustomize", &format!("{root}/config/overlays/{overlay}")], None);
+        assert!(ok, "kustomize {overlay} failed: {rendered}");
+        assert_eq!(rendered.matches("kind: FaxPluginConfig").count(), 1, "{overlay}:\n{rendered}");
+        assert!(!rendered.contains("kind: Secret"), "{overlay} must not carry a Secret:\n{rendered}");
+        for plugin in plugins {
+            assert!(rendered.contains(&format!("plugin: {plugin}")), "{overlay} uses {plugin}:\n{rendered}");
+        }
+        let (ok, out) =
+            run(&kc, &["apply", "--server-side", "--dry-run=server", "-n", &ns, "-f", "-"], Some(&rendered));
+        assert!(ok, "the API server refused overlay {overlay}:\n{out}");
+        assert!(out.contains("faxpluginconfig.fax.faxbot.io/faxbot serverside-applied (server dry run)"), "{out}");
+    }
+    // The S3 component on top of an overlay: one more provider, the config's storage slot names it, and
+    // the shared volume is gone.
+    let (ok, rendered) = run(&kc, &["kustomize", &format!("{root}/config/overlays/phaxio-s3")], None);
+    assert!(ok, "kustomize phaxio-s3 failed: {rendered}");
+    assert!(rendered.contains("plugin: s3") && rendered.contains("storage: s3"), "{rendered}");
+    assert!(!rendered.contains("dataVolume") && !rendered.contains("kind: Secret"), "{rendered}");
+    let (ok, out) = run(&kc, &["apply", "--server-side", "--dry-run=server", "-n", &ns, "-f", "-"], Some(&rendered));
+    assert!(ok, "the API server refused phaxio + s3-storage:\n{out}");
 }

@@ -265,3 +265,30 @@ pub async fn kubectl(kubeconfig: &PathBuf, args: &[&str]) -> String {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A token of ServiceAccount `ns/sa` from the TokenRequest API (valid one hour): what a pod running as that
+/// ServiceAccount gets mounted, so a process using it has exactly the ServiceAccount's RBAC.
+pub async fn service_account_token(client: &Client, ns: &str, sa: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }),
+        ..Default::default()
+    };
+    let response = api.create_token_request(sa, &PostParams::default(), &request).await.expect("TokenRequest");
+    response.status.and_then(|s| s.token).expect("TokenRequest returned a token")
+}
+
+/// Writes `dir/name`: the admin kubeconfig with its token replaced by `token` (same server and CA).
+pub fn kubeconfig_with_token(admin: &std::path::Path, token: &str, dir: &std::path::Path, name: &str) -> PathBuf {
+    let admin_config = std::fs::read_to_string(admin).unwrap();
+    let restricted: String = admin_config
+        .lines()
+        .map(|l| if l.trim_start().starts_with("token:") { format!("    token: {token}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join(name);
+    std::fs::write(&path, restricted).unwrap();
+    path
+}
