@@ -329,3 +329,33 @@ async fn sip_inbound_faxes_arrive_through_the_internal_callback(db: Db) {
     app.assert_no_leaks();
 }
 db_test!(sip_inbound_faxes_arrive_through_the_internal_callback);
+
+/// Two replicas on one PostgreSQL, each with its own AMI session: whichever replica dials a call, both
+/// record its events, so every job is dialled once and finishes whichever replica checks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sip_two_replicas_share_calls_and_their_events() {
+    if !tools_available() || !crate::helpers::postgres_available() {
+        return;
+    }
+    let line = setup(Db::Postgres, AMI_SECRET, |_| {}).await;
+    let (fake, a) = (&line.fake, &line.app);
+    let b = Spawn::new(Db::Postgres).reuse(a).start().await;
+    b.forbid(AMI_SECRET);
+    wait_until("both AMI sessions", Duration::from_secs(20), || fake.sessions() == 2).await;
+    let apps = [a, &b];
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(submit(apps[i % 2], NUMBER, one_page_pdf()).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        // Read each job through the replica that did not accept it.
+        let job = apps[(i + 1) % 2].wait_terminal(Some(a.admin()), id, Duration::from_secs(60)).await;
+        assert_eq!(job["status"], "SUCCESS", "{job}");
+    }
+    let originates = fake.originates();
+    assert_eq!(originates.len(), 20, "every job dialled exactly once");
+    let jobs: std::collections::BTreeSet<_> = originates.iter().filter_map(|o| o.variable("JOBID")).collect();
+    assert_eq!(jobs.len(), 20);
+    a.assert_no_leaks();
+    b.assert_no_leaks();
+}
