@@ -14,9 +14,7 @@ use faxbot_contract::plugins::S3StorageSettings;
 use tokio::io::AsyncReadExt;
 
 use crate::helpers::{Db, NUMBER, Spawn, json, pdf_with_pages, phaxio_fake, uuid_hex};
-use crate::s3_support::{Exchange, RecordingProxy, S3Env, s3_env};
-
-const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:alias/faxbot-test";
+use crate::s3_support::{Exchange, KMS_KEY, RecordingProxy, S3Env, s3_env, storage_binding};
 
 fn settings(env: &S3Env, endpoint: &str, prefix: &str) -> S3StorageSettings {
     S3StorageSettings {
@@ -161,11 +159,6 @@ async fn s3_wrong_credentials_and_a_missing_bucket_are_clear_errors() {
     let err = store.check().await.unwrap_err();
     assert!(matches!(err, StorageError::Misconfigured(_)), "{err:?}");
     assert_eq!(err.to_string(), format!("storage misconfigured: S3 bucket `{}` does not exist", missing.bucket));
-}
-
-fn storage_binding(env: &S3Env, endpoint: &str, prefix: &str) -> serde_json::Value {
-    serde_json::json!({"plugin": "s3", "settings": {"bucket": env.bucket, "endpoint": endpoint, "prefix": prefix,
-        "forcePathStyle": true, "region": "us-east-1", "sseKmsKeyId": KMS_KEY}})
 }
 
 /// The test's own view of the bucket (straight to the server, signed with the test key).

@@ -35,6 +35,75 @@ pub fn s3_env() -> Option<S3Env> {
     None
 }
 
+/// The KMS key the tests configure (moto records it without a KMS of its own).
+pub const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:alias/faxbot-test";
+
+/// A `storage` slot binding for the test server, through `endpoint` (the server or a proxy in front of it).
+pub fn storage_binding(env: &S3Env, endpoint: &str, prefix: &str) -> serde_json::Value {
+    serde_json::json!({"plugin": "s3", "settings": {"bucket": env.bucket, "endpoint": endpoint, "prefix": prefix,
+        "forcePathStyle": true, "region": "us-east-1", "sseKmsKeyId": KMS_KEY}})
+}
+
+/// An HTTP load balancer in front of several API servers: each request goes to the next upstream in turn,
+/// whatever connection it came on (so a webhook sender that reuses connections still alternates).
+pub struct RoundRobin {
+    pub url: String,
+    upstreams: Arc<Mutex<Vec<String>>>,
+    hits: Arc<Mutex<Vec<usize>>>,
+}
+
+impl RoundRobin {
+    pub async fn start() -> RoundRobin {
+        use axum::extract::{Request, State};
+        use axum::response::IntoResponse;
+        type Shared = (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<usize>>>, Arc<std::sync::atomic::AtomicUsize>);
+        async fn forward(State((upstreams, hits, next)): State<Shared>, request: Request) -> axum::response::Response {
+            let targets = upstreams.lock().unwrap().clone();
+            if targets.is_empty() {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % targets.len();
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut headers = parts.headers.clone();
+            headers.remove(axum::http::header::HOST);
+            headers.remove(axum::http::header::CONTENT_LENGTH);
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let answer = reqwest::Client::new()
+                .request(parts.method, format!("{}{path}", targets[i]))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await;
+            let Ok(answer) = answer else { return axum::http::StatusCode::BAD_GATEWAY.into_response() };
+            {
+                let mut hits = hits.lock().unwrap();
+                hits.resize(targets.len(), 0);
+                hits[i] += 1;
+            }
+            let status = answer.status();
+            (status, answer.bytes().await.unwrap_or_default()).into_response()
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstreams: Arc<Mutex<Vec<String>>> = Arc::default();
+        let hits: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let shared: Shared = (upstreams.clone(), hits.clone(), Arc::default());
+        let app = axum::Router::new().fallback(forward).with_state(shared);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        RoundRobin { url, upstreams, hits }
+    }
+
+    pub fn set_upstreams(&self, urls: Vec<String>) {
+        *self.upstreams.lock().unwrap() = urls;
+    }
+
+    /// Requests answered by each upstream.
+    pub fn hits(&self) -> Vec<usize> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
 /// One HTTP exchange seen by the proxy: the request head and the response head.
 #[derive(Clone, Debug)]
 pub struct Exchange {
