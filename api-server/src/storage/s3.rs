@@ -154,7 +154,9 @@ impl S3Store {
     /// object path (bucket, prefix, `<job id>.pdf`) and the server's error code, never the credentials or
     /// the document.
     fn error(&self, e: object_store::Error) -> StorageError {
-        match classify(&e) {
+        let class = classify(&e);
+        let e = without_error_body(&e.to_string());
+        match class {
             Class::NotFound => StorageError::NotFound,
             Class::NoSuchBucket => StorageError::Misconfigured(format!("S3 bucket `{}` does not exist", self.bucket)),
             Class::Refused => StorageError::Refused(format!(
@@ -164,6 +166,18 @@ impl S3Store {
             )),
             Class::Other => StorageError::Unavailable(format!("S3 bucket `{}`: {e}", self.bucket)),
         }
+    }
+}
+
+/// S3's error bodies can echo the access key id, the string to sign and request ids
+/// (`SignatureDoesNotMatch`); a message keeps the request line, the status and S3's error code only.
+fn without_error_body(text: &str) -> String {
+    match text.find("<?xml").or_else(|| text.find("<Error>")) {
+        Some(at) => {
+            let code = text[at..].split("<Code>").nth(1).and_then(|rest| rest.split("</Code>").next());
+            format!("{}S3 error code {}", &text[..at], code.unwrap_or("unknown"))
+        }
+        None => text.to_string(),
     }
 }
 
@@ -299,6 +313,17 @@ impl DocumentStore for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_bodies_are_reduced_to_the_s3_error_code() {
+        let raw = "Error performing GET http://h/b/k.pdf - Server returned non-2xx status code: 403 Forbidden: \
+                   <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>\
+                   <AWSAccessKeyId>AKIAEXAMPLE</AWSAccessKeyId><StringToSign>x</StringToSign></Error>";
+        let kept = without_error_body(raw);
+        assert!(kept.ends_with("403 Forbidden: S3 error code SignatureDoesNotMatch"), "{kept}");
+        assert!(!kept.contains("AKIAEXAMPLE"));
+        assert_eq!(without_error_body("connection refused"), "connection refused");
+    }
 
     #[test]
     fn virtual_hosted_endpoints_carry_the_bucket() {
