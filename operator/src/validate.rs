@@ -382,6 +382,11 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         "config": config_checksum,
         "credentials": credentials_checksum,
     });
+    let mut pod_inputs = pod_inputs;
+    // Only when set, so that revisions of configs without one stay what they were.
+    if let Some(account) = &spec.api_server.service_account_name {
+        pod_inputs["serviceAccountName"] = serde_json::json!(account);
+    }
     let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
     let document_store = DocumentStore::of(config, &runtime);
     Ok(Desired {
@@ -551,6 +556,12 @@ pub(crate) mod tests {
         let mut c = base_config();
         c.spec.api_server.replicas = 0;
         assert_eq!(validate_config(&c, &base_referenced()).unwrap().revision, base.revision);
+        let mut c = base_config();
+        c.spec.api_server.service_account_name = Some("faxbot-s3".into());
+        let with_account = validate_config(&c, &base_referenced()).unwrap();
+        assert_ne!(with_account.revision, base.revision);
+        let dep = crate::build::deployment(&c, &with_account);
+        assert_eq!(dep.spec.unwrap().template.spec.unwrap().service_account_name.as_deref(), Some("faxbot-s3"));
     }
 
     #[test]
