@@ -99,18 +99,15 @@ impl S3Store {
         if let Some(c) = credentials {
             builder = builder.with_access_key_id(c.access_key_id).with_secret_access_key(c.secret_access_key);
         }
-        builder = match settings.effective_encryption() {
-            Some(S3ServerSideEncryption::AwsKms) => {
-                builder.with_sse_kms_encryption(settings.sse_kms_key_id.clone().unwrap_or_default())
-            }
-            Some(S3ServerSideEncryption::Aes256) => {
-                // The encryption config key type is not exported; its documented string form is.
-                let key: object_store::aws::AmazonS3ConfigKey = "aws_server_side_encryption"
-                    .parse()
-                    .map_err(|e| StorageError::Misconfigured(format!("S3 encryption setting: {e}")))?;
-                builder.with_config(key, S3ServerSideEncryption::Aes256.as_str())
-            }
-            None => {
+        // The encryption config key type is not exported; its documented string form is.
+        let encryption: object_store::aws::AmazonS3ConfigKey = "aws_server_side_encryption"
+            .parse()
+            .map_err(|e| StorageError::Misconfigured(format!("S3 encryption setting: {e}")))?;
+        builder = match (settings.effective_encryption(), &settings.sse_kms_key_id) {
+            (Some(S3ServerSideEncryption::AwsKms), Some(key)) => builder.with_sse_kms_encryption(key),
+            // aws:kms without a key id (the account's aws/s3 key) sends no key-id header at all.
+            (Some(kind), _) => builder.with_config(encryption, kind.as_str()),
+            (None, _) => {
                 tracing::warn!(
                     bucket = %settings.bucket,
                     "S3 storage writes WITHOUT requesting server-side encryption (allowUnencrypted): documents are \

@@ -116,23 +116,26 @@ async fn s3_documents_round_trip_and_every_write_asks_for_sse_kms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_sse_s3_sends_aes256_without_a_kms_key() {
+async fn s3_sse_s3_and_the_default_kms_key_send_only_the_encryption_they_name() {
     let Some(env) = s3_env() else { return };
-    let proxy = RecordingProxy::start(&env.url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = settings(&env, &proxy.url, &format!("t-{}", uuid_hex()));
-    s.sse_kms_key_id = None;
-    s.server_side_encryption = Some(faxbot_contract::plugins::S3ServerSideEncryption::Aes256);
-    let store = S3Store::new(&s, credentials(&env), &dir.path().join("staging")).unwrap();
-    store.put_bytes("a.pdf", pdf_with_pages(1)).await.unwrap();
-    assert_eq!(read_all(&store, "a.pdf").await, pdf_with_pages(1));
-    store.delete("a.pdf").await.unwrap();
-    let all = proxy.exchanges();
-    let put = all.iter().find(|e| e.is_object_write()).expect("a PUT");
-    assert_eq!(put.request_header("x-amz-server-side-encryption"), Some("AES256"));
-    assert_eq!(put.request_header("x-amz-server-side-encryption-aws-kms-key-id"), None);
-    let get = all.iter().find(|e| e.method == "GET" && e.status == 200).expect("a GET");
-    assert_eq!(get.response_header("x-amz-server-side-encryption"), Some("AES256"));
+    use faxbot_contract::plugins::S3ServerSideEncryption::{Aes256, AwsKms};
+    for kind in [Aes256, AwsKms] {
+        let proxy = RecordingProxy::start(&env.url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&env, &proxy.url, &format!("t-{}", uuid_hex()));
+        s.sse_kms_key_id = None;
+        s.server_side_encryption = Some(kind);
+        let store = S3Store::new(&s, credentials(&env), &dir.path().join("staging")).unwrap();
+        store.put_bytes("a.pdf", pdf_with_pages(1)).await.unwrap();
+        assert_eq!(read_all(&store, "a.pdf").await, pdf_with_pages(1));
+        store.delete("a.pdf").await.unwrap();
+        let all = proxy.exchanges();
+        let put = all.iter().find(|e| e.is_object_write()).expect("a PUT");
+        assert_eq!(put.request_header("x-amz-server-side-encryption"), Some(kind.as_str()));
+        assert_eq!(put.request_header("x-amz-server-side-encryption-aws-kms-key-id"), None, "{kind:?}");
+        let get = all.iter().find(|e| e.method == "GET" && e.status == 200).expect("a GET");
+        assert_eq!(get.response_header("x-amz-server-side-encryption"), Some(kind.as_str()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
