@@ -52,8 +52,8 @@ pub trait DocumentStore: Send + Sync + std::fmt::Debug {
     /// Plugin id.
     fn id(&self) -> &'static str;
 
-    /// Directory where staging files for this store are created (same filesystem as the store, for an
-    /// atomic rename).
+    /// Directory where staging files for this store are created: on the local store's filesystem (so taking
+    /// a file over is an atomic rename), or a local directory the S3 store uploads from.
     fn staging_dir(&self) -> &Path;
 
     /// Takes a finished, closed staging file over under `key`. When this returns `Ok` the document is

@@ -42,7 +42,7 @@ impl std::fmt::Debug for S3Credentials {
     }
 }
 
-/// The S3 store.
+/// The S3 store: one bucket (under an optional prefix) that every replica of a deployment reads and writes.
 pub struct S3Store {
     store: Arc<dyn ObjectStore>,
     bucket: String,
