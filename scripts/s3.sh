@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test: starts a throwaway S3-compatible server (moto's server, from PyPI) on loopback
 # for the S3 storage tests and exports FAXBOT_TEST_S3_URL, FAXBOT_TEST_S3_BUCKET,
 # FAXBOT_TEST_S3_ACCESS_KEY_ID and FAXBOT_TEST_S3_SECRET_ACCESS_KEY. The server enforces SigV4 signatures:
