@@ -12,9 +12,11 @@ use crate::queue::worker::{Worker, WorkerConfig, WorkerParts};
 use crate::runtime::{self, RuntimeState};
 use crate::storage::DocumentStore;
 use crate::storage::local::LocalStore;
+use crate::storage::s3::{S3Credentials, S3Store};
 use crate::store::{Db, jobs, writer::Writer};
 use anyhow::Context;
-use faxbot_contract::plugins::{LOCAL_STORAGE, LocalStorageSettings, parse_settings};
+use faxbot_contract::plugins::{LOCAL_STORAGE, LocalStorageSettings, S3_STORAGE, S3StorageSettings, parse_settings};
+use faxbot_contract::runtime_config::SlotBinding;
 use std::future::Future;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -105,6 +107,44 @@ pub fn config_applied(app: &AppState, old: &runtime::Runtime, new: &runtime::Run
     }
 }
 
+/// The document store the config's `storage` slot names (local when it names none). Storage is fixed for
+/// the life of the process: moving documents between stores needs a restart.
+fn build_store(binding: Option<&SlotBinding>, data_dir: &Path) -> anyhow::Result<Arc<dyn DocumentStore>> {
+    let problems =
+        |id: &'static str| move |p: Vec<(String, String)>| anyhow::anyhow!("invalid {id} storage settings: {p:?}");
+    match binding {
+        None => Ok(Arc::new(LocalStore::open(&data_dir.join("documents")).context("opening document storage")?)),
+        Some(b) if b.plugin == LOCAL_STORAGE => {
+            let s: LocalStorageSettings = parse_settings(&b.settings).map_err(problems(LOCAL_STORAGE))?;
+            let root = s.path.map(Into::into).unwrap_or_else(|| data_dir.join("documents"));
+            Ok(Arc::new(LocalStore::open(&root).context("opening document storage")?))
+        }
+        Some(b) if b.plugin == S3_STORAGE => {
+            let s: S3StorageSettings = parse_settings(&b.settings).map_err(problems(S3_STORAGE))?;
+            let credential = |name: &str, env: &str| crate::plugins::phaxio::credential("storage", name, env);
+            let credentials = match (
+                credential("accessKeyId", "AWS_ACCESS_KEY_ID"),
+                credential("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
+            ) {
+                (Some(access_key_id), Some(secret_access_key)) => {
+                    Some(S3Credentials { access_key_id, secret_access_key })
+                }
+                (None, None) => {
+                    tracing::info!("S3 storage: no access key credentials; using the AWS credential chain");
+                    None
+                }
+                (Some(_), None) | (None, Some(_)) => anyhow::bail!(
+                    "S3 storage needs both credentials or neither: mount $FAXBOT_CREDENTIALS_DIR/storage.accessKeyId \
+                     and storage.secretAccessKey (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                ),
+            };
+            let store = S3Store::new(&s, credentials, &data_dir.join("staging")).context("opening S3 storage")?;
+            Ok(Arc::new(store))
+        }
+        Some(b) => anyhow::bail!("storage plugin `{}` is not available in this build", b.plugin),
+    }
+}
+
 impl Application {
     /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
@@ -139,14 +179,8 @@ impl Application {
         let current = runtime.load_current();
         runtime.publish_revision(&metrics, &current.revision);
 
-        let storage_settings: LocalStorageSettings = match &current.config.providers.storage {
-            Some(binding) if binding.plugin == LOCAL_STORAGE => parse_settings(&binding.settings)
-                .map_err(|p| anyhow::anyhow!("invalid local storage settings: {p:?}"))?,
-            Some(binding) => anyhow::bail!("storage plugin `{}` is not available in this build", binding.plugin),
-            None => LocalStorageSettings::default(),
-        };
-        let root = storage_settings.path.map(Into::into).unwrap_or_else(|| settings.data_dir.join("documents"));
-        let store: Arc<dyn DocumentStore> = Arc::new(LocalStore::open(&root).context("opening document storage")?);
+        let store = build_store(current.config.providers.storage.as_ref(), &settings.data_dir)?;
+        tracing::info!(storage = store.id(), "document storage ready");
 
         if !settings.auth_enforced() {
             tracing::warn!(

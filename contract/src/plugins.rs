@@ -160,6 +160,183 @@ pub struct LocalStorageSettings {
     pub path: Option<String>,
 }
 
+/// Server-side encryption the S3 plugin asks for on every write.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum S3ServerSideEncryption {
+    /// SSE-KMS: S3 encrypts with a KMS key (`sseKmsKeyId`, or the account's `aws/s3` key), so key use is
+    /// audited in CloudTrail and access can be revoked by key policy — the usual choice for PHI.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+    /// SSE-S3: S3-managed keys (AES-256).
+    #[serde(rename = "AES256")]
+    Aes256,
+}
+
+impl S3ServerSideEncryption {
+    /// The wire value of `x-amz-server-side-encryption`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S3ServerSideEncryption::AwsKms => "aws:kms",
+            S3ServerSideEncryption::Aes256 => "AES256",
+        }
+    }
+}
+
+/// Settings of the S3 storage plugin (`s3`): documents as objects in one bucket, shared by every replica.
+/// The access key is a credential (files `storage.accessKeyId` / `storage.secretAccessKey`), never a setting.
+///
+/// Documents are PHI, so a binding must say how they are encrypted at rest: `serverSideEncryption` (or an
+/// `sseKmsKeyId`, which implies `aws:kms`). Relying on the bucket's default encryption alone takes an
+/// explicit `allowUnencrypted: true`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct S3StorageSettings {
+    /// Bucket name (S3 naming rules: 3 to 63 lowercase letters, digits, '.' and '-').
+    pub bucket: String,
+    /// AWS region of the bucket; default `us-east-1` (or `AWS_REGION`).
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible server (MinIO, Ceph, a VPC endpoint); https:// required, http:// only
+    /// for loopback. Omitted: AWS S3 of the region.
+    pub endpoint: Option<String>,
+    /// Key prefix inside the bucket (letters, digits, '-', '_', '.' and '/' between segments), so several
+    /// deployments can share a bucket and an IAM policy can be scoped to `prefix/*`.
+    pub prefix: Option<String>,
+    /// Address the bucket as `endpoint/bucket/key` instead of `bucket.endpoint/key` (most S3-compatible
+    /// servers need this).
+    pub force_path_style: bool,
+    /// `aws:kms` or `AES256`; defaults to `aws:kms` when `sseKmsKeyId` is set.
+    pub server_side_encryption: Option<S3ServerSideEncryption>,
+    /// KMS key id, ARN or alias (`alias/…`) for SSE-KMS; sent as
+    /// `x-amz-server-side-encryption-aws-kms-key-id` on every write.
+    pub sse_kms_key_id: Option<String>,
+    /// Write without asking for server-side encryption (the bucket's default encryption then decides).
+    /// Not HIPAA-compliant unless the bucket enforces encryption itself.
+    pub allow_unencrypted: bool,
+}
+
+impl S3StorageSettings {
+    /// The encryption in effect: the explicit choice, else `aws:kms` when a key id is given.
+    pub fn effective_encryption(&self) -> Option<S3ServerSideEncryption> {
+        self.server_side_encryption.or(self.sse_kms_key_id.as_ref().map(|_| S3ServerSideEncryption::AwsKms))
+    }
+
+    /// The prefix without a trailing `/`, if any.
+    pub fn normalized_prefix(&self) -> Option<&str> {
+        self.prefix.as_deref().map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty())
+    }
+}
+
+/// S3 bucket naming rules (general purpose buckets), so a typo fails at validation, not at the first upload.
+fn bucket_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is required");
+    }
+    if !(3..=63).contains(&name.len()) {
+        return Some("must be 3 to 63 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        return Some("may contain only lowercase letters, digits, '.' and '-'");
+    }
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !edge(name.as_bytes().first()) || !edge(name.as_bytes().last()) {
+        return Some("must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return Some("must not contain '..', '.-' or '-.'");
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Some("must not be formatted as an IP address");
+    }
+    if name.starts_with("xn--")
+        || name.starts_with("sthree-")
+        || name.ends_with("-s3alias")
+        || name.ends_with("--ol-s3")
+    {
+        return Some("uses a prefix or suffix S3 reserves (xn--, sthree-, -s3alias, --ol-s3)");
+    }
+    None
+}
+
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+impl SettingsCheck for S3StorageSettings {
+    fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if let Some(problem) = bucket_name_problem(&self.bucket) {
+            problems.push(("bucket".into(), problem.into()));
+        }
+        if let Some(region) = &self.region
+            && (region.is_empty()
+                || region.len() > 32
+                || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            problems
+                .push(("region".into(), "must be 1 to 32 lowercase letters, digits or '-' (e.g. eu-west-1)".into()));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if !(endpoint.starts_with("https://") || loopback_http(endpoint)) {
+                problems.push(("endpoint".into(), "must be an https:// URL (http:// only for loopback)".into()));
+            } else if has_userinfo(endpoint) {
+                problems.push((
+                    "endpoint".into(),
+                    "must not embed credentials; use the accessKeyId and secretAccessKey credentials".into(),
+                ));
+            } else if endpoint.contains(['?', '#']) {
+                problems.push(("endpoint".into(), "must not have a query or fragment".into()));
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            let trimmed = prefix.trim_end_matches('/');
+            let safe = trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+            let segments_ok = trimmed.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+            if trimmed.is_empty() || trimmed.len() > 256 || !safe || !segments_ok {
+                problems.push((
+                    "prefix".into(),
+                    "must be 1 to 256 letters, digits, '-', '_' or '.', with '/' only between non-empty segments \
+                     (no '.' or '..' segments, no leading '/')"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(key) = &self.sse_kms_key_id {
+            if key.is_empty() || key.len() > 2048 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                problems.push((
+                    "sseKmsKeyId".into(),
+                    "must be a KMS key id, key ARN, alias (alias/…) or alias ARN: 1 to 2048 printable characters \
+                     without spaces"
+                        .into(),
+                ));
+            }
+            if self.server_side_encryption == Some(S3ServerSideEncryption::Aes256) {
+                problems.push((
+                    "sseKmsKeyId".into(),
+                    "applies only to serverSideEncryption aws:kms (AES256 uses S3-managed keys)".into(),
+                ));
+            }
+        }
+        match (self.effective_encryption(), self.allow_unencrypted) {
+            (None, false) => problems.push((
+                "serverSideEncryption".into(),
+                "is required: documents are PHI; set aws:kms (with sseKmsKeyId for your own key) or AES256, or \
+                 allowUnencrypted: true to rely on the bucket's default encryption"
+                    .into(),
+            )),
+            (Some(_), true) => problems.push((
+                "allowUnencrypted".into(),
+                "contradicts serverSideEncryption/sseKmsKeyId; remove one of them".into(),
+            )),
+            _ => {}
+        }
+        problems
+    }
+}
+
 /// Settings of the API-key auth plugin (`api_keys`). It has none today; the object exists so that the
 /// auth slot is validated like every other slot.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
@@ -651,6 +828,8 @@ impl SettingsCheck for ApiKeyAuthSettings {
 pub const SIMULATED_LINE: &str = "test";
 /// Plugin id of local-disk storage.
 pub const LOCAL_STORAGE: &str = "local";
+/// Plugin id of S3 (and S3-compatible) storage.
+pub const S3_STORAGE: &str = "s3";
 /// Plugin id of API-key authentication.
 pub const API_KEY_AUTH: &str = "api_keys";
 /// Plugin id of Phaxio.
@@ -797,6 +976,34 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             credentials: vec![],
         },
         PluginManifest {
+            id: S3_STORAGE.into(),
+            name: "Amazon S3 storage".into(),
+            version: version.clone(),
+            description: "Documents as objects in an S3 (or S3-compatible) bucket that every replica shares, \
+                          written with server-side encryption (SSE-KMS with a configurable key, or SSE-S3) and \
+                          uploaded in parts, so memory stays bounded. Without the access key credentials the AWS \
+                          credential chain is used (environment, IRSA web identity, ECS or EC2 instance role)."
+                .into(),
+            categories: vec![Category::Storage],
+            capabilities: vec![Capability::Store],
+            hipaa_compliant: true,
+            settings_schema: schema_of::<S3StorageSettings>(),
+            credentials: vec![
+                CredentialSpec {
+                    name: "accessKeyId".into(),
+                    description: "AWS access key id; omit both keys to use the AWS credential chain (IRSA web \
+                                  identity, instance role)."
+                        .into(),
+                    required: false,
+                },
+                CredentialSpec {
+                    name: "secretAccessKey".into(),
+                    description: "AWS secret access key, given together with accessKeyId.".into(),
+                    required: false,
+                },
+            ],
+        },
+        PluginManifest {
             id: API_KEY_AUTH.into(),
             name: "API keys".into(),
             version,
@@ -836,6 +1043,7 @@ pub fn check_settings(id: &str, settings: &serde_json::Value) -> Result<(), Vec<
     match id {
         SIMULATED_LINE => typed_check::<SimulatedLineSettings>(settings),
         LOCAL_STORAGE => typed_check::<LocalStorageSettings>(settings),
+        S3_STORAGE => typed_check::<S3StorageSettings>(settings),
         API_KEY_AUTH => typed_check::<ApiKeyAuthSettings>(settings),
         PHAXIO => typed_check::<PhaxioSettings>(settings),
         SINCH => typed_check::<SinchSettings>(settings),
@@ -870,9 +1078,11 @@ mod tests {
         for m in builtin_manifests() {
             assert_eq!(m.settings_schema["type"], "object", "{}", m.id);
             // Sinch cannot work without a project id, so its minimal settings name one.
+            // Sinch needs a project, SIP an AMI host and user, S3 a bucket and an encryption choice (PHI).
             let minimal = match m.id.as_str() {
                 SINCH => serde_json::json!({"projectId": "p"}),
                 SIP => serde_json::json!({"amiHost": "asterisk", "amiUsername": "faxbot"}),
+                S3_STORAGE => serde_json::json!({"bucket": "faxbot-docs", "serverSideEncryption": "AES256"}),
                 _ => serde_json::json!({}),
             };
             check_settings(&m.id, &minimal).unwrap();
@@ -976,6 +1186,62 @@ mod tests {
         let m = manifest(SIP).unwrap();
         assert!(m.fills(Category::Outbound) && m.fills(Category::Inbound));
         assert!(m.has(Capability::Idempotency), "calls are recorded before dialling and adopted on repeat");
+    }
+
+    #[test]
+    fn s3_settings_are_checked() {
+        let problems = |v: serde_json::Value| {
+            check_settings(S3_STORAGE, &v).err().unwrap_or_default().into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+        };
+        let ok = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"bucket": "faxbot-docs", "sseKmsKeyId": "alias/faxbot"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v
+        };
+        assert!(problems(ok(serde_json::json!({}))).is_empty());
+        assert_eq!(problems(serde_json::json!({"sseKmsKeyId": "k"})), vec!["bucket"]);
+        for bad in ["ab", "Faxbot", "-faxbot", "faxbot-", "fax..bot", "192.168.1.2", "xn--fax", "a_b", &"a".repeat(64)]
+        {
+            assert_eq!(problems(ok(serde_json::json!({"bucket": bad}))), vec!["bucket"], "{bad}");
+        }
+        assert!(problems(ok(serde_json::json!({"bucket": "fax.bot-01"}))).is_empty());
+        assert_eq!(problems(ok(serde_json::json!({"region": "EU_WEST"}))), vec!["region"]);
+        for bad in ["http://s3.example.org", "https://ak:sk@s3.example.org", "ftp://x", "https://s3.test/?a=b"] {
+            assert_eq!(problems(ok(serde_json::json!({"endpoint": bad}))), vec!["endpoint"], "{bad}");
+        }
+        for good in ["https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:9000", "http://localhost:9000/"] {
+            assert!(problems(ok(serde_json::json!({"endpoint": good}))).is_empty(), "{good}");
+        }
+        assert_eq!(problems(ok(serde_json::json!({"endpoint": "http://127.0.0.1.evil.test"}))), vec!["endpoint"]);
+        for bad in ["/abs", "a//b", "a/../b", "a b", "", "ü"] {
+            assert_eq!(problems(ok(serde_json::json!({"prefix": bad}))), vec!["prefix"], "{bad:?}");
+        }
+        assert!(problems(ok(serde_json::json!({"prefix": "prod/faxbot/"}))).is_empty());
+        assert_eq!(problems(ok(serde_json::json!({"sseKmsKeyId": "key with spaces"}))), vec!["sseKmsKeyId"]);
+        assert_eq!(problems(ok(serde_json::json!({"serverSideEncryption": "AES256"}))), vec!["sseKmsKeyId"]);
+        assert_eq!(
+            problems(serde_json::json!({"bucket": "faxbot-docs"})),
+            vec!["serverSideEncryption"],
+            "PHI at rest needs an explicit encryption choice"
+        );
+        assert!(problems(serde_json::json!({"bucket": "faxbot-docs", "allowUnencrypted": true})).is_empty());
+        assert_eq!(problems(ok(serde_json::json!({"allowUnencrypted": true}))), vec!["allowUnencrypted"]);
+        let err =
+            check_settings(S3_STORAGE, &ok(serde_json::json!({"serverSideEncryption": "aws:kms:dsse"}))).unwrap_err();
+        assert_eq!(err[0].0, "serverSideEncryption", "{err:?}");
+        let err = check_settings(S3_STORAGE, &ok(serde_json::json!({"secretAccessKey": "x"}))).unwrap_err();
+        assert!(err[0].1.contains("unknown field `secretAccessKey`"), "credentials are not settings: {err:?}");
+
+        let s: S3StorageSettings = parse_settings(&ok(serde_json::json!({"prefix": "a/b/"}))).unwrap();
+        assert_eq!(s.effective_encryption(), Some(S3ServerSideEncryption::AwsKms));
+        assert_eq!(s.normalized_prefix(), Some("a/b"));
+        let m = manifest(S3_STORAGE).unwrap();
+        assert!(m.fills(Category::Storage) && !m.fills(Category::Outbound));
+        assert!(m.settings_schema["properties"]["sseKmsKeyId"].is_object());
+        assert_eq!(
+            m.credentials.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["accessKeyId", "secretAccessKey"]
+        );
     }
 
     #[test]

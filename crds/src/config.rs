@@ -109,6 +109,14 @@ pub struct ApiServerSpec {
     /// when the pod goes; use a PersistentVolumeClaim in production.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume: Option<StorageVolumeSpec>,
+
+    /// ServiceAccount the API pods run as, so cloud workload identity (EKS IRSA or Pod Identity, GKE
+    /// Workload Identity) can grant them the S3 bucket and KMS key without an access key in a Secret.
+    /// Omitted: the namespace's `default`. The Kubernetes API token is still not mounted (the pods never
+    /// call the Kubernetes API; identity webhooks project their own token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub service_account_name: Option<String>,
 }
 
 fn default_replicas() -> i32 {

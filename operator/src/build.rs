@@ -314,6 +314,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
+                    service_account_name: api.service_account_name.clone(),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(30),
@@ -411,6 +412,7 @@ mod tests {
         assert_eq!(psc.run_as_non_root, Some(true));
         assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
         assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.service_account_name, None, "the namespace's default unless one is named");
         let container = &pod.containers[0];
         let sc = container.security_context.as_ref().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));

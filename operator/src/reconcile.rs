@@ -273,6 +273,16 @@ async fn finish(
     let client = &ctx.client;
     let (ns, name) = (ns.to_string(), name.to_string());
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    // Warn once when the pods stop sharing their documents (not on every reconcile while they don't).
+    let unshared = |s: Option<&faxbot_crds::FaxPluginConfigStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == crate::status::DOCUMENT_STORE_SHARED).cloned())
+            .filter(|c| c.status == "False")
+    };
+    if let Some(condition) = unshared(Some(&status))
+        && unshared(config.status.as_ref()).is_none()
+    {
+        publish(ctx, config, EventType::Warning, &condition.reason, condition.message.clone(), "Validate").await;
+    }
     if ready && previous_ready.as_ref().is_none_or(|c| c.status != "True") {
         publish(
             ctx,

@@ -14,6 +14,9 @@ use k8s_openapi::jiff::Timestamp;
 use crate::names;
 use crate::validate::{Desired, Invalid, ResolvedProvider};
 
+/// Condition type saying whether every pod of a config sees the same documents.
+pub const DOCUMENT_STORE_SHARED: &str = "DocumentStoreShared";
+
 /// What the reconciler achieved for a config.
 #[derive(Debug)]
 pub enum Outcome<'a> {
@@ -98,6 +101,9 @@ pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timest
                 .map(|d| rollout_state(d, &desired.revision))
                 .unwrap_or_else(|| RolloutState::InProgress("the Deployment does not exist yet".into()));
             set_condition(conditions, "Degraded", ConditionStatus::False, "AsExpected", "", generation, now);
+            let (shared, reason, message) = desired.document_store.condition();
+            let shared = if shared { ConditionStatus::True } else { ConditionStatus::False };
+            set_condition(conditions, DOCUMENT_STORE_SHARED, shared, reason, message, generation, now);
             match state {
                 RolloutState::Complete => {
                     status.current_revision = Some(desired.revision.clone());
@@ -247,6 +253,16 @@ mod tests {
         assert_eq!(condition(&s, "Ready").observed_generation, Some(3));
         assert_eq!(s.current_revision.as_deref(), Some(d.revision.as_str()));
         assert_eq!(s.phase.as_deref(), Some("Ready"));
+        assert_eq!(condition(&s, DOCUMENT_STORE_SHARED).reason, "SinglePod");
+
+        // Several pods on per-pod volumes: reported, but the revision still rolls out.
+        let mut several = c.clone();
+        several.spec.api_server.replicas = 3;
+        let d3 = validate_config(&several, &base_referenced()).unwrap();
+        let s = config_status(&several, Outcome::Applied { desired: &d3, deployment: Some(&done) }, now());
+        let shared = condition(&s, DOCUMENT_STORE_SHARED);
+        assert_eq!((shared.status.as_str(), shared.reason.as_str()), ("False", "PerPodVolume"));
+        assert!(shared.message.contains("S3 storage"), "{}", shared.message);
 
         let rolling = with_status(dep, 0, 0, 1);
         let s = config_status(&c, Outcome::Applied { desired: &d, deployment: Some(&rolling) }, now());

@@ -170,6 +170,58 @@ pub struct Desired {
     pub revision: String,
     /// Whether a shared database is configured (decides the Deployment strategy).
     pub shared_database: bool,
+    /// Whether every pod sees the same documents, and why (reported as the `DocumentStoreShared` condition).
+    pub document_store: DocumentStore,
+}
+
+/// Whether the pods of a config share one document store. Several pods (replicas or a canary beside the
+/// stable pods) on per-pod volumes cannot upload or serve each other's documents, which fails jobs only once
+/// traffic spreads — so the operator says so up front instead of letting the first cross-pod job find out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentStore {
+    /// One pod at a time: nothing to share.
+    SinglePod,
+    /// S3: every pod reads and writes the same bucket.
+    ObjectStorage,
+    /// Local storage on a PersistentVolumeClaim, which must be ReadWriteMany for several pods.
+    PersistentVolume,
+    /// Local storage on each pod's own emptyDir while several pods run: documents are not shared.
+    PerPodVolume,
+}
+
+impl DocumentStore {
+    /// Decides from the spec and the runtime config built from it.
+    pub fn of(config: &FaxPluginConfig, runtime: &RuntimeConfig) -> DocumentStore {
+        let spec = &config.spec;
+        let several_pods = spec.api_server.replicas > 1 || spec.rollout.strategy == RolloutStrategy::Canary;
+        let object_storage = runtime.providers.storage.as_ref().is_some_and(|b| b.plugin == plugins::S3_STORAGE);
+        match (several_pods, object_storage, spec.api_server.data_volume.is_some()) {
+            (_, true, _) => DocumentStore::ObjectStorage,
+            (false, false, _) => DocumentStore::SinglePod,
+            (true, false, true) => DocumentStore::PersistentVolume,
+            (true, false, false) => DocumentStore::PerPodVolume,
+        }
+    }
+
+    /// `(status, reason, message)` of the `DocumentStoreShared` condition.
+    pub fn condition(self) -> (bool, &'static str, &'static str) {
+        match self {
+            DocumentStore::SinglePod => (true, "SinglePod", "one pod serves at a time"),
+            DocumentStore::ObjectStorage => (true, "ObjectStorage", "every pod uses the same S3 bucket"),
+            DocumentStore::PersistentVolume => (
+                true,
+                "PersistentVolume",
+                "every pod mounts apiServer.dataVolume, which must be ReadWriteMany for several pods",
+            ),
+            DocumentStore::PerPodVolume => (
+                false,
+                "PerPodVolume",
+                "several pods (replicas > 1 or a canary) store documents on their own emptyDir: a document \
+                 accepted by one pod cannot be uploaded or served by another; use S3 storage (slots.storage with \
+                 plugin s3) or a ReadWriteMany apiServer.dataVolume",
+            ),
+        }
+    }
 }
 
 /// The objects a config references, fetched by the reconciler.
@@ -330,8 +382,23 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         "config": config_checksum,
         "credentials": credentials_checksum,
     });
+    let mut pod_inputs = pod_inputs;
+    // Only when set, so that revisions of configs without one stay what they were.
+    if let Some(account) = &spec.api_server.service_account_name {
+        pod_inputs["serviceAccountName"] = serde_json::json!(account);
+    }
     let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
-    Ok(Desired { runtime, config_json, credentials, credentials_checksum, config_checksum, revision, shared_database })
+    let document_store = DocumentStore::of(config, &runtime);
+    Ok(Desired {
+        runtime,
+        config_json,
+        credentials,
+        credentials_checksum,
+        config_checksum,
+        revision,
+        shared_database,
+        document_store,
+    })
 }
 
 /// HMAC-SHA256 over the sorted `(key, value)` pairs, keyed by the source Secrets' UIDs. Someone who can read
@@ -434,6 +501,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn document_store_sharing_follows_pods_storage_plugin_and_volume() {
+        let store = |c: &FaxPluginConfig, r: &Referenced| validate_config(c, r).unwrap().document_store;
+        assert_eq!(store(&base_config(), &base_referenced()), DocumentStore::SinglePod);
+        let mut c = base_config();
+        c.spec.api_server.replicas = 3;
+        assert_eq!(store(&c, &base_referenced()), DocumentStore::PerPodVolume);
+        c.spec.api_server.data_volume =
+            Some(faxbot_crds::StorageVolumeSpec { persistent_volume_claim_name: "docs".into() });
+        assert_eq!(store(&c, &base_referenced()), DocumentStore::PersistentVolume);
+
+        // S3, with its access key from the provider's Secret under the storage slot.
+        let mut r = base_referenced();
+        let settings = serde_json::json!({"bucket": "acme-faxbot-docs", "sseKmsKeyId": "alias/faxbot"});
+        r.providers.insert("docs".into(), provider("docs", "s3", settings, Some("aws")));
+        r.secrets.insert("aws".into(), secret("aws", &[("accessKeyId", "AKIAEXAMPLE"), ("secretAccessKey", "s3cr3t")]));
+        let mut c = base_config();
+        c.spec.api_server.replicas = 3;
+        c.spec.slots.storage = Some("docs".into());
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.document_store, DocumentStore::ObjectStorage);
+        assert_eq!(desired.credentials["storage.secretAccessKey"].0, b"s3cr3t");
+        assert!(!desired.config_json.contains("s3cr3t"));
+
+        // A canary runs beside the stable pods even with one replica.
+        let mut c = base_config();
+        c.spec.rollout.strategy = RolloutStrategy::Canary;
+        c.spec.api_server.database =
+            Some(faxbot_crds::DatabaseSpec { url_secret_ref: SecretKeyRef { name: "db".into(), key: "url".into() } });
+        let mut r = base_referenced();
+        r.secrets.insert("db".into(), secret("db", &[("url", "postgres://u:p@db/fax")]));
+        assert_eq!(store(&c, &r), DocumentStore::PerPodVolume);
+        assert!(!DocumentStore::PerPodVolume.condition().0);
+    }
+
+    #[test]
     fn revision_changes_with_settings_credentials_and_image_but_not_replicas() {
         let base = validate_config(&base_config(), &base_referenced()).unwrap();
         let mut r = base_referenced();
@@ -454,6 +556,12 @@ pub(crate) mod tests {
         let mut c = base_config();
         c.spec.api_server.replicas = 0;
         assert_eq!(validate_config(&c, &base_referenced()).unwrap().revision, base.revision);
+        let mut c = base_config();
+        c.spec.api_server.service_account_name = Some("faxbot-s3".into());
+        let with_account = validate_config(&c, &base_referenced()).unwrap();
+        assert_ne!(with_account.revision, base.revision);
+        let dep = crate::build::deployment(&c, &with_account);
+        assert_eq!(dep.spec.unwrap().template.spec.unwrap().service_account_name.as_deref(), Some("faxbot-s3"));
     }
 
     #[test]

@@ -357,19 +357,24 @@ impl Worker {
         Ok(format!("{}/fax/{id}/pdf?token={token}", self.config.public_api_url))
     }
 
-    /// The stored document, for plugins that upload it. A document that cannot be read is a permanent
-    /// failure of the job: retrying would not bring it back.
+    /// The stored document, for plugins that upload it. A missing document is a permanent failure of the
+    /// job (retrying would not bring it back); a store that is down or refusing (S3 outage, an expired
+    /// role) is retried like a provider outage, since the document is still there.
     async fn read_document(&self, key: &str) -> Result<bytes::Bytes, ProviderError> {
         use tokio::io::AsyncReadExt;
-        let mut file = self
-            .store
-            .open(key)
-            .await
-            .map_err(|e| ProviderError::Rejected(format!("the stored document is unavailable: {e}")))?;
+        let failed = |e: crate::storage::StorageError| {
+            if e.is_transient() {
+                ProviderError::Unavailable { message: format!("the document store failed: {e}"), retry_after: None }
+            } else {
+                ProviderError::Rejected(format!("the stored document is unavailable: {e}"))
+            }
+        };
+        let mut reader = self.store.open(key).await.map_err(failed)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .await
-            .map_err(|e| ProviderError::Rejected(format!("the stored document could not be read: {e}")))?;
+        reader.read_to_end(&mut bytes).await.map_err(|e| ProviderError::Unavailable {
+            message: format!("the stored document could not be read: {e}"),
+            retry_after: None,
+        })?;
         Ok(bytes.into())
     }
 

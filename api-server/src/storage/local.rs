@@ -4,7 +4,7 @@
 //! The directory fsync that makes a rename durable is shared: while one fsync runs, later renames wait
 //! for the next one, so concurrent uploads pay for one directory sync between them instead of one each.
 
-use super::{DocumentStore, StorageError, validate_key};
+use super::{DocumentReader, DocumentStore, StorageError, validate_key};
 use async_trait::async_trait;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -125,9 +125,9 @@ impl DocumentStore for LocalStore {
         Ok(())
     }
 
-    async fn open(&self, key: &str) -> Result<tokio::fs::File, StorageError> {
+    async fn open(&self, key: &str) -> Result<DocumentReader, StorageError> {
         match tokio::fs::File::open(self.path(key)?).await {
-            Ok(f) => Ok(f),
+            Ok(f) => Ok(Box::pin(f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
             Err(e) => Err(e.into()),
         }

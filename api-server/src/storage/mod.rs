@@ -2,12 +2,19 @@
 //!
 //! Uploads are first streamed to a *staging* file on local disk (so size limits, type checks and page
 //! counting never need the document in memory); a store then takes the finished staging file over
-//! durably. The local store renames it into place; an object store (a later plugin) uploads it.
+//! durably. The local store renames it into place; the S3 store uploads it (in parts when it is large).
+//! Reads are streams either way, so serving or uploading a document never holds it all in memory unless
+//! the caller chooses to.
 
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 use std::path::Path;
+use std::pin::Pin;
+
+/// A stored document being read: a file on disk or an object body arriving over the network.
+pub type DocumentReader = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,22 @@ pub enum StorageError {
     /// No such document.
     #[error("document not found")]
     NotFound,
+    /// The object store failed or could not be reached; retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The object store refused the credentials or the request (IAM or KMS key policy).
+    #[error("storage refused the request: {0}")]
+    Refused(String),
+    /// The store is configured wrongly (no such bucket, an unusable client configuration).
+    #[error("storage misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl StorageError {
+    /// Whether a later attempt may succeed (an outage), as opposed to a missing document or a bad key.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, StorageError::NotFound | StorageError::InvalidKey)
+    }
 }
 
 /// A document store.
@@ -29,8 +52,8 @@ pub trait DocumentStore: Send + Sync + std::fmt::Debug {
     /// Plugin id.
     fn id(&self) -> &'static str;
 
-    /// Directory where staging files for this store are created (same filesystem as the store, for an
-    /// atomic rename).
+    /// Directory where staging files for this store are created: on the local store's filesystem (so taking
+    /// a file over is an atomic rename), or a local directory the S3 store uploads from.
     fn staging_dir(&self) -> &Path;
 
     /// Takes a finished, closed staging file over under `key`. When this returns `Ok` the document is
@@ -40,8 +63,8 @@ pub trait DocumentStore: Send + Sync + std::fmt::Debug {
     /// Stores a small document held in memory, durably, in one step.
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
 
-    /// Opens a document for reading.
-    async fn open(&self, key: &str) -> Result<tokio::fs::File, StorageError>;
+    /// Opens a document for reading as a stream.
+    async fn open(&self, key: &str) -> Result<DocumentReader, StorageError>;
 
     /// Deletes a document; deleting a missing document is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;

@@ -103,6 +103,12 @@ impl Spawn {
         self
     }
 
+    /// Shares another server's database but not its data directory: a second replica with its own disk.
+    pub fn share_database(mut self, other: &TestApp) -> Spawn {
+        self.pg_url = other.pg_url.clone();
+        self
+    }
+
     /// Reuses another server's data directory and database (restart scenarios).
     pub fn reuse(mut self, other: &TestApp) -> Spawn {
         self.data = Some(other.data.clone());

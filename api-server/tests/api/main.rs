@@ -19,6 +19,8 @@ mod phaxio;
 mod plugins;
 mod readme;
 mod replicas;
+mod s3;
+mod s3_support;
 mod send_fax;
 mod sinch;
 mod sip;

@@ -42,7 +42,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     }
     let list = json(get("/plugins", Some(&admin)).await.unwrap()).await;
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["test", "phaxio", "sinch", "sip", "local", "api_keys"]);
+    assert_eq!(ids, vec!["test", "phaxio", "sinch", "sip", "local", "s3", "api_keys"]);
     assert_eq!(list["items"][0]["enabled"], true);
     assert_eq!(list["items"][0]["configurable"], true);
     assert_eq!(list["items"][1]["enabled"], false);
@@ -111,8 +111,10 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     // The registry: unauthenticated, with filters; an unknown category is a 422.
     let reg = json(get("/plugin-registry?category=storage", None).await.unwrap()).await;
     let ids: Vec<&str> = reg["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["local"]);
+    assert_eq!(ids, vec!["local", "s3"]);
     assert!(reg["items"][0]["settings_schema"]["properties"]["path"].is_object());
+    assert!(reg["items"][1]["settings_schema"]["properties"]["sseKmsKeyId"].is_object());
+    assert_eq!(reg["items"][1]["credentials"][0]["name"], "accessKeyId");
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
     assert_eq!(reg["items"].as_array().unwrap().len(), 6);
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);

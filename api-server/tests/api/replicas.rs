@@ -1,13 +1,18 @@
 //! Two API server replicas on one PostgreSQL database share the job queue: 2,000 faxes submitted across
 //! both are each sent exactly once (row leases with `FOR UPDATE SKIP LOCKED`), whichever replica accepted
-//! them and whichever worker picked them up.
+//! them and whichever worker picked them up. With S3 storage the replicas share nothing on disk: a document
+//! accepted by one is uploaded to Phaxio by the other, and Phaxio's callbacks, spread over both by a load
+//! balancer, finish the same jobs.
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sqlx::Connection;
 
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, one_page_pdf, postgres_available};
+use crate::helpers::{
+    Db, NUMBER, Spawn, TestApp, one_page_pdf, pdf_with_pages, phaxio_fake, postgres_available, uuid_hex,
+};
+use crate::s3_support::{RoundRobin, s3_env, storage_binding};
 
 const JOBS: usize = 2_000;
 
@@ -93,4 +98,110 @@ async fn two_replicas_send_every_fax_exactly_once() {
         submitted.as_secs_f64(),
         finished.as_secs_f64()
     );
+}
+
+const SHARED_JOBS: usize = 120;
+const PHAXIO_SECRET: &str = "phaxio-secret-replicas-5e7a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_s3_upload_each_others_documents_and_take_each_others_callbacks() {
+    if !postgres_available() {
+        return;
+    }
+    let Some(s3) = s3_env() else { return };
+    let fake = phaxio_fake(PHAXIO_SECRET, "phaxio-webhook-token", Duration::from_millis(40)).await;
+    let balancer = RoundRobin::start().await;
+    // Status only by callback: a poll every 10 minutes cannot finish a job within the test.
+    let config = serde_json::json!({"version": 1, "providers": {
+        "outbound": {"plugin": "phaxio", "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 600000,
+            "callbackUrl": format!("{}/webhooks/phaxio", balancer.url)}},
+        "storage": storage_binding(&s3, &s3.url, &format!("t-{}", uuid_hex()))}});
+    let credentials = [
+        ("outbound.apiKey", "phaxio-key"),
+        ("outbound.apiSecret", PHAXIO_SECRET),
+        ("outbound.webhookToken", "phaxio-webhook-token"),
+        ("storage.accessKeyId", s3.access_key_id.as_str()),
+        ("storage.secretAccessKey", s3.secret_access_key.as_str()),
+    ];
+    // Separate data directories: the only things the replicas share are PostgreSQL and the bucket.
+    let (a, _a_dir) = Spawn::new(Db::Postgres).start_with_config(config.clone(), &credentials).await;
+    let (b, _b_dir) = Spawn::new(Db::Postgres).share_database(&a).start_with_config(config, &credentials).await;
+    assert_ne!(a.data.path(), b.data.path());
+    balancer.set_upstreams(vec![a.base.clone(), b.base.clone()]);
+    let apps: [&TestApp; 2] = [&a, &b];
+
+    // Documents of 1 to 3 pages, so the fake's page count shows which document each fax carried.
+    let jobs: Vec<(String, u32, usize)> = futures_util::stream::iter(0..SHARED_JOBS)
+        .map(|i| {
+            let (replica, pages) = (i % 2, (i % 3) as u32 + 1);
+            async move {
+                let app = apps[replica];
+                let r = app.post_fax(Some(app.admin()), NUMBER, "a.pdf", pdf_with_pages(pages)).await;
+                assert_eq!(r.status(), 202);
+                let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+                (id, pages, replica)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+
+    let mut conn = sqlx::postgres::PgConnection::connect(a.pg_url.as_deref().unwrap()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE status = 'SUCCESS'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if done as usize == SHARED_JOBS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {done} of {SHARED_JOBS} jobs finished");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Sent exactly once each, with the right document.
+    let not_once: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE dispatch_started <> 1 OR attempts <> 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(not_once, 0, "every job was claimed for submission exactly once");
+    assert_eq!(fake.submissions(), SHARED_JOBS, "one Phaxio submission per job");
+    let logs = [a.logs(), b.logs()];
+    let mut crossed = [0usize; 2];
+    for (id, pages, accepted_by) in &jobs {
+        let sid: String = sqlx::query_scalar("SELECT provider_sid FROM fax_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let sid: i64 = sid.parse().unwrap();
+        let fax = fake.fax(sid).unwrap();
+        assert_eq!(fax["tags"]["faxbot_job"], id.as_str());
+        assert_eq!(fax["num_pages"], *pages, "job {id} carried its own document");
+        let dispatched_by: Vec<usize> = (0..2)
+            .filter(|r| logs[*r].iter().any(|l| l.contains("\"job_dispatch\"") && l.contains(id.as_str())))
+            .collect();
+        assert_eq!(dispatched_by.len(), 1, "job {id} was dispatched by exactly one replica");
+        if dispatched_by[0] != *accepted_by {
+            crossed[*accepted_by] += 1;
+        }
+    }
+    assert!(
+        crossed.iter().all(|n| *n > 0),
+        "each replica uploaded documents the other accepted (accepted by A, sent by B; accepted by B, sent by A): \
+         {crossed:?}"
+    );
+
+    // Every callback was answered 200 and both replicas took their share.
+    let webhooks = fake.webhooks();
+    assert_eq!(webhooks.len(), SHARED_JOBS);
+    assert!(webhooks.iter().all(|w| w.answered == 200), "every callback accepted");
+    let hits = balancer.hits();
+    assert_eq!(hits.iter().sum::<usize>(), SHARED_JOBS);
+    assert!(hits.iter().all(|n| *n > 0), "callbacks landed on both replicas: {hits:?}");
+    eprintln!("shared S3: {SHARED_JOBS} jobs, crossed uploads {crossed:?}, callbacks per replica {hits:?}");
+    a.assert_no_leaks();
+    b.assert_no_leaks();
 }

@@ -58,8 +58,9 @@ impl Drop for ApiProcess {
 }
 
 /// The data volume every API process shares: documents accepted by one replica are read by whichever
-/// replica's worker sends them, so a multi-replica deployment needs a shared document store (a
-/// ReadWriteMany `dataVolume` today; object storage with issue 6).
+/// replica's worker sends them, so a multi-replica deployment needs a shared document store (S3 storage, or a
+/// ReadWriteMany `dataVolume`, which this directory stands in for; the config itself names neither, so the
+/// operator reports `DocumentStoreShared=False`).
 fn shared_data() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
@@ -419,7 +420,7 @@ async fn canary_rollouts_promote_roll_back_and_resume() {
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     let reasons: Vec<String> =
         events.list(&ListParams::default()).await.unwrap().items.iter().filter_map(|e| e.reason.clone()).collect();
-    for want in ["CanaryStarted", "CanaryStep", "Promoted", "RolledBack"] {
+    for want in ["CanaryStarted", "CanaryStep", "Promoted", "RolledBack", "PerPodVolume"] {
         assert!(reasons.iter().any(|r| r == want), "event {want} missing: {reasons:?}");
     }
     let metrics =
