@@ -116,7 +116,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     assert!(reg["items"][1]["settings_schema"]["properties"]["sseKmsKeyId"].is_object());
     assert_eq!(reg["items"][1]["credentials"][0]["name"], "accessKeyId");
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
-    assert_eq!(reg["items"].as_array().unwrap().len(), 6);
+    assert_eq!(reg["items"].as_array().unwrap().len(), 7);
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
 
     let logs = app.logs().join("\n");
