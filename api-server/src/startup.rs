@@ -121,7 +121,7 @@ fn build_store(binding: Option<&SlotBinding>, data_dir: &Path) -> anyhow::Result
         }
         Some(b) if b.plugin == S3_STORAGE => {
             let s: S3StorageSettings = parse_settings(&b.settings).map_err(problems(S3_STORAGE))?;
-            let credential = |name: &str, env: &str| crate::plugins::phaxio::credential("storage", name, env);
+            let credential = |name: &str, env: &str| crate::plugins::credential("storage", name, env);
             let credentials = match (
                 credential("accessKeyId", "AWS_ACCESS_KEY_ID"),
                 credential("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),

@@ -258,6 +258,22 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Reads credential `name` of slot `slot` (every plugin's secrets: provider keys, webhook secrets, storage
+/// access keys): the operator's mounted file `$FAXBOT_CREDENTIALS_DIR/<slot>.<name>`, else the environment
+/// variable `env` for deployments outside Kubernetes.
+pub fn credential(slot: &str, name: &str, env: &str) -> Option<String> {
+    if let Some(dir) = std::env::var_os("FAXBOT_CREDENTIALS_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("{slot}.{name}"));
+        if let Ok(value) = std::fs::read_to_string(path) {
+            let value = value.trim().to_string();
+            if !value.is_empty() {
+                return Some(value);
+            }
+        }
+    }
+    std::env::var(env).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 /// Why a slot binding could not become a provider.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -302,11 +318,11 @@ pub fn build_outbound(
                     "credential `{name}` missing: mount it as $FAXBOT_CREDENTIALS_DIR/{slot}.{name} or set {env}"
                 ),
             };
-            let key = phaxio::credential(slot, "apiKey", "PHAXIO_API_KEY")
-                .ok_or_else(|| missing("apiKey", "PHAXIO_API_KEY"))?;
-            let secret = phaxio::credential(slot, "apiSecret", "PHAXIO_API_SECRET")
+            let key =
+                credential(slot, "apiKey", "PHAXIO_API_KEY").ok_or_else(|| missing("apiKey", "PHAXIO_API_KEY"))?;
+            let secret = credential(slot, "apiSecret", "PHAXIO_API_SECRET")
                 .ok_or_else(|| missing("apiSecret", "PHAXIO_API_SECRET"))?;
-            let token = phaxio::credential(slot, "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
+            let token = credential(slot, "webhookToken", "PHAXIO_WEBHOOK_TOKEN");
             Ok(Arc::new(phaxio::Phaxio::new(manifest, settings, key, secret, token)))
         }
         manifests::SINCH => Ok(sinch::build_sinch(binding, slot)?),
@@ -337,7 +353,7 @@ pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<dyn InboundProvider>, 
                 manifests::parse_settings(&binding.settings).map_err(settings_error(binding))?;
             let manifest =
                 manifests::manifest(manifests::PHAXIO).ok_or_else(|| PluginError::Unknown(binding.plugin.clone()))?;
-            let token = phaxio::credential("inbound", "webhookToken", "PHAXIO_INBOUND_WEBHOOK_TOKEN");
+            let token = credential("inbound", "webhookToken", "PHAXIO_INBOUND_WEBHOOK_TOKEN");
             if token.is_none() || settings.callback_url.is_none() {
                 tracing::warn!(
                     "phaxio inbound has no callbackUrl or no webhookToken credential: every inbound callback will be \

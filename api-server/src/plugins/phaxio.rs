@@ -47,20 +47,6 @@ impl std::fmt::Debug for Phaxio {
     }
 }
 
-/// Reads credential `name` of slot `slot`: the operator's mounted file, else the environment variable.
-pub fn credential(slot: &str, name: &str, env: &str) -> Option<String> {
-    if let Some(dir) = std::env::var_os("FAXBOT_CREDENTIALS_DIR") {
-        let path = std::path::Path::new(&dir).join(format!("{slot}.{name}"));
-        if let Ok(value) = std::fs::read_to_string(path) {
-            let value = value.trim().to_string();
-            if !value.is_empty() {
-                return Some(value);
-            }
-        }
-    }
-    std::env::var(env).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-}
-
 impl Phaxio {
     /// A plugin with `settings` and the given credentials.
     pub fn new(

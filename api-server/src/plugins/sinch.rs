@@ -31,7 +31,7 @@ use faxbot_contract::plugins::{self as manifests, SinchAuthMethod, SinchSettings
 use faxbot_contract::{PluginManifest, SlotBinding};
 use serde_json::Value;
 
-use super::phaxio::credential;
+use super::credential;
 use super::{
     InboundProvider, OutboundProvider, PluginError, ProviderError, ReceivedFax, RemoteStatus, SendRequest, StatusEvent,
     Submission, WebhookInfo, WebhookRequest,

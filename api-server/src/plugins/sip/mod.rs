@@ -88,14 +88,13 @@ pub fn build_outbound(
     writer: &Writer,
 ) -> Result<Arc<SipLine>, PluginError> {
     let settings = settings_of(binding)?;
-    let secret =
-        super::phaxio::credential(slot, "amiSecret", "ASTERISK_AMI_SECRET").ok_or_else(|| PluginError::Settings {
-            plugin: binding.plugin.clone(),
-            problems: format!(
-                "credential `amiSecret` missing: mount it as $FAXBOT_CREDENTIALS_DIR/{slot}.amiSecret or set \
+    let secret = super::credential(slot, "amiSecret", "ASTERISK_AMI_SECRET").ok_or_else(|| PluginError::Settings {
+        plugin: binding.plugin.clone(),
+        problems: format!(
+            "credential `amiSecret` missing: mount it as $FAXBOT_CREDENTIALS_DIR/{slot}.amiSecret or set \
                  ASTERISK_AMI_SECRET"
-            ),
-        })?;
+        ),
+    })?;
     let tools = tools(binding)?;
     if let Err(e) = tools.check() {
         // Not fatal (the tools may be mounted later), but every fax would fail: say so at once.
@@ -415,7 +414,7 @@ pub struct SipInbound {
 /// Builds the receiving side (`inbound.inboundSecret` is its credential file).
 pub fn build_inbound(binding: &SlotBinding) -> Result<Arc<SipInbound>, PluginError> {
     let settings = settings_of(binding)?;
-    let secret = super::phaxio::credential("inbound", "inboundSecret", "ASTERISK_INBOUND_SECRET");
+    let secret = super::credential("inbound", "inboundSecret", "ASTERISK_INBOUND_SECRET");
     if secret.is_none() {
         tracing::warn!("sip inbound has no inboundSecret credential: every inbound callback will be refused");
     }
