@@ -187,6 +187,9 @@ pub enum DocumentStore {
     PersistentVolume,
     /// Local storage on each pod's own emptyDir while several pods run: documents are not shared.
     PerPodVolume,
+    /// The sip plugin writes fax images that Asterisk must read (and reads the faxes Asterisk receives), but
+    /// the pods have no shared volume: every SIP fax would fail, whatever the replica count.
+    SipSpoolPerPod,
 }
 
 impl DocumentStore {
@@ -195,6 +198,12 @@ impl DocumentStore {
         let spec = &config.spec;
         let several_pods = spec.api_server.replicas > 1 || spec.rollout.strategy == RolloutStrategy::Canary;
         let object_storage = runtime.providers.storage.as_ref().is_some_and(|b| b.plugin == plugins::S3_STORAGE);
+        let p = &runtime.providers;
+        let uses_sip =
+            p.outbound.iter().chain(&p.outbound_failover).chain(&p.inbound).any(|b| b.plugin == plugins::SIP);
+        if uses_sip && spec.api_server.data_volume.is_none() {
+            return DocumentStore::SipSpoolPerPod;
+        }
         match (several_pods, object_storage, spec.api_server.data_volume.is_some()) {
             (_, true, _) => DocumentStore::ObjectStorage,
             (false, false, _) => DocumentStore::SinglePod,
@@ -219,6 +228,13 @@ impl DocumentStore {
                 "several pods (replicas > 1 or a canary) store documents on their own emptyDir: a document \
                  accepted by one pod cannot be uploaded or served by another; use S3 storage (slots.storage with \
                  plugin s3) or a ReadWriteMany apiServer.dataVolume",
+            ),
+            DocumentStore::SipSpoolPerPod => (
+                false,
+                "SipSpoolNotShared",
+                "the sip plugin hands fax images to Asterisk through spoolDir and receives them through inboundDir, \
+                 but the pods have no apiServer.dataVolume: give them a ReadWriteMany claim that Asterisk mounts \
+                 too (docs/sip.md)",
             ),
         }
     }
@@ -533,6 +549,21 @@ pub(crate) mod tests {
         r.secrets.insert("db".into(), secret("db", &[("url", "postgres://u:p@db/fax")]));
         assert_eq!(store(&c, &r), DocumentStore::PerPodVolume);
         assert!(!DocumentStore::PerPodVolume.condition().0);
+
+        // The sip plugin shares its spool with Asterisk: without a volume it cannot work, even on one pod,
+        // and S3 document storage does not change that.
+        let mut r = base_referenced();
+        let sip = serde_json::json!({"amiHost": "asterisk.pbx.svc", "amiUsername": "faxbot"});
+        r.providers.insert("pbx".into(), provider("pbx", "sip", sip, Some("pbx")));
+        r.secrets.insert("pbx".into(), secret("pbx", &[("amiSecret", "ami-pass"), ("inboundSecret", "in-pass")]));
+        let mut c = base_config();
+        c.spec.slots.inbound = Some("pbx".into());
+        assert_eq!(store(&c, &r), DocumentStore::SipSpoolPerPod);
+        assert_eq!(DocumentStore::SipSpoolPerPod.condition().1, "SipSpoolNotShared");
+        assert!(!DocumentStore::SipSpoolPerPod.condition().0);
+        c.spec.api_server.data_volume =
+            Some(faxbot_crds::StorageVolumeSpec { persistent_volume_claim_name: "spool".into() });
+        assert_eq!(store(&c, &r), DocumentStore::SinglePod);
     }
 
     #[test]
