@@ -13,7 +13,7 @@
 # the canary's replica ratio are judged on.
 #
 # Layout of <dir> (must be absent or empty on start):
-#   env             shell exports: KUBECONFIG, FAXBOT_TEST_KUBECONFIG, KUBE_BINS, HELM, FAXBOT_TEST_OPERATOR_TOKEN, ...
+#   env             shell exports: KUBECONFIG, FAXBOT_TEST_KUBECONFIG, KUBE_BINS, HELM, ...
 #   kubeconfig      admin (system:masters) kubeconfig, context "faxbot-test"
 #   pki/            throwaway CA, apiserver serving cert, service-account signing key pair
 #   tokens.csv      static bearer tokens for the apiserver (--token-auth-file)
@@ -252,18 +252,16 @@ start() {
   local server=https://127.0.0.1:$api_port
 
   # Static bearer tokens (format: token,user,uid,"groups"). system:masters bypasses RBAC entirely, which is
-  # what the test harness and the controller-manager need; faxbot-operator-e2e has no groups beyond the
-  # implicit system:authenticated, so RBAC tests can grant it exactly the operator's ClusterRole.
-  local admin_token kcm_token operator_token
+  # what the test harness and the controller-manager need. RBAC tests use real ServiceAccount tokens
+  # (TokenRequest), bound exactly as config/rbac and the Helm chart bind the operator.
+  local admin_token kcm_token
   admin_token=$(openssl rand -hex 24)
   kcm_token=$(openssl rand -hex 24)
-  operator_token=$(openssl rand -hex 24)
   (
     umask 077
     cat >"$dir/tokens.csv" <<EOF
 $admin_token,faxbot-test-admin,faxbot-test-admin,"system:masters"
 $kcm_token,system:kube-controller-manager,system:kube-controller-manager,"system:masters"
-$operator_token,faxbot-operator-e2e,faxbot-operator-e2e
 EOF
   )
   write_kubeconfig "$dir/kubeconfig" "$server" "$pki/ca.crt" faxbot-test-admin "$admin_token"
@@ -430,8 +428,6 @@ NODE
     printf 'export HELM=%q\n' "$helm"
     printf 'export FAXBOT_TEST_KUBE_SERVER=%q\n' "$server"
     printf 'export FAXBOT_TEST_KUBE_CA=%q\n' "$pki/ca.crt"
-    printf 'export FAXBOT_TEST_OPERATOR_USER=%q\n' faxbot-operator-e2e
-    printf 'export FAXBOT_TEST_OPERATOR_TOKEN=%q\n' "$operator_token"
   } >"$dir/env"
   chmod 600 "$dir/env"
 
