@@ -26,6 +26,22 @@ fn accepted_submissions(metrics: &str) -> (f64, f64) {
     (accepted, other)
 }
 
+/// Waits until `jobs` jobs of the shared database are `SUCCESS`.
+async fn wait_for_success(conn: &mut sqlx::postgres::PgConnection, jobs: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE status = 'SUCCESS'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        if done as usize == jobs {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {done} of {jobs} jobs delivered");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_send_every_fax_exactly_once() {
     if !postgres_available() {
@@ -57,18 +73,7 @@ async fn two_replicas_send_every_fax_exactly_once() {
 
     // Every job reaches SUCCESS.
     let mut conn = sqlx::postgres::PgConnection::connect(a.pg_url.as_deref().unwrap()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE status = 'SUCCESS'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        if done as usize == JOBS {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {done} of {JOBS} jobs delivered");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_success(&mut conn, JOBS, Duration::from_secs(180)).await;
     let finished = started.elapsed();
 
     // Exactly one submission per job: in the queue's own accounting, at the (simulated) provider, and in
@@ -147,18 +152,7 @@ async fn two_replicas_on_s3_upload_each_others_documents_and_take_each_others_ca
         .await;
 
     let mut conn = sqlx::postgres::PgConnection::connect(a.pg_url.as_deref().unwrap()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE status = 'SUCCESS'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        if done as usize == SHARED_JOBS {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {done} of {SHARED_JOBS} jobs finished");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_success(&mut conn, SHARED_JOBS, Duration::from_secs(120)).await;
 
     // Sent exactly once each, with the right document.
     let not_once: i64 =
