@@ -104,6 +104,15 @@ async fn sip_sends_a_fax_through_asterisk(db: Db) {
     }
     let line = setup(db, AMI_SECRET, |c| c.default_outcome = Outcome::Hold).await;
     let (fake, app) = (&line.fake, &line.app);
+    // Left by a crash two days ago: swept on the next send. A fresh image and other files stay.
+    std::fs::create_dir_all(line.spool()).unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for name in ["faxbot-stale.tif", ".faxbot-stale.pdf", "other.tif", "faxbot-fresh.tif"] {
+        let f = std::fs::File::create(line.spool().join(name)).unwrap();
+        if name != "faxbot-fresh.tif" {
+            f.set_modified(two_days_ago).unwrap();
+        }
+    }
     let id = submit(app, NUMBER, pdf_with_pages(3)).await;
     wait_until("the Originate", Duration::from_secs(20), || !fake.live_channels().is_empty()).await;
     let call = fake.originates().pop().unwrap();
@@ -131,6 +140,11 @@ async fn sip_sends_a_fax_through_asterisk(db: Db) {
     assert_eq!(job["status"], "SUCCESS", "{job}");
     assert_eq!(job["backend"], "sip");
     wait_until("the spooled TIFF to be removed", Duration::from_secs(5), || !file.exists()).await;
+    let left: std::collections::BTreeSet<String> = std::fs::read_dir(line.spool())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["faxbot-fresh.tif", "other.tif"].map(String::from).into(), "the stale images are swept");
     assert_eq!(fake.originates().len(), 1);
     let (ok, refused) = fake.logins();
     assert!(ok >= 1 && refused == 0);

@@ -329,8 +329,13 @@ impl AmiClient {
             let mut writer = self.inner.writer.lock().await;
             let Some(w) = writer.as_mut() else { return Err(AmiError::NotConnected) };
             lock(&self.inner.pending).insert(id.clone(), tx);
-            if let Err(e) = w.write_all(&bytes).await {
-                tracing::warn!(error = %e, "writing to the AMI connection failed");
+            // A peer that stops reading must not block every other action behind this lock.
+            let written = tokio::time::timeout(self.inner.config.action_timeout, w.write_all(&bytes)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                match written {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "writing to the AMI connection failed"),
+                    _ => tracing::warn!("writing to the AMI connection timed out"),
+                }
                 *writer = None;
                 lock(&self.inner.pending).remove(&id);
                 return Err(AmiError::Lost);

@@ -48,7 +48,12 @@ pub struct SipLine {
     writer: Writer,
     tools: Tools,
     listener: tokio::task::JoinHandle<()>,
+    /// When the spool was last swept of images left behind by a crash.
+    last_sweep: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often the spool is swept (at most; only while faxes are being sent).
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for SipLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +123,7 @@ pub fn build_outbound(
         writer: writer.clone(),
         tools,
         listener,
+        last_sweep: std::sync::Mutex::new(None),
     }))
 }
 
@@ -206,6 +212,41 @@ impl SipLine {
         }
     }
 
+    /// Removes fax images (and staged PDFs) that a crash left in the spool: PHI must not linger on the shared
+    /// volume. Only files older than twice the longest a call can take are touched, so no replica's call in
+    /// progress loses its image.
+    fn sweep_spool(&self) {
+        {
+            let mut last = lock(&self.last_sweep);
+            if last.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let spool = PathBuf::from(&self.settings.spool_dir);
+        let longest = Duration::from_secs(
+            u64::from(self.settings.ring_timeout_seconds) + u64::from(self.settings.fax_timeout_seconds),
+        ) + DEADLINE_SLACK;
+        let max_age = longest * 2;
+        tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&spool) else { return };
+            let mut removed = 0;
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let ours = name.starts_with(CHANNEL_PREFIX) || name.starts_with(".faxbot-");
+                let old =
+                    entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > max_age));
+                if ours && old && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                tracing::info!(removed, "removed fax images left in the spool by an interrupted send");
+            }
+        });
+    }
+
     async fn discard(&self, channel_id: &str) {
         if let Err(e) = tokio::fs::remove_file(self.tiff_path(channel_id)).await
             && e.kind() != std::io::ErrorKind::NotFound
@@ -269,6 +310,7 @@ impl OutboundProvider for SipLine {
             Ok(None) => {}
             Err(e) => return Err(unavailable(format!("reading the call records failed: {e}"))),
         }
+        self.sweep_spool();
         let Some(document) = request.document.as_ref() else {
             return Err(ProviderError::Rejected("no document to send".into()));
         };
