@@ -84,7 +84,8 @@ pub struct Event {
 }
 
 /// The rule for any free text that might quote a phone number: the server's one digit redaction
-/// ([`crate::runtime::redact_digits`], runs of five or more digits) and a cap of 200 characters.
+/// ([`crate::runtime::redact_digits`]: number-like runs of five or more digits keep their last four) and a cap
+/// of 200 characters.
 pub fn guard(text: &str) -> String {
     let out = crate::runtime::redact_digits(text);
     if out.chars().count() > 200 { out.chars().take(199).collect::<String>() + "…" } else { out }
@@ -229,9 +230,9 @@ mod tests {
 
     #[test]
     fn guard_masks_numbers_to_their_last_four_and_caps_length() {
-        assert_eq!(guard("call +15551234567 failed"), "call +##### failed");
+        assert_eq!(guard("call +15551234567 failed"), "call …4567 failed");
         assert_eq!(guard("error 1234"), "error 1234");
-        assert_eq!(guard("12345"), "#####");
+        assert_eq!(guard("12345"), "…2345");
         assert_eq!(guard(&"x".repeat(500)).chars().count(), 200);
     }
 
@@ -248,7 +249,7 @@ mod tests {
         bus.event(EventKind::PluginError).plugin("+15551234567 or ../x").publish();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2);
-        assert_eq!(seen[0], (EventKind::FaxFailed, Some("phaxio".into()), Some("busy at +#####".into())));
+        assert_eq!(seen[0], (EventKind::FaxFailed, Some("phaxio".into()), Some("busy at …4567".into())));
         assert_eq!(seen[1].1.as_deref(), Some("invalid"));
         assert_eq!(rx.try_recv().unwrap().subject.as_deref(), Some(id.as_str()));
         assert_eq!(bus.recent().len(), 2);

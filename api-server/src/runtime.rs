@@ -91,27 +91,11 @@ pub struct RuntimeState {
     writer: Writer,
 }
 
-/// Replaces digit runs of five or more with `#####` so that a rejected document's error (serde quotes the
-/// offending value) cannot put a phone number into a log line.
+/// Masks number-like runs of five or more digits to their last four (`…4567`), so that a rejected document's
+/// error (serde quotes the offending value) or a provider's message cannot put a phone number into a log
+/// line, an event or a job error: the project's one masking rule ([`faxbot_contract::phi`]).
 pub fn redact_digits(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut run = String::new();
-    for c in message.chars().chain(std::iter::once('\0')) {
-        if c.is_ascii_digit() {
-            run.push(c);
-            continue;
-        }
-        if run.len() >= 5 {
-            out.push_str("#####")
-        } else {
-            out.push_str(&run)
-        }
-        run.clear();
-        if c != '\0' {
-            out.push(c);
-        }
-    }
-    out
+    faxbot_contract::phi::mask_numbers(message, faxbot_contract::phi::LOG_MIN_DIGITS)
 }
 
 /// The document implied by the environment when no file is given.
@@ -362,8 +346,8 @@ mod tests {
 
     #[test]
     fn long_digit_runs_are_redacted() {
-        assert_eq!(redact_digits("invalid value \"+15551234567\" at 12"), "invalid value \"+#####\" at 12");
+        assert_eq!(redact_digits("invalid value \"+15551234567\" at 12"), "invalid value \"…4567\" at 12");
         assert_eq!(redact_digits("1234"), "1234");
-        assert_eq!(redact_digits("a12345"), "a#####");
+        assert_eq!(redact_digits("a12345"), "a…2345");
     }
 }

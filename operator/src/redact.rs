@@ -5,38 +5,10 @@
 //! the namespace can list. Runs of eight or more digits (with common separators; a full fax number has at
 //! least ten) keep their last four, while limits such as `3600000` stay readable.
 
-/// Returns `text` with every run of 8+ digits masked to its last four (`…1234`).
+/// Returns `text` with every number of 8+ digits masked to its last four (`…1234`): the project's one
+/// masking rule ([`faxbot_contract::phi`]) at the threshold for Kubernetes status.
 pub fn mask_numbers(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let is_sep = |c: char| matches!(c, '-' | ' ' | '.' | '(' | ')' | '+');
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !(chars[i].is_ascii_digit() || chars[i] == '+' || chars[i] == '(') {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // A number-like run: digits and separators, trimmed back to its last digit.
-        let mut end = i;
-        let mut j = i;
-        while j < chars.len() && (chars[j].is_ascii_digit() || is_sep(chars[j])) {
-            if chars[j].is_ascii_digit() {
-                end = j + 1;
-            }
-            j += 1;
-        }
-        let digits: String = chars[i..end].iter().filter(|c| c.is_ascii_digit()).collect();
-        if digits.len() >= 8 {
-            out.push('…');
-            out.push_str(&digits[digits.len() - 4..]);
-            i = end;
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
+    faxbot_contract::phi::mask_numbers(text, faxbot_contract::phi::STATUS_MIN_DIGITS)
 }
 
 #[cfg(test)]

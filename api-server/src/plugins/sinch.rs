@@ -596,7 +596,7 @@ mod tests {
         );
         assert_eq!(
             remote_status(&json!({"status": "FAILURE", "errorMessage": "No answer from +15551234567"})),
-            RemoteStatus::Failed("No answer from +#####".into()),
+            RemoteStatus::Failed("No answer from …4567".into()),
             "a number in Sinch's text never reaches the job's error"
         );
         assert_eq!(remote_status(&json!({"status": "FAILURE"})), RemoteStatus::Failed("transmission failed".into()));
@@ -617,7 +617,7 @@ mod tests {
             "details": {"fieldViolations": [{"field": "to", "description": "invalid"}]}});
         assert_eq!(
             describe_error(422, prose.to_string().as_bytes()),
-            "Sinch HTTP 422 Invalid parameters: bad number +##### (to: invalid)"
+            "Sinch HTTP 422 Invalid parameters: bad number …4567 (to: invalid)"
         );
         let info = json!({"code": 402, "status": "FAILED_PRECONDITION", "message": "Zero balance",
             "details": [{"type": "ErrorInfo", "reason": "INSUFFICIENT_FUNDS", "domain": "fax"}]});

@@ -168,23 +168,7 @@ fn strip_quoted(line: &str) -> String {
 }
 
 fn mask_digits(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut run = String::new();
-    for c in line.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() {
-            run.push(c);
-            continue;
-        }
-        if run.len() >= 5 {
-            out.push_str("***");
-        } else {
-            out.push_str(&run);
-        }
-        run.clear();
-        out.push(c);
-    }
-    out.pop();
-    out
+    faxbot_contract::phi::mask_numbers(line, faxbot_contract::phi::LOG_MIN_DIGITS)
 }
 
 /// Finds `name` on `PATH` as an executable file.
@@ -213,7 +197,7 @@ mod tests {
             s,
             "Error: /undefined | **** Error: page 2 has (…) in it | GPL Ghostscript 10.00.0: Unrecoverable error, exit code 1"
         );
-        assert_eq!(mask_digits("call +15551234567 at 1234"), "call +*** at 1234");
+        assert_eq!(mask_digits("call +15551234567 at 1234"), "call …4567 at 1234");
         let long = "Error: x\n".repeat(500);
         assert!(sanitise(&long).chars().count() <= EXCERPT_CHARS + 1);
     }
