@@ -3,7 +3,8 @@
 //! Configuration (environment):
 //! - `KUBECONFIG` or the in-cluster service account: how to reach the API server.
 //! - `FAXBOT_WATCH_NAMESPACE`: watch one namespace only (default: all namespaces).
-//! - `FAXBOT_OPERATOR_LISTEN`: address of the `/metrics`, `/healthz` and `/readyz` server (default `0.0.0.0:8080`).
+//! - `FAXBOT_OPERATOR_LISTEN`: address of the `/metrics`, `/healthz` and `/readyz` server (default `0.0.0.0:8080`);
+//!   it listens once the CRDs are served, on every replica, leader or standby.
 //! - `FAXBOT_LEADER_ELECTION`: `true` (default) or `false`; `FAXBOT_LEASE_NAMESPACE` (default `POD_NAMESPACE`,
 //!   then `default`), `FAXBOT_LEASE_NAME` (default `faxbot-operator`), `POD_NAME` (the replica's identity).
 //! - `FAXBOT_RECONCILE_CONCURRENCY`: reconciles in flight per controller (default 8).
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use faxbot_crds::FaxPluginConfig;
 use faxbot_operator::leader::{LeaderElector, LeaseSettings};
@@ -37,23 +37,14 @@ fn var(name: &str) -> Option<String> {
 #[derive(Clone)]
 struct HttpState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
 }
 
 async fn serve_http(listen: SocketAddr, state: HttpState) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(s): State<HttpState>| async move {
-                if s.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }),
-        )
+        // Served only once the CRDs answered (see main), whether or not this replica leads.
+        .route("/readyz", get(|| async { "ok" }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "metrics and health server listening");
@@ -107,8 +98,12 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
-    let http = tokio::spawn(serve_http(listen, HttpState { metrics: metrics.clone(), ready: ready.clone() }));
+    // Ready means "up, and the API server serves our CRDs to this replica" (the server starts listening only
+    // now), not "leading": a standby must be Ready too, or `helm install --wait` and `kubectl rollout status`
+    // wait forever for the second replica, a rolling upgrade deadlocks (the new pod cannot lead while the old
+    // one holds the Lease) and the PDB blocks every drain. Which replica leads is the `faxbot_operator_leader`
+    // metric.
+    let http = tokio::spawn(serve_http(listen, HttpState { metrics: metrics.clone() }));
 
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut elector = None;
@@ -172,7 +167,6 @@ async fn main() -> anyhow::Result<()> {
         drop(lost_tx);
     }
 
-    ready.store(true, Ordering::Relaxed);
     let metrics_urls: Vec<String> = var("FAXBOT_ANALYSIS_METRICS_URLS")
         .map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())
         .unwrap_or_default();
