@@ -35,6 +35,32 @@ pub struct Application {
 }
 
 /// Reads a secret file, or creates it with a fresh random value (mode 0600) when missing.
+/// Restricts the data directory to this user (mode 0700) when this user owns it. A volume's mount point is
+/// another matter: in Kubernetes an emptyDir or a claim belongs to root and is shared with the pod's group
+/// (fsGroup, mode 2777 or 2770), its mode is the platform's to set, and a chmod fails with EPERM, which made
+/// every pod the operator renders crash at start on a real kubelet. There the directory is left as it is,
+/// provided this process can create files in it; everything the server writes inside gets its own
+/// restrictive mode.
+fn secure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            tempfile::Builder::new()
+                .prefix(".faxbot-write-check")
+                .tempfile_in(dir)
+                .with_context(|| format!("{} belongs to another user and is not writable", dir.display()))?;
+            let mode = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
+            tracing::info!(
+                path = %dir.display(),
+                mode = %format!("{mode:o}"),
+                "the data directory belongs to another user (a volume's mount point): its permissions are the volume's"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("securing {}", dir.display())),
+    }
+}
+
 fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => Ok((s.trim().to_string(), false)),
@@ -150,8 +176,7 @@ impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-        std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("securing {}", settings.data_dir.display()))?;
+        secure_data_dir(&settings.data_dir)?;
 
         if settings.api_key.is_none()
             && let Some(path) = settings.api_key_file.clone()
