@@ -289,6 +289,13 @@ impl SettingsCheck for S3StorageSettings {
                 ));
             } else if endpoint.contains(['?', '#']) {
                 problems.push(("endpoint".into(), "must not have a query or fragment".into()));
+            } else if ip_literal_host(endpoint) && !self.force_path_style {
+                // Virtual-hosted addressing puts the bucket in front of the host (`bucket.198.18.0.1`), which
+                // is no host name at all: the S3 client panicked on every request (found on a real pod).
+                problems.push((
+                    "endpoint".into(),
+                    "is an IP address: set forcePathStyle: true (the bucket cannot be put in front of an IP)".into(),
+                ));
             }
         }
         if let Some(prefix) = &self.prefix {
@@ -710,6 +717,17 @@ impl SinchSettings {
 }
 
 /// Whether a URL carries `user:password@` (credentials belong in files, not in the config document).
+/// Whether the URL's host is an IP address literal (`1.2.3.4` or `[::1]`).
+fn ip_literal_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.starts_with('[') {
+        return true;
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    host.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 fn has_userinfo(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -1209,8 +1227,14 @@ mod tests {
         for bad in ["http://s3.example.org", "https://ak:sk@s3.example.org", "ftp://x", "https://s3.test/?a=b"] {
             assert_eq!(problems(ok(serde_json::json!({"endpoint": bad}))), vec!["endpoint"], "{bad}");
         }
-        for good in ["https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:9000", "http://localhost:9000/"] {
+        for good in ["https://s3.eu-west-1.amazonaws.com", "http://localhost:9000/", "https://minio.storage.svc:9000"] {
             assert!(problems(ok(serde_json::json!({"endpoint": good}))).is_empty(), "{good}");
+        }
+        // An IP address takes path-style addressing: `bucket.<ip>` is no host name.
+        for ip in ["http://127.0.0.1:9000", "https://198.18.0.1:9443", "https://[::1]:9000/"] {
+            assert_eq!(problems(ok(serde_json::json!({"endpoint": ip}))), vec!["endpoint"], "{ip}");
+            let path_style = serde_json::json!({"endpoint": ip, "forcePathStyle": true});
+            assert!(problems(ok(path_style)).is_empty(), "{ip} with forcePathStyle");
         }
         assert_eq!(problems(ok(serde_json::json!({"endpoint": "http://127.0.0.1.evil.test"}))), vec!["endpoint"]);
         for bad in ["/abs", "a//b", "a/../b", "a b", "", "ü"] {
