@@ -117,6 +117,25 @@ pub struct ApiServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub service_account_name: Option<String>,
+
+    /// CA certificates (PEM) the API server trusts for its outbound HTTPS calls (providers, S3, document URLs)
+    /// instead of the image's bundle: a key of a ConfigMap in the same namespace, for example the one a
+    /// trust-manager Bundle writes with the public roots and your private CA. Its content is copied into each
+    /// revision, so a change rolls out (as a canary) like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_bundle: Option<ConfigMapKeyRef>,
+}
+
+/// One key of a ConfigMap in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// ConfigMap name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key in the ConfigMap's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
 }
 
 fn default_replicas() -> i32 {

@@ -20,7 +20,7 @@ mod schema;
 
 pub use condition::{ConditionStatus, set_condition};
 pub use config::{
-    AnalysisResult, AnalysisSpec, ApiServerSpec, DatabaseSpec, FaxPluginConfig, FaxPluginConfigSpec,
+    AnalysisResult, AnalysisSpec, ApiServerSpec, ConfigMapKeyRef, DatabaseSpec, FaxPluginConfig, FaxPluginConfigSpec,
     FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile, RolloutSpec, RolloutStatus, RolloutStep,
     RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
 };

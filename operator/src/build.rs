@@ -92,7 +92,13 @@ pub fn config_map(config: &FaxPluginConfig, desired: &Desired) -> ConfigMap {
             name,
             &[(names::REVISION_LABEL, &desired.revision), (names::KIND_LABEL, "runtime-config")],
         ),
-        data: Some(BTreeMap::from([(names::CONFIG_KEY.to_string(), desired.config_json.clone())])),
+        data: Some({
+            let mut data = BTreeMap::from([(names::CONFIG_KEY.to_string(), desired.config_json.clone())]);
+            if let Some(bundle) = &desired.trust_bundle {
+                data.insert(names::TRUST_BUNDLE_KEY.to_string(), bundle.clone());
+            }
+            data
+        }),
         immutable: Some(true),
         ..Default::default()
     }
@@ -189,6 +195,10 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
             "FAXBOT_PEPPER_FILE",
             format!("{CREDENTIALS_DIR}/{}", names::credential_key("auth", "pepper")),
         ));
+    }
+    // The TLS clients (rustls with the platform verifier) read their roots from SSL_CERT_FILE when it is set.
+    if desired.trust_bundle.is_some() {
+        env.push(env_var("SSL_CERT_FILE", format!("{CONFIG_DIR}/{}", names::TRUST_BUNDLE_KEY)));
     }
     if desired.shared_database {
         env.push(EnvVar {
@@ -439,6 +449,27 @@ mod tests {
         );
         // The selector never carries the revision: it is immutable on a Deployment.
         assert!(!spec.selector.match_labels.as_ref().unwrap().contains_key(names::REVISION_LABEL));
+    }
+
+    #[test]
+    fn a_trust_bundle_goes_into_the_config_map_and_ssl_cert_file_names_it() {
+        let (c, mut d) = desired();
+        let env = |d: &Desired| -> Vec<(String, Option<String>)> {
+            deployment(&c, d).spec.unwrap().template.spec.unwrap().containers[0]
+                .env
+                .clone()
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.value))
+                .collect()
+        };
+        assert!(!env(&d).iter().any(|(n, _)| n == "SSL_CERT_FILE"));
+        assert_eq!(config_map(&c, &d).data.unwrap().len(), 1);
+        d.trust_bundle = Some("-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n".into());
+        let data = config_map(&c, &d).data.unwrap();
+        assert_eq!(data[names::TRUST_BUNDLE_KEY], d.trust_bundle.clone().unwrap());
+        let file = env(&d).into_iter().find(|(n, _)| n == "SSL_CERT_FILE").and_then(|(_, v)| v);
+        assert_eq!(file.as_deref(), Some("/etc/faxbot/config/ca-bundle.crt"), "inside the mounted ConfigMap");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub const TRACK_LABEL: &str = "fax.faxbot.io/track";
 
 /// Key of the runtime config document in the ConfigMap, and the file name the server reads.
 pub const CONFIG_KEY: &str = "faxbot.json";
+/// Key of the trust bundle (apiServer.trustBundle) in the runtime-config ConfigMap: the file `SSL_CERT_FILE`
+/// names.
+pub const TRUST_BUNDLE_KEY: &str = "ca-bundle.crt";
 /// Key of the database URL in the managed Secret.
 pub const DATABASE_URL_KEY: &str = "database.url";
 

@@ -119,6 +119,12 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
             referenced.secrets.insert(name, s);
         }
     }
+    if let Some(bundle) = &config.spec.api_server.trust_bundle {
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        if let Some(cm) = config_maps.get_opt(&bundle.name).await? {
+            referenced.config_maps.insert(bundle.name.clone(), cm);
+        }
+    }
     Ok(referenced)
 }
 
@@ -464,6 +470,22 @@ pub async fn run(
         .owns(api::<PartialObjectMeta<Deployment>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<Service>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), owned.clone())
+        // A trust bundle ConfigMap (apiServer.trustBundle) is not owned: a change maps to the configs naming it.
+        .watches(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), any.clone(), {
+            let configs = configs.clone();
+            move |cm: PartialObjectMeta<ConfigMap>| {
+                let ns = cm.namespace();
+                let name = cm.name_any();
+                configs
+                    .state()
+                    .iter()
+                    .filter(|c| {
+                        c.namespace() == ns && c.spec.api_server.trust_bundle.as_ref().is_some_and(|b| b.name == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        })
         .watches_stream(provider_changes, {
             let configs = configs.clone();
             move |p: PartialObjectMeta<FaxProvider>| {

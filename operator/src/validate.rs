@@ -14,7 +14,7 @@ use faxbot_contract::{FeatureFlags, ProviderSlots, RuntimeConfig, SlotBinding};
 use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy, SecretKeyRef};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sha2::{Digest, Sha256};
 
 use crate::names;
@@ -172,6 +172,8 @@ pub struct Desired {
     pub shared_database: bool,
     /// Whether every pod sees the same documents, and why (reported as the `DocumentStoreShared` condition).
     pub document_store: DocumentStore,
+    /// The CA bundle (PEM) of `apiServer.trustBundle`, copied into the revision's ConfigMap.
+    pub trust_bundle: Option<String>,
 }
 
 /// Whether the pods of a config share one document store. Several pods (replicas or a canary beside the
@@ -247,6 +249,8 @@ pub struct Referenced {
     pub providers: BTreeMap<String, FaxProvider>,
     /// Secrets by name (the ones providers and the database reference, as far as they exist).
     pub secrets: BTreeMap<String, Secret>,
+    /// ConfigMaps by name (the trust bundle's, if it exists).
+    pub config_maps: BTreeMap<String, ConfigMap>,
 }
 
 impl Referenced {
@@ -367,6 +371,11 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         shared_database = true;
     }
 
+    let trust_bundle = match &spec.api_server.trust_bundle {
+        Some(reference) => Some(trust_bundle(reference, referenced)?),
+        None => None,
+    };
+
     let features = &spec.features;
     let runtime = RuntimeConfig {
         version: faxbot_contract::CONFIG_VERSION,
@@ -403,6 +412,9 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     if let Some(account) = &spec.api_server.service_account_name {
         pod_inputs["serviceAccountName"] = serde_json::json!(account);
     }
+    if let Some(bundle) = &trust_bundle {
+        pod_inputs["trustBundle"] = serde_json::json!(hex::encode(&Sha256::digest(bundle.as_bytes())[..8]));
+    }
     let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
     let document_store = DocumentStore::of(config, &runtime);
     Ok(Desired {
@@ -414,7 +426,49 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         revision,
         shared_database,
         document_store,
+        trust_bundle,
     })
+}
+
+/// Largest trust bundle accepted: every public root CA in PEM is about 220 KB; a ConfigMap holds at most 1 MiB.
+pub const MAX_TRUST_BUNDLE: usize = 512 * 1024;
+
+/// The PEM text of `apiServer.trustBundle`: the key must exist and hold at least one certificate and nothing
+/// but certificates (a private key pasted by mistake must not be copied into every revision).
+fn trust_bundle(reference: &faxbot_crds::ConfigMapKeyRef, referenced: &Referenced) -> Result<String, Invalid> {
+    let faxbot_crds::ConfigMapKeyRef { name, key } = reference;
+    let Some(config_map) = referenced.config_maps.get(name) else {
+        return Err(Invalid::new(
+            "ConfigMapNotFound",
+            format!("apiServer.trustBundle: ConfigMap {name} does not exist"),
+        ));
+    };
+    let Some(pem) = config_map.data.as_ref().and_then(|d| d.get(key)).filter(|v| !v.trim().is_empty()) else {
+        return Err(Invalid::new(
+            "ConfigMapKeyMissing",
+            format!("apiServer.trustBundle: ConfigMap {name} has no non-empty key `{key}`"),
+        ));
+    };
+    if pem.len() > MAX_TRUST_BUNDLE {
+        return Err(Invalid::new(
+            "InvalidTrustBundle",
+            format!("apiServer.trustBundle: key `{key}` of ConfigMap {name} is larger than {MAX_TRUST_BUNDLE} bytes"),
+        ));
+    }
+    let labels: Vec<&str> = pem
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")))
+        .collect();
+    if labels.is_empty() || labels.iter().any(|l| *l != "CERTIFICATE") {
+        return Err(Invalid::new(
+            "InvalidTrustBundle",
+            format!(
+                "apiServer.trustBundle: key `{key}` of ConfigMap {name} must hold PEM certificates \
+                 (-----BEGIN CERTIFICATE-----) and nothing else"
+            ),
+        ));
+    }
+    Ok(pem.clone())
 }
 
 /// HMAC-SHA256 over the sorted `(key, value)` pairs, keyed by the source Secrets' UIDs. Someone who can read
@@ -496,6 +550,63 @@ pub(crate) mod tests {
         }
         r.secrets.insert("admin".into(), secret("admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]));
         r
+    }
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+
+    fn with_trust_bundle(data: Option<&str>) -> (FaxPluginConfig, Referenced) {
+        let mut c = base_config();
+        c.spec.api_server.trust_bundle =
+            Some(faxbot_crds::ConfigMapKeyRef { name: "trust".into(), key: "ca.crt".into() });
+        let mut r = base_referenced();
+        if let Some(data) = data {
+            let cm = ConfigMap {
+                metadata: ObjectMeta { name: Some("trust".into()), ..Default::default() },
+                data: Some(BTreeMap::from([("ca.crt".to_string(), data.to_string())])),
+                ..Default::default()
+            };
+            r.config_maps.insert("trust".into(), cm);
+        }
+        (c, r)
+    }
+
+    #[test]
+    fn a_trust_bundle_is_copied_into_the_revision_and_changes_it() {
+        let plain = validate_config(&base_config(), &base_referenced()).unwrap();
+        assert_eq!(plain.trust_bundle, None);
+        let (c, r) = with_trust_bundle(Some(CERT));
+        let one = validate_config(&c, &r).unwrap();
+        assert_eq!(one.trust_bundle.as_deref(), Some(CERT));
+        assert_ne!(one.revision, plain.revision, "adding a bundle rolls the pods");
+        let two_certs = format!("{CERT}{CERT}");
+        let (c, r) = with_trust_bundle(Some(&two_certs));
+        let two = validate_config(&c, &r).unwrap();
+        assert_ne!(two.revision, one.revision, "a changed bundle is a new revision");
+        let (c, r) = with_trust_bundle(Some(CERT));
+        assert_eq!(validate_config(&c, &r).unwrap().revision, one.revision, "the same bundle, the same revision");
+    }
+
+    #[test]
+    fn a_trust_bundle_must_exist_and_hold_only_certificates() {
+        let table: [(Option<&str>, &str); 5] = [
+            (None, "ConfigMapNotFound"),
+            (Some("  \n"), "ConfigMapKeyMissing"),
+            (Some("not pem at all"), "InvalidTrustBundle"),
+            (Some("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"), "InvalidTrustBundle"),
+            (
+                Some("-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n-----BEGIN RSA PRIVATE KEY-----\n"),
+                "InvalidTrustBundle",
+            ),
+        ];
+        for (data, reason) in table {
+            let (c, r) = with_trust_bundle(data);
+            let err = validate_config(&c, &r).unwrap_err();
+            assert_eq!(err.reason, reason, "{data:?}: {err:?}");
+            assert!(!err.message.contains("MIIE"), "the content is never echoed: {}", err.message);
+        }
+        let big = format!("{CERT}{}", "x".repeat(MAX_TRUST_BUNDLE));
+        let (c, r) = with_trust_bundle(Some(&big));
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "InvalidTrustBundle");
     }
 
     #[test]
