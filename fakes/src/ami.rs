@@ -165,7 +165,12 @@ type Fields = Vec<(String, String)>;
 impl AmiFake {
     /// Starts the fake on an ephemeral loopback port.
     pub async fn start(config: AmiFakeConfig) -> std::io::Result<AmiFake> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts the fake on `addr` (the test node's bridge address, for API servers in pods).
+    pub async fn start_on(config: AmiFakeConfig, addr: SocketAddr) -> std::io::Result<AmiFake> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let config = Arc::new(config);
         let state = Arc::new(Mutex::new(State::default()));

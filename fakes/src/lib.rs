@@ -4,13 +4,15 @@
 //! A fake is a real HTTP server on loopback with state: fax objects that move through the provider's status
 //! progression on a timer, webhooks posted to the callback URL with the provider's own authentication, and
 //! error injection (401, 422, 429 with and without Retry-After, 5xx, timeouts, transmission failures) so
-//! every branch of a provider plugin can be exercised without the internet. Tests start one in-process;
+//! every branch of a provider plugin can be exercised without the internet. The HTTP fakes also serve HTTPS
+//! ([`tls`]) for API servers that run in pods and call them as they would call the real provider. Tests start one in-process;
 //! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1), [`sinch`] (Fax API v3) and
 //! [`ami`] (Asterisk's manager interface, a TCP server).
 
 pub mod ami;
 pub mod phaxio;
 pub mod sinch;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -156,8 +156,18 @@ impl PhaxioFake {
 
     /// Starts a fake on `addr`.
     pub async fn start_on(config: PhaxioFakeConfig, addr: SocketAddr) -> std::io::Result<PhaxioFake> {
+        Self::start_with(config, addr, None).await
+    }
+
+    /// Starts a fake on `addr`, serving HTTPS when `tls` is set ([`crate::tls`]).
+    pub async fn start_with(
+        config: PhaxioFakeConfig,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<PhaxioFake> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let base_url = format!("http://{}/v2.1/", listener.local_addr()?);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{}/v2.1/", listener.local_addr()?);
         let inner = Arc::new(Inner {
             config,
             state: Mutex::new(FakeState { next_id: 1000, ..Default::default() }),
@@ -169,9 +179,7 @@ impl PhaxioFake {
             .route("/v2.1/faxes/{id}/cancel", post(cancel))
             .route("/v2.1/account/status", get(account))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        crate::tls::spawn_serve(listener, app, tls);
         Ok(PhaxioFake { inner, base_url })
     }
 
@@ -183,6 +191,18 @@ impl PhaxioFake {
     /// How many `POST /faxes` created a fax (what a plugin must never double).
     pub fn submissions(&self) -> usize {
         self.lock().submissions
+    }
+
+    /// How many faxes were created per value of tag `tag` (`faxbot_job` for the plugin): a job sent twice shows
+    /// as a count of two.
+    pub fn faxes_per_tag(&self, tag: &str) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for fax in self.lock().faxes.values() {
+            if let Some(value) = fax.tags.get(tag) {
+                *counts.entry(value.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// The fax object as `GET /faxes/{id}` would return it.

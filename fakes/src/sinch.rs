@@ -170,8 +170,18 @@ pub struct SinchFake {
 impl SinchFake {
     /// Starts a fake on a free loopback port.
     pub async fn start(config: SinchFakeConfig) -> std::io::Result<SinchFake> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        Self::start_with(config, SocketAddr::from(([127, 0, 0, 1], 0)), None).await
+    }
+
+    /// Starts a fake on `addr`, serving HTTPS when `tls` is set ([`crate::tls`]).
+    pub async fn start_with(
+        config: SinchFakeConfig,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<SinchFake> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let inner = Arc::new(Inner {
             config,
             state: Mutex::new(FakeState::default()),
@@ -182,10 +192,12 @@ impl SinchFake {
             .route("/v3/projects/{project}/faxes", post(create).get(list))
             .route("/v3/projects/{project}/faxes/{id}", get(fetch))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(SinchFake { inner, base_url: format!("http://{addr}"), token_url: format!("http://{addr}/oauth2/token") })
+        crate::tls::spawn_serve(listener, app, tls);
+        Ok(SinchFake {
+            inner,
+            base_url: format!("{scheme}://{addr}"),
+            token_url: format!("{scheme}://{addr}/oauth2/token"),
+        })
     }
 
     /// Queues a failure for the next request (or webhook).
