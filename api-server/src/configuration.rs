@@ -78,6 +78,10 @@ pub struct Settings {
     /// After SIGTERM, how long the server keeps serving with readiness failing before it stops accepting
     /// connections (`FAXBOT_DRAIN_DELAY_SECS`, default 0), so load balancers take it out first.
     pub drain_delay: Duration,
+    /// Every this many HTTP/1.1 responses, one carries `Connection: close` (`FAXBOT_CONNECTION_CLOSE_EVERY`,
+    /// default 100, 0 = never), so keep-alive clients reconnect now and then and kube-proxy, which balances
+    /// connections rather than requests, spreads them over new pods (a canary, a scale-up) too.
+    pub connection_close_every: u64,
     /// Documents of finished jobs are deleted this long after the job's last change (`ARTIFACT_TTL_DAYS`, or
     /// `FAXBOT_ARTIFACT_TTL_SECS` for finer control); `None` keeps them.
     pub artifact_ttl: Option<Duration>,
@@ -188,6 +192,7 @@ impl Settings {
             status_deadline: Duration::from_secs(number("FAXBOT_STATUS_DEADLINE_SECS", 86_400, 1, 30 * 86_400)?),
             shutdown_grace: Duration::from_secs(number("FAXBOT_SHUTDOWN_GRACE_SECS", 20, 0, 3600)?),
             drain_delay: Duration::from_secs(number("FAXBOT_DRAIN_DELAY_SECS", 0, 0, 300)?),
+            connection_close_every: number("FAXBOT_CONNECTION_CLOSE_EVERY", 100, 0, 1_000_000)?,
             artifact_ttl: match (var("FAXBOT_ARTIFACT_TTL_SECS"), number::<u64>("ARTIFACT_TTL_DAYS", 0, 0, 36_500)?) {
                 (Some(_), _) => Some(Duration::from_secs(number("FAXBOT_ARTIFACT_TTL_SECS", 0, 1, 3_153_600_000)?)),
                 (None, 0) => None,

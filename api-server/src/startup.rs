@@ -269,6 +269,7 @@ impl Application {
             metrics,
             notify,
             accepting: Arc::new(AtomicBool::new(true)),
+            responses: Arc::default(),
             ghostscript: ghostscript_on_path(),
             events,
         };

@@ -43,6 +43,8 @@ pub struct AppState {
     pub notify: Arc<Notify>,
     /// False once shutdown starts, so readiness fails and traffic drains away.
     pub accepting: Arc<AtomicBool>,
+    /// Responses so far, for [`rebalance`].
+    pub responses: Arc<std::sync::atomic::AtomicU64>,
     /// Whether Ghostscript was found at startup (reported by readiness).
     pub ghostscript: bool,
     /// The event bus.
@@ -95,7 +97,31 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(state.clone(), rebalance))
         .with_state(state)
+}
+
+/// Whether this response should end its HTTP/1.1 connection: every response while draining (keep-alive
+/// clients then reconnect to a pod that is still ready instead of losing their next request when this one
+/// stops), and one in `every` otherwise. kube-proxy balances connections, not requests: without this a client
+/// that keeps one connection open never reaches a pod started after it connected, and a canary would get no
+/// traffic from it at all (found with the canary end-to-end test on real pods).
+pub fn closes_connection(draining: bool, every: u64, count: u64) -> bool {
+    draining || (every > 0 && count % every == every - 1)
+}
+
+/// Adds `Connection: close` to the responses [`closes_connection`] picks (HTTP/1.1 only; HTTP/2 has no
+/// such header).
+async fn rebalance(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let http11 = request.version() == axum::http::Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http11 {
+        let count = state.responses.fetch_add(1, Ordering::Relaxed);
+        if closes_connection(!state.is_accepting(), state.settings.connection_close_every, count) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    response
 }
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
@@ -148,4 +174,26 @@ pub fn internal<E: Into<anyhow::Error>>(e: E) -> error::ApiError {
 /// A response for the health routes that never fails.
 pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closes_connection;
+
+    #[test]
+    fn one_response_in_every_n_closes_its_connection_and_all_do_while_draining() {
+        let table: [(bool, u64, u64, bool); 8] = [
+            (false, 100, 0, false),
+            (false, 100, 98, false),
+            (false, 100, 99, true),
+            (false, 100, 199, true),
+            (false, 1, 0, true),
+            (false, 0, 99, false),
+            (true, 0, 5, true),
+            (true, 100, 5, true),
+        ];
+        for (draining, every, count, want) in table {
+            assert_eq!(closes_connection(draining, every, count), want, "{draining} {every} {count}");
+        }
+    }
 }

@@ -95,3 +95,49 @@ async fn unexpected_failures_answer_a_generic_500(db: Db) {
     assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
 }
 db_test!(unexpected_failures_answer_a_generic_500);
+
+/// Keep-alive connections do not last forever: every N-th response closes its connection (kube-proxy balances
+/// connections, so this is what lets a new pod, a canary above all, get traffic from existing clients).
+async fn keep_alive_connections_are_closed_every_n_responses(db: Db) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let app = crate::helpers::Spawn::new(db).env("FAXBOT_CONNECTION_CLOSE_EVERY", "3").start().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // One keep-alive request; whether its response said `Connection: close`.
+    let request = |stream: &mut std::net::TcpStream, reader: &mut BufReader<std::net::TcpStream>| {
+        write!(stream, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            headers.push(line.trim().to_ascii_lowercase());
+        }
+        let length: usize =
+            headers.iter().find_map(|h| h.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap();
+        reader.read_exact(&mut vec![0; length]).unwrap();
+        headers.iter().any(|h| h == "connection: close")
+    };
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        (stream, reader)
+    };
+    // The harness's own requests moved the count: the first close comes within three requests, and the
+    // server then closes the connection.
+    let (mut stream, mut reader) = connect();
+    let mut sent = 0;
+    while !request(&mut stream, &mut reader) {
+        sent += 1;
+        assert!(sent < 3, "no `Connection: close` within 3 responses");
+    }
+    assert_eq!(reader.read_to_end(&mut Vec::new()).unwrap(), 0, "closed after `Connection: close`");
+    // From there on, exactly every third response closes.
+    let (mut stream, mut reader) = connect();
+    let closes: Vec<bool> = (0..3).map(|_| request(&mut stream, &mut reader)).collect();
+    assert_eq!(closes, [false, false, true]);
+    assert_eq!(reader.read_to_end(&mut Vec::new()).unwrap(), 0);
+}
+db_test!(keep_alive_connections_are_closed_every_n_responses);
