@@ -47,6 +47,8 @@ async fn serve_http(listen: SocketAddr, state: HttpState) -> anyhow::Result<()> 
         .route("/readyz", get(|| async { "ok" }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    // The bound address, not the configured one: with port 0 this is where the server really is.
+    let listen = listener.local_addr().unwrap_or(listen);
     tracing::info!(%listen, "metrics and health server listening");
     axum::serve(listener, app).await?;
     Ok(())
