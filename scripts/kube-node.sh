@@ -184,6 +184,10 @@ node_network_up() {
   ip link add "$NODE_BRIDGE" type bridge
   ip addr add "$NODE_ADDR/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
+  # The Service range is routed to the bridge too: a connection from this host to a ClusterIP that kube-proxy
+  # has not programmed yet (or never will) must stay on the bridge, not follow the default route off the
+  # machine. With a rule, kube-proxy's DNAT rewrites it to a pod as usual.
+  ip route add "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE" src "$NODE_ADDR"
   # Nothing is forwarded between the bridge and any other interface, in either direction.
   iptables -N FAXBOT-ISOLATION
   iptables -A FAXBOT-ISOLATION -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j REJECT
