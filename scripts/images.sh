@@ -84,7 +84,10 @@ debs=()
 for p in "${base_packages[@]}"; do
   # The candidate version's file (apt-get download names it <package>_<version>_<arch>.deb, ':' as %3a).
   v=$(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')
-  f=$(ls "$cache/debs/${p}_${v//:/%3a}_"*.deb 2>/dev/null | head -n 1)
+  f=""
+  for candidate in "$cache/debs/${p}_${v//:/%3a}_"*.deb; do
+    [[ -e $candidate ]] && f=$candidate && break
+  done
   [[ -n $f ]] || die "no .deb for $p $v in $cache/debs"
   debs+=("$f")
 done
