@@ -1,32 +1,30 @@
 //! The Helm chart (`charts/faxbot-operator`) with a real Helm (built from Go modules by `scripts/helm-bin.sh`,
-//! `HELM` in the test environment) against the real control plane: `helm lint --strict` is clean, what
-//! `helm template` renders is accepted by the API server, `helm install` works, the real operator binary
-//! running with a token of the chart's own ServiceAccount (so with exactly the chart's RBAC) turns the
-//! `helm test` resources Ready, `helm test` passes (and fails when they do not become Ready), and
-//! `helm uninstall` removes the release. With `watchNamespace` the chart's rights are a Role in that
-//! namespace only: the token cannot read Secrets anywhere else.
-//!
-//! kwok plays the kubelet and runs no container, so the `helm test` Pod's command is run by this suite (see
-//! [`run_test_pod`]), with the Pod's own ServiceAccount token; its exit code becomes the Pod's phase.
+//! `HELM` in the test environment) on the real-node cluster: `helm lint --strict` is clean, what
+//! `helm template` renders is accepted by the API server, and `helm install --wait` brings up the operator
+//! image built from the Dockerfile as two real pods (leader election between them, the standby Ready too),
+//! running on the chart's own ServiceAccount and so with exactly the chart's RBAC. `helm test` runs its Pod
+//! (kubectl, with the Pod's ServiceAccount token) and passes once the operator has turned the test resources
+//! into a Ready API pod, and fails when the API pod cannot start. `helm uninstall` removes the release. With
+//! `watchNamespace` the chart's rights are a Role in that namespace only: the token cannot read Secrets
+//! anywhere else.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use faxbot_crds::{FaxPluginConfig, FaxProvider};
+use faxbot_crds::FaxPluginConfig;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client};
-use serde_json::json;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client, ResourceExt};
 
 use crate::support::*;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/faxbot-operator");
 
 /// Helm with its own cache/config/data directories (nothing is written to `$HOME`) and the test kubeconfig.
-struct Helm {
+pub(crate) struct Helm {
     bin: String,
     kubeconfig: PathBuf,
     home: tempfile::TempDir,
@@ -35,7 +33,7 @@ struct Helm {
 impl Helm {
     /// `HELM` from the test environment, else `helm` on the PATH; `None` (skip, loudly) when there is none,
     /// and a failed test under `CI=true`.
-    fn find(kubeconfig: &Path) -> Option<Helm> {
+    pub(crate) fn find(kubeconfig: &Path) -> Option<Helm> {
         let bin = std::env::var("HELM").ok().filter(|h| !h.is_empty()).or_else(|| {
             let found = Command::new("helm").arg("version").output().is_ok_and(|o| o.status.success());
             found.then(|| "helm".to_string())
@@ -72,25 +70,15 @@ impl Helm {
     }
 
     /// Runs helm; returns (success, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = self.command(args).output().expect("run helm");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (ok, stdout, stderr) = self.run(args);
         assert!(ok, "helm {args:?} failed:\n{stdout}\n{stderr}");
         stdout
-    }
-
-    /// `helm test` in the background (it waits for the test Pod while [`run_test_pod`] plays its kubelet).
-    fn spawn_test(&self, release: &str, ns: &str) -> tokio::task::JoinHandle<(bool, String)> {
-        let child = self.command(&["test", release, "-n", ns, "--timeout", "4m"]).spawn().expect("spawn helm test");
-        tokio::task::spawn_blocking(move || {
-            let out = child.wait_with_output().unwrap();
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            (out.status.success(), text)
-        })
     }
 }
 
@@ -145,6 +133,7 @@ async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
     let client = client(&kc).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-helm-render").await;
+    let _cleanup = cleanup(&kc, &[&ns]);
     let all_enabled = format!("{CHART}/ci/all-enabled-values.yaml");
 
     // Lint: the defaults and every optional part on (the ServiceMonitor included); no warning or error, and
@@ -230,14 +219,6 @@ async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
     server_dry_run(&kc, &rendered, "the all-enabled rendering");
 }
 
-/// Labels `ns` to enforce the "restricted" Pod Security Standard, so the API server refuses any pod of the
-/// chart (the operator's, through its ReplicaSet, and the `helm test` Pod) that does not meet it.
-async fn enforce_restricted(client: &Client, ns: &str) {
-    use k8s_openapi::api::core::v1::Namespace;
-    let label = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}});
-    Api::<Namespace>::all(client.clone()).patch(ns, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
-}
-
 /// What a test release leaves to check: names derived from the release.
 struct Release {
     name: String,
@@ -255,133 +236,119 @@ impl Release {
     }
 }
 
-/// Plays the kubelet for the chart's `helm test` Pod `work_ns/<release>-…-test`: waits until kwok reports it
-/// Running, runs its container's command (`kubectl wait --for=condition=Ready …` on the test FaxProviders and
-/// FaxPluginConfig) with the control plane's kubectl and a TokenRequest token of the Pod's own ServiceAccount
-/// — what the container would get mounted — and sets the Pod's phase from the exit code (Succeeded or
-/// Failed), which is what `helm test` waits for. When the command succeeds, the test resources are checked
-/// Ready here too, through the API, and the random admin key is returned for the leak check.
-/// `helm test` is the running `helm test` ([`Helm::spawn_test`]); its result is returned as the last two fields.
-async fn run_test_pod(
-    client: &Client,
-    admin: &Path,
-    release: &Release,
-    work_ns: &str,
-    helm_test: tokio::task::JoinHandle<(bool, String)>,
-) -> (bool, Option<String>, bool, String) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), work_ns);
-    let name = release.test_name();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let pod = loop {
-        if let Ok(Some(pod)) = pods.get_opt(&name).await
-            && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        {
-            break pod;
-        }
-        // A hook refused by the API server (or any other early failure) ends `helm test` before the Pod runs.
-        if helm_test.is_finished() {
-            let (ok, out) = helm_test.await.unwrap();
-            panic!("helm test ended (success: {ok}) before its Pod ran:\n{out}");
-        }
-        assert!(std::time::Instant::now() < deadline, "the helm test Pod was not Running within 60 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let spec = pod.spec.unwrap();
-    let container = &spec.containers[0];
-    assert_eq!(container.command.as_deref(), Some(&["kubectl".to_string()][..]), "the test Pod runs kubectl");
-    let args = container.args.clone().unwrap_or_default();
-    let sa = spec.service_account_name.clone().expect("the test Pod has its own ServiceAccount");
-    let token = service_account_token(client, work_ns, &sa).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kubeconfig_with_token(admin, &token, dir.path(), "kubeconfig");
-    let bin = kubectl_bin();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(bin).env("KUBECONFIG", &kubeconfig).args(&args).stdin(Stdio::null()).output().unwrap()
-    })
-    .await
-    .unwrap();
-    let passed = out.status.success();
-    eprintln!(
-        "helm test Pod command exited {:?}:\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let mut admin_key = None;
-    if passed {
-        let providers: Api<FaxProvider> = Api::namespaced(client.clone(), work_ns);
-        for p in [format!("{name}-line"), format!("{name}-keys")] {
-            let status = providers.get(&p).await.unwrap().status.expect("provider status");
-            assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"), "{p}: {status:?}");
-        }
-        let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), work_ns);
-        let status = configs.get(&name).await.unwrap().status.expect("config status");
-        assert!(
-            status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "Available"),
-            "{status:?}"
-        );
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), work_ns);
-        assert!(deployments.get_opt(&faxbot_operator::names::api_name(&name)).await.unwrap().is_some());
-        let secret = Api::<Secret>::namespaced(client.clone(), work_ns).get(&format!("{name}-admin")).await.unwrap();
-        let key = secret.data.unwrap().remove("adminKey").expect("a generated adminKey");
-        admin_key = Some(String::from_utf8(key.0).unwrap());
-    }
-
-    let (phase, reason, code) = if passed { ("Succeeded", "Completed", 0) } else { ("Failed", "Error", 1) };
-    let status = json!({"status": {"phase": phase, "containerStatuses": [{
-        "name": container.name, "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
-        "started": false, "state": {"terminated": {"exitCode": code, "reason": reason}}
-    }]}});
-    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.expect("set the test Pod's phase");
-    let (helm_ok, helm_out) = helm_test.await.unwrap();
-    (passed, admin_key, helm_ok, helm_out)
+/// `--set` arguments that point the chart at the images built and loaded into the test node.
+pub(crate) fn image_values(node: &Node) -> Vec<String> {
+    let (repository, tag) = node.operator_image.rsplit_once(':').expect("an image tag");
+    vec![
+        format!("image.repository={repository}"),
+        format!("image.tag={tag}"),
+        format!("tests.kubectlImage={}", node.kubectl_image),
+        format!("tests.apiImage={}", node.api_image),
+    ]
 }
 
-/// `helm install` with the defaults (cluster-wide RBAC), the operator on the chart's ServiceAccount token,
-/// `helm test`, `helm uninstall`.
+/// `helm <args> --set <each of sets>`.
+fn with_sets<'a>(args: &[&'a str], sets: &'a [String]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for s in sets {
+        all.push("--set");
+        all.push(s);
+    }
+    all
+}
+
+/// The holder of the operator's Lease, once there is one.
+pub(crate) async fn lease_holder(client: &Client, ns: &str, lease: &str) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    leases.get_opt(lease).await.ok()??.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+/// Fails when an operator pod's logs show a missing permission or an admin key (the chart's `helm test` key
+/// is random, so any `fbk_admin_` token counts).
+fn assert_operator_logs_clean(logs: &str, extra: &[&str]) {
+    assert!(!logs.to_lowercase().contains("forbidden"), "the operator hit a permission it lacks:\n{logs}");
+    let leaked = logs
+        .match_indices("fbk_admin_")
+        .any(|(i, _)| logs[i + 10..].chars().take(20).filter(|c| c.is_ascii_alphanumeric()).count() == 20);
+    assert!(!leaked, "an admin key reached the operator's logs");
+    assert_logs_clean(logs, extra, &[]);
+}
+
+/// `helm install --wait` with the defaults (two replicas, cluster-wide RBAC) and the operator image built from
+/// the Dockerfile, in a namespace enforcing the restricted Pod Security Standard; leader election between the
+/// real pods and a takeover when the leader's pod is killed; `helm test`; `helm uninstall`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_install_test_and_uninstall_with_the_charts_service_account() {
+async fn helm_install_runs_two_operator_replicas_and_helm_test_on_real_pods() {
     let Some(kc) = kubeconfig() else { return };
+    let Some(node) = Node::get() else { return };
     let Some(helm) = Helm::find(&kc) else { return };
     let client = client(&kc).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-helm").await;
+    let _cleanup = cleanup(&kc, &[&ns]);
     enforce_restricted(&client, &ns).await;
     let release = Release::new(&ns);
+    let sets = image_values(&node);
 
-    let out = helm.ok(&["install", &release.name, CHART, "-n", &ns, "--wait", "--timeout", "2m"]);
+    // `--wait` returns once both replicas are Ready: the standby too (a readiness that waited for the Lease
+    // would hang here until the timeout).
+    let started = std::time::Instant::now();
+    let out = helm.ok(&with_sets(&["install", &release.name, CHART, "-n", &ns, "--wait", "--timeout", "3m"], &sets));
+    eprintln!("helm install --wait: both operator replicas Ready after {:.1} s", started.elapsed().as_secs_f64());
     assert!(out.contains("STATUS: deployed") && out.contains("It watches every namespace"), "{out}");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let operator_deployment = deployments.get(&release.fullname).await.unwrap();
-    assert_eq!(operator_deployment.status.unwrap().available_replicas, Some(2), "two replicas Available");
+    assert_eq!(operator_deployment.status.unwrap().ready_replicas, Some(2), "two replicas Ready");
     assert!(Api::<ClusterRole>::all(client.clone()).get_opt(&release.fullname).await.unwrap().is_some());
 
-    // The real operator binary with the chart's ServiceAccount token: exactly the chart's RBAC.
-    let token = service_account_token(&client, &ns, &release.fullname).await;
-    let dir = tempfile::tempdir().unwrap();
-    let restricted = kubeconfig_with_token(&kc, &token, dir.path(), "kubeconfig");
-    let restricted_client = crate::support::client(&restricted).await;
-    let err = Api::<ServiceAccount>::namespaced(restricted_client, &ns)
-        .list(&ListParams::default())
-        .await
-        .expect_err("the chart's ServiceAccount must not list service accounts");
-    assert!(err.to_string().contains("forbidden"), "{err}");
-    let mut operator =
-        Operator::start_with_env(&restricted, &ns, "op-helm", &[("FAXBOT_LEASE_NAME", release.fullname.as_str())]);
+    // One pod leads, the other waits; both are Ready.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let selector = format!("app.kubernetes.io/instance={}", release.name);
+    let operator_pods = || {
+        let pods = pods.clone();
+        let selector = selector.clone();
+        async move {
+            let mut list = pods.list(&ListParams::default().labels(&selector)).await.unwrap().items;
+            list.retain(|p| p.labels().get("app.kubernetes.io/component").map(String::as_str) != Some("helm-test"));
+            list
+        }
+    };
+    let leader = wait_for(Duration::from_secs(60), "a leader", || lease_holder(&client, &ns, &release.fullname)).await;
+    let names: Vec<String> = operator_pods().await.iter().map(|p| p.name_any()).collect();
+    assert!(names.contains(&leader), "the Lease is held by a pod of the release: {leader} in {names:?}");
+    let standby = names.iter().find(|n| **n != leader).unwrap().clone();
+    let logs = pods.logs(&standby, &Default::default()).await.unwrap();
+    assert!(logs.contains("waiting for leadership"), "{logs}");
 
-    let test = helm.spawn_test(&release.name, &ns);
-    let (passed, admin_key, ok, out) = run_test_pod(&client, &kc, &release, &ns, test).await;
-    assert!(passed, "the test resources did not become Ready; operator output:\n{}", operator.output());
-    assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}");
+    // `helm test`: its Pod runs kubectl with its own token until the operator made the test API pod Ready.
+    let started = std::time::Instant::now();
+    let (ok, out, err) = helm.run(&["test", &release.name, "-n", &ns, "--timeout", "4m"]);
+    assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}\n{err}");
+    eprintln!("helm test passed after {:.1} s", started.elapsed().as_secs_f64());
     // Passed tests clean up after themselves (hook-succeeded), and the operator's objects go with the config.
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
     assert!(configs.get_opt(&release.test_name()).await.unwrap().is_none(), "the test FaxPluginConfig was deleted");
 
-    let output = operator.output();
-    assert!(!output.to_lowercase().contains("forbidden"), "the operator hit a permission it lacks:\n{output}");
-    assert!(operator.terminate());
-    operator.assert_no_leaks(&[admin_key.as_deref().unwrap()]);
+    // The leader's pod deleted: it releases the Lease on SIGTERM, another replica leads at once, and the
+    // Deployment's replacement makes two again. (A leader killed without a chance to step down is the canary
+    // test's case: there the Lease has to expire.)
+    pods.delete(&leader, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    let started = std::time::Instant::now();
+    let new_leader = wait_for(Duration::from_secs(60), "the standby to lead", || {
+        let (client, ns, lease, leader) = (client.clone(), ns.clone(), release.fullname.clone(), leader.clone());
+        async move { lease_holder(&client, &ns, &lease).await.filter(|h| *h != leader) }
+    })
+    .await;
+    eprintln!("leader pod deleted: {new_leader} leads after {:.1} s", started.elapsed().as_secs_f64());
+    // The deleted leader stepped down on SIGTERM: the standby or the Deployment's replacement took over.
+    assert_ne!(new_leader, leader);
+    wait_for(Duration::from_secs(90), "two Ready operator pods again", || async {
+        let ready = operator_pods().await.iter().filter(|p| pod_ready(p) && p.name_any() != leader).count();
+        (ready == 2).then_some(())
+    })
+    .await;
+    assert_operator_logs_clean(&namespace_logs(&client, &ns).await, &[]);
 
     let out = helm.ok(&["uninstall", &release.name, "-n", &ns, "--wait", "--timeout", "2m"]);
     assert!(out.contains("uninstalled"), "{out}");
@@ -394,39 +361,35 @@ async fn helm_install_test_and_uninstall_with_the_charts_service_account() {
 
 /// Acceptance 3 with namespace scoping: a release in one namespace watching another has no cluster-wide
 /// right; its ServiceAccount token is refused Secrets in every namespace but the watched one (including its
-/// own), while the operator on that token serves the watched one and `helm test` passes there. It also shows
-/// `helm test` fails when the resources do not become Ready (no operator running yet).
+/// own), while the operator pod on that token serves the watched one and `helm test` passes there. `helm
+/// test` fails when the API pod cannot start (an image the node does not have).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaced_release_reads_secrets_only_where_it_works() {
     let Some(kc) = kubeconfig() else { return };
+    let Some(node) = Node::get() else { return };
     let Some(helm) = Helm::find(&kc) else { return };
     let client = client(&kc).await;
     install_crds(&client).await;
     let op_ns = namespace(&client, "e2e-helm-op").await;
     let fax_ns = namespace(&client, "e2e-helm-fax").await;
     let other_ns = namespace(&client, "e2e-helm-other").await;
+    let _cleanup = cleanup(&kc, &[&op_ns, &fax_ns, &other_ns]);
     for ns in [&op_ns, &fax_ns, &other_ns] {
         enforce_restricted(&client, ns).await;
         put_secret(&client, ns, "someone-elses", &[("password", "not-for-the-operator")]).await;
     }
     let release = Release::new(&op_ns);
     let watch = format!("watchNamespace={fax_ns}");
-    helm.ok(&[
-        "install",
-        &release.name,
-        CHART,
-        "-n",
-        &op_ns,
-        "--set",
-        &watch,
-        "--set",
-        "replicaCount=1",
-        "--set",
-        "tests.timeoutSeconds=15",
-        "--wait",
-        "--timeout",
-        "2m",
+    let mut sets = image_values(&node);
+    // An API image the node does not have: the test API pod cannot start.
+    sets.retain(|s| !s.starts_with("tests.apiImage="));
+    sets.extend([
+        watch,
+        "replicaCount=1".into(),
+        "tests.apiImage=localhost/faxbot-api:does-not-exist".into(),
+        "tests.timeoutSeconds=20".into(),
     ]);
+    helm.ok(&with_sets(&["install", &release.name, CHART, "-n", &op_ns, "--wait", "--timeout", "3m"], &sets));
     assert!(Api::<ClusterRole>::all(client.clone()).get_opt(&release.fullname).await.unwrap().is_none());
     assert!(Api::<Role>::namespaced(client.clone(), &fax_ns).get_opt(&release.fullname).await.unwrap().is_some());
 
@@ -452,27 +415,30 @@ async fn a_namespaced_release_reads_secrets_only_where_it_works() {
     let in_fax = Api::<Secret>::namespaced(as_operator.clone(), &fax_ns);
     assert!(in_fax.get("someone-elses").await.is_ok(), "the watched namespace's Secrets are readable");
 
-    // No operator yet: the test resources never become Ready, the Pod fails, and so does `helm test`.
-    let test = helm.spawn_test(&release.name, &op_ns);
-    let (passed, _, ok, out) = run_test_pod(&client, &kc, &release, &fax_ns, test).await;
-    assert!(!passed && !ok, "helm test must fail without an operator:\n{out}");
+    // The API pod cannot start: the resources never become Ready, the Pod fails, and so does `helm test`.
+    let (ok, out, err) = helm.run(&["test", &release.name, "-n", &op_ns, "--timeout", "3m"]);
+    assert!(!ok, "helm test must fail when the API pod cannot start:\n{out}\n{err}");
 
-    // `helm upgrade` (values reused) with a realistic timeout, then the operator on the token: it passes.
-    helm.ok(&["upgrade", &release.name, CHART, "-n", &op_ns, "--reuse-values", "--set", "tests.timeoutSeconds=180"]);
-    let mut operator = Operator::start_with_env(
-        &restricted,
-        &fax_ns,
-        "op-helm-ns",
-        &[("FAXBOT_LEASE_NAMESPACE", op_ns.as_str()), ("FAXBOT_LEASE_NAME", release.fullname.as_str())],
-    );
-    let test = helm.spawn_test(&release.name, &op_ns);
-    let (passed, admin_key, ok, out) = run_test_pod(&client, &kc, &release, &fax_ns, test).await;
-    assert!(passed, "the test resources did not become Ready; operator output:\n{}", operator.output());
-    assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}");
-    let output = operator.output();
-    assert!(!output.to_lowercase().contains("forbidden"), "the operator hit a permission it lacks:\n{output}");
-    assert!(operator.terminate());
-    operator.assert_no_leaks(&[admin_key.as_deref().unwrap(), "not-for-the-operator"]);
+    // `helm upgrade` with the real image: `helm test` passes.
+    let fixed = format!("tests.apiImage={}", node.api_image);
+    helm.ok(&[
+        "upgrade",
+        &release.name,
+        CHART,
+        "-n",
+        &op_ns,
+        "--reuse-values",
+        "--set",
+        &fixed,
+        "--set",
+        "tests.timeoutSeconds=180",
+        "--wait",
+    ]);
+    let (ok, out, err) = helm.run(&["test", &release.name, "-n", &op_ns, "--timeout", "4m"]);
+    assert!(ok && out.contains("Phase:          Succeeded"), "helm test failed:\n{out}\n{err}");
+    let mut logs = namespace_logs(&client, &op_ns).await;
+    logs.push_str(&namespace_logs(&client, &fax_ns).await);
+    assert_operator_logs_clean(&logs, &["not-for-the-operator"]);
     helm.ok(&["uninstall", &release.name, "-n", &op_ns, "--wait", "--timeout", "2m"]);
     assert!(Api::<Role>::namespaced(client.clone(), &fax_ns).get_opt(&release.fullname).await.unwrap().is_none());
 }

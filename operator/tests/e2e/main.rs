@@ -1,6 +1,7 @@
 //! End-to-end: the real `faxbot-operator` binary against a real kube-apiserver, etcd and
-//! kube-controller-manager (garbage collection, Deployment → ReplicaSet → Pod), with kube-scheduler and kwok
-//! nodes so pods become Ready (`scripts/kube-testenv.sh`).
+//! kube-controller-manager (garbage collection, Deployment → ReplicaSet → Pod), kube-scheduler and a real node
+//! (containerd, kubelet, kube-proxy) that runs the API pods from the project's own images
+//! (`scripts/kube-testenv.sh start --kubelet`).
 
 // Test code: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
@@ -8,6 +9,7 @@
 mod canary;
 mod helm;
 mod manifests;
+mod pods;
 mod support;
 
 use std::time::Duration;
@@ -34,11 +36,16 @@ fn provider(name: &str, plugin: &str, settings: serde_json::Value, secret: Optio
     json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": name}, "spec": spec})
 }
 
+/// The `faxbot-api` image loaded into the test node (a placeholder where no pod has to run).
+fn api_image() -> String {
+    std::env::var("FAXBOT_TEST_API_IMAGE").unwrap_or_else(|_| "registry.example/faxbot-api:e2e".into())
+}
+
 fn plugin_config(name: &str, auth: &str, replicas: i32) -> serde_json::Value {
     json!({
         "apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": name},
         "spec": {
-            "apiServer": {"image": "registry.example/faxbot-api:e2e", "replicas": replicas},
+            "apiServer": {"image": api_image(), "replicas": replicas},
             "slots": {"outbound": ["line"], "auth": auth},
             "features": {"auditAll": true}
         }
@@ -206,9 +213,11 @@ fn assert_text_has_no_credentials(what: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_from_create_to_garbage_collection() {
     let Some(kubeconfig) = kubeconfig() else { return };
+    let Some(_node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-life").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
 
@@ -237,6 +246,15 @@ async fn lifecycle_from_create_to_garbage_collection() {
     let status = configs.get("main").await.unwrap().status.unwrap();
     assert_eq!(status.current_revision.as_deref(), Some(rev1.as_str()));
     assert_eq!((status.replicas, status.ready_replicas), (1, 1));
+    // A real pod of that revision serves the API through the Service: the admin key from the Secret works, a
+    // fax on the simulated line ends SUCCESS.
+    let rev1_pods = pods_of_revision(&client, &ns, &rev1).await;
+    assert_eq!(rev1_pods.len(), 1);
+    let api = FaxApi::of(&client, &ns, "main", ADMIN_KEY).await;
+    assert_eq!(api.status("/admin/api-keys", Some(ADMIN_KEY)).await, 200);
+    assert_eq!(api.status("/admin/api-keys", None).await, 401);
+    let job = api.send("+15557650101").await.expect("fax accepted");
+    assert_eq!(api.wait_final(&job, T).await["status"], "SUCCESS");
 
     // 2. Change a setting: a new revision reaches the Deployment; the old ConfigMap is kept for rollback.
     apply_json::<FaxProvider>(&client, &ns, provider("line", "test", json!({"deliveryLatencyMs": 75}), None))
@@ -250,6 +268,8 @@ async fn lifecycle_from_create_to_garbage_collection() {
     .await;
     wait_serving(&configs, "main", &rev2).await;
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev2);
+    // The setting change replaced the pod: a new one runs the new revision, the old one is gone.
+    let rev2_pods = wait_pods_replaced(&client, &ns, &rev2, &rev1_pods).await;
     let cms = owned_names::<ConfigMap>(&client, &ns, "main").await;
     assert!(
         cms.contains(&names::config_map_name("main", &rev1)) && cms.contains(&names::config_map_name("main", &rev2))
@@ -272,6 +292,15 @@ async fn lifecycle_from_create_to_garbage_collection() {
     assert_ne!(checksum(&deployments.get("main-api").await.unwrap()), before);
     wait_serving(&configs, "main", &rev3).await;
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev3);
+    // The pod was replaced, and the one behind the Service takes the rotated key and refuses the old one.
+    wait_pods_replaced(&client, &ns, &rev3, &rev2_pods).await;
+    let api = FaxApi::of(&client, &ns, "main", ROTATED_KEY).await;
+    wait_for(T, "the rotated key accepted through the Service", || {
+        let api = &api;
+        async move { (api.status("/admin/api-keys", Some(ROTATED_KEY)).await == 200).then_some(()) }
+    })
+    .await;
+    assert_eq!(api.status("/admin/api-keys", Some(ADMIN_KEY)).await, 401, "the old key no longer works");
 
     // 4. Break a reference: Ready=False with the reason, an Event, and the Deployment untouched.
     let untouched = deployments.get("main-api").await.unwrap();
@@ -344,9 +373,10 @@ async fn lifecycle_from_create_to_garbage_collection() {
         "deployment",
         &serde_json::to_string(&deployments.get("main-api").await.unwrap()).unwrap(),
     );
+    assert_logs_clean(&namespace_logs(&client, &ns).await, &[ADMIN_KEY, ROTATED_KEY, PEPPER], &["+15557650101"]);
 
     // Metrics are served and count reconciles.
-    let metrics = http_get(&operator.metrics_addr, "/metrics").await;
+    let metrics = http_get(&operator.metrics_addr(), "/metrics").await;
     assert!(metrics.contains("faxbot_operator_reconciliations_total{controller=\"faxpluginconfig\"}"), "{metrics}");
     assert!(
         metrics.contains("faxbot_operator_config_ready{namespace=\"") && metrics.contains("name=\"main\"} 1"),
@@ -371,6 +401,33 @@ async fn lifecycle_from_create_to_garbage_collection() {
     operator.assert_no_leaks(&[ADMIN_KEY, ROTATED_KEY, PEPPER]);
 }
 
+/// The pods of one revision.
+async fn pods_of_revision(client: &Client, ns: &str, revision: &str) -> Vec<String> {
+    let mut names: Vec<String> = api_pods(client, ns, "main")
+        .await
+        .into_iter()
+        .filter(|p| p.labels().get(names::REVISION_LABEL).map(String::as_str) == Some(revision))
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until every API pod is Ready and of `revision` and none of `old` is left; returns the new pods.
+async fn wait_pods_replaced(client: &Client, ns: &str, revision: &str, old: &[String]) -> Vec<String> {
+    wait_for(Duration::from_secs(90), "the pods replaced by the new revision", || async move {
+        let pods = api_pods(client, ns, "main").await;
+        let all_new = pods.iter().all(|p| {
+            p.labels().get(names::REVISION_LABEL).map(String::as_str) == Some(revision)
+                && pod_ready(p)
+                && p.metadata.deletion_timestamp.is_none()
+        });
+        let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+        (all_new && !pods.is_empty() && !names.iter().any(|n| old.contains(n))).then_some(names)
+    })
+    .await
+}
+
 async fn http_get(addr: &str, path: &str) -> String {
     // A tiny HTTP/1.0 GET: the operator's metrics endpoint is plain text on loopback.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -387,6 +444,7 @@ async fn provider_status_follows_its_secret_and_settings() {
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-prov").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
     let providers: Api<FaxProvider> = Api::namespaced(client.clone(), &ns);
     let _operator = Operator::start(&kubeconfig, &ns, "op-p");
 
@@ -432,6 +490,7 @@ async fn admission_rejects_invalid_resources_with_readable_messages() {
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-adm").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
 
     let base = plugin_config("valid", "keys", 1);
     let with = |path: &[&str], value: serde_json::Value| {
@@ -517,9 +576,11 @@ async fn admission_rejects_invalid_resources_with_readable_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_takes_over_when_the_leader_stops() {
     let Some(kubeconfig) = kubeconfig() else { return };
+    let Some(_node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-lead").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
@@ -535,6 +596,11 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(holder(leases.clone()).await.as_deref(), Some("op-a"), "the standby must not steal a live lease");
     assert!(b.output().contains("waiting for leadership"));
+    // The standby is Ready (a probe that waited for leadership would keep `helm install --wait` and rolling
+    // upgrades from ever finishing); the leader metric tells them apart.
+    assert!(http_get(&b.metrics_addr(), "/readyz").await.starts_with("HTTP/1.0 200"), "the standby is Ready");
+    assert!(http_get(&b.metrics_addr(), "/metrics").await.contains("faxbot_operator_leader 0"));
+    assert!(http_get(&a.metrics_addr(), "/metrics").await.contains("faxbot_operator_leader 1"));
 
     assert!(a.terminate(), "graceful shutdown exits 0");
     assert!(a.output().contains("released the lease"), "{}", a.output());
@@ -550,13 +616,19 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_sample_becomes_ready() {
     let Some(kubeconfig) = kubeconfig() else { return };
+    let Some(node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-sample").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
     put_secret(&client, &ns, "faxbot-admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
     let sample = include_str!("../../../config/samples/simulated-line.yaml");
     for doc in sample.split("\n---\n") {
-        let manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
+        let mut manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
+        // The one line a user edits: the image, here the one built and loaded into the node.
+        if manifest["kind"] == "FaxPluginConfig" {
+            manifest["spec"]["apiServer"]["image"] = node.api_image.clone().into();
+        }
         match manifest["kind"].as_str().unwrap() {
             "FaxProvider" => drop(apply_json::<FaxProvider>(&client, &ns, manifest).await.unwrap()),
             "FaxPluginConfig" => drop(apply_json::<FaxPluginConfig>(&client, &ns, manifest).await.unwrap()),
@@ -590,9 +662,11 @@ async fn the_operator_needs_only_its_documented_rbac() {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     let Some(kubeconfig) = kubeconfig() else { return };
+    let Some(_node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-rbac").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
     let pp = kube::api::PatchParams::apply("faxbot-e2e").force();
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "faxbot-operator"}});
     apply_json::<ServiceAccount>(&client, &ns, sa).await.unwrap();
