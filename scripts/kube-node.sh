@@ -89,7 +89,8 @@ kill_matching() {
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [[ $self == *" $pid "* ]] && continue
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$needle"; then
+    # (A process may exit between the glob and the read: the braces silence the failed redirection too.)
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$needle"; then
       kill -KILL "$pid" 2>/dev/null && found=1
     fi
   done
