@@ -299,6 +299,12 @@ pub struct AnalysisSpec {
     #[serde(default = "default_latency_increase")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_latency_increase_percent: i32,
+    /// Smallest latency increase over stable, in milliseconds at `latencyPercentile`, that can fail a check:
+    /// below it no percentage counts. Fast paths are a few milliseconds, where the histogram's buckets and a
+    /// new pod's first TLS handshakes to the provider alone make a healthy canary several times "slower".
+    #[serde(default = "default_min_latency_increase")]
+    #[schemars(range(min = 0, max = 600000))]
+    pub min_latency_increase_ms: i32,
     /// Percentile compared between canary and stable.
     #[serde(default)]
     pub latency_percentile: LatencyPercentile,
@@ -332,6 +338,9 @@ fn default_error_rate() -> f64 {
 fn default_latency_increase() -> i32 {
     20
 }
+fn default_min_latency_increase() -> i32 {
+    50
+}
 fn default_min_samples() -> i32 {
     50
 }
@@ -352,6 +361,7 @@ impl Default for AnalysisSpec {
             window: default_window(),
             max_error_rate_percent: default_error_rate(),
             max_latency_increase_percent: default_latency_increase(),
+            min_latency_increase_ms: default_min_latency_increase(),
             latency_percentile: LatencyPercentile::default(),
             min_samples: default_min_samples(),
             max_failed_checks: default_failed_checks(),

@@ -91,7 +91,18 @@ impl MetricsSource {
         if let Some(base) = &baseline {
             for (source, revisions) in &scrape {
                 for (revision, counters) in revisions {
-                    let before = base.get(source).and_then(|r| r.get(revision)).cloned().unwrap_or_default();
+                    let before = match base.get(source) {
+                        Some(known) => known.get(revision).cloned().unwrap_or_default(),
+                        // A pod that appeared after the baseline counts from the first time it was scraped, not
+                        // from its start: its first requests open its database and provider connections, and a
+                        // revision is not judged on that (a healthy canary was rolled back for it on real pods).
+                        // Seen for the first time now: nothing counts yet.
+                        None => entries
+                            .iter()
+                            .find_map(|(_, s)| s.get(source))
+                            .and_then(|r| r.get(revision).cloned())
+                            .unwrap_or_else(|| counters.clone()),
+                    };
                     out.entry(revision.clone()).or_default().add(&counters.since(&before));
                 }
             }
@@ -137,5 +148,27 @@ mod tests {
         assert_eq!(w["r1"].requests, 20.0, "the pod restarted: its new count is the increase");
         s.forget("c");
         assert!(s.window("c", secs(100), secs(60), scrape("pod-a", "r1", 30.0)).is_empty());
+    }
+
+    #[test]
+    fn a_new_pod_counts_from_its_first_scrape_not_from_its_start() {
+        let s = MetricsSource::new(vec![]);
+        let secs = Duration::from_secs;
+        let both = |a: f64, b: f64| {
+            let mut x = scrape("pod-a", "r1", a);
+            x.extend(scrape("pod-b", "r2", b));
+            x
+        };
+        s.window("c", secs(0), secs(60), scrape("pod-a", "r1", 100.0));
+        // pod-b (the canary) shows up with 40 requests from its start: none of them count yet.
+        let w = s.window("c", secs(30), secs(60), both(130.0, 40.0));
+        assert_eq!((w["r1"].requests, w["r2"].requests), (30.0, 0.0));
+        // From then on its increase counts, measured from that first scrape.
+        let w = s.window("c", secs(45), secs(60), both(150.0, 55.0));
+        assert_eq!((w["r1"].requests, w["r2"].requests), (50.0, 15.0));
+        // Once a baseline holds it, the baseline decides, as for any pod.
+        s.window("c", secs(90), secs(60), both(200.0, 100.0));
+        let w = s.window("c", secs(120), secs(60), both(230.0, 130.0));
+        assert_eq!((w["r1"].requests, w["r2"].requests), (80.0, 75.0), "both from the scrape at 45 s");
     }
 }

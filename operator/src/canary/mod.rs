@@ -55,6 +55,7 @@ impl Rollout {
                 max_failed_checks: u32::try_from(a.max_failed_checks.max(1)).unwrap_or(1),
                 max_no_data_checks: u32::try_from(a.max_no_data_checks.max(1)).unwrap_or(1),
                 progress_deadline: positive(&a.progress_deadline)?,
+                warmup: positive(&a.window)?,
                 paused: spec.paused,
                 promote: spec.promote,
                 abort: spec.abort,
@@ -62,6 +63,7 @@ impl Rollout {
             thresholds: analysis::Thresholds {
                 max_error_rate_percent: a.max_error_rate_percent,
                 max_latency_increase_percent: f64::from(a.max_latency_increase_percent),
+                min_latency_increase: f64::from(a.min_latency_increase_ms.max(0)) / 1000.0,
                 quantile: match a.latency_percentile {
                     LatencyPercentile::P50 => 0.50,
                     LatencyPercentile::P90 => 0.90,

@@ -111,13 +111,13 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
                 "features": {"auditAll": audit_all},
                 "rollout": {"strategy": "Canary", "urgentFeatureFlags": urgent,
                     "steps": [{"weight": 25, "pause": "5s"}, {"weight": 50, "pause": "30s"}],
-                    // Pods on one busy two-core machine differ in latency by more than 20 % now and then, and a
-                    // fresh canary pod's first submissions open their TLS connections (p95 up to 3x stable's,
-                    // seen here); the relative rule is tested with a 6x allowance against a provider 1.5 s
-                    // slower (the exact-threshold behaviour is unit-tested in canary::analysis).
+                    // Pods on one busy two-core machine differ in latency by more than 20 % now and then; the
+                    // relative rule is tested with a 3x allowance (and the default 50 ms floor, which absorbs a
+                    // fresh canary's TLS handshakes) against a provider 1.5 s slower. The exact thresholds are
+                    // unit-tested in canary::analysis.
                     "analysis": {"interval": "1s", "window": "5s", "minSamples": 8, "maxFailedChecks": 2,
                                  "maxNoDataChecks": 60, "progressDeadline": "4m",
-                                 "maxErrorRatePercent": 1, "maxLatencyIncreasePercent": 500,
+                                 "maxErrorRatePercent": 1, "maxLatencyIncreasePercent": 200,
                                  "latencyPercentile": "p95"}}}})
     };
 
@@ -269,7 +269,7 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     assert!(reason.contains("provider submissions"), "rolled back by the latency rule: {reason}");
     let check = rolled.last_check.clone().unwrap();
     assert_eq!(check.canary_error_rate_percent, 0.0, "slow, not failing: {check:?}");
-    assert!(check.latency_ratio.unwrap() > 6.0, "{check:?}");
+    assert!(check.latency_ratio.unwrap() > 3.0, "{check:?}");
 
     // (d): a newer revision after the rollback starts a fresh canary and is promoted.
     apply_json::<faxbot_crds::FaxProvider>(&client, &ns, provider(&fast.base_url, 200)).await.unwrap();
