@@ -369,16 +369,24 @@ async fn create(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let mut files: Vec<Bytes> = Vec::new();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if content_type.starts_with("multipart/form-data") {
-        let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
-            return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None);
+        let mut multipart = match Multipart::from_request(request, &()).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "phaxio fake: malformed multipart body");
+                return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None);
+            }
         };
         loop {
             match multipart.next_field().await {
                 Ok(Some(field)) => {
                     let name = field.name().unwrap_or("").to_string();
                     let is_file = field.file_name().is_some();
-                    let Ok(data) = field.bytes().await else {
-                        return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None);
+                    let data = match field.bytes().await {
+                        Ok(data) => data,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "phaxio fake: malformed multipart field");
+                            return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None);
+                        }
                     };
                     if is_file && (name == "file" || name == "file[]") {
                         files.push(data);
@@ -387,7 +395,10 @@ async fn create(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                     }
                 }
                 Ok(None) => break,
-                Err(_) => return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "phaxio fake: malformed multipart body");
+                    return envelope(StatusCode::UNPROCESSABLE_ENTITY, "Malformed multipart body", None);
+                }
             }
         }
     } else {

@@ -27,6 +27,8 @@ pub const PEPPER: &str = "e2e-pepper-value-do-not-leak-5d10";
 /// The control plane's kubeconfig, or `None` (with a loud reason) when the suite must skip. Under `CI=true`
 /// a missing control plane fails the test instead.
 pub fn kubeconfig() -> Option<PathBuf> {
+    // Warnings of in-process fakes reach the test output (stderr, not captured per test).
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
     match std::env::var_os("FAXBOT_TEST_KUBECONFIG") {
         Some(path) => Some(PathBuf::from(path)),
         None if std::env::var("CI").is_ok_and(|v| v == "true") => {
