@@ -291,7 +291,10 @@ pub struct AnalysisSpec {
     #[serde(default = "default_window")]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub window: String,
-    /// Highest tolerated canary error rate, in percent (5xx responses plus failed provider submissions).
+    /// Highest tolerated canary error rate, in percent (5xx responses plus failed provider submissions). A
+    /// check fails when the canary's rate is above it with 95 % confidence (the Wilson interval's lower
+    /// bound), so one transient failure among a few dozen faxes does not roll a revision back; 0 fails on
+    /// any error.
     #[serde(default = "default_error_rate")]
     #[schemars(range(min = 0.0, max = 100.0))]
     pub max_error_rate_percent: f64,

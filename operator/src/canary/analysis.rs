@@ -1,7 +1,13 @@
 //! Judging a canary window against the stable window of the same period.
 //!
 //! - Error rate = (5xx answers + failed provider submissions) ÷ (requests + submissions), in percent. The
-//!   canary fails when its rate is **above** the ceiling (exactly 1 % passes at the default 1 %).
+//!   canary fails when its rate is above the ceiling **with 95 % confidence**: when the lower bound of the
+//!   Wilson score interval (z = 1.96) is above it. Fax traffic is small: on real pods a healthy canary saw one
+//!   failed submission among 55 events (1.8 %), and because every check looks back over the whole window,
+//!   that single event failed every check until it left the window and rolled a good revision back. With the
+//!   bound, 1 error in 55 events passes (bound 0.3 %), 3 in 100 fail at the default 1 % (2 pass), and a
+//!   canary whose every submission fails is caught at `min_samples` (4 in 8: bound 21 %). A ceiling of 0
+//!   fails on any error.
 //! - Latency at the chosen percentile, estimated from the request histogram like Prometheus'
 //!   `histogram_quantile` (linear within a bucket). The canary fails when its latency is **more than** the
 //!   allowed increase over stable's (exactly +20 % passes at the default 20 %): relative, because a fax API's
@@ -34,6 +40,9 @@ pub struct Thresholds {
 pub struct Measurement {
     /// Canary error rate, percent.
     pub canary_error_rate: f64,
+    /// Lower bound of the canary error rate's 95 % Wilson interval, percent: what is compared with the
+    /// ceiling.
+    pub canary_error_rate_bound: f64,
     /// Stable error rate, percent.
     pub stable_error_rate: f64,
     /// Canary latency at the percentile, seconds (`None` without requests).
@@ -108,10 +117,27 @@ impl Verdict {
     }
 }
 
-fn error_rate(c: &Counters) -> (f64, f64) {
+/// (error rate, Wilson lower bound of it, events); both rates in percent.
+fn error_rate(c: &Counters) -> (f64, f64, f64) {
     let total = c.requests + c.submissions;
-    let errors = c.server_errors + c.failed_submissions;
-    (if total > 0.0 { errors * 100.0 / total } else { 0.0 }, total)
+    let errors = (c.server_errors + c.failed_submissions).min(total);
+    if total <= 0.0 {
+        return (0.0, 0.0, total);
+    }
+    (errors * 100.0 / total, wilson_lower_bound(errors, total) * 100.0, total)
+}
+
+/// z for a two-sided 95 % interval.
+const Z: f64 = 1.96;
+
+/// Lower bound of the Wilson score interval for `successes` of `n` (`n > 0`), as a fraction. Positive
+/// whenever `successes` is, so a ceiling of 0 still fails on any error.
+fn wilson_lower_bound(successes: f64, n: f64) -> f64 {
+    let p = successes / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let margin = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - margin) / (1.0 + z2 / n)).max(0.0)
 }
 
 /// The `q` quantile of a cumulative histogram, interpolated linearly within the bucket it falls in (the
@@ -147,10 +173,11 @@ const EPSILON: f64 = 1e-9;
 
 /// Judges the canary's window against stable's.
 pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
-    let (canary_error_rate, canary_samples) = error_rate(canary);
-    let (stable_error_rate, stable_samples) = error_rate(stable);
+    let (canary_error_rate, canary_error_rate_bound, canary_samples) = error_rate(canary);
+    let (stable_error_rate, _, stable_samples) = error_rate(stable);
     let m = Measurement {
         canary_error_rate,
+        canary_error_rate_bound,
         stable_error_rate,
         canary_latency: quantile(&canary.buckets, t.quantile),
         stable_latency: quantile(&stable.buckets, t.quantile),
@@ -162,7 +189,9 @@ pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
     if canary_samples < t.min_samples || stable_samples < t.min_samples {
         return Verdict::NoData(m);
     }
-    if canary_error_rate > t.max_error_rate_percent + EPSILON {
+    if canary_error_rate_bound > t.max_error_rate_percent + EPSILON
+        || (t.max_error_rate_percent <= 0.0 && canary_error_rate > 0.0)
+    {
         return Verdict::Fail(m, Failure::ErrorRate);
     }
     let too_slow = |c: Option<f64>, s: Option<f64>| match (c, s) {
@@ -205,22 +234,51 @@ mod tests {
     }
 
     #[test]
-    fn error_rate_exactly_at_one_percent_passes_and_above_fails() {
+    fn the_error_rate_fails_only_when_it_is_above_the_ceiling_with_confidence() {
+        // (events, errors, ceiling %) → fails? Wilson lower bounds in the comments.
+        let table: [(f64, f64, f64, bool); 11] = [
+            (55.0, 1.0, 1.0, false),     // the healthy canary seen on real pods: 1.8 %, bound 0.3 %
+            (55.0, 2.0, 1.0, true),      // 3.6 %, bound 1.003 %
+            (8.0, 1.0, 1.0, true),       // 12.5 % of a tiny window: bound 2.2 %
+            (100.0, 2.0, 1.0, false),    // bound 0.55 %
+            (100.0, 3.0, 1.0, true),     // bound 1.02 %
+            (8.0, 4.0, 1.0, true),       // every submission refused, at the smallest window: bound 21 %
+            (8.0, 0.0, 1.0, false),      // no error
+            (1000.0, 10.0, 1.0, false),  // exactly at the ceiling
+            (10000.0, 150.0, 1.0, true), // 1.5 % over many events: bound 1.28 %
+            (1000.0, 1.0, 0.0, true),    // a ceiling of 0 tolerates nothing
+            (1000.0, 0.0, 0.0, false),
+        ];
         let stable = window(1000.0, 0.0, 0.1);
-        assert!(matches!(judge(&window(100.0, 1.0, 0.1), &stable, &T), Verdict::Pass(_)));
-        assert!(matches!(judge(&window(1000.0, 10.0, 0.1), &stable, &T), Verdict::Pass(_)));
-        let v = judge(&window(1000.0, 11.0, 0.1), &stable, &T);
-        assert!(matches!(v, Verdict::Fail(_, Failure::ErrorRate)), "{v:?}");
-        assert!((v.measurement().canary_error_rate - 1.1).abs() < 1e-9);
+        for (n, errors, ceiling, fails) in table {
+            let t = Thresholds { max_error_rate_percent: ceiling, min_samples: 8.0, ..T };
+            let v = judge(&window(n, errors, 0.1), &stable, &t);
+            assert_eq!(
+                matches!(v, Verdict::Fail(_, Failure::ErrorRate)),
+                fails,
+                "{errors} of {n}, ceiling {ceiling}: {v:?}"
+            );
+            assert!((v.measurement().canary_error_rate - errors * 100.0 / n).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn wilson_bounds_match_the_published_formula() {
+        // Reference values (Newcombe 1998, table I: 81 of 263 → 0.2553; 15 of 148 → 0.0624).
+        assert!((wilson_lower_bound(81.0, 263.0) - 0.2553).abs() < 5e-4);
+        assert!((wilson_lower_bound(15.0, 148.0) - 0.0624).abs() < 5e-4);
+        assert_eq!(wilson_lower_bound(0.0, 10.0), 0.0);
+        assert!(wilson_lower_bound(1.0, 1e6) > 0.0);
     }
 
     #[test]
     fn failed_submissions_count_as_errors() {
         let mut canary = window(60.0, 0.0, 0.1);
         canary.submissions = 40.0;
-        canary.failed_submissions = 2.0; // 2 of 100 events
+        canary.failed_submissions = 20.0; // 20 of 100 events
         let v = judge(&canary, &window(1000.0, 0.0, 0.1), &T);
         assert!(matches!(v, Verdict::Fail(_, Failure::ErrorRate)), "{v:?}");
+        assert!((v.measurement().canary_error_rate - 20.0).abs() < 1e-9);
     }
 
     #[test]

@@ -184,8 +184,8 @@ fn describe(verdict: &Verdict) -> String {
     let m = verdict.measurement();
     match verdict {
         Verdict::Fail(_, Failure::ErrorRate) => format!(
-            "canary error rate {:.2}% (stable {:.2}%) over {} events",
-            m.canary_error_rate, m.stable_error_rate, m.canary_samples
+            "canary error rate {:.2}% (at least {:.2}% with 95% confidence; stable {:.2}%) over {} events",
+            m.canary_error_rate, m.canary_error_rate_bound, m.stable_error_rate, m.canary_samples
         ),
         Verdict::Fail(_, Failure::Latency) => format!(
             "canary latency {:.1} ms vs stable {:.1} ms ({:+.0}%)",
@@ -365,6 +365,7 @@ mod tests {
 
     const PASS: Verdict = Verdict::Pass(Measurement {
         canary_error_rate: 0.0,
+        canary_error_rate_bound: 0.0,
         stable_error_rate: 0.0,
         canary_latency: Some(0.1),
         stable_latency: Some(0.1),
@@ -376,6 +377,7 @@ mod tests {
     const FAIL: Verdict = Verdict::Fail(
         Measurement {
             canary_error_rate: 5.0,
+            canary_error_rate_bound: 2.15,
             stable_error_rate: 0.0,
             canary_latency: Some(0.1),
             stable_latency: Some(0.1),
@@ -388,6 +390,7 @@ mod tests {
     );
     const NO_DATA: Verdict = Verdict::NoData(Measurement {
         canary_error_rate: 0.0,
+        canary_error_rate_bound: 0.0,
         stable_error_rate: 0.0,
         canary_latency: None,
         stable_latency: None,
