@@ -12,8 +12,8 @@
 //! revision after a rollback starts a fresh canary and is promoted; (f) a feature flag flipped with
 //! `urgentFeatureFlags` applies at once, without a canary.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faxbot_crds::FaxPluginConfig;
@@ -36,23 +36,64 @@ const PHAXIO_SECRET: &str = "canary-e2e-phaxio-secret-77e0";
 const LONG: Duration = Duration::from_secs(180);
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/faxbot-operator");
 
+/// What the load saw: the jobs it sent (newest last) and the refusals it got, for the diagnosis of a rollback
+/// that should not have happened.
+#[derive(Default)]
+struct Seen {
+    jobs: Vec<String>,
+    refusals: Vec<String>,
+}
+
 /// Sends faxes through the Service from two workers until `stop`, each request on a new connection: many
 /// clients, as a canary's share of traffic assumes (kube-proxy balances connections; with a handful of
 /// keep-alive clients a 25 % canary sees traffic only when one of them reconnects, see docs/rollout.md).
-fn load(api: Arc<FaxApi>, stop: Arc<AtomicBool>, sent: Arc<AtomicUsize>) -> Vec<tokio::task::JoinHandle<()>> {
+fn load(
+    api: Arc<FaxApi>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Seen>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..2)
         .map(|_| {
-            let (api, stop, sent) = (api.clone(), stop.clone(), sent.clone());
+            let (api, stop, sent, seen) = (api.clone(), stop.clone(), sent.clone(), seen.clone());
             tokio::spawn(async move {
+                let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    if api.send("+15557650108").await.is_ok() {
-                        sent.fetch_add(1, Ordering::Relaxed);
+                    match api.send("+15557650108").await {
+                        Ok(id) => {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            seen.lock().unwrap().jobs.push(id);
+                        }
+                        Err((status, body)) => seen.lock().unwrap().refusals.push(format!(
+                            "at {:.1} s: {status} {}",
+                            started.elapsed().as_secs_f64(),
+                            body.chars().take(200).collect::<String>()
+                        )),
                     }
                     tokio::time::sleep(Duration::from_millis(150)).await;
                 }
             })
         })
         .collect()
+}
+
+/// Why a healthy revision was rolled back, as far as the clients can tell: the refusals the load got and the
+/// errors recorded on its latest jobs (a failed submission that is being retried shows there). The canary's
+/// pods, and their logs, are gone by then.
+async fn diagnose(api: &FaxApi, seen: &Mutex<Seen>) -> String {
+    let (jobs, refusals) = {
+        let seen = seen.lock().unwrap();
+        (seen.jobs.iter().rev().take(120).cloned().collect::<Vec<_>>(), seen.refusals.clone())
+    };
+    let mut errors = Vec::new();
+    for id in jobs {
+        if let Some(job) = api.job(&id).await
+            && let Some(error) = job["error"].as_str()
+        {
+            errors.push(format!("{id} {}: {error}", job["status"]));
+        }
+    }
+    format!("refusals seen by the load: {refusals:?}; errors on its latest jobs: {errors:?}")
 }
 
 async fn rollout(api: &Api<FaxPluginConfig>) -> Option<faxbot_crds::RolloutStatus> {
@@ -155,7 +196,8 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     assert_eq!(api.wait_final(&first, LONG).await["status"], "SUCCESS");
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
-    let traffic = load(api.clone(), stop.clone(), sent.clone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let traffic = load(api.clone(), stop.clone(), sent.clone(), seen.clone());
 
     let new_revision = |old: Vec<String>| {
         let configs = configs.clone();
@@ -167,17 +209,29 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
             .await
         }
     };
+    // A healthy revision must be promoted; if it is rolled back instead, say why at once (before the wait
+    // times out), with what the clients saw.
     let promoted = |revision: String| {
-        let configs = configs.clone();
+        let (configs, api, seen) = (configs.clone(), api.clone(), seen.clone());
         async move {
-            wait_for(LONG, "the revision promoted", || {
+            let r = wait_for(LONG, "the revision promoted or rolled back", || {
                 let (configs, revision) = (configs.clone(), revision.clone());
                 async move {
                     let r = rollout(&configs).await?;
-                    (r.phase == "Stable" && r.stable_revision == revision && r.canary_revision.is_none()).then_some(r)
+                    let promoted = r.phase == "Stable" && r.stable_revision == revision && r.canary_revision.is_none();
+                    (promoted || r.failed_revisions.contains(&revision)).then_some(r)
                 }
             })
-            .await
+            .await;
+            if r.failed_revisions.contains(&revision) {
+                panic!(
+                    "the healthy revision {revision} was rolled back: {:?}; last check {:?}; {}",
+                    r.last_rollback,
+                    r.last_check,
+                    diagnose(&api, &seen).await
+                );
+            }
+            r
         }
     };
 
