@@ -152,14 +152,16 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
                 "features": {"auditAll": audit_all},
                 "rollout": {"strategy": "Canary", "urgentFeatureFlags": urgent,
                     "steps": [{"weight": 25, "pause": "5s"}, {"weight": 50, "pause": "30s"}],
-                    // Pods on one busy two-core machine differ in latency by more than 20 % now and then; the
-                    // relative rule is tested with a 3x allowance (and the default 50 ms floor, which absorbs a
-                    // fresh canary's TLS handshakes) against a provider 1.5 s slower. The exact thresholds are
-                    // unit-tested in canary::analysis.
+                    // Pods on one busy two-core machine (the other e2e tests run Ghostscript and a dozen API
+                    // pods beside these) differ in latency now and then by far more than production pods
+                    // would: a healthy canary's HTTP p95 measured 107.5 ms against stable's 16.5 ms (+552 %)
+                    // over a 5 s window, and was rolled back with the default 50 ms floor. The latency rules
+                    // are tested here with a 3x allowance and a 500 ms floor against a provider 1.5 s slower;
+                    // the exact thresholds are unit-tested in canary::analysis.
                     "analysis": {"interval": "1s", "window": "5s", "minSamples": 8, "maxFailedChecks": 2,
                                  "maxNoDataChecks": 60, "progressDeadline": "4m",
                                  "maxErrorRatePercent": 1, "maxLatencyIncreasePercent": 200,
-                                 "latencyPercentile": "p95"}}}})
+                                 "minLatencyIncreaseMs": 500, "latencyPercentile": "p95"}}}})
     };
 
     // The operator as the chart installs it, watching this namespace, its Lease here too.
