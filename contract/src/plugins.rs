@@ -425,7 +425,7 @@ pub struct SipSettings {
     pub ami_host: String,
     /// AMI TCP port.
     pub ami_port: u16,
-    /// AMI user (a `manager.conf` section with read `call,user` and write `originate`).
+    /// AMI user (a `manager.conf` section with read `call,user` and write `originate,reporting`).
     pub ami_username: String,
     /// Dial string of the outbound leg; `{number}` becomes the E.164 destination (`+` and digits).
     pub channel_template: String,

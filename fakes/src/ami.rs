@@ -8,6 +8,14 @@
 //! whose `Events` filter allows their class, interleaved with unrelated noise. Calls run independently of
 //! connections: dropping the connections mid-fax loses the events emitted meanwhile, exactly the case a
 //! client must reconcile.
+//!
+//! Manager permissions are enforced as Asterisk's `main/manager.c` does: an action runs only when the user's
+//! `write` classes share a class with the action's (`Originate`: `originate`; `Getvar`: `call` or
+//! `reporting`), otherwise `Permission denied`; an event reaches a session only when its class is in the
+//! user's `read` classes *and* the session's `Events` filter. By default the fake takes both lists from the
+//! `[faxbot]` user of the shipped `config/asterisk/manager.conf`, so a permission missing there fails the
+//! tests, as it would fail against Asterisk (a `write = originate` without `reporting` once made every
+//! channel check answer "Permission denied").
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,6 +76,58 @@ pub struct AmiFakeConfig {
     pub default_outcome: Outcome,
     /// Where simulated received faxes are written.
     pub inbound_dir: Option<PathBuf>,
+    /// The manager user's permission classes (every user in `users` gets these).
+    pub permissions: Permissions,
+}
+
+/// A manager user's `read` and `write` permission classes (`manager.conf`), lowercase; `all` grants every
+/// class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    /// Classes of the events the user may receive.
+    pub read: Vec<String>,
+    /// Classes of the actions the user may run.
+    pub write: Vec<String>,
+}
+
+/// The shipped manager configuration, which the fake enforces by default.
+const SHIPPED_MANAGER_CONF: &str = include_str!("../../config/asterisk/manager.conf");
+
+impl Permissions {
+    /// The `[faxbot]` user's permissions in the shipped `config/asterisk/manager.conf`.
+    pub fn shipped() -> Permissions {
+        Permissions::from_manager_conf(SHIPPED_MANAGER_CONF, "faxbot")
+            .expect("config/asterisk/manager.conf has a [faxbot] user with read and write")
+    }
+
+    /// The `read` and `write` lines of user `[user]` in a `manager.conf` (comments after `;` ignored).
+    pub fn from_manager_conf(conf: &str, user: &str) -> Option<Permissions> {
+        let mut section = String::new();
+        let (mut read, mut write) = (None, None);
+        for line in conf.lines() {
+            let line = line.split(';').next().unwrap_or("").trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().to_string();
+                continue;
+            }
+            if section != user {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let classes =
+                || value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()).collect();
+            match key.trim() {
+                "read" => read = Some(classes()),
+                "write" => write = Some(classes()),
+                _ => {}
+            }
+        }
+        Some(Permissions { read: read?, write: write? })
+    }
+
+    fn grants(classes: &[String], any_of: &[&str]) -> bool {
+        classes.iter().any(|c| c == "all" || any_of.contains(&c.as_str()))
+    }
 }
 
 impl Default for AmiFakeConfig {
@@ -81,6 +141,7 @@ impl Default for AmiFakeConfig {
             noise: true,
             default_outcome: Outcome::Success { pages: 1 },
             inbound_dir: None,
+            permissions: Permissions::shipped(),
         }
     }
 }
@@ -124,6 +185,8 @@ struct State {
     refuse: bool,
     lose_next_response: bool,
     pings: usize,
+    getvars: usize,
+    permission_denied: usize,
 }
 
 struct Session {
@@ -131,6 +194,8 @@ struct Session {
     logged_in: bool,
     /// `None` = all classes.
     classes: Option<Vec<String>>,
+    /// The user's `read` permission classes (set at login).
+    read: Vec<String>,
     close: Option<oneshot::Sender<()>>,
 }
 
@@ -213,6 +278,16 @@ impl AmiFake {
     /// Pings answered so far.
     pub fn pings(&self) -> usize {
         lock(&self.state).pings
+    }
+
+    /// `Getvar` actions answered (channel checks).
+    pub fn getvars(&self) -> usize {
+        lock(&self.state).getvars
+    }
+
+    /// Actions refused with `Permission denied` (a manager user missing a write class).
+    pub fn permission_denied(&self) -> usize {
+        lock(&self.state).permission_denied
     }
 
     /// Sessions logged in right now.
@@ -370,7 +445,9 @@ fn encode(fields: &Fields) -> Vec<u8> {
 fn broadcast(state: &Mutex<State>, class: &str, fields: Fields) {
     let bytes = encode(&fields);
     for s in lock(state).sessions.values() {
-        let wanted = s.logged_in && s.classes.as_ref().is_none_or(|c| c.iter().any(|x| x == class));
+        let wanted = s.logged_in
+            && Permissions::grants(&s.read, &[class])
+            && s.classes.as_ref().is_none_or(|c| c.iter().any(|x| x == class));
         if wanted {
             let _ = s.tx.send(bytes.clone());
         }
@@ -395,9 +472,10 @@ async fn serve(stream: TcpStream, config: Arc<AmiFakeConfig>, state: Arc<Mutex<S
     let (read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (close_tx, mut close_rx) = oneshot::channel();
-    lock(&state)
-        .sessions
-        .insert(id, Session { tx: tx.clone(), logged_in: false, classes: None, close: Some(close_tx) });
+    lock(&state).sessions.insert(
+        id,
+        Session { tx: tx.clone(), logged_in: false, classes: None, read: Vec::new(), close: Some(close_tx) },
+    );
     let _ = tx.send(format!("Asterisk Call Manager/{}\r\n", config.version).into_bytes());
     let writer = tokio::spawn(async move {
         loop {
@@ -472,10 +550,13 @@ async fn handle(
                 if let Some(sess) = s.sessions.get_mut(&session) {
                     sess.logged_in = true;
                     sess.classes = classes.clone();
+                    sess.read = config.permissions.read.clone();
                 }
             }
             let _ = tx.send(response(aid, "Success", &[("Message", "Authentication accepted")]));
-            if classes.as_ref().is_none_or(|c| c.iter().any(|x| x == "system")) {
+            if Permissions::grants(&config.permissions.read, &["system"])
+                && classes.as_ref().is_none_or(|c| c.iter().any(|x| x == "system"))
+            {
                 let _ = tx.send(encode(&vec![
                     ("Event".into(), "FullyBooted".into()),
                     ("Privilege".into(), "system,all".into()),
@@ -496,6 +577,18 @@ async fn handle(
         let _ = tx.send(response(aid, "Error", &[("Message", "Permission denied")]));
         return true;
     }
+    // The action's classes (main/manager.c registers Getvar with EVENT_FLAG_CALL | EVENT_FLAG_REPORTING,
+    // Originate with EVENT_FLAG_ORIGINATE; Ping and Logoff need none).
+    let needs: &[&str] = match name.as_str() {
+        "getvar" => &["call", "reporting"],
+        "originate" => &["originate"],
+        _ => &[],
+    };
+    if !needs.is_empty() && !Permissions::grants(&config.permissions.write, needs) {
+        lock(state).permission_denied += 1;
+        let _ = tx.send(response(aid, "Error", &[("Message", "Permission denied")]));
+        return true;
+    }
     match name.as_str() {
         "ping" => {
             lock(state).pings += 1;
@@ -507,6 +600,7 @@ async fn handle(
             return false;
         }
         "getvar" => {
+            lock(state).getvars += 1;
             let channel = get(action, "Channel").unwrap_or_default();
             let variable = get(action, "Variable").unwrap_or_default().to_string();
             if lock(state).live.contains_key(channel) {

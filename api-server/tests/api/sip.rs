@@ -252,6 +252,10 @@ async fn sip_connection_loss_mid_fax_never_leaves_a_job_stuck_or_dials_twice(db:
     let job = app.wait_terminal(Some(app.admin()), &uncertain, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "SUCCESS", "the call's own events decide: {job}");
     assert_eq!(fake.originates().len(), 3, "no job was dialled twice");
+    // The reconnects were reconciled by asking Asterisk about the channels, which the fake allows only with
+    // the shipped manager.conf's write classes (Asterisk: Getvar needs `call` or `reporting`).
+    assert!(fake.getvars() >= 1, "channel checks ran");
+    assert_eq!(fake.permission_denied(), 0, "the shipped manager user may run every action the plugin sends");
     app.assert_no_leaks();
 }
 db_test!(sip_connection_loss_mid_fax_never_leaves_a_job_stuck_or_dials_twice);

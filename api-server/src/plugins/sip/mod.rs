@@ -272,6 +272,17 @@ impl SipLine {
                 if message.to_ascii_lowercase().contains("no such channel") {
                     self.record(channel_id, CallEvent::Ended { cause: None }).await;
                     Ok(())
+                } else if message.eq_ignore_ascii_case("permission denied") {
+                    // Asterisk allows Getvar to users with write class `call` or `reporting`; without it
+                    // no channel can ever be checked, so say what to fix instead of retrying in silence.
+                    tracing::error!(
+                        "Asterisk refused Getvar: the manager user needs `write = originate,reporting` \
+                         (config/asterisk/manager.conf)"
+                    );
+                    Err(unavailable(
+                        "Asterisk refused the channel check: the manager user lacks write permission `reporting`"
+                            .to_string(),
+                    ))
                 } else {
                     Err(unavailable(format!(
                         "Asterisk refused the channel check: {}",
