@@ -12,8 +12,12 @@
 //!   Sinch's own test number `+19898989898` succeeds.
 //! - `GET /v3/projects/{p}/faxes/{id}` (404 in the `Error` shape). There is no cancel route (404), as in v3.
 //! - `GET /v3/projects/{p}/faxes` lists with the documented filters `direction`, `to` / `from` (prefix),
-//!   `status`, `createTime` (exact date or datetime prefix, `createTime>=` / `createTime<=`; default the last
-//!   week), `pageSize` (1–1000) and `page`, answering `{faxes, page, totalPages, pageSize, totalItems}`.
+//!   `status`, `createTime` (exact date or datetime prefix; default the last week), the range keys
+//!   `createTime>` and `createTime<` (the query *keys* the official SDKs send, both inclusive; the docs'
+//!   `createTime>=2021-10-01` is key `createTime>` with value `=2021-10-01`, accepted too), `pageSize`
+//!   (1–1000) and `page`, answering `{faxes, page, totalPages, pageSize, totalItems}`. A query key that is
+//!   not a documented filter is refused with 400 `INVALID_ARGUMENT`, as a strict server would: a misspelt
+//!   filter must fail the tests, not be ignored into listing everything.
 //! - On a terminal state, `FAX_COMPLETED` goes to `callbackUrl` as multipart (`event`, `eventTime`, `fax` as
 //!   an `application/json` part, and the PDF as a `file` part) or JSON (`{event, eventTime, fax, files}`), per
 //!   `callbackUrlContentType`. No signature: credentials embedded in the callback URL are sent as Basic auth
@@ -513,7 +517,16 @@ async fn list(
     if page == 0 {
         return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Invalid request", &[("page", "unknown page")]);
     }
-    let (exact, after, before) = (param("createTime"), param("createTime>="), param("createTime<="));
+    if let Some((key, _)) = params.iter().find(|(k, _)| !LIST_FILTERS.contains(&k.as_str())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "Invalid request",
+            &[(key.as_str(), "unknown query parameter")],
+        );
+    }
+    let range = |key: &str| param(key).map(|v| v.strip_prefix('=').unwrap_or(v));
+    let (exact, after, before) = (param("createTime"), range("createTime>"), range("createTime<"));
     // Sinch's default window when no createTime is given: the last week.
     let week_ago = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let all: Vec<Value> = {
@@ -539,7 +552,25 @@ async fn list(
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// Decodes a query string into pairs, keeping keys like `createTime>=` intact.
+/// The list filters Sinch documents (providers.md §2.3), and the paging and format keys.
+const LIST_FILTERS: &[&str] = &[
+    "serviceId",
+    "createTime",
+    "createTime>",
+    "createTime<",
+    "direction",
+    "status",
+    "to",
+    "from",
+    "labels",
+    "fromCountry",
+    "toCountry",
+    "pageSize",
+    "page",
+    "format",
+];
+
+/// Decodes a query string into pairs, keeping keys like `createTime>` intact.
 fn serde_urlencoded_pairs(query: &str) -> Option<Vec<(String, String)>> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{query}").parse().ok()?).ok().map(|q| q.0)
 }

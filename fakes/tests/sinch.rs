@@ -277,9 +277,12 @@ async fn list_filters_by_direction_to_prefix_create_time_and_labels_come_back() 
     assert_eq!(jobs(&list(vec![("to", "+1555123".into())]).await), vec!["a", "b"], "to is a prefix match");
     assert_eq!(jobs(&list(vec![("to", "+15551230002".into())]).await), vec!["b"]);
     assert!(jobs(&list(vec![("direction", "INBOUND".into())]).await).is_empty());
-    assert_eq!(jobs(&list(vec![("createTime>=", today.clone())]).await).len(), 3);
-    assert!(jobs(&list(vec![("createTime>=", tomorrow)]).await).is_empty());
-    assert_eq!(jobs(&list(vec![("createTime<=", today.clone())]).await).len(), 3, "<= a day includes the day");
+    // The range filters are the query keys `createTime>` and `createTime<` (inclusive), as the SDKs send them;
+    // the docs' `createTime>=DATE` is the same key with `=DATE` as its value.
+    assert_eq!(jobs(&list(vec![("createTime>", today.clone())]).await).len(), 3);
+    assert_eq!(jobs(&list(vec![("createTime>", format!("={today}"))]).await).len(), 3);
+    assert!(jobs(&list(vec![("createTime>", tomorrow.clone())]).await).is_empty());
+    assert_eq!(jobs(&list(vec![("createTime<", today.clone())]).await).len(), 3, "< a day includes the day");
     assert_eq!(jobs(&list(vec![("createTime", today)]).await).len(), 3);
     let paged = list(vec![("pageSize", "2".into()), ("page", "2".into())]).await;
     assert_eq!((jobs(&paged), paged["totalPages"].as_u64()), (vec!["c".to_string()], Some(2)));
@@ -290,6 +293,14 @@ async fn list_filters_by_direction_to_prefix_create_time_and_labels_come_back() 
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // A key that is not a filter (the spelling `createTime>=` as a key, or a typo) is refused, not ignored.
+    for key in ["createTime>=", "createdAfter"] {
+        let mut url = reqwest::Url::parse(&faxes_url(&fake, &config.project_id)).unwrap();
+        url.query_pairs_mut().append_pair(key, &tomorrow);
+        let r = client.get(url).basic_auth(&config.key_id, Some(&config.key_secret)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{key}");
+        assert!(r.text().await.unwrap().contains("INVALID_ARGUMENT"));
+    }
     let r = client.get(faxes_url(&fake, &config.project_id)).send().await.unwrap();
     assert_eq!(r.status(), 401, "listing needs credentials too");
 }

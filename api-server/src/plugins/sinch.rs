@@ -7,7 +7,7 @@
 //! early). Basic (`authMethod: basic`) sends the key on every call.
 //!
 //! Sinch has no idempotency key. Every fax carries `labels[faxbot_job]=<job id>`, and each submission first
-//! lists the recent outbound faxes to the same number (`direction`, `to`, `createTime>=` are documented
+//! lists the recent outbound faxes to the same number (`direction`, `to`, the range key `createTime>` are documented
 //! filters) and adopts the one with this job's label instead of sending again. That makes a resubmission
 //! after a timeout or a crash safe, which is why the manifest declares the idempotency capability.
 //!
@@ -280,7 +280,9 @@ impl Sinch {
         url.query_pairs_mut()
             .append_pair("direction", "OUTBOUND")
             .append_pair("to", to)
-            .append_pair("createTime>=", &since)
+            // The range filter is the query key `createTime>` (inclusive), as both official SDKs send it; the
+            // docs' `createTime>=2021-10-01` is that key with `=2021-10-01` as its value.
+            .append_pair("createTime>", &since)
             .append_pair("pageSize", "1000");
         let body = self.call(|| Ok(self.client.get(url.clone()))).await?;
         Ok(body["faxes"]
