@@ -106,6 +106,35 @@ async fn inbound_api_lists_reads_and_serves_received_faxes_by_scope(db: Db) {
 }
 db_test!(inbound_api_lists_reads_and_serves_received_faxes_by_scope);
 
+async fn simulate_authenticates_before_it_reads_the_body(db: Db) {
+    let app = Spawn::new(db).env("INBOUND_ENABLED", "true").start().await;
+    let post = |key: Option<&str>, content_type: &str, body: Vec<u8>| {
+        let mut r = app.client.post(app.url("/admin/inbound/simulate")).header("Content-Type", content_type);
+        if let Some(k) = key {
+            r = r.header("X-API-Key", k);
+        }
+        r.body(body).send()
+    };
+    // Without a key: 401 whatever the body (an echo of the body, or a 422, would mean it was parsed first).
+    // Bodies stay small so that hyper has read them whole: a connection closed on unread bytes is reset.
+    for body in [b"{\"pages\": \"+15551234567\"}".to_vec(), b"not json".to_vec(), vec![b'x'; 6 * 1024]] {
+        let r = post(None, "application/json", body).await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(!r.text().await.unwrap().contains("5551234567"));
+    }
+    let admin = app.admin();
+    let r = post(Some(admin), "application/json", b"{\"fr\": 15551234567}".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(!r.text().await.unwrap().contains("5551234567"), "the error does not quote the input");
+    let r = post(Some(admin), "application/json", vec![b' '; 6 * 1024]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let r = post(Some(admin), "text/plain", b"{}".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post(Some(admin), "application/json", b"{\"pages\": 2}".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+db_test!(simulate_authenticates_before_it_reads_the_body);
+
 async fn inbound_download_tokens_work_without_a_key_and_expire(db: Db) {
     let app = Spawn::new(db).env("INBOUND_ENABLED", "true").env("FAXBOT_INBOUND_TOKEN_TTL_SECS", "2").start().await;
     forbid_numbers(&app);

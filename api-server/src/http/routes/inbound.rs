@@ -384,19 +384,49 @@ fn one() -> u32 {
     1
 }
 
+/// The largest `POST /admin/inbound/simulate` body: three short fields.
+const SIMULATE_BODY_LIMIT: usize = 4096;
+
+/// Reads and parses the body of an authenticated simulate request (JSON, at most [`SIMULATE_BODY_LIMIT`]).
+async fn simulate_input(headers: &HeaderMap, body: axum::body::Body) -> Result<SimulateIn, ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected Content-Type: application/json"));
+    }
+    let bytes = axum::body::to_bytes(body, SIMULATE_BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Body larger than 4096 bytes"))?;
+    // A fixed message: the parser's own would quote the input back.
+    serde_json::from_slice(&bytes).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid body: expected a JSON object with optional `fr`, `to` (strings) and `pages` (1-50)",
+        )
+    })
+}
+
 /// Store a generated inbound fax as if the inbound plugin had received it (for trying the inbound API and
 /// for tests; the reference's helper).
 #[utoipa::path(post, path = "/admin/inbound/simulate", tag = "admin", request_body = SimulateIn,
     responses((status = 200, description = "`{id, status: \"ok\"}`"),
         (status = 400, description = "Inbound not enabled, or invalid pages", body = ErrorBody),
-        (status = 401, description = "Admin authentication failed", body = ErrorBody)),
+        (status = 401, description = "Admin authentication failed (checked before the body is read)", body = ErrorBody),
+        (status = 413, description = "Body larger than 4096 bytes", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Not a valid body", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn simulate(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    Json(input): Json<SimulateIn>,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.auth.admin(&headers, "/admin/inbound/simulate").await?;
+    // Authenticate before reading the body: an unauthenticated caller gets a 401 and costs no parsing.
+    let (parts, body) = request.into_parts();
+    app.auth.admin(&parts.headers, "/admin/inbound/simulate").await?;
+    let input = simulate_input(&parts.headers, body).await?;
     let Some((plugin, _)) = app.runtime.load_current().inbound.clone() else {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "Inbound not enabled"));
     };
