@@ -272,6 +272,7 @@ impl Application {
             responses: Arc::default(),
             ghostscript: ghostscript_on_path(),
             events,
+            webhook_reads: Arc::new(crate::http::webhook_body::reads()),
         };
         Ok(Application { listener, state, worker })
     }

@@ -50,6 +50,17 @@ pub fn sign(token: &[u8], url: &str, fields: &[(&str, &str)], files: &[(&str, &[
     hex::encode(mac(token, &string_to_sign(url, fields, files)))
 }
 
+/// What can be checked of `header` (the `X-Phaxio-Signature` value, if any) before the body is read: that it
+/// is there and is 40 hex digits. A request that fails this cannot verify, so its body need not be read.
+pub fn precheck(header: Option<&str>) -> Result<(), Rejection> {
+    let header = header.ok_or(Rejection::Missing)?.trim();
+    let mut given = [0u8; 20];
+    if header.len() != 40 || hex::decode_to_slice(header, &mut given).is_err() {
+        return Err(Rejection::Malformed);
+    }
+    Ok(())
+}
+
 /// Verifies `header` (the `X-Phaxio-Signature` value, if any) against the request. Constant-time in the
 /// signature; hex case is accepted either way. An empty token never verifies anything.
 pub fn verify(
@@ -106,6 +117,19 @@ mod tests {
         assert_eq!(sign(TOKEN, URL, &fields(), &[("file", PDF)]), "c58c45853c5dbd6888ab86524df454ae714b4975");
         verify(TOKEN, URL, &fields(), &[("file", PDF)], Some("c58c45853c5dbd6888ab86524df454ae714b4975")).unwrap();
         verify(TOKEN, URL, &fields(), &[("file", PDF)], Some("C58C45853C5DBD6888AB86524DF454AE714B4975")).unwrap();
+    }
+
+    #[test]
+    fn precheck_refuses_exactly_what_verify_would_refuse_without_the_body() {
+        let good = sign(TOKEN, URL, &fields(), &[]);
+        assert_eq!(precheck(Some(&good)), Ok(()));
+        assert_eq!(precheck(Some(&good.to_uppercase())), Ok(()));
+        assert_eq!(precheck(Some("0123456789abcdef0123456789abcdef01234567")), Ok(()), "forged, but well-formed");
+        assert_eq!(precheck(None), Err(Rejection::Missing));
+        for bad in ["", "not-hex", &good[..39], &format!("{good}0"), "g123456789abcdef0123456789abcdef01234567"] {
+            assert_eq!(precheck(Some(bad)), Err(Rejection::Malformed), "{bad}");
+            assert!(verify(TOKEN, URL, &fields(), &[], Some(bad)).is_err());
+        }
     }
 
     #[test]

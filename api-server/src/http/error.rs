@@ -52,6 +52,14 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after: Duration,
     },
+    /// 503 with a Retry-After header: too much of a bounded kind of work at once.
+    #[error("busy: {detail}")]
+    Busy {
+        /// Seconds to wait before retrying.
+        retry_after: Duration,
+        /// Message for the client.
+        detail: &'static str,
+    },
     /// 422 request validation.
     #[error("validation failed")]
     Validation(Vec<ValidationItem>),
@@ -88,6 +96,7 @@ impl ApiError {
         match self {
             ApiError::Detail { status, .. } => *status,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,6 +115,14 @@ impl IntoResponse for ApiError {
                         .into_response();
                 let secs = retry_after.as_secs().max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                response
+            }
+            ApiError::Busy { retry_after, detail } => {
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody { detail: detail.into() })).into_response();
+                if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 response

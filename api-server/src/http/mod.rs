@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod webhook_body;
 
 use crate::configuration::Settings;
 use crate::metrics::{HttpLabels, Metrics};
@@ -49,10 +50,9 @@ pub struct AppState {
     pub ghostscript: bool,
     /// The event bus.
     pub events: Arc<crate::events::EventBus>,
+    /// Turns for reading callback bodies ([`webhook_body`]).
+    pub webhook_reads: Arc<tokio::sync::Semaphore>,
 }
-
-/// Largest webhook body accepted (inbound faxes carry the document).
-const WEBHOOK_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
@@ -79,15 +79,14 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))
         .route("/plugin-registry", get(routes::plugins::registry))
-        .route("/webhooks/{plugin}", post(routes::webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
-        .route("/phaxio-callback", post(routes::webhooks::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
-        .route("/webhooks/{plugin}/inbound", post(routes::inbound::webhook).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
-        .route("/phaxio-inbound", post(routes::inbound::phaxio_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
-        .route("/sinch-inbound", post(routes::inbound::sinch_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)))
-        .route(
-            "/_internal/asterisk/inbound",
-            post(routes::inbound::asterisk_legacy).layer(DefaultBodyLimit::max(WEBHOOK_LIMIT)),
-        )
+        .route("/webhooks/{plugin}", post(routes::webhooks::receive))
+        .route("/phaxio-callback", post(routes::webhooks::phaxio_legacy))
+        .route("/webhooks/{plugin}/inbound", post(routes::inbound::webhook))
+        .route("/phaxio-inbound", post(routes::inbound::phaxio_legacy))
+        .route("/sinch-inbound", post(routes::inbound::sinch_legacy))
+        // Callbacks read their bodies themselves, after the plugin and the headers are checked
+        // (webhook_body), so no body limit layer: the default one would not apply to a raw body anyway.
+        .route("/_internal/asterisk/inbound", post(routes::inbound::asterisk_legacy))
         .route("/inbound", get(routes::inbound::list))
         .route("/inbound/{id}", get(routes::inbound::get))
         .route("/inbound/{id}/pdf", get(routes::inbound::pdf))

@@ -135,8 +135,8 @@ pub struct WebhookRequest<'a> {
     pub url: &'a str,
     /// Header names (lower-case) and values.
     pub headers: &'a [(String, String)],
-    /// The raw body, exactly as received.
-    pub body: &'a [u8],
+    /// The raw body, exactly as received (shared, so parsers can hand out parts of it without copying).
+    pub body: &'a bytes::Bytes,
 }
 
 /// A status change a provider reported through a callback.
@@ -198,6 +198,15 @@ pub trait InboundProvider: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Checks what the headers alone can tell about an inbound callback, before its body is read: credentials
+    /// sent as headers completely, a body signature's header for presence and shape, and whether callbacks
+    /// are configured at all. A refusal here ([`ProviderError::Unauthorized`]) is answered without reading
+    /// the body; [`InboundProvider::receive`] still checks everything. The default refuses
+    /// ([`ProviderError::Unsupported`]): a plugin that takes no callbacks never has a body read.
+    fn precheck(&self, _headers: &[(String, String)]) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported)
+    }
+
     /// Verifies an inbound callback before reading anything from it, then returns the faxes it delivers.
     /// An unverifiable request is [`ProviderError::Unauthorized`]; an authentic callback that is not about a
     /// received fax returns an empty list.
@@ -250,6 +259,19 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
     /// How its status callbacks are verified; `None` when it takes none.
     fn webhook_info(&self) -> Option<WebhookInfo> {
         None
+    }
+
+    /// Checks what the headers alone can tell about a status callback, before its body is read (see
+    /// [`InboundProvider::precheck`]). The default refuses, like [`OutboundProvider::webhook`]'s: a plugin
+    /// without callbacks never has a body read.
+    fn precheck(&self, _headers: &[(String, String)]) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported)
+    }
+
+    /// Largest status callback body this plugin's provider sends: small unless its status callbacks can
+    /// carry the document.
+    fn status_body_limit(&self) -> usize {
+        crate::http::webhook_body::STATUS_LIMIT
     }
 
     /// Whether a submission interrupted by a crash may be repeated.

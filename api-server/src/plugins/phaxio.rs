@@ -193,6 +193,10 @@ impl OutboundProvider for Phaxio {
         })
     }
 
+    fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
+        precheck_callback(self.settings.callback_url.as_deref(), self.webhook_token.as_deref(), headers)
+    }
+
     /// Verifies `X-Phaxio-Signature` over the callback URL as submitted (the configured `callbackUrl`), every
     /// field and every file, before anything is read from the payload; then reports the fax's status.
     /// Without a configured callback URL and webhook token every webhook is refused: an endpoint that
@@ -210,11 +214,28 @@ impl OutboundProvider for Phaxio {
 
 /// Checks the signature of a Phaxio callback and returns its fields and files; refuses everything when the
 /// URL or the token is not configured.
+/// The checks of a Phaxio callback that need no body: callbacks configured, and a signature header of the
+/// right shape.
+fn precheck_callback(
+    url: Option<&str>,
+    token: Option<&str>,
+    headers: &[(String, String)],
+) -> Result<(), ProviderError> {
+    if url.is_none() || token.is_none() {
+        return Err(ProviderError::Unauthorized("webhooks are not configured (callbackUrl and webhookToken)".into()));
+    }
+    let header = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(faxbot_webhooks::phaxio::SIGNATURE_HEADER))
+        .map(|(_, v)| v.as_str());
+    faxbot_webhooks::phaxio::precheck(header).map_err(|e| ProviderError::Unauthorized(e.to_string()))
+}
+
 async fn verified_form(
     url: Option<&str>,
     token: Option<&str>,
     request: &WebhookRequest<'_>,
-) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), ProviderError> {
+) -> Result<(Vec<(String, String)>, Vec<(String, bytes::Bytes)>), ProviderError> {
     let (Some(url), Some(token)) = (url, token) else {
         return Err(ProviderError::Unauthorized("webhooks are not configured (callbackUrl and webhookToken)".into()));
     };
@@ -237,7 +258,7 @@ async fn verified_form(
         .await
         .map_err(|_| ProviderError::Unauthorized("malformed webhook body".into()))?;
     let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
     faxbot_webhooks::phaxio::verify(token.as_bytes(), url, &field_refs, &file_refs, header)
         .map_err(|e| ProviderError::Unauthorized(e.to_string()))?;
     Ok((fields, files))
@@ -289,6 +310,10 @@ impl InboundProvider for PhaxioInbound {
         })
     }
 
+    fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
+        precheck_callback(self.callback_url.as_deref(), self.webhook_token.as_deref(), headers)
+    }
+
     async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError> {
         let (fields, files) =
             verified_form(self.callback_url.as_deref(), self.webhook_token.as_deref(), request).await?;
@@ -303,10 +328,7 @@ impl InboundProvider for PhaxioInbound {
         let provider_sid =
             fax_id(&fax["id"]).ok_or_else(|| ProviderError::Rejected("webhook fax without an id".into()))?;
         let text = |key: &str| fax[key].as_str().filter(|v| !v.is_empty()).map(str::to_string);
-        let document = files
-            .into_iter()
-            .find(|(name, _)| name == "file" || name == "filename")
-            .map(|(_, bytes)| bytes::Bytes::from(bytes));
+        let document = files.into_iter().find(|(name, _)| name == "file" || name == "filename").map(|(_, bytes)| bytes);
         Ok(vec![ReceivedFax {
             provider_sid,
             from: text("from_number"),
@@ -320,17 +342,18 @@ impl InboundProvider for PhaxioInbound {
 /// Splits a `multipart/form-data` body into text fields and file parts (parts with a file name).
 async fn parse_multipart(
     content_type: &str,
-    body: &[u8],
-) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), multer::Error> {
+    body: &bytes::Bytes,
+) -> Result<(Vec<(String, String)>, Vec<(String, bytes::Bytes)>), multer::Error> {
     let boundary = multer::parse_boundary(content_type)?;
-    let data = bytes::Bytes::copy_from_slice(body);
+    // A shared handle, not a copy: the file parts below are slices of the body as received.
+    let data = body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let (mut fields, mut files) = (Vec::new(), Vec::new());
     while let Some(field) = multipart.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         if field.file_name().is_some() {
-            files.push((name, field.bytes().await?.to_vec()));
+            files.push((name, field.bytes().await?));
         } else {
             fields.push((name, field.text().await?));
         }

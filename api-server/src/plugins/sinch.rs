@@ -452,9 +452,10 @@ async fn parse_event(request: &WebhookRequest<'_>) -> Result<Event, ProviderErro
 }
 
 /// Splits a `multipart/form-data` body into named parts (text or file alike, as bytes).
-async fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<(String, Bytes)>, multer::Error> {
+async fn parse_multipart(content_type: &str, body: &Bytes) -> Result<Vec<(String, Bytes)>, multer::Error> {
     let boundary = multer::parse_boundary(content_type)?;
-    let data = Bytes::copy_from_slice(body);
+    // A shared handle, not a copy: the parts are slices of the body as received.
+    let data = body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut parts = Vec::new();
@@ -477,6 +478,16 @@ impl OutboundProvider for Sinch {
 
     fn webhook_info(&self) -> Option<WebhookInfo> {
         Some(self.info())
+    }
+
+    /// The Basic credentials are headers: checked completely before the body is read.
+    fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
+        self.verify(&WebhookRequest { url: "", headers, body: &Bytes::new() })
+    }
+
+    /// `FAX_COMPLETED` in multipart form carries the fax's PDF.
+    fn status_body_limit(&self) -> usize {
+        crate::http::webhook_body::WEBHOOK_LIMIT
     }
 
     async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError> {
@@ -549,6 +560,11 @@ impl InboundProvider for Sinch {
 
     fn webhook_info(&self) -> Option<WebhookInfo> {
         Some(self.info())
+    }
+
+    /// The Basic credentials are headers: checked completely before the body is read.
+    fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
+        self.verify(&WebhookRequest { url: "", headers, body: &Bytes::new() })
     }
 
     /// Verifies the Basic credentials before reading the body, then turns INCOMING_FAX into a received fax;
@@ -681,7 +697,8 @@ mod tests {
         if let Some(a) = auth {
             headers.push(("authorization".into(), a.to_string()));
         }
-        InboundProvider::receive(p, &WebhookRequest { url: "", headers: &headers, body }).await
+        InboundProvider::receive(p, &WebhookRequest { url: "", headers: &headers, body: &Bytes::copy_from_slice(body) })
+            .await
     }
 
     #[tokio::test]
@@ -734,7 +751,8 @@ mod tests {
             "errorType": "CALL_ERROR", "errorCode": 17, "errorMessage": "Busy"},
             "files": [{"file": STANDARD.encode(PDF), "fileType": "PDF"}]})
         .to_string();
-        let events = p.webhook(&WebhookRequest { url: "", headers: &headers, body: body.as_bytes() }).await.unwrap();
+        let events =
+            p.webhook(&WebhookRequest { url: "", headers: &headers, body: &Bytes::from(body.clone()) }).await.unwrap();
         assert_eq!(
             events,
             vec![StatusEvent {
@@ -743,8 +761,10 @@ mod tests {
             }]
         );
         let incoming = json!({"event": "INCOMING_FAX", "fax": {"id": "01HIN"}}).to_string();
-        let events =
-            p.webhook(&WebhookRequest { url: "", headers: &headers, body: incoming.as_bytes() }).await.unwrap();
+        let events = p
+            .webhook(&WebhookRequest { url: "", headers: &headers, body: &Bytes::from(incoming.clone()) })
+            .await
+            .unwrap();
         assert!(events.is_empty());
         let debug = format!("{p:?}");
         assert!(!debug.contains("key-secret") && !debug.contains("hook-pass"), "{debug}");

@@ -11,6 +11,7 @@ mod config;
 mod crash;
 mod failover;
 mod health;
+mod hostile;
 mod inbound;
 mod keys;
 mod lifecycle;

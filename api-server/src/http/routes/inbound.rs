@@ -9,14 +9,14 @@
 
 use crate::domain::{JobId, Scope, Timestamp};
 use crate::events::EventKind;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::{AppState, webhook_body};
 use crate::inbound::{self, Accepted};
 use crate::plugins::{InboundProvider, ProviderError, ReceivedFax, WebhookRequest};
 use crate::store::inbound::{self as store, InboundRow, ListFilter};
 use crate::store::tokens::{self, TokenKind};
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -258,33 +258,34 @@ pub async fn issue_token(
     request_body(content = String, content_type = "multipart/form-data", description = "The provider's receive callback as it sends it"),
     responses((status = 200, description = "Stored (or already stored: replays are idempotent)"),
         (status = 401, description = "Authentication failed; nothing stored", body = ErrorBody),
-        (status = 404, description = "Inbound not enabled for this plugin", body = ErrorBody),
-        (status = 500, description = "Not stored; the provider should retry", body = ErrorBody)))]
+        (status = 400, description = "Authentic but malformed", body = ErrorBody),
+        (status = 404, description = "Inbound not enabled for this plugin (body not read)", body = ErrorBody),
+        (status = 408, description = "Body not received within 30 s", body = ErrorBody),
+        (status = 413, description = "Body larger than 32 MiB", body = ErrorBody),
+        (status = 500, description = "Not stored; the provider should retry", body = ErrorBody),
+        (status = 503, description = "Too many callback bodies being read at once; Retry-After says when to retry", body = ErrorBody)))]
 pub async fn webhook(
     State(app): State<AppState>,
     Path(plugin): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    receive(&app, &plugin, &headers, &body).await
+    receive(&app, &plugin, request).await
 }
 
 /// `POST /phaxio-inbound` (the reference's path).
 pub async fn phaxio_legacy(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    receive(&app, "phaxio", &headers, &body).await
+    receive(&app, "phaxio", request).await
 }
 
 /// `POST /sinch-inbound` (the reference's path).
 pub async fn sinch_legacy(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    receive(&app, "sinch", &headers, &body).await
+    receive(&app, "sinch", request).await
 }
 
 /// `POST /_internal/asterisk/inbound` (the reference's path): Asterisk hands over a received fax. Header
@@ -295,48 +296,35 @@ pub async fn sinch_legacy(
     request_body(content = String, content_type = "application/json", description = "`{tiff_path, to_number?, from_number?, faxstatus?, faxpages?, uniqueid?}` (or the same keys form-encoded)"),
     responses((status = 200, description = "Stored (or already stored), or `ignored` for a failed reception that left no file"),
         (status = 400, description = "Invalid payload: unknown shape, or tiff_path not a TIFF in inboundDir", body = ErrorBody),
-        (status = 401, description = "X-Internal-Secret missing or wrong; nothing stored", body = ErrorBody),
-        (status = 404, description = "Inbound is not served by the sip plugin", body = ErrorBody)))]
+        (status = 401, description = "X-Internal-Secret missing or wrong; nothing stored (body not read)", body = ErrorBody),
+        (status = 404, description = "Inbound is not served by the sip plugin (body not read)", body = ErrorBody),
+        (status = 408, description = "Body not received within 30 s", body = ErrorBody),
+        (status = 413, description = "Body larger than 32 MiB", body = ErrorBody),
+        (status = 503, description = "Too many callback bodies being read at once", body = ErrorBody)))]
 pub async fn asterisk_legacy(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    receive(&app, "sip", &headers, &body).await
+    receive(&app, "sip", request).await
 }
 
+/// Slot, then headers, then the body ([`webhook_body`]): a callback for a plugin that does not serve the
+/// inbound slot, or whose headers cannot be authentic, is answered without reading its body.
 async fn receive(
     app: &AppState,
     plugin: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (slot_plugin, provider) = enabled(app)?;
     if slot_plugin != plugin {
         return Err(ApiError::not_found("Inbound not enabled"));
     }
-    let headers: Vec<(String, String)> =
-        headers.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
-    let request = WebhookRequest { url: "", headers: &headers, body };
-    let faxes = match provider.receive(&request).await {
-        Ok(faxes) => faxes,
-        Err(ProviderError::Unsupported) => return Err(ApiError::not_found("Not Found")),
-        Err(ProviderError::Unauthorized(_)) => {
-            app.metrics.webhook(plugin, "inbound", "rejected");
-            crate::audit!("webhook_rejected", plugin = %plugin, kind = "inbound", reason = "authentication");
-            app.events
-                .event(EventKind::PluginError)
-                .plugin(plugin)
-                .detail("inbound webhook authentication failed")
-                .publish();
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid webhook signature"));
-        }
-        Err(e) => {
-            app.metrics.webhook(plugin, "inbound", "rejected");
-            crate::audit!("webhook_rejected", plugin = %plugin, kind = "inbound", reason = e.kind());
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook"));
-        }
-    };
+    let (parts, body) = request.into_parts();
+    let headers = webhook_body::header_pairs(&parts.headers);
+    provider.precheck(&headers).map_err(|e| refused(app, plugin, e))?;
+    let body = webhook_body::read(&app.webhook_reads, &parts.headers, body, webhook_body::WEBHOOK_LIMIT).await?;
+    let request = WebhookRequest { url: "", headers: &headers, body: &body };
+    let faxes = provider.receive(&request).await.map_err(|e| refused(app, plugin, e))?;
     if faxes.is_empty() {
         app.metrics.webhook(plugin, "inbound", "ignored");
         return Ok(Json(serde_json::json!({"status": "ignored"})));
@@ -363,6 +351,28 @@ async fn receive(
     app.metrics.webhook(plugin, "inbound", if stored > 0 { "accepted" } else { "replayed" });
     crate::audit!("webhook_accepted", plugin = %plugin, kind = "inbound", stored = stored, replays = replays);
     Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+/// The answer to a refused inbound callback, with its metric, event and audit line.
+fn refused(app: &AppState, plugin: &str, e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Unsupported => ApiError::not_found("Not Found"),
+        ProviderError::Unauthorized(_) => {
+            app.metrics.webhook(plugin, "inbound", "rejected");
+            crate::audit!("webhook_rejected", plugin = %plugin, kind = "inbound", reason = "authentication");
+            app.events
+                .event(EventKind::PluginError)
+                .plugin(plugin)
+                .detail("inbound webhook authentication failed")
+                .publish();
+            ApiError::new(StatusCode::UNAUTHORIZED, "Invalid webhook signature")
+        }
+        e => {
+            app.metrics.webhook(plugin, "inbound", "rejected");
+            crate::audit!("webhook_rejected", plugin = %plugin, kind = "inbound", reason = e.kind());
+            ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook")
+        }
+    }
 }
 
 /// Body of `POST /admin/inbound/simulate`.

@@ -7,13 +7,12 @@
 //! backwards or twice.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 
 use crate::domain::Timestamp;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::{AppState, webhook_body};
 use crate::plugins::{ProviderError, WebhookRequest};
 use crate::store::jobs;
 
@@ -21,38 +20,36 @@ use crate::store::jobs;
 #[utoipa::path(post, path = "/webhooks/{plugin_id}", tag = "webhooks",
     params(("plugin_id" = String, Path, description = "Plugin id: phaxio or sinch")),
     request_body(content = String, content_type = "multipart/form-data", description = "The provider's callback as it sends it (Sinch may also send application/json)"),
-    responses((status = 200, description = "Accepted"), (status = 401, description = "Authentication failed; nothing changed", body = ErrorBody),
-        (status = 404, description = "No such configured plugin, or it takes no webhooks", body = ErrorBody)))]
+    responses((status = 200, description = "Accepted"), (status = 401, description = "Authentication failed; nothing changed (header-only checks refuse before the body is read)", body = ErrorBody),
+        (status = 400, description = "Authentic but malformed", body = ErrorBody),
+        (status = 404, description = "No such configured plugin, or it takes no webhooks (body not read)", body = ErrorBody),
+        (status = 408, description = "Body not received within 30 s", body = ErrorBody),
+        (status = 413, description = "Body larger than the plugin's status callbacks can be (1 MiB; 32 MiB for Sinch, whose callbacks may carry the PDF)", body = ErrorBody),
+        (status = 503, description = "Too many callback bodies being read at once; Retry-After says when to retry", body = ErrorBody)))]
 pub async fn receive(
     State(app): State<AppState>,
     Path(plugin): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    handle(&app, &plugin, &headers, &body).await
+    handle(&app, &plugin, request).await
 }
 
 /// `POST /phaxio-callback` (the reference's path for Phaxio status callbacks).
-pub async fn phaxio_legacy(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    handle(&app, "phaxio", &headers, &body).await
+pub async fn phaxio_legacy(State(app): State<AppState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    handle(&app, "phaxio", request).await
 }
 
-async fn handle(
-    app: &AppState,
-    plugin: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// Plugin, then headers, then the body (see [`webhook_body`]): a request for a plugin that is not there,
+/// or whose headers cannot be authentic, is answered without reading its body.
+async fn handle(app: &AppState, plugin: &str, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(provider) = app.runtime.provider(plugin) else {
         return Err(ApiError::not_found("Not Found"));
     };
-    let headers: Vec<(String, String)> =
-        headers.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
-    let request = WebhookRequest { url: "", headers: &headers, body };
+    let (parts, body) = request.into_parts();
+    let headers = webhook_body::header_pairs(&parts.headers);
+    provider.precheck(&headers).map_err(|e| refused(app, plugin, e))?;
+    let body = webhook_body::read(&app.webhook_reads, &parts.headers, body, provider.status_body_limit()).await?;
+    let request = WebhookRequest { url: "", headers: &headers, body: &body };
     match provider.webhook(&request).await {
         Ok(events) => {
             let now = Timestamp::now();
@@ -65,8 +62,15 @@ async fn handle(
             app.notify.notify_one();
             Ok(Json(serde_json::json!({"status": "ok"})))
         }
-        Err(ProviderError::Unsupported) => Err(ApiError::not_found("Not Found")),
-        Err(ProviderError::Unauthorized(_)) => {
+        Err(e) => Err(refused(app, plugin, e)),
+    }
+}
+
+/// The answer to a refused status callback, with its metric, event and audit line.
+fn refused(app: &AppState, plugin: &str, e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Unsupported => ApiError::not_found("Not Found"),
+        ProviderError::Unauthorized(_) => {
             app.metrics.webhook(plugin, "status", "rejected");
             app.events
                 .event(crate::events::EventKind::PluginError)
@@ -74,12 +78,12 @@ async fn handle(
                 .detail("status webhook authentication failed")
                 .publish();
             crate::audit!("webhook_rejected", plugin = %plugin, reason = "authentication");
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid webhook signature"))
+            ApiError::new(StatusCode::UNAUTHORIZED, "Invalid webhook signature")
         }
-        Err(e) => {
+        e => {
             app.metrics.webhook(plugin, "status", "rejected");
             crate::audit!("webhook_rejected", plugin = %plugin, reason = e.kind());
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook"))
+            ApiError::new(StatusCode::BAD_REQUEST, "Malformed webhook")
         }
     }
 }

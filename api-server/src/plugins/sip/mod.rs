@@ -546,15 +546,25 @@ impl InboundProvider for SipInbound {
         &self.manifest
     }
 
-    async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError> {
+    /// The shared secret is a header: checked completely before the body is read.
+    fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
         use subtle::ConstantTimeEq;
         let Some(expected) = &self.secret else {
             return Err(ProviderError::Unauthorized("no inboundSecret configured".into()));
         };
-        let given = header(request, "x-internal-secret").unwrap_or_default();
+        let given = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-internal-secret"))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(ProviderError::Unauthorized("X-Internal-Secret mismatch".into()));
         }
+        Ok(())
+    }
+
+    async fn receive(&self, request: &WebhookRequest<'_>) -> Result<Vec<ReceivedFax>, ProviderError> {
+        self.precheck(request.headers)?;
         let callback = self.parse(request)?;
         let name = inbound_file_name(&callback.tiff_path)
             .ok_or_else(|| ProviderError::Rejected("invalid inbound callback: tiff_path".into()))?;
