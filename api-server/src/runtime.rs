@@ -89,6 +89,8 @@ pub struct RuntimeState {
     fax_disabled_env: bool,
     db: Db,
     writer: Writer,
+    /// Serialises read-modify-write changes of the document (`PUT /plugins/{id}/config`).
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// Masks number-like runs of five or more digits to their last four (`…4567`), so that a rejected document's
@@ -155,7 +157,14 @@ impl RuntimeState {
             fax_disabled_env: settings.fax_disabled,
             db,
             writer,
+            writes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Held while a change is read, checked, written and applied, so that concurrent changes do not lose each
+    /// other's edits.
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     fn build(&self, config: RuntimeConfig) -> Result<Runtime, ReloadError> {
@@ -189,7 +198,17 @@ impl RuntimeState {
 
     /// Applies new document bytes. Returns `Ok(Some((old, new)))` when the revision changed.
     pub fn apply(&self, bytes: &[u8], metrics: &Metrics) -> Result<Option<Swap>, ReloadError> {
-        let result = self.try_apply(bytes);
+        self.apply_prepared(self.prepare(bytes), metrics)
+    }
+
+    /// Applies what [`RuntimeState::prepare`] built (or reports why it could not), with the reload's metric,
+    /// report and revision gauge.
+    pub fn apply_prepared(
+        &self,
+        prepared: Result<Option<Runtime>, ReloadError>,
+        metrics: &Metrics,
+    ) -> Result<Option<Swap>, ReloadError> {
+        let result = prepared.map(|p| p.and_then(|new| self.commit(new)));
         let (label, report) = match &result {
             Ok(Some(_)) => ("applied", ReloadReport { result: "applied", error: None, at: now_wire() }),
             Ok(None) => ("unchanged", ReloadReport { result: "unchanged", error: None, at: now_wire() }),
@@ -216,7 +235,11 @@ impl RuntimeState {
         metrics.config_info.get_or_create(&ResultLabels { result: revision.to_string() }).set(1);
     }
 
-    fn try_apply(&self, bytes: &[u8]) -> Result<Option<Swap>, ReloadError> {
+    /// Everything a change needs short of making it live: the document parsed and validated, and its
+    /// providers built (credentials read, clients made). `None` when it equals the current document. A
+    /// caller that writes the document writes it only after this succeeded, so a document the server
+    /// cannot run is never left on disk for the next start.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Option<Runtime>, ReloadError> {
         let config = validate::parse_and_validate(bytes)?;
         let old = self.current.load_full();
         if config == old.config {
@@ -229,14 +252,24 @@ impl RuntimeState {
                     .into(),
             ));
         }
-        let new = Arc::new(self.build(config)?);
+        self.build(config).map(Some)
+    }
+
+    /// Makes a prepared runtime current; `None` if the current one already has its document (another path,
+    /// such as the file watcher, applied it meanwhile).
+    fn commit(&self, new: Runtime) -> Option<Swap> {
+        let old = self.current.load_full();
+        if new.config == old.config {
+            return None;
+        }
+        let new = Arc::new(new);
         if let Ok(mut known) = self.known.lock() {
             for (plugin, provider) in old.outbound_chain() {
                 known.insert(plugin.clone(), provider.clone());
             }
         }
         self.current.store(new.clone());
-        Ok(Some((old, new)))
+        Some((old, new))
     }
 }
 

@@ -138,3 +138,46 @@ async fn without_a_config_file_updates_are_refused(db: Db) {
     assert!(json(r).await["detail"].as_str().unwrap().contains("FAXBOT_CONFIG_PATH"));
 }
 db_test!(without_a_config_file_updates_are_refused);
+
+async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faxbot.json");
+    write(
+        &path,
+        &serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test"}},
+            "features": {"v3Plugins": true}}),
+    );
+    let app = Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).start().await;
+    let admin = app.admin().to_string();
+    let put = |plugin: &str, body: serde_json::Value| {
+        app.client.put(app.url(&format!("/plugins/{plugin}/config"))).header("X-API-Key", &admin).json(&body).send()
+    };
+
+    // Sinch with valid settings but no credentials on disk: the plugin cannot be built, so the update is
+    // refused with the reason, and the document (which the next start reads) is untouched.
+    let before = std::fs::read(&path).unwrap();
+    let r = put("sinch", serde_json::json!({"settings": {"projectId": "p-123"}})).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body = json(r).await;
+    assert!(body.to_string().contains("credential"), "{body}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "a refused update writes nothing");
+
+    // 100 concurrent updates: every one answers 2xx or 4xx, the temp files are gone, and the document on
+    // disk is one of the updates, whole, and the one the server runs.
+    let tasks: Vec<_> =
+        (0..100).map(|i| put("test", serde_json::json!({"settings": {"deliveryLatencyMs": 10 + i}}))).collect();
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(tasks).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| (200..500).contains(s)), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 200).count() == 100, "{statuses:?}");
+    let on_disk: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let latency = on_disk["providers"]["outbound"]["settings"]["deliveryLatencyMs"].as_u64().unwrap();
+    assert!((10..110).contains(&latency));
+    let cfg =
+        json(app.client.get(app.url("/plugins/test/config")).header("X-API-Key", &admin).send().await.unwrap()).await;
+    assert_eq!(cfg["settings"]["deliveryLatencyMs"], latency, "the server runs the document on disk");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name() != "faxbot.json").collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+db_test!(a_refused_update_leaves_the_document_and_concurrent_updates_all_land);

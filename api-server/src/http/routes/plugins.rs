@@ -173,13 +173,14 @@ pub async fn get_config(
     }))
 }
 
-/// Updates a plugin's settings (and enabled flag) through the config document and applies them at once.
+/// Updates a plugin's settings (and enabled flag) through the config document and applies them at once. One
+/// update at a time; the plugin is built before the document is written, so a refused update changes nothing.
 #[utoipa::path(put, path = "/plugins/{id}/config", tag = "plugins", params(("id" = String, Path, description = "Plugin id")),
     request_body = PluginConfigUpdate,
     responses((status = 200, body = PluginConfigSaved), (status = 401, description = "Admin authentication failed", body = ErrorBody),
         (status = 404, description = "Feature disabled or unknown plugin", body = ErrorBody),
-        (status = 409, description = "The config document is not writable here (environment or operator-managed)", body = ErrorBody),
-        (status = 422, description = "Settings fail the plugin schema; every problem with its path")),
+        (status = 409, description = "The config document is not writable here (environment or operator-managed), or the change needs a restart (storage)", body = ErrorBody),
+        (status = 422, description = "Settings fail the plugin schema (every problem with its path), or the plugin cannot be built with them (a credential missing); nothing is written")),
     security(("api_key" = [])))]
 pub async fn put_config(
     State(app): State<AppState>,
@@ -205,6 +206,8 @@ pub async fn put_config(
         ));
     };
 
+    // One change at a time: each reads the document the previous one wrote.
+    let _writing = app.runtime.lock_writes().await;
     let current = app.runtime.load_current();
     let mut config = current.config.clone();
     // The slot the plugin already fills, else the first slot it can fill (replacing what filled it).
@@ -248,6 +251,22 @@ pub async fn put_config(
         };
         return Err(ApiError::Validation(items));
     }
+    // Build the providers before writing: a document the server cannot run (a credential missing, a client
+    // that cannot be made) is refused and never reaches the disk, where it would stop the next start.
+    let prepared = match app.runtime.prepare(&bytes) {
+        Ok(prepared) => prepared,
+        Err(crate::runtime::ReloadError::NeedsRestart(message)) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, redact_digits(&message)));
+        }
+        Err(e) => {
+            return Err(ApiError::Validation(vec![ValidationItem {
+                kind: "value_error",
+                loc: vec!["body".into()],
+                msg: redact_digits(&e.to_string()),
+                input: None,
+            }]));
+        }
+    };
     write_atomically(&path, &bytes).map_err(|e| match e.kind() {
         std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => ApiError::new(
             StatusCode::CONFLICT,
@@ -255,27 +274,31 @@ pub async fn put_config(
         ),
         _ => ApiError::internal(anyhow::Error::new(e).context("writing the runtime config document")),
     })?;
-    let revision = match app.runtime.apply(&bytes, &app.metrics) {
+    let revision = match app.runtime.apply_prepared(Ok(prepared), &app.metrics) {
         Ok(Some((old, new))) => {
             crate::startup::config_applied(&app, &old, &new, &format!("PUT /plugins/{id}/config"));
             new.revision.clone()
         }
-        Ok(None) => current.revision.clone(),
+        Ok(None) => app.runtime.load_current().revision.clone(),
         Err(e) => return Err(ApiError::internal(anyhow::anyhow!("validated document refused: {e}"))),
     };
     Ok(Json(PluginConfigSaved { ok: true, path: path.display().to_string(), revision }))
 }
 
 /// Temp file, fsync, rename, directory fsync: a crash leaves the old or the new document, never half of one.
+/// The temp file's name is unique per write (process id and a counter) and created exclusively, so two
+/// writers can never write into one temp file, even from two processes sharing the directory.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("faxbot.json"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
