@@ -65,7 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events", get(routes::admin::events))
         .route("/admin/webhooks", get(routes::admin::webhooks))
         .route("/admin/inbound/callbacks", get(routes::admin::inbound_callbacks))
-        .route("/admin/inbound/simulate", post(routes::inbound::simulate))
+        .route(
+            "/admin/inbound/simulate",
+            post(routes::inbound::simulate).layer(middleware::map_response(close_on_refusal)),
+        )
         .route("/plugins", get(routes::plugins::list))
         .route("/plugins/health", get(routes::plugins::health))
         .route("/plugins/{id}/config", get(routes::plugins::get_config).put(routes::plugins::put_config))
@@ -79,14 +82,26 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::health::metrics))
         .route("/plugin-registry", get(routes::plugins::registry))
-        .route("/webhooks/{plugin}", post(routes::webhooks::receive))
-        .route("/phaxio-callback", post(routes::webhooks::phaxio_legacy))
-        .route("/webhooks/{plugin}/inbound", post(routes::inbound::webhook))
-        .route("/phaxio-inbound", post(routes::inbound::phaxio_legacy))
-        .route("/sinch-inbound", post(routes::inbound::sinch_legacy))
+        .route("/webhooks/{plugin}", post(routes::webhooks::receive).layer(middleware::map_response(close_on_refusal)))
+        .route(
+            "/phaxio-callback",
+            post(routes::webhooks::phaxio_legacy).layer(middleware::map_response(close_on_refusal)),
+        )
+        .route(
+            "/webhooks/{plugin}/inbound",
+            post(routes::inbound::webhook).layer(middleware::map_response(close_on_refusal)),
+        )
+        .route(
+            "/phaxio-inbound",
+            post(routes::inbound::phaxio_legacy).layer(middleware::map_response(close_on_refusal)),
+        )
+        .route("/sinch-inbound", post(routes::inbound::sinch_legacy).layer(middleware::map_response(close_on_refusal)))
         // Callbacks read their bodies themselves, after the plugin and the headers are checked
         // (webhook_body), so no body limit layer: the default one would not apply to a raw body anyway.
-        .route("/_internal/asterisk/inbound", post(routes::inbound::asterisk_legacy))
+        .route(
+            "/_internal/asterisk/inbound",
+            post(routes::inbound::asterisk_legacy).layer(middleware::map_response(close_on_refusal)),
+        )
         .route("/inbound", get(routes::inbound::list))
         .route("/inbound/{id}", get(routes::inbound::get))
         .route("/inbound/{id}/pdf", get(routes::inbound::pdf))
@@ -137,6 +152,17 @@ async fn admin_headers(mut response: Response) -> Response {
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache, must-revalidate"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Adds `Connection: close` to refusals of the routes that answer before reading the body (callbacks, the
+/// inbound simulator). The server cannot reuse a connection whose request body it left unread, and without
+/// the header a keep-alive client would send its next request on that connection and lose it ("incomplete
+/// message"), as the 10,000-callback test did.
+async fn close_on_refusal(mut response: Response) -> Response {
+    if !response.status().is_success() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
