@@ -12,6 +12,7 @@
 //! - [`plugins`]: plugin manifests, built-in plugins and their typed settings (JSON Schema via schemars).
 //! - [`validate`]: validation of a document against the manifests, including the PHI and credential guard.
 
+pub mod endpoint;
 pub mod phi;
 pub mod plugins;
 pub mod runtime_config;

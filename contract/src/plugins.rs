@@ -400,8 +400,10 @@ fn http_url(value: &str) -> bool {
 impl SettingsCheck for PhaxioSettings {
     fn check(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if !http_url(&self.base_url) || !self.base_url.ends_with('/') {
-            problems.push(("baseUrl".into(), "must be an https:// URL ending in / (http:// only for loopback)".into()));
+        if let Some(problem) = crate::endpoint::problem(&self.base_url) {
+            problems.push(("baseUrl".into(), problem.into()));
+        } else if !self.base_url.ends_with('/') {
+            problems.push(("baseUrl".into(), "must end in /".into()));
         }
         if let Some(url) = &self.callback_url
             && !http_url(url)
@@ -740,13 +742,15 @@ impl SettingsCheck for SinchSettings {
         if self.region.is_some() && self.base_url.is_some() {
             problems.push(("baseUrl".into(), "set either region or baseUrl, not both".into()));
         }
-        if let Some(url) = &self.base_url
-            && (!http_url(url) || !url.ends_with('/') || has_userinfo(url))
-        {
-            problems.push(("baseUrl".into(), "must be an https:// URL ending in / (http:// only for loopback)".into()));
+        if let Some(url) = &self.base_url {
+            if let Some(problem) = crate::endpoint::problem(url) {
+                problems.push(("baseUrl".into(), problem.into()));
+            } else if !url.ends_with('/') {
+                problems.push(("baseUrl".into(), "must end in /".into()));
+            }
         }
-        if !http_url(&self.auth_url) || has_userinfo(&self.auth_url) {
-            problems.push(("authUrl".into(), "must be an https:// URL (http:// only for loopback)".into()));
+        if let Some(problem) = crate::endpoint::problem(&self.auth_url) {
+            problems.push(("authUrl".into(), problem.into()));
         }
         let id = &self.project_id;
         if id.is_empty() {

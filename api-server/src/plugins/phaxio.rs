@@ -58,6 +58,9 @@ impl Phaxio {
     ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // The endpoint was checked (faxbot_contract::endpoint); a redirect would take the request, and
+            // with it the credentials, somewhere that was not.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Phaxio { manifest, settings, client, api_key, api_secret, webhook_token }

@@ -125,6 +125,9 @@ impl Sinch {
     ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // The endpoint was checked (faxbot_contract::endpoint); a redirect would take the request, and
+            // with it the credentials, somewhere that was not.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let callback = match (&settings.callback_url, &settings.webhook_user, &webhook_password) {

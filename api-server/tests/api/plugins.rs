@@ -181,3 +181,41 @@ async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 db_test!(a_refused_update_leaves_the_document_and_concurrent_updates_all_land);
+
+async fn provider_endpoints_that_could_leak_credentials_are_refused(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faxbot.json");
+    write(
+        &path,
+        &serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test"}},
+            "features": {"v3Plugins": true}}),
+    );
+    let app = Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).start().await;
+    let before = std::fs::read(&path).unwrap();
+    for (url, reason) in [
+        ("http://127.0.0.1@169.254.169.254/latest/meta-data/", "must not contain credentials"),
+        ("http://localhost.attacker.example/v2.1/", "must use https"),
+        ("https://169.254.169.254/latest/", "link-local"),
+        ("https://[fd00:ec2::254]/v2.1/", "link-local"),
+        ("https://10.1.2.3/v2.1/", "private"),
+    ] {
+        let r = app
+            .client
+            .put(app.url("/plugins/phaxio/config"))
+            .header("X-API-Key", app.admin())
+            .json(&serde_json::json!({"settings": {"baseUrl": url}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{url}");
+        let body = json(r).await;
+        assert_eq!(
+            body["detail"][0]["loc"],
+            serde_json::json!(["body", "providers", "outbound", "settings", "baseUrl"]),
+            "{body}"
+        );
+        assert!(body["detail"][0]["msg"].as_str().unwrap().contains(reason), "{url}: {body}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
+}
+db_test!(provider_endpoints_that_could_leak_credentials_are_refused);
