@@ -304,6 +304,32 @@ async fn sip_inbound_faxes_arrive_through_the_internal_callback(db: Db) {
         assert_eq!(r.status(), 400, "{path}");
     }
 
+    // Inside the directory, but not a received TIFF: a symbolic link to a file elsewhere (a real TIFF, so
+    // only the link itself can be the reason), a FIFO (whose open would block), a file that is not a TIFF,
+    // and one beyond the size cap (sparse). Each is refused with its reason, nothing is stored, and the
+    // link's target is left alone.
+    let outside = scratch.path().join("elsewhere.tif");
+    std::fs::write(&outside, &tiff).unwrap();
+    std::os::unix::fs::symlink(&outside, line.inbound().join("link.tif")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(line.inbound().join("pipe.tif")).status().unwrap().success());
+    std::fs::write(line.inbound().join("text.tif"), b"%PDF-1.4 not a tiff").unwrap();
+    let big = std::fs::File::create(line.inbound().join("big.tif")).unwrap();
+    big.set_len(65 * 1024 * 1024).unwrap();
+    // (The reasons themselves are unit-tested in plugins::sip; the answer is the fixed "Malformed webhook".)
+    for name in ["link.tif", "pipe.tif", "text.tif", "big.tif"] {
+        let r = app
+            .client
+            .post(&url)
+            .header("X-Internal-Secret", INBOUND_SECRET)
+            .json(&serde_json::json!({"tiff_path": format!("/var/spool/asterisk/fax/{name}"), "uniqueid": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{name}");
+    }
+    assert_eq!(list().await.as_array().unwrap().len(), 0);
+    assert_eq!(std::fs::read(&outside).unwrap(), tiff, "the link's target is untouched");
+
     // The real thing: stored as a PDF with its pages, the TIFF removed from the shared volume.
     std::fs::remove_dir_all(line.inbound()).unwrap();
     std::fs::create_dir_all(line.inbound()).unwrap();

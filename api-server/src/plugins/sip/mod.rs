@@ -513,6 +513,45 @@ fn inbound_file_name(tiff_path: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
+/// The largest received TIFF taken from the inbound directory. A G4 fax page is 20–100 KB; at the page limit
+/// this leaves a wide margin, and anything bigger is not a fax.
+pub const MAX_RECEIVED_TIFF: u64 = 64 * 1024 * 1024;
+
+/// Reads a received TIFF from the shared inbound directory, which another container (Asterisk) writes:
+/// opened without following a symbolic link (one could point anywhere this process may read) and without
+/// blocking (a FIFO named `x.tif` would hang the open), then required to be a regular file of at most
+/// [`MAX_RECEIVED_TIFF`] bytes, read through the one descriptor that was checked. `None` when it does not
+/// exist.
+fn read_received(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("the TIFF is a symbolic link".into()),
+        Err(_) => return Err("the TIFF cannot be opened".into()),
+    };
+    let metadata = file.metadata().map_err(|_| "the TIFF cannot be read".to_string())?;
+    if !metadata.is_file() {
+        return Err("the TIFF is not a regular file".into());
+    }
+    if metadata.len() > MAX_RECEIVED_TIFF {
+        return Err(format!("the TIFF is larger than {} MiB", MAX_RECEIVED_TIFF >> 20));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(MAX_RECEIVED_TIFF + 1).read_to_end(&mut bytes).map_err(|_| "the TIFF cannot be read".to_string())?;
+    if bytes.len() as u64 > MAX_RECEIVED_TIFF {
+        return Err(format!("the TIFF is larger than {} MiB", MAX_RECEIVED_TIFF >> 20));
+    }
+    Ok(Some(bytes))
+}
+
+/// A TIFF header: byte order `II` or `MM`, then 42 (classic) or 43 (BigTIFF) in that order.
+fn is_tiff(bytes: &[u8]) -> bool {
+    matches!(bytes.get(..4), Some(b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+"))
+}
+
 impl SipInbound {
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<InboundCallback, ProviderError> {
         let bad = |what: &str| ProviderError::Rejected(format!("invalid inbound callback: {what}"));
@@ -573,40 +612,56 @@ impl InboundProvider for SipInbound {
             .faxstatus
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("FAILED") || s.eq_ignore_ascii_case("FAILURE"));
-        let metadata = match tokio::fs::metadata(&path).await {
-            Ok(m) => m,
-            Err(_) if failed => return Ok(Vec::new()), // a failed reception that left nothing behind
-            Err(_) => return Err(ProviderError::Rejected("invalid inbound callback: the TIFF does not exist".into())),
+        let received = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_received(&path))
+                .await
+                .map_err(|e| unavailable(format!("reading the TIFF failed: {e}")))?
         };
-        if metadata.len() == 0 && failed {
+        let received = match received {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) if failed => return Ok(Vec::new()), // a failed reception that left nothing behind
+            Ok(None) => {
+                return Err(ProviderError::Rejected("invalid inbound callback: the TIFF does not exist".into()));
+            }
+            Err(reason) => return Err(ProviderError::Rejected(format!("invalid inbound callback: {reason}"))),
+        };
+        if received.is_empty() && failed {
             return Ok(Vec::new());
+        }
+        if !is_tiff(&received) {
+            return Err(ProviderError::Rejected("invalid inbound callback: the file is not a TIFF".into()));
         }
         let provider_sid = callback
             .uniqueid
             .clone()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| name.trim_end_matches(".tiff").trim_end_matches(".tif").to_string());
+        // Convert a private copy, never the shared path: what is converted is exactly what was checked.
+        let copy = tempfile::Builder::new()
+            .suffix(".tif")
+            .tempfile()
+            .map_err(|e| unavailable(format!("no temporary space: {e}")))?
+            .into_temp_path();
+        tokio::fs::write(&copy, &received).await.map_err(|e| unavailable(format!("no temporary space: {e}")))?;
         let pdf = tempfile::Builder::new()
             .suffix(".pdf")
             .tempfile()
             .map_err(|e| unavailable(format!("no temporary space: {e}")))?
             .into_temp_path();
-        let (document, pages) = match pipeline::tiff_to_pdf(&self.tools, &path, &pdf, faxbot_documents::pdf::MAX_PAGES)
-            .await
-        {
-            Ok(summary) => {
-                let bytes =
-                    tokio::fs::read(&pdf).await.map_err(|e| unavailable(format!("reading the PDF failed: {e}")))?;
-                (bytes, Some(i64::from(summary.page_count())))
-            }
-            Err(e) => {
-                // Never lose a received fax: keep the TIFF itself when it cannot be converted.
-                tracing::warn!(error = %e, "converting a received fax to PDF failed; storing the TIFF as received");
-                let bytes =
-                    tokio::fs::read(&path).await.map_err(|e| unavailable(format!("reading the TIFF failed: {e}")))?;
-                (bytes, None)
-            }
-        };
+        let (document, pages) =
+            match pipeline::tiff_to_pdf(&self.tools, &copy, &pdf, faxbot_documents::pdf::MAX_PAGES).await {
+                Ok(summary) => {
+                    let bytes =
+                        tokio::fs::read(&pdf).await.map_err(|e| unavailable(format!("reading the PDF failed: {e}")))?;
+                    (bytes, Some(i64::from(summary.page_count())))
+                }
+                Err(e) => {
+                    // Never lose a received fax: keep the TIFF itself when it cannot be converted.
+                    tracing::warn!(error = %e, "converting a received fax to PDF failed; storing the TIFF as received");
+                    (received, None)
+                }
+            };
         let pages = pages.or_else(|| match &callback.faxpages {
             Some(serde_json::Value::Number(n)) => n.as_i64(),
             Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
@@ -635,4 +690,44 @@ impl InboundProvider for SipInbound {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_tiffs_are_read_only_when_they_are_regular_files_within_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiff = dir.path().join("ok.tif");
+        std::fs::write(&tiff, b"II*\0rest").unwrap();
+        assert_eq!(read_received(&tiff).unwrap().unwrap(), b"II*\0rest");
+        assert_eq!(read_received(&dir.path().join("missing.tif")).unwrap(), None);
+
+        let link = dir.path().join("link.tif");
+        std::os::unix::fs::symlink(&tiff, &link).unwrap();
+        assert_eq!(read_received(&link).unwrap_err(), "the TIFF is a symbolic link");
+
+        let fifo = dir.path().join("pipe.tif");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert_eq!(read_received(&fifo).unwrap_err(), "the TIFF is not a regular file", "and the open did not block");
+
+        let subdir = dir.path().join("dir.tif");
+        std::fs::create_dir(&subdir).unwrap();
+        assert_eq!(read_received(&subdir).unwrap_err(), "the TIFF is not a regular file");
+
+        let big = dir.path().join("big.tif");
+        std::fs::File::create(&big).unwrap().set_len(MAX_RECEIVED_TIFF + 1).unwrap();
+        assert_eq!(read_received(&big).unwrap_err(), "the TIFF is larger than 64 MiB");
+    }
+
+    #[test]
+    fn only_tiff_headers_are_tiffs() {
+        for good in [&b"II*\0\x08\0\0\0"[..], b"MM\0*\0\0\0\x08", b"II+\0", b"MM\0+"] {
+            assert!(is_tiff(good), "{good:?}");
+        }
+        for bad in [&b""[..], b"II*", b"%PDF-1.4", b"MM*\0", b"GIF89a"] {
+            assert!(!is_tiff(bad), "{bad:?}");
+        }
+    }
 }
