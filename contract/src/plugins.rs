@@ -584,10 +584,16 @@ impl SettingsCheck for SipSettings {
         {
             problems.push(("stationId".into(), "must be 1 to 20 digits, spaces or +".into()));
         }
+        // Asterisk removes `"` and `\` from an Originate `Variable:` value, so a header with them would be
+        // printed on every page other than it was configured: refused instead of silently altered.
         if let Some(h) = &self.header_text
-            && (h.chars().count() > 50 || !ami_safe(h) || !h.is_ascii())
+            && (h.chars().count() > 50 || !ami_safe(h) || !h.is_ascii() || h.contains(['"', '\\']))
         {
-            problems.push(("headerText".into(), "must be at most 50 ASCII characters without , | ;".into()));
+            problems.push((
+                "headerText".into(),
+                "must be at most 50 ASCII characters without , | ; \" or \\ (Asterisk drops quotes and backslashes)"
+                    .into(),
+            ));
         }
         problems
     }
@@ -1197,6 +1203,9 @@ mod tests {
         assert_eq!(with("stationId", "call me".into()), vec!["stationId"]);
         assert_eq!(with("headerText", "Clinic, Inc".into()), vec!["headerText"], "commas split dialplan args");
         assert_eq!(with("headerText", "x".repeat(51).into()), vec!["headerText"]);
+        assert_eq!(with("headerText", "Dr. \"Who\" Clinic".into()), vec!["headerText"], "Asterisk drops quotes");
+        assert_eq!(with("headerText", "C:\\fax".into()), vec!["headerText"], "and backslashes");
+        assert!(with("headerText", "St. Mary's Clinic (Fax)".into()).is_empty());
         let err = check_settings(SIP, &serde_json::json!({"amiHost": "a", "amiUsername": "u", "resolution": "high"}))
             .unwrap_err();
         assert_eq!(err[0].0, "resolution", "{err:?}");

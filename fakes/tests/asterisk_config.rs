@@ -38,6 +38,33 @@ fn send_and_receive_fall_back_to_audio_when_t38_is_refused() {
 }
 
 #[test]
+fn inbound_takes_numbers_with_and_without_a_plus() {
+    // The receive context matches both forms a trunk may send.
+    let rx: Vec<&str> = EXTENSIONS
+        .split("\n[")
+        .find(|section| section.starts_with("fax-rx]"))
+        .expect("a [fax-rx] context")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("exten => "))
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert!(rx.contains(&"_+X.") && rx.contains(&"_X."), "{rx:?}");
+}
+
+#[test]
+fn the_dialplan_has_no_placeholders_to_render() {
+    // Rendering placeholders with a blanket substitution would blank the dialplan's own variables; the only
+    // secret it needs comes from Asterisk's environment.
+    let code: String = EXTENSIONS.lines().map(|l| l.split(';').next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    assert!(!code.contains("${FAXBOT_"), "use ${{ENV(FAXBOT_…)}} instead of a placeholder");
+    assert!(code.contains("${ENV(FAXBOT_INBOUND_SECRET)}"));
+    let manager = include_str!("../../config/asterisk/manager.conf");
+    let placeholders: Vec<&str> = manager.match_indices("${").map(|(i, _)| &manager[i..]).collect();
+    assert_eq!(placeholders.len(), 1, "manager.conf: only the AMI secret is rendered");
+    assert!(placeholders[0].starts_with("${FAXBOT_AMI_SECRET}"));
+}
+
+#[test]
 fn the_shipped_manager_user_may_originate_and_check_channels() {
     let p = Permissions::shipped();
     assert!(p.write.iter().any(|c| c == "originate"), "{p:?}");
