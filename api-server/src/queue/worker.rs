@@ -348,6 +348,7 @@ impl Worker {
             id,
             now,
             now.plus(self.config.pdf_token_ttl),
+            None,
         )
         .await
         .map_err(|e| ProviderError::Unavailable {

@@ -174,6 +174,13 @@ impl Db {
                 include_str!("../../migrations/0003_sip_calls.sql").into_sql_str(),
                 false,
             ),
+            Migration::new(
+                4,
+                Cow::Borrowed("token issuer"),
+                MigrationType::Simple,
+                include_str!("../../migrations/0004_token_issuer.sql").into_sql_str(),
+                false,
+            ),
         ];
         let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
         migrator.run(&self.pool).await?;

@@ -40,21 +40,33 @@ pub async fn issue(
     id: &JobId,
     now: Timestamp,
     expires_at: Timestamp,
+    issued_by: Option<&str>,
 ) -> Result<String, StoreError> {
     let token = crate::domain::new_secret_token();
     sqlx::query(
-        "INSERT INTO download_tokens (token_hash, object_kind, object_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO download_tokens (token_hash, object_kind, object_id, created_at, expires_at, issued_by) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(hash(&token))
     .bind(kind.as_str())
     .bind(id.as_str())
     .bind(now.micros())
     .bind(expires_at.micros())
+    .bind(issued_by)
     .execute(&db.pool)
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(token)
+}
+
+/// Ends every token that API key `key_id` issued (when the key is revoked); how many.
+pub async fn revoke_issued_by(db: &Db, key_id: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM download_tokens WHERE issued_by = $1")
+        .bind(key_id)
+        .execute(&db.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(done.rows_affected())
 }
 
 /// The object and expiry a token grants, if it exists and is of `kind`.

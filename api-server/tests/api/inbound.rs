@@ -179,6 +179,55 @@ async fn inbound_download_tokens_work_without_a_key_and_expire(db: Db) {
 }
 db_test!(inbound_download_tokens_work_without_a_key_and_expire);
 
+async fn download_tokens_end_with_the_key_that_issued_them(db: Db) {
+    let app = Spawn::new(db).env("INBOUND_ENABLED", "true").start().await;
+    forbid_numbers(&app);
+    let id = simulate(&app, 1).await;
+    let issue = |key: String| {
+        let url = app.url(&format!("/inbound/{id}/pdf-token"));
+        let client = app.client.clone();
+        async move {
+            let r = client.post(url).header("X-API-Key", key).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            json(r).await["token"].as_str().unwrap().to_string()
+        }
+    };
+    let (leaving, staying) = (app.create_key(&["inbound:read"]).await, app.create_key(&["inbound:read"]).await);
+    let (revoked, kept) = (issue(leaving.clone()).await, issue(staying.clone()).await);
+    for t in [&revoked, &kept] {
+        app.forbid(t);
+        assert_eq!(get(&app, None, &format!("/inbound/{id}/pdf?token={t}")).await.status(), 200);
+    }
+    // Revoke the first key (its id is the token's middle part, fbk_<id>_<secret>, as /admin/api-keys lists).
+    let keys = json(get(&app, Some(app.admin()), "/admin/api-keys").await).await;
+    let key_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap().to_string())
+        .find(|k| leaving.contains(k.as_str()))
+        .expect("the key is listed");
+    let r = app
+        .client
+        .delete(app.url(&format!("/admin/api-keys/{key_id}")))
+        .header("X-API-Key", app.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        get(&app, None, &format!("/inbound/{id}/pdf?token={revoked}")).await.status(),
+        403,
+        "ended with its key"
+    );
+    assert_eq!(
+        get(&app, None, &format!("/inbound/{id}/pdf?token={kept}")).await.status(),
+        200,
+        "other keys' links live"
+    );
+}
+db_test!(download_tokens_end_with_the_key_that_issued_them);
+
 async fn inbound_routes_are_404_when_inbound_is_off_and_rate_limited_per_key(db: Db) {
     let off = Spawn::new(db).start().await;
     let r = get(&off, Some(off.admin()), "/inbound").await;

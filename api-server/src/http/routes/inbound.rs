@@ -245,7 +245,7 @@ pub async fn issue_token(
     }
     let now = Timestamp::now();
     let expires = now.plus(app.settings.inbound_token_ttl);
-    let token = tokens::issue(&app.db, TokenKind::Inbound, &row.id, now, expires).await?;
+    let token = tokens::issue(&app.db, TokenKind::Inbound, &row.id, now, expires, identity.key_id()).await?;
     crate::audit!("inbound_token_issued", inbound_id = %row.id, key_id = identity.key_id().unwrap_or("anonymous"),
         ttl_secs = app.settings.inbound_token_ttl.as_secs());
     let url = format!("{}/inbound/{}/pdf?token={token}", app.settings.public_api_url, row.id);

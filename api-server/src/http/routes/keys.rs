@@ -196,7 +196,7 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Jso
     Ok(Json(keys::list(&app.db).await?.into_iter().map(view).collect()))
 }
 
-/// Revoke an API key (idempotent).
+/// Revoke an API key (idempotent); the download links it issued (`POST /inbound/{id}/pdf-token`) end with it.
 #[utoipa::path(delete, path = "/admin/api-keys/{key_id}", tag = "admin",
     params(("key_id" = String, Path)),
     responses((status = 200, body = StatusOk), (status = 401, body = ErrorBody), (status = 404, description = "Key not found", body = ErrorBody)),
@@ -210,7 +210,9 @@ pub async fn revoke(
     if !keys::revoke(&app.db, &key_id, Timestamp::now()).await? {
         return Err(ApiError::not_found("Key not found"));
     }
-    crate::audit!("api_key_revoked", key_id = %key_id);
+    // The download links the key handed out end with it.
+    let tokens = crate::store::tokens::revoke_issued_by(&app.db, &key_id).await?;
+    crate::audit!("api_key_revoked", key_id = %key_id, tokens_revoked = tokens);
     Ok(Json(StatusOk { status: "ok" }))
 }
 
