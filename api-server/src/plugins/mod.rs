@@ -5,6 +5,7 @@
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod phaxio;
+pub mod response;
 pub mod simulated;
 pub mod sinch;
 pub mod sip;

@@ -81,10 +81,18 @@ impl Phaxio {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body: Value = super::response::bounded(response)
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
         let message = body["message"].as_str().unwrap_or("no message").chars().take(200).collect::<String>();
         match status.as_u16() {
             200..=299 if body["success"] == true => Ok(body),
+            // An accepted request whose answer cannot be read is ambiguous, like a timeout: retryable, and the
+            // tag lookup before the next attempt finds the fax if it was created.
+            200..=299 if body.is_null() => {
+                Err(ProviderError::Transport("Phaxio's answer could not be read or was larger than 4 MiB".into()))
+            }
             200..=299 => Err(ProviderError::Rejected(format!("Phaxio: {message}"))),
             401 | 403 => Err(ProviderError::Unauthorized(format!("Phaxio: {message}"))),
             429 => Err(ProviderError::RateLimited { message: format!("Phaxio: {message}"), retry_after }),

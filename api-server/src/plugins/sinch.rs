@@ -181,7 +181,10 @@ impl Sinch {
             .map_err(|e| transport(&e))?;
         let status = response.status().as_u16();
         let hint = retry_after(response.headers());
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body: Value = super::response::bounded(response)
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
         match status {
             200..=299 => {}
             400 | 401 | 403 => {
@@ -257,7 +260,9 @@ impl Sinch {
                 continue;
             }
             let hint = retry_after(response.headers());
-            let body = response.bytes().await.map_err(|e| transport(&e))?;
+            let body = super::response::bounded(response).await.ok_or_else(|| {
+                ProviderError::Transport("Sinch's answer could not be read or was larger than 4 MiB".into())
+            })?;
             return match status {
                 // An accepted request whose answer cannot be read is ambiguous, like a timeout: retryable,
                 // and the dedupe lookup finds the fax if it was created.
