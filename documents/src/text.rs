@@ -94,8 +94,47 @@ fn to_count(ratio: f32) -> usize {
 /// expand to the next multiple of 8 columns; `\n`, `\r\n` and a lone `\r`
 /// end a line; form feed starts a new page; characters outside WinAnsi
 /// become `?`; other control characters are dropped.
-pub fn render_text_pdf<R: BufRead, W: Write>(mut input: R, output: W, layout: &TextLayout) -> io::Result<u32> {
+pub fn render_text_pdf<R: BufRead, W: Write>(input: R, output: W, layout: &TextLayout) -> io::Result<u32> {
+    render(input, output, layout, u32::MAX)
+}
+
+/// Why [`render_text_pdf_limited`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The text needs more than this many pages; rendering stopped at the first page beyond it.
+    #[error("the text needs more than {0} pages")]
+    TooManyPages(u32),
+    /// Reading the text or writing the PDF failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// The marker error a page beyond the limit raises inside the writer.
+#[derive(Debug, thiserror::Error)]
+#[error("page limit reached")]
+struct PageLimit;
+
+/// [`render_text_pdf`] that stops as soon as the text needs more than `max_pages` pages: 10 MiB of form feeds
+/// is ten million pages, and rendering them all (seconds of CPU, gigabytes written) before looking at the
+/// page limit was the cost. Work and output are bounded by `max_pages + 1` pages.
+pub fn render_text_pdf_limited<R: BufRead, W: Write>(
+    input: R,
+    output: W,
+    layout: &TextLayout,
+    max_pages: u32,
+) -> Result<u32, RenderError> {
+    render(input, output, layout, max_pages).map_err(|e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<PageLimit>()) {
+            RenderError::TooManyPages(max_pages)
+        } else {
+            RenderError::Io(e)
+        }
+    })
+}
+
+fn render<R: BufRead, W: Write>(mut input: R, output: W, layout: &TextLayout, max_pages: u32) -> io::Result<u32> {
     let mut pdf = PdfWriter::new(output, layout)?;
+    pdf.max_pages = max_pages;
     let mut typesetter = Typesetter::new(layout);
     let mut decoder = Utf8Decoder::default();
     loop {
@@ -368,6 +407,8 @@ struct PdfWriter<W: Write> {
     /// Byte offset of object `n` at index `n - 1`; 0 until written.
     offsets: Vec<u64>,
     pages: u32,
+    /// Pages allowed; writing one more fails with [`PageLimit`].
+    max_pages: u32,
     /// Page setup operators shared by all content streams.
     prologue: String,
     media_box: String,
@@ -380,6 +421,7 @@ impl<W: Write> PdfWriter<W> {
             out: CountingWriter { inner: BufWriter::new(output), count: 0 },
             offsets: vec![0; CATALOG_OBJECT],
             pages: 0,
+            max_pages: u32::MAX,
             prologue: format!(
                 "BT\n/F1 {} Tf\n{} TL\n{} {} Td\n",
                 fmt_num(layout.font_size),
@@ -409,6 +451,9 @@ impl<W: Write> PdfWriter<W> {
 
     /// Writes one page (content stream plus page dictionary).
     fn write_page(&mut self, lines: &[Vec<u8>]) -> io::Result<()> {
+        if self.pages >= self.max_pages {
+            return Err(io::Error::other(PageLimit));
+        }
         let mut content = Vec::with_capacity(self.prologue.len() + lines.len() * 96);
         content.extend_from_slice(self.prologue.as_bytes());
         for (i, line) in lines.iter().enumerate() {
@@ -731,5 +776,26 @@ mod tests {
             assert_eq!(pages, expected);
             assert_eq!(count_pages(Cursor::new(pdf)).unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn rendering_stops_at_the_first_page_beyond_the_limit() {
+        // 10 MiB of form feeds would be ten million pages; with a limit of 100 the renderer stops after 101
+        // and has written a bounded amount.
+        let feeds = vec![b'\x0c'; 10 * 1024 * 1024];
+        let mut out = Vec::new();
+        let err = render_text_pdf_limited(&feeds[..], &mut out, &TextLayout::default(), 100).unwrap_err();
+        assert!(matches!(err, RenderError::TooManyPages(100)), "{err:?}");
+        assert!(out.len() < 100 * 1024, "{} bytes written", out.len());
+        // Exactly at the limit is fine (each "p" and its form feed is a page), one more is not.
+        let mut out = Vec::new();
+        let at = "p\x0c".repeat(100);
+        assert_eq!(render_text_pdf_limited(at.as_bytes(), &mut out, &TextLayout::default(), 100).unwrap(), 100);
+        let mut out = Vec::new();
+        let over = "p\x0c".repeat(101);
+        assert!(matches!(
+            render_text_pdf_limited(over.as_bytes(), &mut out, &TextLayout::default(), 100),
+            Err(RenderError::TooManyPages(100))
+        ));
     }
 }

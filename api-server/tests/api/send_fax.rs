@@ -211,14 +211,28 @@ async fn page_limit_is_enforced_with_a_precise_error(db: Db) {
     let r = app.post_fax(Some(app.admin()), NUMBER, "six.pdf", pdf_with_pages(6)).await;
     assert_eq!(r.status(), 413);
     assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 6 pages)"}));
-    // Text is counted after rendering; a large upload takes the staged-file path (over 64 KiB).
+    // Text stops rendering at the first page beyond the limit (10 MiB of form feeds would otherwise be ten
+    // million pages), so its count is "more than" the limit; a large upload takes the staged-file path.
     let text6 = (0..6 * 57).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
     let r = app.post_fax(Some(app.admin()), NUMBER, "note.txt", text6.into_bytes()).await;
-    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 6 pages)"}));
+    assert_eq!(
+        json(r).await,
+        serde_json::json!({"detail": "Document exceeds 5 page limit (it has more than 5 pages)"})
+    );
     let big = format!("{}\n", "x".repeat(83)).repeat(1500).into_bytes();
     let r = app.post_fax(Some(app.admin()), NUMBER, "big.txt", big).await;
     assert_eq!(r.status(), 413);
-    assert_eq!(json(r).await, serde_json::json!({"detail": "Document exceeds 5 page limit (it has 27 pages)"}));
+    assert_eq!(
+        json(r).await,
+        serde_json::json!({"detail": "Document exceeds 5 page limit (it has more than 5 pages)"})
+    );
+    let feeds = vec![b'\x0c'; 10 * 1024 * 1024];
+    let r = app.post_fax(Some(app.admin()), NUMBER, "feeds.txt", feeds).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        json(r).await,
+        serde_json::json!({"detail": "Document exceeds 5 page limit (it has more than 5 pages)"})
+    );
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../documents/tests/fixtures");
     let r = app
         .post_fax(Some(app.admin()), NUMBER, "objstm.pdf", std::fs::read(fixtures.join("objstm-50pages.pdf")).unwrap())

@@ -343,6 +343,14 @@ fn too_many_pages(max_pages: u32, pages: &str) -> ApiError {
     )
 }
 
+/// Text stops rendering at the first page beyond the limit, so its count is known only up to there.
+fn text_error(max_pages: u32, e: faxbot_documents::text::RenderError) -> ApiError {
+    match e {
+        faxbot_documents::text::RenderError::TooManyPages(n) => too_many_pages(max_pages, &format!("more than {n}")),
+        faxbot_documents::text::RenderError::Io(e) => ApiError::internal(e),
+    }
+}
+
 fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
     Ok(match e {
         PdfError::Io(e) => return Err(e),
@@ -364,8 +372,14 @@ async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(
                 },
                 DocumentKind::Text => {
                     let mut out = Vec::with_capacity(bytes.len() + 2048);
-                    let pages = faxbot_documents::text::render_text_pdf(&bytes[..], &mut out, &Default::default())
-                        .map_err(ApiError::internal)?;
+                    let max_pages = app.settings.max_pages;
+                    let pages = faxbot_documents::text::render_text_pdf_limited(
+                        &bytes[..],
+                        &mut out,
+                        &Default::default(),
+                        max_pages,
+                    )
+                    .map_err(|e| text_error(max_pages, e))?;
                     Ok((Body::Memory(out), pages))
                 }
             };
@@ -385,7 +399,16 @@ async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(
                 let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
                 let (out_file, out_path) = out.into_parts();
                 let mut writer = std::io::BufWriter::new(out_file);
-                let pages = faxbot_documents::text::render_text_pdf(input, &mut writer, &Default::default())?;
+                let pages = match faxbot_documents::text::render_text_pdf_limited(
+                    input,
+                    &mut writer,
+                    &Default::default(),
+                    max_pages,
+                ) {
+                    Ok(pages) => pages,
+                    Err(faxbot_documents::text::RenderError::Io(e)) => return Err(e),
+                    Err(e) => return Ok(Err(text_error(max_pages, e))),
+                };
                 std::io::Write::flush(&mut writer)?;
                 Ok(Ok((Body::File(out_path), pages)))
             }
