@@ -17,8 +17,10 @@
 //! When the cross-reference data is broken (a wrong `startxref`, offsets that
 //! do not point at `num gen obj`, ...) the object table is reconstructed by
 //! scanning the file sequentially in fixed-size chunks, as viewers do, and
-//! the walk is retried. As a last resort, the `/Count` of the root `/Pages`
-//! node is used when the tree itself cannot be walked.
+//! the walk is retried. A tree that still cannot be walked is damaged: the
+//! root's declared `/Count` is never trusted on its own, and a tree whose
+//! pages do not match that `/Count`, or that lists a node twice, is
+//! [`PdfError::Inconsistent`].
 //!
 //! Memory stays bounded regardless of file size: one read window (at most
 //! 16 KiB), decompressor state, at most one parsed object at a time (with a
@@ -60,6 +62,11 @@ pub enum PdfError {
     /// The document has more pages than any fax we are willing to send.
     #[error("the PDF has more than {0} pages")]
     TooManyPages(u32),
+    /// The page tree contradicts itself (a page listed twice, a `/Count` that is not the tree's): renderers
+    /// disagree on such a file (Ghostscript renders a page listed 500 times 500 times), so no count of it
+    /// can be trusted for the page limit or billing.
+    #[error("the PDF page tree is inconsistent: {0}")]
+    Inconsistent(String),
 }
 
 /// Upper bound on the page count; larger documents are rejected with
@@ -94,15 +101,13 @@ pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
         Err(e @ PdfError::Damaged(_)) => e,
         Err(e) => return Err(e),
     };
+    // No fallback to the root's declared /Count: a tree that cannot be walked with a /Count of 1 was how a
+    // 300-page file passed as one page.
     let scanned =
         ScanIndex::build(&mut file).and_then(|index| count_with(&mut file, &Index::Scan(index), &mut declared));
     match scanned {
         Ok(n) => Ok(n),
-        Err(PdfError::Damaged(_)) => match declared {
-            Some(count) if count > i64::from(MAX_PAGES) => Err(PdfError::TooManyPages(MAX_PAGES)),
-            Some(count) if count > 0 => u32::try_from(count).map_err(|_| xref_error),
-            _ => Err(xref_error),
-        },
+        Err(PdfError::Damaged(_)) => Err(xref_error),
         Err(e) => Err(e),
     }
 }

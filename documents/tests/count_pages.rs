@@ -159,7 +159,7 @@ fn truncated_pdf_is_damaged() {
 }
 
 #[test]
-fn cycles_in_the_page_tree_are_not_followed() {
+fn cycles_in_the_page_tree_are_refused_as_inconsistent() {
     let data = classic_pdf(
         &[
             (1, "<< /Type /Catalog /Pages 2 0 R >>"),
@@ -170,7 +170,40 @@ fn cycles_in_the_page_tree_are_not_followed() {
         ],
         1,
     );
-    assert_eq!(count_bytes(data).unwrap(), 2);
+    assert!(matches!(count_bytes(data), Err(PdfError::Inconsistent(_))));
+}
+
+#[test]
+fn a_page_listed_many_times_is_refused_not_counted_once() {
+    // Ghostscript renders each reference: 500 pages sent for a file counted as one.
+    let kids = vec!["3 0 R"; 500].join(" ");
+    let tree = format!("<< /Type /Pages /Kids [{kids}] /Count 500 >>");
+    let data =
+        classic_pdf(&[(1, "<< /Type /Catalog /Pages 2 0 R >>"), (2, &tree), (3, "<< /Type /Page /Parent 2 0 R >>")], 1);
+    match count_bytes(data) {
+        Err(PdfError::Inconsistent(reason)) => assert!(reason.contains("object 3"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_count_that_is_not_the_trees_is_refused() {
+    let data = classic_pdf(
+        &[
+            (1, "<< /Type /Catalog /Pages 2 0 R >>"),
+            (2, "<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 1 >>"),
+            (3, "<< /Type /Page /Parent 2 0 R >>"),
+            (4, "<< /Type /Page /Parent 2 0 R >>"),
+            (5, "<< /Type /Page /Parent 2 0 R >>"),
+        ],
+        1,
+    );
+    match count_bytes(data) {
+        Err(PdfError::Inconsistent(reason)) => {
+            assert_eq!(reason, "the page tree has 3 pages but declares /Count 1")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -205,13 +238,14 @@ fn deep_chain(levels: u32, root_count: Option<u32>) -> Vec<u8> {
 }
 
 #[test]
-fn depth_is_capped_with_count_fallback() {
+fn depth_is_capped_and_a_declared_count_is_never_trusted_alone() {
     assert_eq!(count_bytes(deep_chain(20, None)).unwrap(), 1);
-    // Too deep to walk: the root /Count is used when it is sane...
-    assert_eq!(count_bytes(deep_chain(200, Some(1))).unwrap(), 1);
-    // ...and without it the document is damaged.
+    assert_eq!(count_bytes(deep_chain(20, Some(1))).unwrap(), 1);
+    // Too deep to walk: damaged, whatever the root declares (a declared /Count 1 over a tree that cannot be
+    // walked is how a 300-page file passed as one page).
+    assert!(matches!(count_bytes(deep_chain(200, Some(1))), Err(PdfError::Damaged(_))));
     assert!(matches!(count_bytes(deep_chain(200, None)), Err(PdfError::Damaged(_))));
-    assert!(matches!(count_bytes(deep_chain(200, Some(50_000))), Err(PdfError::TooManyPages(MAX_PAGES))));
+    assert!(matches!(count_bytes(deep_chain(200, Some(50_000))), Err(PdfError::Damaged(_))));
 }
 
 #[test]

@@ -244,6 +244,49 @@ async fn page_limit_is_enforced_with_a_precise_error(db: Db) {
 }
 db_test!(page_limit_is_enforced_with_a_precise_error);
 
+/// A PDF without a cross-reference table (the counter reconstructs it by scanning, as viewers do).
+fn scanned_pdf(objects: &[&str]) -> Vec<u8> {
+    let mut pdf = String::from("%PDF-1.4\n");
+    for (i, body) in objects.iter().enumerate() {
+        pdf.push_str(&format!("{} 0 obj\n{body}\nendobj\n", i + 1));
+    }
+    pdf.push_str("trailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    pdf.into_bytes()
+}
+
+async fn page_trees_that_renderers_would_count_differently_are_refused(db: Db) {
+    let app = Spawn::new(db).start().await;
+    let before = stored_documents(&app);
+    // One page object listed 500 times (Ghostscript renders 500), and a tree of 3 pages declaring /Count 1.
+    let kids = vec!["3 0 R"; 500].join(" ");
+    let listed_twice = scanned_pdf(&[
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        &format!("<< /Type /Pages /Kids [{kids}] /Count 500 >>"),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+    ]);
+    let miscounted = scanned_pdf(&[
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R >>",
+        "<< /Type /Page /Parent 2 0 R >>",
+        "<< /Type /Page /Parent 2 0 R >>",
+    ]);
+    for (name, pdf, reason) in [
+        ("listed.pdf", listed_twice, "PDF page tree is inconsistent: object 3 appears more than once in the page tree"),
+        (
+            "miscounted.pdf",
+            miscounted,
+            "PDF page tree is inconsistent: the page tree has 3 pages but declares /Count 1",
+        ),
+    ] {
+        let r = app.post_fax(Some(app.admin()), NUMBER, name, pdf).await;
+        assert_eq!(r.status(), 422, "{name}");
+        assert_eq!(json(r).await, serde_json::json!({"detail": reason}));
+    }
+    assert_eq!(stored_documents(&app), before, "nothing stored");
+}
+db_test!(page_trees_that_renderers_would_count_differently_are_refused);
+
 async fn idempotency_key_makes_retries_safe(db: Db) {
     let app = TestApp::spawn(db).await;
     let send = |key: &'static str, api_key: String, body: Vec<u8>| {

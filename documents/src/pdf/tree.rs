@@ -287,6 +287,7 @@ fn walk<R: Read + Seek>(
     declared: &mut Option<i64>,
 ) -> Result<u32, PdfError> {
     let mut visited = HashSet::from([root]);
+    let mut root_count = None;
     let mut level = vec![root];
     let mut pages: u32 = 0;
     let mut depth = 0;
@@ -302,6 +303,7 @@ fn walk<R: Read + Seek>(
             };
             if num == root {
                 *declared = info.count;
+                root_count = info.count;
             }
             if info.kids_overflow {
                 return Err(PdfError::TooManyPages(MAX_PAGES));
@@ -318,11 +320,15 @@ fn walk<R: Read + Seek>(
                 }
             } else if let Some(kids) = info.kids {
                 for kid in kids {
-                    // Revisits are cycles (or shared nodes); never follow
-                    // them twice.
-                    if visited.insert(kid) {
-                        next.push(kid);
+                    // A node reached twice is a cycle or a page listed twice: renderers follow each
+                    // reference (Ghostscript renders a page listed 500 times 500 times), so the count
+                    // would not be the number of pages sent.
+                    if !visited.insert(kid) {
+                        return Err(PdfError::Inconsistent(format!(
+                            "object {kid} appears more than once in the page tree"
+                        )));
                     }
+                    next.push(kid);
                 }
                 if visited.len() > MAX_NODES {
                     return Err(PdfError::TooManyPages(MAX_PAGES));
@@ -334,6 +340,11 @@ fn walk<R: Read + Seek>(
     }
     if pages == 0 {
         return Err(damaged("page tree has no pages"));
+    }
+    if let Some(count) = root_count
+        && count != i64::from(pages)
+    {
+        return Err(PdfError::Inconsistent(format!("the page tree has {pages} pages but declares /Count {count}")));
     }
     Ok(pages)
 }

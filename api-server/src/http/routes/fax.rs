@@ -175,7 +175,7 @@ fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, 
             body = ErrorBody),
         (status = 415, description = "Only PDF and TXT are allowed, or an unreadable PDF", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused for a different request", body = ErrorBody),
-        (status = 422, description = "Missing form field"),
+        (status = 422, description = "Missing form field, or a PDF whose page tree is inconsistent (a page listed twice, a /Count that is not the tree's)"),
         (status = 429, description = "Rate limit exceeded (Retry-After header)", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -357,6 +357,10 @@ fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
         PdfError::Encrypted => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"),
         PdfError::Damaged(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"),
         PdfError::TooManyPages(n) => too_many_pages(max_pages, &format!("more than {n}")),
+        // The reason names object numbers and counts, never content.
+        PdfError::Inconsistent(reason) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("PDF page tree is inconsistent: {reason}"))
+        }
     })
 }
 
