@@ -91,9 +91,8 @@ const HEADER_SEARCH: usize = 1024;
 pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
     let mut file = FileWindow::new(reader)?;
     check_header(&mut file)?;
-    let mut declared = None;
     let xref_error = match XrefChain::load(&mut file) {
-        Ok(chain) => match count_with(&mut file, &Index::Xref(chain), &mut declared) {
+        Ok(chain) => match count_with(&mut file, &Index::Xref(chain)) {
             Ok(n) => return Ok(n),
             Err(e @ PdfError::Damaged(_)) => e,
             Err(e) => return Err(e),
@@ -103,8 +102,7 @@ pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
     };
     // No fallback to the root's declared /Count: a tree that cannot be walked with a /Count of 1 was how a
     // 300-page file passed as one page.
-    let scanned =
-        ScanIndex::build(&mut file).and_then(|index| count_with(&mut file, &Index::Scan(index), &mut declared));
+    let scanned = ScanIndex::build(&mut file).and_then(|index| count_with(&mut file, &Index::Scan(index)));
     match scanned {
         Ok(n) => Ok(n),
         Err(PdfError::Damaged(_)) => Err(xref_error),

@@ -139,7 +139,8 @@ async fn without_a_config_file_updates_are_refused(db: Db) {
 }
 db_test!(without_a_config_file_updates_are_refused);
 
-async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db: Db) {
+/// A server on the simulated line with the plugin API on, its config document in a temporary directory.
+async fn with_plugin_api(db: Db) -> (tempfile::TempDir, std::path::PathBuf, crate::helpers::TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("faxbot.json");
     write(
@@ -148,6 +149,11 @@ async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db
             "features": {"v3Plugins": true}}),
     );
     let app = Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).start().await;
+    (dir, path, app)
+}
+
+async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db: Db) {
+    let (dir, path, app) = with_plugin_api(db).await;
     let admin = app.admin().to_string();
     let put = |plugin: &str, body: serde_json::Value| {
         app.client.put(app.url(&format!("/plugins/{plugin}/config"))).header("X-API-Key", &admin).json(&body).send()
@@ -183,14 +189,7 @@ async fn a_refused_update_leaves_the_document_and_concurrent_updates_all_land(db
 db_test!(a_refused_update_leaves_the_document_and_concurrent_updates_all_land);
 
 async fn provider_endpoints_that_could_leak_credentials_are_refused(db: Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("faxbot.json");
-    write(
-        &path,
-        &serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "test"}},
-            "features": {"v3Plugins": true}}),
-    );
-    let app = Spawn::new(db).env("FAXBOT_CONFIG_PATH", path.to_str().unwrap()).start().await;
+    let (_dir, path, app) = with_plugin_api(db).await;
     let before = std::fs::read(&path).unwrap();
     for (url, reason) in [
         ("http://127.0.0.1@169.254.169.254/latest/meta-data/", "must not contain credentials"),

@@ -248,13 +248,8 @@ fn load_from_stream<R: Read + Seek>(
 }
 
 /// Counts pages by walking the tree from the catalog, trying each root
-/// candidate of the index. `declared` receives the root `/Pages` `/Count`
-/// seen along the way, for the caller's last-resort fallback.
-pub(crate) fn count_with<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-    index: &Index,
-    declared: &mut Option<i64>,
-) -> Result<u32, PdfError> {
+/// candidate of the index.
+pub(crate) fn count_with<R: Read + Seek>(file: &mut FileWindow<R>, index: &Index) -> Result<u32, PdfError> {
     let mut last_err = damaged("no document catalog");
     for root in index.roots() {
         let catalog = match load_obj(file, index, root) {
@@ -270,7 +265,7 @@ pub(crate) fn count_with<R: Read + Seek>(
             last_err = damaged("catalog has no /Pages");
             continue;
         };
-        match walk(file, index, pages, declared) {
+        match walk(file, index, pages) {
             Ok(n) => return Ok(n),
             Err(e @ PdfError::Damaged(_)) => last_err = e,
             Err(e) => return Err(e),
@@ -280,12 +275,7 @@ pub(crate) fn count_with<R: Read + Seek>(
 }
 
 /// Breadth-first walk of the page tree rooted at object `root`.
-fn walk<R: Read + Seek>(
-    file: &mut FileWindow<R>,
-    index: &Index,
-    root: u32,
-    declared: &mut Option<i64>,
-) -> Result<u32, PdfError> {
+fn walk<R: Read + Seek>(file: &mut FileWindow<R>, index: &Index, root: u32) -> Result<u32, PdfError> {
     let mut visited = HashSet::from([root]);
     let mut root_count = None;
     let mut level = vec![root];
@@ -302,7 +292,6 @@ fn walk<R: Read + Seek>(
                 return Ok(());
             };
             if num == root {
-                *declared = info.count;
                 root_count = info.count;
             }
             if info.kids_overflow {

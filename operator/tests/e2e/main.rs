@@ -36,7 +36,8 @@ fn provider(name: &str, plugin: &str, settings: serde_json::Value, secret: Optio
     json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": name}, "spec": spec})
 }
 
-/// The `faxbot-api` image loaded into the test node (a placeholder where no pod has to run).
+/// The `faxbot-api` image loaded into the test node; without a node, a made-up name (the tests that use this
+/// only check the objects the operator renders, which never run).
 fn api_image() -> String {
     std::env::var("FAXBOT_TEST_API_IMAGE").unwrap_or_else(|_| "registry.example/faxbot-api:e2e".into())
 }

@@ -205,6 +205,19 @@ async fn send_and_succeed(api: &FaxApi, to: &str, n: usize) -> Vec<String> {
     ids
 }
 
+/// A Phaxio fake on the node's host address, serving HTTPS with the test CA's certificate (the pods trust it
+/// through the FaxPluginConfig's trust bundle), with the credentials the overlays' Secrets carry.
+async fn phaxio_fake(node: &Node, step: Duration) -> PhaxioFake {
+    let tls = faxbot_fakes::tls::from_test_env().expect("FAXBOT_TEST_TLS_CERT").unwrap();
+    let config = PhaxioFakeConfig {
+        api_key: "pods-phaxio-key".into(),
+        api_secret: PHAXIO_SECRET.into(),
+        webhook_token: "pods-webhook-token".into(),
+        step,
+    };
+    PhaxioFake::start_with(config, node.host_socket(), Some(tls)).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_line_overlay_runs_under_the_restricted_standard() {
     let Some(kc) = kubeconfig() else { return };
@@ -264,14 +277,7 @@ async fn the_simulated_line_overlay_runs_under_the_restricted_standard() {
 async fn the_phaxio_overlay_sends_through_the_fake_over_https() {
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
-    let tls = faxbot_fakes::tls::from_test_env().expect("FAXBOT_TEST_TLS_CERT").unwrap();
-    let config = PhaxioFakeConfig {
-        api_key: "pods-phaxio-key".into(),
-        api_secret: PHAXIO_SECRET.into(),
-        webhook_token: "pods-webhook-token".into(),
-        step: Duration::from_millis(100),
-    };
-    let fake = PhaxioFake::start_with(config, node.host_socket(), Some(tls)).await.unwrap();
+    let fake = phaxio_fake(&node, Duration::from_millis(100)).await;
     let base = fake.base_url.clone();
     let to = "+15557650103";
     let secrets: &[(&str, &[(&str, &str)])] = &[(
@@ -335,14 +341,7 @@ async fn the_phaxio_s3_overlay_keeps_documents_in_s3_over_https() {
         var("FAXBOT_TEST_POD_S3_ACCESS_KEY_ID"),
         var("FAXBOT_TEST_POD_S3_SECRET_ACCESS_KEY"),
     );
-    let tls = faxbot_fakes::tls::from_test_env().expect("FAXBOT_TEST_TLS_CERT").unwrap();
-    let config = PhaxioFakeConfig {
-        api_key: "pods-phaxio-key".into(),
-        api_secret: PHAXIO_SECRET.into(),
-        webhook_token: "pods-webhook-token".into(),
-        step: Duration::from_millis(100),
-    };
-    let fake = PhaxioFake::start_with(config, node.host_socket(), Some(tls)).await.unwrap();
+    let fake = phaxio_fake(&node, Duration::from_millis(100)).await;
     let base = fake.base_url.clone();
     let to = "+15557650105";
     let prefix = format!("pods-{:x}/", std::process::id());
@@ -426,14 +425,7 @@ fn tiffinfo(path: &Path) -> String {
 async fn deleting_pods_under_load_loses_no_job_and_sends_none_twice() {
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
-    let tls = faxbot_fakes::tls::from_test_env().expect("FAXBOT_TEST_TLS_CERT").unwrap();
-    let config = PhaxioFakeConfig {
-        api_key: "pods-phaxio-key".into(),
-        api_secret: PHAXIO_SECRET.into(),
-        webhook_token: "pods-webhook-token".into(),
-        step: Duration::from_millis(300),
-    };
-    let fake = PhaxioFake::start_with(config, node.host_socket(), Some(tls)).await.unwrap();
+    let fake = phaxio_fake(&node, Duration::from_millis(300)).await;
     let base = fake.base_url.clone();
     let secrets: &[(&str, &[(&str, &str)])] =
         &[("phaxio-credentials", &[("apiKey", "pods-phaxio-key"), ("apiSecret", PHAXIO_SECRET)])];
