@@ -25,5 +25,7 @@
 
 pub mod fax;
 pub mod pdf;
+#[cfg(feature = "samples")]
+pub mod samples;
 pub mod sniff;
 pub mod text;

@@ -24,8 +24,15 @@
 //!
 //! Memory stays bounded regardless of file size: one read window (at most
 //! 16 KiB), decompressor state, at most one parsed object at a time (with a
-//! 256 KiB parse budget), and one entry per page tree node for cycle
-//! detection. Only the scan fallback keeps a map with one entry per object.
+//! 256 KiB parse budget), the decoded rows of the cross-reference streams
+//! (decoded once, at most [`MAX_XREF_ROWS_BYTES`] together), and one entry per
+//! page tree node for cycle detection. Only the scan fallback keeps a map
+//! with one entry per object.
+//!
+//! CPU stays bounded too: every byte read, decompressed or lexed is charged
+//! to one work budget per count ([`Limits`]), with a time limit behind it,
+//! so a small file that makes the parser go round in circles is refused with
+//! [`PdfError::TooComplex`] instead of costing seconds of CPU.
 
 mod filters;
 mod lexer;
@@ -36,10 +43,11 @@ mod xref;
 
 use std::io::{Read, Seek};
 use std::path::Path;
+use std::time::Duration;
 
 use lexer::damaged;
 use scan::ScanIndex;
-use source::{FileWindow, MIN_FILL};
+use source::{FileWindow, MIN_FILL, Work};
 use tree::{Index, count_with};
 use xref::XrefChain;
 
@@ -67,11 +75,71 @@ pub enum PdfError {
     /// can be trusted for the page limit or billing.
     #[error("the PDF page tree is inconsistent: {0}")]
     Inconsistent(String),
+    /// Counting the pages would take more work or time than [`Limits`] allow: the file makes the parser
+    /// read, decompress or lex far more than its size suggests (reconstruction from thousands of fake
+    /// catalogs, object streams decoded again at every level of a deep tree, ...).
+    #[error("counting the PDF's pages exceeds the {0}")]
+    TooComplex(Limit),
+}
+
+/// Which of the [`Limits`] ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The work budget (bytes read, decompressed and lexed).
+    Work,
+    /// The time limit.
+    Time,
+    /// The memory kept for decoded cross-reference rows ([`MAX_XREF_ROWS_BYTES`]).
+    Memory,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Work => "work limit",
+            Limit::Time => "time limit",
+            Limit::Memory => "memory limit",
+        })
+    }
+}
+
+/// The work and time one page count may take.
+///
+/// The work budget is `base_work + work_per_byte × file length` units, a unit being one byte read from the
+/// file, produced by decompression or looked at by the lexer. An honest file needs a small multiple of its
+/// length (the reconstruction scan reads it once; object streams are decoded once per page tree level), so
+/// the default leaves room for every well-formed and most damaged files while holding the worst case to
+/// well under a second of CPU (docs/benchmarks.md, "Hostile documents").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Units allowed whatever the size.
+    pub base_work: u64,
+    /// Further units allowed per byte of the file.
+    pub work_per_byte: u64,
+    /// Wall-clock limit: a backstop for costs the work budget does not see.
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { base_work: 64 * 1024 * 1024, work_per_byte: 2, time: Duration::from_secs(10) }
+    }
+}
+
+impl Limits {
+    fn work(&self, len: u64) -> Work {
+        Work::new(self.base_work.saturating_add(self.work_per_byte.saturating_mul(len)), self.time)
+    }
 }
 
 /// Upper bound on the page count; larger documents are rejected with
 /// [`PdfError::TooManyPages`] without walking the rest of the tree.
 pub const MAX_PAGES: u32 = 10_000;
+
+/// Upper bound on the decoded cross-reference stream rows kept for one count. Rows are decoded once and kept
+/// (decoding them again for each level of the page tree is what made an 18 KB file cost seconds); a file
+/// with a million objects needs about 5 MiB.
+pub const MAX_XREF_ROWS_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How far into the file the `%PDF-` header may appear (viewers accept
 /// leading junk, for example from mail gateways).
@@ -82,17 +150,34 @@ const HEADER_SEARCH: usize = 1024;
 /// Reads `startxref`, the cross-reference tables or streams, the trailer,
 /// the catalog and the page tree through `Seek` + `Read`, never the whole
 /// file. Leaves of the page tree (`/Type /Page`, or nodes without `/Kids`)
-/// are counted; cycles are ignored and depth is capped. Broken
+/// are counted; a node reached twice is [`PdfError::Inconsistent`] and depth is capped. Broken
 /// cross-reference data triggers a sequential reconstruction scan.
 ///
 /// Errors: [`PdfError::Encrypted`] when the trailer has `/Encrypt`,
 /// [`PdfError::TooManyPages`] above [`MAX_PAGES`], [`PdfError::Damaged`] for
-/// anything that is not a countable PDF, [`PdfError::Io`] for read errors.
+/// anything that is not a countable PDF, [`PdfError::TooComplex`] when the
+/// default [`Limits`] run out, [`PdfError::Io`] for read errors.
 pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
-    let mut file = FileWindow::new(reader)?;
-    check_header(&mut file)?;
-    let xref_error = match XrefChain::load(&mut file) {
-        Ok(chain) => match count_with(&mut file, &Index::Xref(chain)) {
+    count_pages_limited(reader, &Limits::default())
+}
+
+/// [`count_pages`] with explicit [`Limits`].
+pub fn count_pages_limited<R: Read + Seek>(reader: R, limits: &Limits) -> Result<u32, PdfError> {
+    let mut file = FileWindow::new(reader, |len| limits.work(len))?;
+    let result = count_in(&mut file);
+    // A limit that ran out inside a step that tolerates damage (a candidate trailer that does not parse, say)
+    // still ends the count: whatever was found after it was found without the budget.
+    match (file.work().exhausted(), result) {
+        (_, Err(e @ PdfError::Io(_))) => Err(e),
+        (Some(limit), _) => Err(PdfError::TooComplex(limit)),
+        (None, result) => result,
+    }
+}
+
+fn count_in<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<u32, PdfError> {
+    check_header(file)?;
+    let xref_error = match XrefChain::load(file) {
+        Ok(chain) => match count_with(file, &Index::Xref(chain)) {
             Ok(n) => return Ok(n),
             Err(e @ PdfError::Damaged(_)) => e,
             Err(e) => return Err(e),
@@ -102,7 +187,7 @@ pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
     };
     // No fallback to the root's declared /Count: a tree that cannot be walked with a /Count of 1 was how a
     // 300-page file passed as one page.
-    let scanned = ScanIndex::build(&mut file).and_then(|index| count_with(&mut file, &Index::Scan(index)));
+    let scanned = ScanIndex::build(file).and_then(|index| count_with(file, &Index::Scan(index)));
     match scanned {
         Ok(n) => Ok(n),
         Err(PdfError::Damaged(_)) => Err(xref_error),
@@ -115,8 +200,13 @@ pub fn count_pages<R: Read + Seek>(reader: R) -> Result<u32, PdfError> {
 /// The file is wrapped in a `BufReader` whose capacity equals the smallest
 /// read [`count_pages`] makes, so it never buffers beyond what is asked for.
 pub fn count_pages_in_file(path: &Path) -> Result<u32, PdfError> {
+    count_pages_in_file_limited(path, &Limits::default())
+}
+
+/// [`count_pages_in_file`] with explicit [`Limits`].
+pub fn count_pages_in_file_limited(path: &Path, limits: &Limits) -> Result<u32, PdfError> {
     let file = std::fs::File::open(path)?;
-    count_pages(std::io::BufReader::with_capacity(MIN_FILL, file))
+    count_pages_limited(std::io::BufReader::with_capacity(MIN_FILL, file), limits)
 }
 
 fn check_header<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<(), PdfError> {

@@ -101,12 +101,12 @@ impl StreamSpec {
             // let the decoder find the end (bounded by the file).
             _ => file.len(),
         };
-        let budget = file.decode_budget();
+        let work = file.work();
         let raw = RegionReader::new(file, self.data_offset, end);
         let decoded: Box<dyn Read + 'a> = if self.flate {
-            Box::new(Budgeted::new(ZlibDecoder::new(raw).take(MAX_DECODED), budget))
+            Box::new(Budgeted::new(ZlibDecoder::new(raw).take(MAX_DECODED), work))
         } else {
-            Box::new(Budgeted::new(raw.take(MAX_DECODED), budget))
+            Box::new(Budgeted::new(raw.take(MAX_DECODED), work))
         };
         let row = self.row_len().unwrap_or(1);
         match self.predictor {
@@ -248,6 +248,7 @@ impl Read for TiffRows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdf::source::Work;
     use std::io::{Cursor, Write};
 
     fn rows_decode(encoded: &[u8], row: usize, bpp: usize) -> Vec<u8> {
@@ -304,7 +305,8 @@ mod tests {
         let mut pdf = b"1 0 obj\n<< /Filter /FlateDecode >>\nstream\n".to_vec();
         let offset = pdf.len() as u64;
         pdf.extend_from_slice(&data);
-        let mut file = FileWindow::new(Cursor::new(pdf)).unwrap();
+        let mut file =
+            FileWindow::new(Cursor::new(pdf), |_| Work::new(u64::MAX, std::time::Duration::from_secs(60))).unwrap();
         let mut dict = Dict::default();
         dict.0.push((b"Filter".to_vec().into(), Obj::Name(b"FlateDecode".to_vec().into())));
         let spec = StreamSpec::from_dict(&dict, offset).unwrap();

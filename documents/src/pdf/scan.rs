@@ -107,13 +107,17 @@ impl ScanIndex {
             let Some(last) = n.checked_sub(1) else {
                 continue;
             };
-            let mut src = DecodedSource::new(spec.open(file));
-            // A damaged object stream contributes the pairs read so far.
-            let _ = read_pairs(&mut src, last, first, &mut |i, num, _| {
+            let work = file.work();
+            let mut src = DecodedSource::new(spec.open(file), work);
+            // A damaged object stream contributes the pairs read so far; running out of budget ends the count.
+            let pairs = read_pairs(&mut src, last, first, &mut |i, num, _| {
                 if !objects.contains_key(&num) {
                     compressed.entry(num).or_insert((stream, i));
                 }
             });
+            if let Err(e @ (PdfError::TooComplex(_) | PdfError::Io(_))) = pairs {
+                return Err(e);
+            }
         }
         Ok(Self { direct: objects, compressed, roots })
     }

@@ -10,8 +10,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use super::PdfError;
+use super::{Limit, PdfError};
 
 /// A forward byte cursor, the input of the lexer.
 pub(crate) trait Source {
@@ -41,10 +42,63 @@ pub(crate) const MIN_FILL: usize = 256;
 /// Largest single read; sequential reads double up to this size.
 pub(crate) const MAX_FILL: usize = 16 * 1024;
 
-/// Total decoded bytes allowed per page count, across all streams. Each
-/// stream is capped on its own too, but a file could hold many small "zip
-/// bombs"; this bounds the CPU time they can cost.
-const TOTAL_DECODE_BUDGET: u64 = 256 * 1024 * 1024;
+/// Lexed bytes are charged to the [`Work`] budget in batches of this size,
+/// so the per-byte cost of the budget is an increment and a compare.
+const LEX_BATCH: u32 = 4096;
+
+/// The work and time one page count may take, shared by every reader of one
+/// count.
+///
+/// Work is counted in bytes touched: bytes read from the file (including
+/// bytes that are only skipped, by the reconstruction scan for example),
+/// bytes produced by decompression, and bytes looked at by the lexer. Each
+/// costs a few nanoseconds at most, so the budget bounds CPU time in a way
+/// that is the same on every machine (the time limit is only a backstop for
+/// costs the budget does not see, and depends on the machine's load).
+pub(crate) struct Work {
+    left: Cell<u64>,
+    deadline: Instant,
+    /// The limit that ran out first; every later charge fails with it.
+    hit: Cell<Option<Limit>>,
+}
+
+impl Work {
+    pub(crate) fn new(units: u64, time: Duration) -> Self {
+        let now = Instant::now();
+        Self { left: Cell::new(units), deadline: now.checked_add(time).unwrap_or(now), hit: Cell::new(None) }
+    }
+
+    /// Charges `units`; fails once either limit has run out.
+    pub(crate) fn charge(&self, units: u64) -> Result<(), PdfError> {
+        self.charge_limit(units).map_err(PdfError::TooComplex)
+    }
+
+    fn charge_limit(&self, units: u64) -> Result<(), Limit> {
+        if let Some(limit) = self.hit.get() {
+            return Err(limit);
+        }
+        let limit = match self.left.get().checked_sub(units) {
+            None => Limit::Work,
+            Some(_) if Instant::now() >= self.deadline => Limit::Time,
+            Some(rest) => {
+                self.left.set(rest);
+                return Ok(());
+            }
+        };
+        self.hit.set(Some(limit));
+        Err(limit)
+    }
+
+    /// The limit that ran out, if one did.
+    pub(crate) fn exhausted(&self) -> Option<Limit> {
+        self.hit.get()
+    }
+
+    /// [`Work::charge`] for readers, whose errors are `io::Error`s.
+    fn charge_io(&self, units: u64) -> io::Result<()> {
+        self.charge_limit(units).map_err(|limit| io::Error::other(BudgetExhausted(limit)))
+    }
+}
 
 /// A seekable file seen through one bounded window.
 pub(crate) struct FileWindow<R> {
@@ -54,12 +108,15 @@ pub(crate) struct FileWindow<R> {
     buf_start: u64,
     pos: u64,
     fill_size: usize,
-    /// Decoded bytes still allowed (see [`TOTAL_DECODE_BUDGET`]).
-    decode_budget: Rc<Cell<u64>>,
+    /// The budget of the whole count, shared with decoders.
+    work: Rc<Work>,
+    /// Bytes lexed since the last charge (see [`LEX_BATCH`]).
+    lexed: u32,
 }
 
 impl<R: Read + Seek> FileWindow<R> {
-    pub(crate) fn new(mut inner: R) -> io::Result<Self> {
+    /// Opens `inner`; the work allowed is decided from its length by `budget`.
+    pub(crate) fn new(mut inner: R, budget: impl FnOnce(u64) -> Work) -> io::Result<Self> {
         let len = inner.seek(SeekFrom::End(0))?;
         Ok(Self {
             inner,
@@ -68,13 +125,15 @@ impl<R: Read + Seek> FileWindow<R> {
             buf_start: 0,
             pos: 0,
             fill_size: MIN_FILL,
-            decode_budget: Rc::new(Cell::new(TOTAL_DECODE_BUDGET)),
+            work: Rc::new(budget(len)),
+            lexed: 0,
         })
     }
 
-    /// The shared budget of decoded bytes, for [`Budgeted`] readers.
-    pub(crate) fn decode_budget(&self) -> Rc<Cell<u64>> {
-        Rc::clone(&self.decode_budget)
+    /// The budget of this count, for decoders and loops that do work
+    /// without reading.
+    pub(crate) fn work(&self) -> Rc<Work> {
+        Rc::clone(&self.work)
     }
 
     /// Total length of the file.
@@ -93,12 +152,13 @@ impl<R: Read + Seek> FileWindow<R> {
 
     /// Refills the window at the cursor. Reads that continue exactly where
     /// the window ended double in size; anything else starts small again.
-    fn fill(&mut self) -> io::Result<()> {
+    fn fill(&mut self) -> Result<(), PdfError> {
         let buf_end = self.buf_start + self.buf.len() as u64;
         self.fill_size =
             if !self.buf.is_empty() && self.pos == buf_end { (self.fill_size * 2).min(MAX_FILL) } else { MIN_FILL };
         let remaining = self.len.saturating_sub(self.pos);
         let want = usize::try_from(remaining).map_or(self.fill_size, |r| r.min(self.fill_size));
+        self.work.charge(want as u64)?;
         self.buf.clear();
         self.buf.resize(want, 0);
         self.buf_start = self.pos;
@@ -111,7 +171,7 @@ impl<R: Read + Seek> FileWindow<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.buf.clear();
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -119,7 +179,7 @@ impl<R: Read + Seek> FileWindow<R> {
         Ok(())
     }
 
-    fn peek_io(&mut self) -> io::Result<Option<u8>> {
+    fn peek_byte(&mut self) -> Result<Option<u8>, PdfError> {
         if self.pos >= self.len {
             return Ok(None);
         }
@@ -132,8 +192,8 @@ impl<R: Read + Seek> FileWindow<R> {
 
     /// Copies bytes from the cursor into `out` and advances; returns 0 at
     /// the end of the file.
-    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || self.peek_io()?.is_none() {
+    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> Result<usize, PdfError> {
+        if out.is_empty() || self.peek_byte()?.is_none() {
             return Ok(0);
         }
         let start = usize::try_from(self.pos - self.buf_start).unwrap_or(usize::MAX);
@@ -147,10 +207,14 @@ impl<R: Read + Seek> FileWindow<R> {
 
 impl<R: Read + Seek> Source for FileWindow<R> {
     fn peek(&mut self) -> Result<Option<u8>, PdfError> {
-        Ok(self.peek_io()?)
+        if self.lexed >= LEX_BATCH {
+            self.work.charge(u64::from(std::mem::take(&mut self.lexed)))?;
+        }
+        self.peek_byte()
     }
     fn bump(&mut self) {
         self.pos += 1;
+        self.lexed += 1;
     }
     fn pos(&self) -> u64 {
         self.pos
@@ -170,52 +234,43 @@ impl fmt::Display for FileIoError {
 
 impl std::error::Error for FileIoError {}
 
-/// Marks the exhaustion of the decode budget.
+/// Marks the exhaustion of a [`Work`] limit inside a decoder.
 #[derive(Debug)]
-struct BudgetExhausted;
+struct BudgetExhausted(Limit);
 
 impl fmt::Display for BudgetExhausted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("decode budget exhausted")
+        write!(f, "{:?} limit exhausted", self.0)
     }
 }
 
 impl std::error::Error for BudgetExhausted {}
 
-/// Charges everything read through it to the shared decode budget.
+/// Charges everything read through it (decoded bytes) to the count's [`Work`].
 pub(crate) struct Budgeted<D> {
     inner: D,
-    budget: Rc<Cell<u64>>,
+    work: Rc<Work>,
 }
 
 impl<D> Budgeted<D> {
-    pub(crate) fn new(inner: D, budget: Rc<Cell<u64>>) -> Self {
-        Self { inner, budget }
+    pub(crate) fn new(inner: D, work: Rc<Work>) -> Self {
+        Self { inner, work }
     }
 }
 
 impl<D: Read> Read for Budgeted<D> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let left = self.budget.get();
-        match left.checked_sub(n as u64) {
-            Some(rest) => {
-                self.budget.set(rest);
-                Ok(n)
-            }
-            None => {
-                self.budget.set(0);
-                Err(io::Error::other(BudgetExhausted))
-            }
-        }
+        self.work.charge_io(n as u64)?;
+        Ok(n)
     }
 }
 
 /// Converts an error from a decoding pipeline: file I/O errors stay I/O
 /// errors, everything else (bad compressed data) means the PDF is damaged.
 pub(crate) fn classify_decode_error(err: io::Error) -> PdfError {
-    if err.get_ref().is_some_and(|e| e.is::<BudgetExhausted>()) {
-        return PdfError::Damaged("compressed streams exceed the decoding limit".into());
+    if let Some(BudgetExhausted(limit)) = err.get_ref().and_then(|e| e.downcast_ref::<BudgetExhausted>()) {
+        return PdfError::TooComplex(*limit);
     }
     if err.get_ref().is_some_and(|e| e.is::<FileIoError>()) {
         let kind = err.kind();
@@ -249,7 +304,11 @@ impl<R: Read + Seek> Read for RegionReader<'_, R> {
             return Ok(0);
         }
         self.file.seek_to(self.pos);
-        let n = self.file.read_into(&mut out[..want]).map_err(|e| io::Error::new(e.kind(), FileIoError(e)))?;
+        let n = self.file.read_into(&mut out[..want]).map_err(|e| match e {
+            PdfError::Io(e) => io::Error::new(e.kind(), FileIoError(e)),
+            PdfError::TooComplex(limit) => io::Error::other(BudgetExhausted(limit)),
+            other => io::Error::other(other.to_string()),
+        })?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -263,11 +322,14 @@ pub(crate) struct DecodedSource<D> {
     start: usize,
     end: usize,
     pos: u64,
+    /// Lexing decoded bytes is work too; decoding them is charged by [`Budgeted`].
+    work: Rc<Work>,
+    lexed: u32,
 }
 
 impl<D: Read> DecodedSource<D> {
-    pub(crate) fn new(inner: D) -> Self {
-        Self { inner, buf: Box::new([0; 4096]), start: 0, end: 0, pos: 0 }
+    pub(crate) fn new(inner: D, work: Rc<Work>) -> Self {
+        Self { inner, buf: Box::new([0; 4096]), start: 0, end: 0, pos: 0, work, lexed: 0 }
     }
 
     /// Discards decoded bytes up to offset `target`. Returns false when the
@@ -303,6 +365,9 @@ impl<D: Read> DecodedSource<D> {
 
 impl<D: Read> Source for DecodedSource<D> {
     fn peek(&mut self) -> Result<Option<u8>, PdfError> {
+        if self.lexed >= LEX_BATCH {
+            self.work.charge(u64::from(std::mem::take(&mut self.lexed)))?;
+        }
         if self.start == self.end && !self.refill()? {
             return Ok(None);
         }
@@ -312,6 +377,7 @@ impl<D: Read> Source for DecodedSource<D> {
         if self.start < self.end {
             self.start += 1;
             self.pos += 1;
+            self.lexed += 1;
         }
     }
     fn pos(&self) -> u64 {

@@ -23,6 +23,9 @@ const MAX_TREE_DEPTH: usize = 64;
 const MAX_NODES: usize = 2 * MAX_PAGES as usize + 1024;
 /// Maximum number of objects in one object stream.
 const MAX_OBJSTM_OBJECTS: i64 = 1_000_000;
+/// Catalog candidates tried, best first. A damaged file has one or two (an incremental update's and the
+/// original); a file with thousands is made to make us walk thousands of trees.
+const MAX_ROOT_CANDIDATES: usize = 16;
 
 /// How objects are located: through the cross-reference data, or through
 /// the table reconstructed by scanning.
@@ -215,7 +218,8 @@ fn load_from_stream<R: Read + Seek>(
     let Some(&(last, _)) = members.last() else {
         return Ok(());
     };
-    let mut src = DecodedSource::new(spec.open(file));
+    let work = file.work();
+    let mut src = DecodedSource::new(spec.open(file), work);
     let mut wanted = Vec::with_capacity(members.len());
     let mut it = members.iter().peekable();
     read_pairs(&mut src, last, first, &mut |i, num, off| {
@@ -251,7 +255,7 @@ fn load_from_stream<R: Read + Seek>(
 /// candidate of the index.
 pub(crate) fn count_with<R: Read + Seek>(file: &mut FileWindow<R>, index: &Index) -> Result<u32, PdfError> {
     let mut last_err = damaged("no document catalog");
-    for root in index.roots() {
+    for root in index.roots().into_iter().take(MAX_ROOT_CANDIDATES) {
         let catalog = match load_obj(file, index, root) {
             Ok(Some(Obj::Dict(d))) => d,
             Ok(_) => continue,

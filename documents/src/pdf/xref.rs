@@ -3,17 +3,19 @@
 //!
 //! Nothing is loaded eagerly. A classic table is kept as a list of
 //! subsection positions and individual 20-byte entries are read on demand; a
-//! cross-reference stream is kept as its decoding parameters and is decoded
-//! (streamed, row by row) once per batch of lookups. Memory is therefore
-//! independent of the number of objects in the file.
+//! cross-reference stream is decoded in bulk the first time a lookup needs
+//! it and its raw rows are kept for later lookups (at most
+//! [`MAX_XREF_ROWS_BYTES`] for all streams of a file): decoding it again for
+//! each batch, one row per read, is what let an 18 KB file cost seconds.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek};
 
-use super::PdfError;
-use super::filters::StreamSpec;
+use super::filters::{MAX_DECODED, StreamSpec};
 use super::lexer::{Dict, Kw, Obj, Parser, Tok, damaged, skip_whitespace};
 use super::source::{FileWindow, Source, classify_decode_error};
+use super::{Limit, MAX_XREF_ROWS_BYTES, PdfError};
 
 /// Where an object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,8 @@ struct XrefStream {
     /// `(first object, count)` pairs from `/Index`.
     index: Vec<(u32, u32)>,
     spec: StreamSpec,
+    /// The decoded rows, once a lookup has needed them.
+    rows: OnceCell<Vec<u8>>,
 }
 
 enum Section {
@@ -79,6 +83,8 @@ pub(crate) struct XrefChain {
     sections: Vec<Section>,
     /// Object number of the catalog.
     pub(crate) root: u32,
+    /// Bytes of decoded rows kept (see [`MAX_XREF_ROWS_BYTES`]).
+    kept: Cell<u64>,
 }
 
 impl XrefChain {
@@ -125,7 +131,7 @@ impl XrefChain {
             return Err(PdfError::Encrypted);
         }
         let root = root.ok_or_else(|| damaged("trailer has no /Root"))?;
-        Ok(Self { sections, root })
+        Ok(Self { sections, root, kept: Cell::new(0) })
     }
 
     /// Finds the newest definition of each object in `needed`. Free entries
@@ -145,10 +151,35 @@ impl XrefChain {
             }
             match section {
                 Section::Table(subs) => locate_in_table(file, subs, &mut remaining, &mut found)?,
-                Section::Stream(xs) => locate_in_stream(file, xs, &mut remaining, &mut found)?,
+                Section::Stream(xs) => {
+                    let rows = self.rows(file, xs)?;
+                    locate_in_stream(file, xs, rows, &mut remaining, &mut found)?;
+                }
             }
         }
         Ok(found)
+    }
+}
+
+impl XrefChain {
+    /// The decoded rows of `xs`, decoding them on first use.
+    fn rows<'a, R: Read + Seek>(&self, file: &mut FileWindow<R>, xs: &'a XrefStream) -> Result<&'a [u8], PdfError> {
+        if let Some(rows) = xs.rows.get() {
+            return Ok(rows);
+        }
+        let row_len = xs.widths.iter().sum::<usize>() as u64;
+        let declared: u64 = xs.index.iter().map(|&(_, count)| u64::from(count) * row_len).sum();
+        let want = declared.min(MAX_DECODED);
+        let kept = self.kept.get().saturating_add(want);
+        if kept > MAX_XREF_ROWS_BYTES {
+            return Err(PdfError::TooComplex(Limit::Memory));
+        }
+        self.kept.set(kept);
+        // Reserved at once, so that the rows are never copied while they grow: pages the decoder does not
+        // fill (a declared size that is a lie) are never touched, so they cost address space, not memory.
+        let mut rows = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        xs.spec.open(file).take(want).read_to_end(&mut rows).map_err(classify_decode_error)?;
+        Ok(xs.rows.get_or_init(|| rows))
     }
 }
 
@@ -278,7 +309,9 @@ fn locate_in_table<R: Read + Seek>(
     found: &mut HashMap<u32, Loc>,
 ) -> Result<(), PdfError> {
     let mut hits = Vec::new();
+    let work = file.work();
     for &num in remaining.iter() {
+        work.charge(subs.len() as u64)?;
         for sub in subs {
             let Some(i) = num.checked_sub(sub.start).filter(|&i| i < sub.count) else {
                 continue;
@@ -344,7 +377,7 @@ fn parse_xref_stream<R: Read + Seek>(file: &mut FileWindow<R>) -> Result<(Sectio
     };
     let spec = StreamSpec::from_dict(&dict, data)?;
     let info = TrailerInfo::from_dict(&dict);
-    Ok((Section::Stream(XrefStream { widths: [w0, w1, w2], index, spec }), info))
+    Ok((Section::Stream(XrefStream { widths: [w0, w1, w2], index, spec, rows: OnceCell::new() }), info))
 }
 
 fn be_field(bytes: &[u8]) -> u64 {
@@ -354,37 +387,23 @@ fn be_field(bytes: &[u8]) -> u64 {
 fn locate_in_stream<R: Read + Seek>(
     file: &mut FileWindow<R>,
     xs: &XrefStream,
+    rows: &[u8],
     remaining: &mut BTreeSet<u32>,
     found: &mut HashMap<u32, Loc>,
 ) -> Result<(), PdfError> {
     let [w0, w1, w2] = xs.widths;
     let row_len = w0 + w1 + w2;
-    // Only decode as far as the last subsection holding a needed object.
-    let relevant = |&(start, count): &(u32, u32)| {
+    file.work().charge(xs.index.len() as u64)?;
+    let mut first_row = 0usize;
+    let mut hits = Vec::new();
+    for &(start, count) in &xs.index {
         let end = u64::from(start) + u64::from(count);
-        remaining.range(start..).next().is_some_and(|&n| u64::from(n) < end)
-    };
-    let Some(last) = xs.index.iter().rposition(relevant) else {
-        return Ok(());
-    };
-    let mut reader = xs.spec.open(file);
-    let mut row = [0u8; 24];
-    let row = &mut row[..row_len];
-    for &(start, count) in &xs.index[..=last] {
-        for i in 0..count {
-            reader.read_exact(row).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    damaged("cross-reference stream is truncated")
-                } else {
-                    classify_decode_error(e)
-                }
-            })?;
-            let Some(num) = start.checked_add(i) else {
+        for &num in remaining.range(start..) {
+            if u64::from(num) >= end {
                 break;
-            };
-            if !remaining.contains(&num) {
-                continue;
             }
+            let at = (first_row + (num - start) as usize) * row_len;
+            let row = rows.get(at..at + row_len).ok_or_else(|| damaged("cross-reference stream is truncated"))?;
             let kind = if w0 == 0 { 1 } else { be_field(&row[..w0]) };
             let f2 = be_field(&row[w0..w0 + w1]);
             let f3 = be_field(&row[w0 + w1..]);
@@ -397,7 +416,14 @@ fn locate_in_stream<R: Read + Seek>(
                 // Free entries and unknown types: keep looking in older sections.
                 _ => continue,
             };
-            remaining.remove(&num);
+            hits.push((num, loc));
+        }
+        first_row = first_row.saturating_add(count as usize);
+    }
+    file.work().charge(hits.len() as u64)?;
+    // An object listed twice in one stream: the first row wins, as when the rows are read in order.
+    for (num, loc) in hits {
+        if remaining.remove(&num) {
             found.insert(num, loc);
         }
     }
