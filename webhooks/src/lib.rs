@@ -8,10 +8,13 @@
 //! - **Sinch** Fax v3 has no signature at all; the only protection is HTTP Basic credentials embedded in the
 //!   callback URL, which Sinch sends as `Authorization: Basic …` — [`basic`].
 //!
+//! [`form`] splits the `multipart/form-data` bodies Phaxio's callbacks arrive in, without copying them.
+//!
 //! Everything here is pure (no I/O, no clock) and compares secrets in constant time, so the API server, the
 //! provider fakes and the fuzz tests share one implementation.
 
 pub mod basic;
+pub mod form;
 pub mod phaxio;
 
 /// Why a webhook was refused. The variants are deliberately coarse: a caller learns that it failed, not
