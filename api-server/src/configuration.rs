@@ -59,8 +59,17 @@ pub struct Settings {
     pub feature_plugin_install: bool,
     /// Per-key requests per minute on `/fax` routes (`MAX_REQUESTS_PER_MINUTE`, 0 = off).
     pub rate_limit_rpm: u32,
+    /// Failed API key authentications allowed per client address and minute before `429`
+    /// (`FAXBOT_AUTH_FAILURES_PER_MINUTE`, default 30, 0 = off).
+    pub auth_failures_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (`FAXBOT_TRUSTED_PROXIES`, comma-separated CIDRs such
+    /// as the ingress controller's pod range; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Concurrent provider calls per process (`FAXBOT_WORKER_CONCURRENCY`, default 32).
     pub worker_concurrency: usize,
+    /// Document work (page counting, text rendering, conversions) run at once (`FAXBOT_DOCUMENT_WORKERS`,
+    /// default: the number of CPUs); more waits for a turn ([`crate::work`]).
+    pub document_workers: usize,
     /// Submissions per job (`FAXBOT_MAX_ATTEMPTS`, default 5).
     pub max_attempts: u32,
     /// First retry delay (`FAXBOT_RETRY_BASE_MS`, default 2000).
@@ -129,6 +138,20 @@ fn flag(name: &'static str) -> Result<bool, SettingsError> {
     }
 }
 
+/// A comma-separated list of CIDRs (a bare address is a /32 or /128).
+fn cidrs(name: &'static str) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+    let Some(raw) = var(name) else { return Ok(Vec::new()) };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                SettingsError { name, message: "expected comma-separated CIDRs such as 10.0.0.0/8".into() }
+            })
+        })
+        .collect()
+}
+
 fn number<T>(name: &'static str, default: T, min: T, max: T) -> Result<T, SettingsError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
@@ -183,7 +206,10 @@ impl Settings {
             feature_v3_plugins: flag("FEATURE_V3_PLUGINS")?,
             feature_plugin_install: flag("FEATURE_PLUGIN_INSTALL")?,
             rate_limit_rpm: number("MAX_REQUESTS_PER_MINUTE", 0, 0, 1_000_000)?,
+            auth_failures_per_minute: number("FAXBOT_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000)?,
+            trusted_proxies: cidrs("FAXBOT_TRUSTED_PROXIES")?,
             worker_concurrency: number("FAXBOT_WORKER_CONCURRENCY", 32, 1, 1024)?,
+            document_workers: number("FAXBOT_DOCUMENT_WORKERS", crate::work::default_turns(), 1, 256)?,
             max_attempts: number("FAXBOT_MAX_ATTEMPTS", 5, 1, 100)?,
             retry_base: Duration::from_millis(number("FAXBOT_RETRY_BASE_MS", 2000, 1, 3_600_000)?),
             retry_max: Duration::from_millis(number("FAXBOT_RETRY_MAX_MS", 300_000, 1, 86_400_000)?),

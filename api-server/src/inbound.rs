@@ -69,8 +69,15 @@ pub async fn accept(app: &AppState, backend: &str, fax: ReceivedFax) -> Result<A
     let (document_key, size_bytes, sha256, counted) = match &fax.document {
         Some(bytes) => {
             let key = document_key(&id, bytes);
-            let counted = if bytes.starts_with(b"%PDF-") {
-                faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes[..])).ok().map(i64::from)
+            // Best effort, off the async threads: the provider's own page count wins, and a fax is stored
+            // whether or not its pages could be counted.
+            let counted = if fax.pages.is_none() && bytes.starts_with(b"%PDF-") {
+                let copy = bytes.clone();
+                crate::work::run(move || faxbot_documents::pdf::count_pages(std::io::Cursor::new(&copy[..])))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(i64::from)
             } else {
                 None
             };

@@ -13,6 +13,7 @@
 //! - [`inbound`]: storing received faxes exactly once.
 //! - [`events`]: the event bus (PHI-guarded domain events feeding the audit trail and metrics).
 //! - [`retention`]: deletion of expired documents.
+//! - [`work`]: turns for CPU-heavy document work, off the async threads.
 //! - [`metrics`], [`audit`], [`telemetry`]: observability.
 
 pub mod audit;
@@ -30,3 +31,4 @@ pub mod startup;
 pub mod storage;
 pub mod store;
 pub mod telemetry;
+pub mod work;

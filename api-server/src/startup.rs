@@ -174,6 +174,7 @@ fn build_store(binding: Option<&SlotBinding>, data_dir: &Path) -> anyhow::Result
 impl Application {
     /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        crate::work::init(settings.document_workers);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         secure_data_dir(&settings.data_dir)?;
@@ -259,6 +260,10 @@ impl Application {
         );
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let failed_auth = Arc::new(crate::http::auth_failures::FailedAuth::new(
+            settings.auth_failures_per_minute,
+            settings.trusted_proxies.clone(),
+        ));
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -273,6 +278,7 @@ impl Application {
             ghostscript: ghostscript_on_path(),
             events,
             webhook_reads: Arc::new(crate::http::webhook_body::reads()),
+            failed_auth,
         };
         Ok(Application { listener, state, worker })
     }
@@ -348,7 +354,10 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight requests");
         };
         let app = router(state.clone());
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        // The peer address feeds the failed-authentication limit (http::auth_failures).
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
 
         let _ = stop_tx.send(true);
         if worker_task.await.is_err() {

@@ -8,17 +8,26 @@
 //! - `https`, or `http` only to a loopback host (`127.0.0.0/8`, `::1`, exactly `localhost`: tests and a local
 //!   proxy);
 //! - no userinfo (credentials go in headers, and `user@` only serves to disguise the host);
-//! - an IP-literal host must not be link-local (cloud metadata services live at `169.254.169.254` and
-//!   `fd00:ec2::254`), private (`10/8`, `172.16/12`, `192.168/16`, `fc00::/7`), shared (`100.64/10`),
-//!   unspecified, broadcast or multicast.
+//! - an IP-literal host must not be link-local or a cloud metadata service (`169.254.169.254`,
+//!   `fd00:ec2::254`, Alibaba's `100.100.100.200`), unspecified, broadcast or multicast — ever — nor private
+//!   (`10/8`, `172.16/12`, `192.168/16`, `fc00::/7`) or shared (`100.64/10`) unless the plugin's
+//!   `allowPrivateNetwork` setting says the provider really is on the internal network (an on-premises
+//!   gateway).
 //!
-//! Host names are not resolved here: a name that resolves to a private address is the HTTP client's to refuse
-//! at connect time.
+//! Host names are not resolved here: the provider plugins' HTTP clients resolve them through a resolver that
+//! drops the addresses [`address_allowed`] refuses, so a name that resolves to the metadata service (or, without
+//! `allowPrivateNetwork`, to a private address) fails at connect time.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Why an endpoint URL is refused, as a sentence for a validation message.
+/// Why an endpoint URL is refused, as a sentence for a validation message (private addresses refused).
 pub fn problem(value: &str) -> Option<&'static str> {
+    problem_allowing(value, false)
+}
+
+/// [`problem`], with private and shared addresses allowed when `allow_private` (never link-local, metadata,
+/// unspecified, broadcast or multicast ones).
+pub fn problem_allowing(value: &str, allow_private: bool) -> Option<&'static str> {
     let Ok(url) = url::Url::parse(value) else {
         return Some("must be an absolute URL");
     };
@@ -45,40 +54,80 @@ pub fn problem(value: &str) -> Option<&'static str> {
         "http" => return Some("must use https (http only for loopback)"),
         _ => return Some("must be an https URL"),
     }
-    if let Some(ip) = ip
-        && forbidden(ip)
-    {
-        return Some("must not be a link-local, private, shared, multicast or unspecified address");
+    if let Some(ip) = ip {
+        match class(ip) {
+            Class::Never => return Some("must not be a link-local, metadata, multicast or unspecified address"),
+            Class::Private if !allow_private => {
+                return Some("must not be a private or shared address (unless allowPrivateNetwork is set)");
+            }
+            _ => {}
+        }
     }
     None
 }
 
-fn forbidden(ip: IpAddr) -> bool {
+/// Whether a provider plugin may connect to `ip` (a name's resolved address, checked at connect time).
+pub fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
+    match class(ip) {
+        Class::Public => true,
+        Class::Private => allow_private,
+        Class::Never => false,
+    }
+}
+
+/// What an address is, for a provider endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Anything routable (and loopback, for tests and local proxies).
+    Public,
+    /// Private and shared ranges: allowed per plugin.
+    Private,
+    /// Link-local, metadata, unspecified, broadcast, multicast: never.
+    Never,
+}
+
+fn class(ip: IpAddr) -> Class {
     match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V4(v4) => class_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden_v4(v4),
-            None => forbidden_v6(v6),
+            Some(v4) => class_v4(v4),
+            None => class_v6(v6),
         },
     }
 }
 
-fn forbidden_v4(ip: Ipv4Addr) -> bool {
+fn class_v4(ip: Ipv4Addr) -> Class {
     let [a, b, ..] = ip.octets();
-    ip.is_link_local()
-        || ip.is_private()
+    if ip.is_link_local()
         || ip.is_unspecified()
         || ip.is_broadcast()
         || ip.is_multicast()
-        || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+        || ip == Ipv4Addr::new(100, 100, 100, 200)
+    // Alibaba Cloud's metadata service
+    {
+        Class::Never
+    } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
+        // RFC 1918 and the shared address space (RFC 6598)
+        Class::Private
+    } else {
+        Class::Public
+    }
 }
 
-fn forbidden_v6(ip: Ipv6Addr) -> bool {
+fn class_v6(ip: Ipv6Addr) -> Class {
     let first = ip.segments()[0];
-    ip.is_unspecified()
+    if ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xffc0) == 0xfe80 // link-local
-        || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254, the AWS IPv6 metadata service, is here)
+        || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+    // the AWS IPv6 metadata service, inside the unique local range
+    {
+        Class::Never
+    } else if (first & 0xfe00) == 0xfc00 {
+        Class::Private // unique local
+    } else {
+        Class::Public
+    }
 }
 
 #[cfg(test)]
@@ -123,5 +172,36 @@ mod tests {
         for (url, ok) in table {
             assert_eq!(problem(url).is_none(), *ok, "{url}: {:?}", problem(url));
         }
+    }
+
+    #[test]
+    fn private_addresses_only_with_the_plugins_consent_and_metadata_never() {
+        let table: &[(&str, bool, bool)] = &[
+            // (url, allowed without allowPrivateNetwork, allowed with it)
+            ("https://10.0.0.1/", false, true),
+            ("https://172.16.5.4/", false, true),
+            ("https://192.168.1.1/", false, true),
+            ("https://100.64.0.1/", false, true),
+            ("https://[fd12:3456::1]/", false, true),
+            ("https://169.254.169.254/", false, false),
+            ("https://[fd00:ec2::254]/", false, false),
+            ("https://100.100.100.200/", false, false),
+            ("https://[fe80::1]/", false, false),
+            ("https://0.0.0.0/", false, false),
+            ("https://api.phaxio.com/v2.1/", true, true),
+            ("https://203.0.113.7/", true, true),
+        ];
+        for (url, without, with) in table {
+            assert_eq!(problem_allowing(url, false).is_none(), *without, "{url} without");
+            assert_eq!(problem_allowing(url, true).is_none(), *with, "{url} with");
+        }
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(address_allowed(ip("127.0.0.1"), false));
+        assert!(address_allowed(ip("198.18.0.1"), false));
+        assert!(!address_allowed(ip("10.1.2.3"), false));
+        assert!(address_allowed(ip("10.1.2.3"), true));
+        assert!(!address_allowed(ip("169.254.169.254"), true));
+        assert!(!address_allowed(ip("::ffff:169.254.169.254"), true));
+        assert!(!address_allowed(ip("fd00:ec2::254"), true));
     }
 }

@@ -369,6 +369,10 @@ pub struct PhaxioSettings {
     /// `PUBLIC_API_URL/fax/{id}/pdf?token=…`, a token valid `PDF_TOKEN_TTL_MINUTES`; the server must be
     /// reachable from Phaxio over HTTPS).
     pub send_mode: PhaxioSendMode,
+    /// Let `baseUrl` (and, for Sinch, `authUrl`) be a private or shared address (`10/8`, `172.16/12`,
+    /// `192.168/16`, `100.64/10`, `fc00::/7`), as an IP or a name resolving to one: for a provider gateway on
+    /// the internal network. Link-local and metadata addresses stay refused.
+    pub allow_private_network: bool,
 }
 
 /// How the Phaxio plugin hands over the document.
@@ -389,6 +393,7 @@ impl Default for PhaxioSettings {
             callback_url: None,
             poll_interval_ms: 5000,
             send_mode: PhaxioSendMode::Upload,
+            allow_private_network: false,
         }
     }
 }
@@ -400,7 +405,7 @@ fn http_url(value: &str) -> bool {
 impl SettingsCheck for PhaxioSettings {
     fn check(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if let Some(problem) = crate::endpoint::problem(&self.base_url) {
+        if let Some(problem) = crate::endpoint::problem_allowing(&self.base_url, self.allow_private_network) {
             problems.push(("baseUrl".into(), problem.into()));
         } else if !self.base_url.ends_with('/') {
             problems.push(("baseUrl".into(), "must end in /".into()));
@@ -695,6 +700,10 @@ pub struct SinchSettings {
     /// Milliseconds between status polls of a submitted fax.
     #[schemars(range(min = 100, max = 600000))]
     pub poll_interval_ms: u64,
+    /// Let `baseUrl` (and, for Sinch, `authUrl`) be a private or shared address (`10/8`, `172.16/12`,
+    /// `192.168/16`, `100.64/10`, `fc00::/7`), as an IP or a name resolving to one: for a provider gateway on
+    /// the internal network. Link-local and metadata addresses stay refused.
+    pub allow_private_network: bool,
 }
 
 impl Default for SinchSettings {
@@ -709,6 +718,7 @@ impl Default for SinchSettings {
             callback_content_type: SinchCallbackContentType::Multipart,
             webhook_user: None,
             poll_interval_ms: 5000,
+            allow_private_network: false,
         }
     }
 }
@@ -749,13 +759,13 @@ impl SettingsCheck for SinchSettings {
             problems.push(("baseUrl".into(), "set either region or baseUrl, not both".into()));
         }
         if let Some(url) = &self.base_url {
-            if let Some(problem) = crate::endpoint::problem(url) {
+            if let Some(problem) = crate::endpoint::problem_allowing(url, self.allow_private_network) {
                 problems.push(("baseUrl".into(), problem.into()));
             } else if !url.ends_with('/') {
                 problems.push(("baseUrl".into(), "must end in /".into()));
             }
         }
-        if let Some(problem) = crate::endpoint::problem(&self.auth_url) {
+        if let Some(problem) = crate::endpoint::problem_allowing(&self.auth_url, self.allow_private_network) {
             problems.push(("authUrl".into(), problem.into()));
         }
         let id = &self.project_id;

@@ -168,7 +168,7 @@ impl Auth {
             Ok(identity) => identity,
             Err(refusal) if self.enforced => {
                 self.refuse(refusal, route);
-                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or missing API key"));
+                return Err(ApiError::AuthFailed { detail: "Invalid or missing API key" });
             }
             Err(_) => Identity::Anonymous,
         };
@@ -193,7 +193,7 @@ impl Auth {
     /// Authenticates an admin route: the env key or a key that literally holds `keys:manage`. Every
     /// failure is the same 401, in dev mode too.
     pub async fn admin(&self, headers: &HeaderMap, route: &str) -> Result<Identity, ApiError> {
-        let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "Admin authentication failed");
+        let refused = || ApiError::AuthFailed { detail: "Admin authentication failed" };
         match self.identify(headers).await? {
             Ok(Identity::Env) => Ok(Identity::Env),
             Ok(Identity::Key { key_id, scopes }) if Scope::KeysManage.granted_by(&scopes) => {

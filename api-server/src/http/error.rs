@@ -9,6 +9,24 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::time::Duration;
 
+/// A 422 validation answer: `{"detail": [ValidationItem, ...]}` (FastAPI's shape).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ValidationBody {
+    /// One entry per problem.
+    pub detail: Vec<ValidationItem>,
+}
+
+/// A 422 that is either a validation answer (a missing or malformed field) or a handled refusal with a
+/// message (a document the server will not send): the OpenAPI document's `oneOf` for such routes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Unprocessable {
+    /// `{"detail": [ValidationItem, ...]}`
+    Validation(ValidationBody),
+    /// `{"detail": "..."}`
+    Refused(ErrorBody),
+}
+
 /// One entry of a 422 body, in FastAPI/Pydantic v2 shape.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ValidationItem {
@@ -45,6 +63,12 @@ pub enum ApiError {
         status: StatusCode,
         /// Message for the client.
         detail: Cow<'static, str>,
+    },
+    /// 401 for failed API key authentication; counted per client address ([`super::auth_failures`]).
+    #[error("authentication failed: {detail}")]
+    AuthFailed {
+        /// Message for the client.
+        detail: &'static str,
     },
     /// 429 with a Retry-After header (the reference computes one but drops it; we send it).
     #[error("rate limited")]
@@ -95,6 +119,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Detail { status, .. } => *status,
+            ApiError::AuthFailed { .. } => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -108,6 +133,12 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Detail { status, detail } => {
                 (status, Json(ErrorBody { detail: detail.into_owned() })).into_response()
+            }
+            ApiError::AuthFailed { detail } => {
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, Json(ErrorBody { detail: detail.into() })).into_response();
+                response.extensions_mut().insert(super::auth_failures::AuthFailure);
+                response
             }
             ApiError::RateLimited { retry_after } => {
                 let mut response =
@@ -128,7 +159,7 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::Validation(items) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "detail": items }))).into_response()
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(ValidationBody { detail: items })).into_response()
             }
             ApiError::Internal(e) => {
                 // The chain can contain database or I/O messages but never request bodies; digit runs are
@@ -138,6 +169,18 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() }))
                     .into_response()
             }
+        }
+    }
+}
+
+impl From<crate::work::WorkError> for ApiError {
+    fn from(e: crate::work::WorkError) -> Self {
+        match e {
+            crate::work::WorkError::Busy => ApiError::Busy {
+                retry_after: Duration::from_secs(5),
+                detail: "Too many documents are being processed; retry shortly",
+            },
+            e @ crate::work::WorkError::Failed => ApiError::internal(e),
         }
     }
 }

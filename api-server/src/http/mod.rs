@@ -1,6 +1,7 @@
 //! The HTTP edge: shared state, the router, and middleware (metrics, admin headers, JSON 404/405).
 
 pub mod auth;
+pub mod auth_failures;
 pub mod error;
 pub mod openapi;
 pub mod routes;
@@ -50,7 +51,9 @@ pub struct AppState {
     pub ghostscript: bool,
     /// The event bus.
     pub events: Arc<crate::events::EventBus>,
-    /// Turns for reading callback bodies ([`webhook_body`]).
+    /// Failed API key authentications per client address ([`auth_failures`]).
+    pub failed_auth: Arc<auth_failures::FailedAuth>,
+    /// The budget of callback body bytes ([`webhook_body`]).
     pub webhook_reads: Arc<tokio::sync::Semaphore>,
 }
 
@@ -112,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(middleware::from_fn_with_state(state.clone(), rebalance))
+        .layer(middleware::from_fn_with_state(state.clone(), auth_failures::limit))
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@
 //! Layout: [`simulated`] (the built-in `test` line), [`phaxio`], [`sinch`], [`sip`] (Asterisk over AMI). Outbound providers implement
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
+pub mod client;
 pub mod phaxio;
 pub mod response;
 pub mod simulated;

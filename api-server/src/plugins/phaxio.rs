@@ -56,13 +56,7 @@ impl Phaxio {
         api_secret: String,
         webhook_token: Option<String>,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            // The endpoint was checked (faxbot_contract::endpoint); a redirect would take the request, and
-            // with it the credentials, somewhere that was not.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let client = super::client::provider_client(settings.allow_private_network);
         Phaxio { manifest, settings, client, api_key, api_secret, webhook_token }
     }
 
@@ -266,7 +260,6 @@ async fn verified_form(
         .unwrap_or("");
     // Parsing only splits the body into parts; nothing is interpreted or stored before the check below.
     let (fields, files) = parse_multipart(content_type, request.body)
-        .await
         .map_err(|_| ProviderError::Unauthorized("malformed webhook body".into()))?;
     let field_refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let file_refs: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
@@ -350,23 +343,21 @@ impl InboundProvider for PhaxioInbound {
     }
 }
 
-/// Splits a `multipart/form-data` body into text fields and file parts (parts with a file name).
-async fn parse_multipart(
-    content_type: &str,
-    body: &bytes::Bytes,
-) -> Result<(Vec<(String, String)>, Vec<(String, bytes::Bytes)>), multer::Error> {
-    let boundary = multer::parse_boundary(content_type)?;
-    // A shared handle, not a copy: the file parts below are slices of the body as received.
-    let data = body.clone();
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
+/// A callback's text fields and file parts, by name.
+type Form = (Vec<(String, String)>, Vec<(String, bytes::Bytes)>);
+
+/// Splits a `multipart/form-data` body into text fields and file parts (parts with a file name). The file
+/// parts are slices of the body ([`faxbot_webhooks::form`]): a forged 31 MiB callback is held once.
+fn parse_multipart(content_type: &str, body: &bytes::Bytes) -> Result<Form, faxbot_webhooks::form::FormError> {
+    use faxbot_webhooks::form::{FormError, boundary, split};
     let (mut fields, mut files) = (Vec::new(), Vec::new());
-    while let Some(field) = multipart.next_field().await? {
-        let name = field.name().unwrap_or("").to_string();
-        if field.file_name().is_some() {
-            files.push((name, field.bytes().await?));
-        } else {
-            fields.push((name, field.text().await?));
+    for part in split(body, &boundary(content_type)?)? {
+        match part.file_name {
+            Some(_) => files.push((part.name, part.data)),
+            None => fields.push((
+                part.name,
+                String::from_utf8(part.data.to_vec()).map_err(|_| FormError::Malformed("a field is not UTF-8"))?,
+            )),
         }
     }
     Ok((fields, files))

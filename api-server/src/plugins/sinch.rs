@@ -123,13 +123,7 @@ impl Sinch {
         key_secret: String,
         webhook_password: Option<String>,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            // The endpoint was checked (faxbot_contract::endpoint); a redirect would take the request, and
-            // with it the credentials, somewhere that was not.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let client = super::client::provider_client(settings.allow_private_network);
         let callback = match (&settings.callback_url, &settings.webhook_user, &webhook_password) {
             (Some(url), Some(user), Some(password)) => reqwest::Url::parse(url).ok().and_then(|mut url| {
                 (url.set_username(user).is_ok() && url.set_password(Some(password)).is_ok()).then(|| url.to_string())
@@ -431,7 +425,7 @@ async fn parse_event(request: &WebhookRequest<'_>) -> Result<Event, ProviderErro
     let malformed = || ProviderError::Rejected("malformed Sinch callback".into());
     let content_type = header(request, "content-type").unwrap_or("");
     if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        let parts = parse_multipart(content_type, request.body).await.map_err(|_| malformed())?;
+        let parts = parse_multipart(content_type, request.body).map_err(|_| malformed())?;
         let part = |name: &str| parts.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let name = part("event").and_then(|b| String::from_utf8(b.to_vec()).ok()).ok_or_else(malformed)?;
         let fax = part("fax").and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(malformed)?;
@@ -459,19 +453,11 @@ async fn parse_event(request: &WebhookRequest<'_>) -> Result<Event, ProviderErro
     Ok(Event { name, fax: value["fax"].clone(), document })
 }
 
-/// Splits a `multipart/form-data` body into named parts (text or file alike, as bytes).
-async fn parse_multipart(content_type: &str, body: &Bytes) -> Result<Vec<(String, Bytes)>, multer::Error> {
-    let boundary = multer::parse_boundary(content_type)?;
-    // A shared handle, not a copy: the parts are slices of the body as received.
-    let data = body.clone();
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut parts = Vec::new();
-    while let Some(field) = multipart.next_field().await? {
-        let name = field.name().unwrap_or("").to_string();
-        parts.push((name, field.bytes().await?));
-    }
-    Ok(parts)
+/// Splits a `multipart/form-data` body into named parts (text or file alike, as bytes): slices of the body
+/// ([`faxbot_webhooks::form`]), not copies.
+fn parse_multipart(content_type: &str, body: &Bytes) -> Result<Vec<(String, Bytes)>, faxbot_webhooks::form::FormError> {
+    use faxbot_webhooks::form::{boundary, split};
+    Ok(split(body, &boundary(content_type)?)?.into_iter().map(|part| (part.name, part.data)).collect())
 }
 
 #[async_trait]

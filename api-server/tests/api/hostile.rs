@@ -105,3 +105,82 @@ async fn callback_bodies_are_not_read_before_the_plugin_and_headers_allow_it() {
     growth.push(("/webhooks/phaxio/inbound (forged signature)", g));
     eprintln!("hostile callbacks, peak RSS growth in MiB: {growth:?}");
 }
+
+/// Peak RSS growth allowed while hostile documents are counted (measured: a few MiB per document at work).
+const DOCUMENT_CEILING_MIB: u64 = 200;
+/// How long `/health` may take while they are (measured: milliseconds; the unfixed server took 8.35 s).
+const HEALTH_CEILING: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_documents_are_refused_by_their_budget_while_health_answers() {
+    use faxbot_documents::samples::hostile;
+    const NUMBER: &str = "+15551234567";
+    let app = Spawn::new(Db::Sqlite).env("MAX_FILE_SIZE_MB", "32").start().await;
+    let documents = app.data.path().join("data/documents");
+    let stored = || std::fs::read_dir(&documents).unwrap().flatten().filter(|e| e.file_name() != ".staging").count();
+    let before = stored();
+    let pid = app.pid();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let rss_before = status_kib(pid, "VmRSS:");
+    // Each file with the answer its budget gives. Several of each at once, so that they queue for turns.
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "objstm.pdf",
+            hostile::object_stream_deep_tree(),
+            422,
+            "PDF is too complex: counting its pages exceeds the work limit",
+        ),
+        ("catalogs.pdf", hostile::fake_catalogs(4096, 10_000, 9 * 1024 * 1024), 415, "PDF could not be read"),
+        ("xref.pdf", hostile::xref_stream_deep_tree(), 202, ""),
+        (
+            "listed.pdf",
+            hostile::repeated_kid(500),
+            422,
+            "PDF page tree is inconsistent: object 3 appears more than once in the page tree",
+        ),
+        (
+            "count.pdf",
+            hostile::lying_count(300, 1),
+            422,
+            "PDF page tree is inconsistent: the page tree has 300 pages but declares /Count 1",
+        ),
+        (
+            "feeds.txt",
+            hostile::form_feeds(10 * 1024 * 1024),
+            413,
+            "Document exceeds 100 page limit (it has more than 100 pages)",
+        ),
+    ];
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for round in 0..3 {
+        for (name, bytes, status, detail) in &cases {
+            let (app, name, bytes, status, detail) = (app.clone(), *name, bytes.clone(), *status, *detail);
+            tasks.push(tokio::spawn(async move {
+                let r = app.post_fax(Some(app.admin()), NUMBER, name, bytes).await;
+                assert_eq!(r.status(), status, "{name} (round {round})");
+                if status != 202 {
+                    assert_eq!(crate::helpers::json(r).await, serde_json::json!({"detail": detail}), "{name}");
+                }
+            }));
+        }
+    }
+    // /health answers throughout; the uploads run until the last task ends.
+    let health = reqwest::Client::builder().timeout(HEALTH_CEILING).build().unwrap();
+    let mut checks = 0;
+    while tasks.iter().any(|t| !t.is_finished()) {
+        let r = health.get(app.url("/health")).send().await;
+        assert!(r.as_ref().is_ok_and(|r| r.status() == 200), "/health during hostile uploads: {r:?}");
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let growth = status_kib(pid, "VmHWM:").saturating_sub(rss_before) / 1024;
+    assert!(growth < DOCUMENT_CEILING_MIB, "peak RSS grew {growth} MiB");
+    eprintln!("hostile documents: {checks} /health checks answered; peak RSS growth {growth} MiB");
+    // Only the one honest (if odd) file of each round was stored.
+    assert_eq!(stored(), before + 3);
+    app.assert_no_leaks();
+}

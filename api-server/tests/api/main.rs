@@ -22,6 +22,7 @@ mod readme;
 mod replicas;
 mod s3;
 mod s3_support;
+mod schemathesis;
 mod send_fax;
 mod sinch;
 mod sip;

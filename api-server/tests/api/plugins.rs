@@ -191,18 +191,26 @@ db_test!(a_refused_update_leaves_the_document_and_concurrent_updates_all_land);
 async fn provider_endpoints_that_could_leak_credentials_are_refused(db: Db) {
     let (_dir, path, app) = with_plugin_api(db).await;
     let before = std::fs::read(&path).unwrap();
-    for (url, reason) in [
+    for (url, reason, allow) in [
         ("http://127.0.0.1@169.254.169.254/latest/meta-data/", "must not contain credentials"),
         ("http://localhost.attacker.example/v2.1/", "must use https"),
         ("https://169.254.169.254/latest/", "link-local"),
         ("https://[fd00:ec2::254]/v2.1/", "link-local"),
-        ("https://10.1.2.3/v2.1/", "private"),
-    ] {
+        ("https://10.1.2.3/v2.1/", "must not be a private or shared address (unless allowPrivateNetwork is set)"),
+    ]
+    .into_iter()
+    .map(|(url, reason)| (url, reason, false))
+    // The plugin's consent opens private ranges, never the metadata services.
+    .chain([
+        ("https://169.254.169.254/latest/", "link-local, metadata", true),
+        ("https://100.100.100.200/v2.1/", "link-local, metadata", true),
+        ("https://[fd00:ec2::254]/v2.1/", "link-local, metadata", true),
+    ]) {
         let r = app
             .client
             .put(app.url("/plugins/phaxio/config"))
             .header("X-API-Key", app.admin())
-            .json(&serde_json::json!({"settings": {"baseUrl": url}}))
+            .json(&serde_json::json!({"settings": {"baseUrl": url, "allowPrivateNetwork": allow}}))
             .send()
             .await
             .unwrap();
@@ -213,7 +221,7 @@ async fn provider_endpoints_that_could_leak_credentials_are_refused(db: Db) {
             serde_json::json!(["body", "providers", "outbound", "settings", "baseUrl"]),
             "{body}"
         );
-        assert!(body["detail"][0]["msg"].as_str().unwrap().contains(reason), "{url}: {body}");
+        assert!(body["detail"][0]["msg"].as_str().unwrap().contains(reason), "{url} (allow {allow}): {body}");
     }
     assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
 }

@@ -6,7 +6,7 @@
 
 use crate::domain::{FaxNumber, JobId, Scope, Timestamp};
 use crate::http::AppState;
-use crate::http::error::{ApiError, ErrorBody, ValidationItem};
+use crate::http::error::{ApiError, ErrorBody, Unprocessable, ValidationBody, ValidationItem};
 use crate::store::jobs::{self, JobRow, NewJob};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -63,6 +63,7 @@ impl From<JobRow> for FaxJobOut {
 #[allow(dead_code)]
 pub struct SendFaxForm {
     /// Destination: optional `+`, then 6–20 digits.
+    #[schema(pattern = r"^\+?[0-9]{6,20}$")]
     to: String,
     /// A PDF, or UTF-8 text (rendered to PDF: Courier 10 pt, US Letter).
     #[schema(value_type = String, format = Binary)]
@@ -175,8 +176,12 @@ fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, 
             body = ErrorBody),
         (status = 415, description = "Only PDF and TXT are allowed, or an unreadable PDF", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused for a different request", body = ErrorBody),
-        (status = 422, description = "Missing form field, or a PDF whose page tree is inconsistent (a page listed twice, a /Count that is not the tree's)"),
+        (status = 422, description = "Missing form field (`{\"detail\": [...]}`), a PDF whose page tree is inconsistent \
+            (a page listed twice, a /Count that is not the tree's), or a PDF too complex to count (its work, time or \
+            memory limit ran out)", body = Unprocessable),
         (status = 429, description = "Rate limit exceeded (Retry-After header)", body = ErrorBody),
+        (status = 503, description = "Too many documents are being processed at once; retry after `Retry-After` \
+            seconds (nothing is stored)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -361,66 +366,69 @@ fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
         PdfError::Inconsistent(reason) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("PDF page tree is inconsistent: {reason}"))
         }
+        PdfError::TooComplex(limit) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("PDF is too complex: counting its pages exceeds the {limit}"),
+        ),
     })
 }
 
-/// Turns the upload into the PDF to send and counts its pages: in place for small uploads (microseconds of
-/// work), on the blocking pool for staged files.
+/// Turns the upload into the PDF to send and counts its pages, on the blocking pool with a turn of
+/// [`crate::work`] whatever the size: an 18 KB PDF once cost seconds to count, so no upload is "small enough"
+/// for the async threads.
 async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(Body, u32), ApiError> {
-    let path = match body {
-        Body::Memory(bytes) => {
-            return match kind {
-                DocumentKind::Pdf => match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
-                    Ok(pages) => Ok((Body::Memory(bytes), pages)),
-                    Err(e) => Err(pdf_error(app.settings.max_pages, e).map_err(ApiError::internal)?),
-                },
-                DocumentKind::Text => {
-                    let mut out = Vec::with_capacity(bytes.len() + 2048);
-                    let max_pages = app.settings.max_pages;
-                    let pages = faxbot_documents::text::render_text_pdf_limited(
-                        &bytes[..],
-                        &mut out,
-                        &Default::default(),
-                        max_pages,
-                    )
-                    .map_err(|e| text_error(max_pages, e))?;
-                    Ok((Body::Memory(out), pages))
-                }
-            };
-        }
-        Body::File(path) => path,
-    };
     let staging_dir = app.store.staging_dir().to_path_buf();
     let max_pages = app.settings.max_pages;
-    let result = tokio::task::spawn_blocking(move || -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
-        match kind {
-            DocumentKind::Pdf => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
-                Ok(pages) => Ok((Body::File(path), pages)),
+    let result = crate::work::run(move || prepare_blocking(body, kind, &staging_dir, max_pages)).await?;
+    result.map_err(ApiError::internal)?
+}
+
+/// The work of [`prepare_pdf`]. The outer error is an I/O failure (a 500), the inner one the client's.
+fn prepare_blocking(
+    body: Body,
+    kind: DocumentKind,
+    staging_dir: &std::path::Path,
+    max_pages: u32,
+) -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
+    match (body, kind) {
+        (Body::Memory(bytes), DocumentKind::Pdf) => {
+            Ok(match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
+                Ok(pages) => Ok((Body::Memory(bytes), pages)),
                 Err(e) => Err(pdf_error(max_pages, e)?),
-            }),
-            DocumentKind::Text => {
-                let input = std::io::BufReader::new(std::fs::File::open(&path)?);
-                let out = tempfile::NamedTempFile::new_in(&staging_dir)?;
-                let (out_file, out_path) = out.into_parts();
-                let mut writer = std::io::BufWriter::new(out_file);
-                let pages = match faxbot_documents::text::render_text_pdf_limited(
-                    input,
-                    &mut writer,
-                    &Default::default(),
-                    max_pages,
-                ) {
-                    Ok(pages) => pages,
-                    Err(faxbot_documents::text::RenderError::Io(e)) => return Err(e),
-                    Err(e) => return Ok(Err(text_error(max_pages, e))),
-                };
-                std::io::Write::flush(&mut writer)?;
-                Ok(Ok((Body::File(out_path), pages)))
+            })
+        }
+        (Body::Memory(bytes), DocumentKind::Text) => {
+            let mut out = Vec::with_capacity(bytes.len() + 2048);
+            match faxbot_documents::text::render_text_pdf_limited(&bytes[..], &mut out, &Default::default(), max_pages)
+            {
+                Ok(pages) => Ok(Ok((Body::Memory(out), pages))),
+                Err(faxbot_documents::text::RenderError::Io(e)) => Err(e),
+                Err(e) => Ok(Err(text_error(max_pages, e))),
             }
         }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    result.map_err(ApiError::internal)?
+        (Body::File(path), DocumentKind::Pdf) => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
+            Ok(pages) => Ok((Body::File(path), pages)),
+            Err(e) => Err(pdf_error(max_pages, e)?),
+        }),
+        (Body::File(path), DocumentKind::Text) => {
+            let input = std::io::BufReader::new(std::fs::File::open(&path)?);
+            let out = tempfile::NamedTempFile::new_in(staging_dir)?;
+            let (out_file, out_path) = out.into_parts();
+            let mut writer = std::io::BufWriter::new(out_file);
+            let pages = match faxbot_documents::text::render_text_pdf_limited(
+                input,
+                &mut writer,
+                &Default::default(),
+                max_pages,
+            ) {
+                Ok(pages) => pages,
+                Err(faxbot_documents::text::RenderError::Io(e)) => return Err(e),
+                Err(e) => return Ok(Err(text_error(max_pages, e))),
+            };
+            std::io::Write::flush(&mut writer)?;
+            Ok(Ok((Body::File(out_path), pages)))
+        }
+    }
 }
 
 /// Get a job.
@@ -449,7 +457,9 @@ pub async fn get(
 /// `?token=` of `GET /fax/{id}/pdf`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 pub struct PdfQuery {
-    /// The token from the document URL the server gave the provider.
+    /// The token from the document URL the server gave the provider (required; without it, or empty, the
+    /// answer is 422).
+    #[param(required = true, min_length = 1)]
     token: Option<String>,
 }
 
@@ -462,7 +472,7 @@ pub struct PdfQuery {
         (status = 200, description = "The PDF", content_type = "application/pdf"),
         (status = 403, description = "Invalid token, or Token expired", body = ErrorBody),
         (status = 404, description = "Job not found, PDF not available (no token issued), or PDF file not found", body = ErrorBody),
-        (status = 422, description = "token missing", body = Vec<ValidationItem>),
+        (status = 422, description = "token missing", body = ValidationBody),
     )
 )]
 pub async fn pdf(

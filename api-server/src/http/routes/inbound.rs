@@ -322,8 +322,8 @@ async fn receive(
     let (parts, body) = request.into_parts();
     let headers = webhook_body::header_pairs(&parts.headers);
     provider.precheck(&headers).map_err(|e| refused(app, plugin, e))?;
-    let body = webhook_body::read(&app.webhook_reads, &parts.headers, body, webhook_body::WEBHOOK_LIMIT).await?;
-    let request = WebhookRequest { url: "", headers: &headers, body: &body };
+    let received = webhook_body::read(&app.webhook_reads, &parts.headers, body, webhook_body::WEBHOOK_LIMIT).await?;
+    let request = WebhookRequest { url: "", headers: &headers, body: &received.body };
     let faxes = provider.receive(&request).await.map_err(|e| refused(app, plugin, e))?;
     if faxes.is_empty() {
         app.metrics.webhook(plugin, "inbound", "ignored");
@@ -386,12 +386,24 @@ pub struct SimulateIn {
     #[serde(default)]
     pub to: Option<String>,
     /// Pages of the generated document (1–50).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 50, default = 1)]
     pub pages: u32,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// A JSON number that is a whole number (`3` or `3.0`: JSON does not tell them apart, and neither does the
+/// schema's `integer`) within `u32`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = <f64 as serde::Deserialize>::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom("not a whole number"))
+    }
 }
 
 /// The largest `POST /admin/inbound/simulate` body: three short fields.
@@ -410,8 +422,10 @@ async fn simulate_input(headers: &HeaderMap, body: axum::body::Body) -> Result<S
     let bytes = axum::body::to_bytes(body, SIMULATE_BODY_LIMIT)
         .await
         .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Body larger than 4096 bytes"))?;
-    // A fixed message: the parser's own would quote the input back.
-    serde_json::from_slice(&bytes).map_err(|_| {
+    // A fixed message: the parser's own would quote the input back. Only an object: serde would also take
+    // an array as the struct's fields in order.
+    let object = serde_json::from_slice::<serde_json::Value>(&bytes).ok().filter(serde_json::Value::is_object);
+    object.and_then(|v| serde_json::from_value(v).ok()).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid body: expected a JSON object with optional `fr`, `to` (strings) and `pages` (1-50)",

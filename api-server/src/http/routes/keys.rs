@@ -16,16 +16,39 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateKey {
     /// Label.
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Owner label.
+    #[schema(max_length = 200)]
     pub owner: Option<String>,
     /// Scopes: `fax:send`, `fax:read`, `inbound:list`, `inbound:read`, `keys:manage`, `*`.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<KnownScope>)]
     pub scopes: Vec<String>,
-    /// ISO-8601 expiry (naive = UTC).
+    /// ISO-8601 expiry (an RFC 3339 date-time; one without an offset is read as UTC). Empty or null: none.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Free-text note. Do not put PHI here.
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
+}
+
+/// A scope a key may hold (for the OpenAPI document; the server checks the same list, `KNOWN_SCOPES`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+enum KnownScope {
+    #[schema(rename = "fax:send")]
+    FaxSend,
+    #[schema(rename = "fax:read")]
+    FaxRead,
+    #[schema(rename = "inbound:list")]
+    InboundList,
+    #[schema(rename = "inbound:read")]
+    InboundRead,
+    #[schema(rename = "keys:manage")]
+    KeysManage,
+    #[schema(rename = "*")]
+    All,
 }
 
 /// Answer to a create: the only time the token is shown.
@@ -148,7 +171,8 @@ pub async fn create(
     bounded("name", &req.name, 200)?;
     bounded("owner", &req.owner, 200)?;
     bounded("note", &req.note, 1000)?;
-    let expires_at = match &req.expires_at {
+    // An empty expiry (a form's blank field) means none.
+    let expires_at = match req.expires_at.as_deref().filter(|raw| !raw.is_empty()) {
         None => None,
         Some(raw) => Some(Timestamp::parse_iso(raw).ok_or_else(|| {
             ApiError::Validation(vec![ValidationItem {

@@ -48,8 +48,8 @@ async fn handle(app: &AppState, plugin: &str, request: Request) -> Result<Json<s
     let (parts, body) = request.into_parts();
     let headers = webhook_body::header_pairs(&parts.headers);
     provider.precheck(&headers).map_err(|e| refused(app, plugin, e))?;
-    let body = webhook_body::read(&app.webhook_reads, &parts.headers, body, provider.status_body_limit()).await?;
-    let request = WebhookRequest { url: "", headers: &headers, body: &body };
+    let received = webhook_body::read(&app.webhook_reads, &parts.headers, body, provider.status_body_limit()).await?;
+    let request = WebhookRequest { url: "", headers: &headers, body: &received.body };
     match provider.webhook(&request).await {
         Ok(events) => {
             let now = Timestamp::now();

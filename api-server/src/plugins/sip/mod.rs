@@ -200,6 +200,8 @@ impl SipLine {
             .map_err(|e| unavailable(format!("writing the spool file failed: {e}")))?;
         let out = self.tiff_path(channel_id);
         let options = image_options(&self.settings);
+        // Ghostscript takes a core: it waits for a turn like the server's own document work.
+        let _turn = crate::work::turn().await.map_err(|e| unavailable(e.to_string()))?;
         match pipeline::pdf_to_fax_tiff(&self.tools, &staged, &out, &options, faxbot_documents::pdf::MAX_PAGES).await {
             Ok(summary) => {
                 tracing::info!(pages = summary.page_count(), "fax image prepared");
@@ -649,19 +651,21 @@ impl InboundProvider for SipInbound {
             .tempfile()
             .map_err(|e| unavailable(format!("no temporary space: {e}")))?
             .into_temp_path();
-        let (document, pages) =
-            match pipeline::tiff_to_pdf(&self.tools, &copy, &pdf, faxbot_documents::pdf::MAX_PAGES).await {
-                Ok(summary) => {
-                    let bytes =
-                        tokio::fs::read(&pdf).await.map_err(|e| unavailable(format!("reading the PDF failed: {e}")))?;
-                    (bytes, Some(i64::from(summary.page_count())))
-                }
-                Err(e) => {
-                    // Never lose a received fax: keep the TIFF itself when it cannot be converted.
-                    tracing::warn!(error = %e, "converting a received fax to PDF failed; storing the TIFF as received");
-                    (received, None)
-                }
-            };
+        let turn = crate::work::turn().await.map_err(|e| unavailable(e.to_string()))?;
+        let converted = pipeline::tiff_to_pdf(&self.tools, &copy, &pdf, faxbot_documents::pdf::MAX_PAGES).await;
+        drop(turn);
+        let (document, pages) = match converted {
+            Ok(summary) => {
+                let bytes =
+                    tokio::fs::read(&pdf).await.map_err(|e| unavailable(format!("reading the PDF failed: {e}")))?;
+                (bytes, Some(i64::from(summary.page_count())))
+            }
+            Err(e) => {
+                // Never lose a received fax: keep the TIFF itself when it cannot be converted.
+                tracing::warn!(error = %e, "converting a received fax to PDF failed; storing the TIFF as received");
+                (received, None)
+            }
+        };
         let pages = pages.or_else(|| match &callback.faxpages {
             Some(serde_json::Value::Number(n)) => n.as_i64(),
             Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
