@@ -1,6 +1,10 @@
 //! `FaxPluginConfig`: one managed API server deployment and which providers fill its slots.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -65,6 +69,10 @@ pub struct FaxPluginConfigSpec {
     #[serde(default)]
     pub rollout: RolloutSpec,
 
+    /// Compliance rules the operator enforces before a revision rolls out.
+    #[serde(default)]
+    pub compliance: ComplianceSpec,
+
     /// How many old config revisions (ConfigMap and credentials Secret pairs) to keep for rollback, besides
     /// the one serving.
     #[serde(default = "default_history")]
@@ -74,6 +82,27 @@ pub struct FaxPluginConfigSpec {
 
 fn default_history() -> i32 {
     5
+}
+
+/// Compliance rules.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceSpec {
+    /// The config handles PHI: every plugin in a slot must declare HIPAA capability (a BAA exists, or
+    /// nothing leaves the cluster). A plugin that does not is refused before it rolls out (reason
+    /// `NotHipaaCapable`). Set to `false` only for a config that never sees patient data.
+    #[serde(default = "default_true")]
+    pub hipaa: bool,
+}
+
+impl Default for ComplianceSpec {
+    fn default() -> Self {
+        ComplianceSpec { hipaa: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The API server workload.
@@ -124,6 +153,67 @@ pub struct ApiServerSpec {
     /// revision, so a change rolls out (as a canary) like any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_bundle: Option<ConfigMapKeyRef>,
+
+    /// Proxies in front of the API server (your ingress controller's pods or load balancer), as CIDRs such as
+    /// `198.18.0.0/24`: their `X-Forwarded-For` names the client whose failed API key attempts are limited
+    /// (`FAXBOT_TRUSTED_PROXIES`). Omitted: the peer address is the client, so behind a proxy every client
+    /// shares the proxy's limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub trusted_proxies: Vec<String>,
+
+    /// Node labels the API pods must run on (pod `nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Pod affinity and anti-affinity of the API pods (for example spreading them over zones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Taints the API pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Vec<Toleration>,
+
+    /// How the API pods spread over topology domains (zones, nodes). Canary pods carry the same selector
+    /// labels, so constraints on those labels spread stable and canary pods together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Extra annotations on the API pods (service mesh, log shipping). The operator's own `fax.faxbot.io/*`
+    /// annotations win over a key of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Secrets (type `kubernetes.io/dockerconfigjson`, same namespace) to pull the image with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// PriorityClass of the API pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+
+    /// A PodDisruptionBudget over the API pods (stable and canary), so a node drain cannot take more of them
+    /// at once than this allows. Omitted: none (a single replica could never be drained with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<DisruptionBudgetSpec>,
+}
+
+/// How many API pods a voluntary disruption (a drain) may take at once.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudgetSpec {
+    /// At most this many API pods unavailable at once (default 1).
+    #[serde(default = "default_max_unavailable")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_unavailable: i32,
+}
+
+fn default_max_unavailable() -> i32 {
+    1
 }
 
 /// One key of a ConfigMap in the same namespace.
@@ -237,17 +327,28 @@ pub struct RolloutSpec {
     #[serde(default)]
     pub analysis: AnalysisSpec,
 
-    /// Hold the rollout at its current step (settable from Git).
+    /// Hold the rollout at its current step (settable from Git). A standing gate: a new revision arriving
+    /// while it is set is held at its first step.
     #[serde(default)]
     pub paused: bool,
 
-    /// Skip the remaining steps and promote the canary.
+    /// Skip the remaining steps and promote the canary. Applies to the revision in flight when it is first
+    /// seen (or to the change committed with it), not to later revisions; set it back to `false` afterwards.
     #[serde(default)]
     pub promote: bool,
 
-    /// Abort the canary and put every pod back on the stable revision.
+    /// Abort the canary and put every pod back on the stable revision. Applies to the revision in flight
+    /// when it is first seen (or to the change committed with it); a fix pushed while it is still `true`
+    /// gets its own canary. Set it back to `false` afterwards.
     #[serde(default)]
     pub abort: bool,
+
+    /// Retry a rolled-back revision: any new value (a date, a ticket number) runs the revision the spec
+    /// renders now through a fresh canary once, even though it is in `status.rollout.failedRevisions` (for
+    /// example after the provider outage that failed it is over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub retry: Option<String>,
 
     /// A change that only flips feature flags (same image, pod settings, providers and credentials) skips
     /// the canary and applies at once: the v3 plan's "instant disable" of a misbehaving feature.
@@ -397,7 +498,9 @@ pub enum LatencyPercentile {
 #[serde(rename_all = "camelCase")]
 pub struct FaxPluginConfigStatus {
     /// Ready (the current spec is serving), Progressing (a rollout is under way) and Degraded (the spec
-    /// cannot be applied or a rollout failed; the previous revision keeps serving).
+    /// cannot be applied or a rollout failed; the previous revision keeps serving), plus the pair that
+    /// kstatus (Flux, `kubectl wait` scripts, cli-utils) reads: Reconciling (the operator is still moving
+    /// toward the spec) and Stalled (it cannot get there without a change: rolled back, or invalid).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,
@@ -413,6 +516,21 @@ pub struct FaxPluginConfigStatus {
     /// The revision (content hash of image, runtime config and credentials) the Deployment runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_revision: Option<String>,
+
+    /// The revision every API pod runs and serves, set only when no other revision runs beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_revision: Option<String>,
+
+    /// The revision the spec renders now (absent while the spec is invalid). Once it equals
+    /// `observedRevision` and `Ready` is `True`, the change is live everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_revision: Option<String>,
+
+    /// The resourceVersion of each referenced Secret (by name) this status was computed from. The generation
+    /// does not move when a Secret changes, so `kubectl wait --for=condition=Ready` right after a rotation
+    /// could return on the Ready of the old revision; wait for the new Secret's resourceVersion here first.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub secret_versions: std::collections::BTreeMap<String, String>,
 
     /// Name of the immutable ConfigMap holding the current revision's runtime config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -486,6 +604,15 @@ pub struct RolloutStatus {
     /// Why the last canary was rolled back, with the measured values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rollback: Option<String>,
+    /// The revision `spec.rollout.abort: true` was first seen with (the only one it aborts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_for: Option<String>,
+    /// The revision `spec.rollout.promote: true` was first seen with (the only one it promotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_for: Option<String>,
+    /// The `spec.rollout.retry` value last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_observed: Option<String>,
 }
 
 /// One analysis check: canary against stable over the same window.

@@ -20,9 +20,9 @@ mod schema;
 
 pub use condition::{ConditionStatus, set_condition};
 pub use config::{
-    AnalysisResult, AnalysisSpec, ApiServerSpec, ConfigMapKeyRef, DatabaseSpec, FaxPluginConfig, FaxPluginConfigSpec,
-    FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile, RolloutSpec, RolloutStatus, RolloutStep,
-    RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
+    AnalysisResult, AnalysisSpec, ApiServerSpec, ComplianceSpec, ConfigMapKeyRef, DatabaseSpec, DisruptionBudgetSpec,
+    FaxPluginConfig, FaxPluginConfigSpec, FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile, RolloutSpec,
+    RolloutStatus, RolloutStep, RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
 };
 pub use provider::{CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus};
 

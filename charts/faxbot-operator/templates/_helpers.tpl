@@ -84,6 +84,10 @@ The operator's rights: exactly the verbs and resources it uses, the same rules a
 - apiGroups: [""]
   resources: ["configmaps", "secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The API pods' PodDisruptionBudget (apiServer.podDisruptionBudget).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch", "delete"]
 # Events on the custom resources (events.k8s.io/v1).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
