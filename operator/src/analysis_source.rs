@@ -17,6 +17,29 @@ use crate::names;
 /// One scrape of every source: source (pod uid or URL) → revision → counters.
 pub type Scrape = BTreeMap<String, BTreeMap<String, Counters>>;
 
+/// How many scrape targets each revision had and how many did not answer (pod scraping only; the fixed
+/// URLs carry no revision before they answer).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reach {
+    /// revision → (targets, failed).
+    pub by_revision: BTreeMap<String, (usize, usize)>,
+}
+
+impl Reach {
+    /// Whether every pod of `revision` that should have been scraped failed to answer.
+    pub fn unreachable(&self, revision: &str) -> bool {
+        self.by_revision.get(revision).is_some_and(|(targets, failed)| *targets > 0 && failed == targets)
+    }
+}
+
+/// At most this many scrapes run at once, each bounded by the client's timeout: a check takes about one
+/// timeout however many pods there are (they ran one after the other, 5 s each, inside a reconcile slot).
+const SCRAPE_CONCURRENCY: usize = 16;
+
+/// Largest `/metrics` page read from a pod. The API server's is a few dozen KiB (its series are bounded by
+/// routes, statuses and revisions), so this is far above what a healthy pod sends.
+const MAX_METRICS_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Scrapes and remembers.
 pub struct MetricsSource {
     http: reqwest::Client,
@@ -28,24 +51,37 @@ impl MetricsSource {
     /// Pod scraping, or the fixed `urls` when not empty.
     pub fn new(urls: Vec<String>) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         MetricsSource { http, urls, history: Mutex::new(HashMap::new()) }
     }
 
+    /// One `/metrics` page, read up to [`MAX_METRICS_BYTES`]: a pod's answer is outside input, and up to
+    /// [`SCRAPE_CONCURRENCY`] are read at once. A larger page is dropped, like a pod that did not answer.
     async fn fetch(&self, url: &str) -> Option<BTreeMap<String, Counters>> {
-        let response = self.http.get(url).send().await.ok()?;
-        if !response.status().is_success() {
+        let mut response = self.http.get(url).send().await.ok()?;
+        if !response.status().is_success() || response.content_length().is_some_and(|n| n > MAX_METRICS_BYTES) {
             return None;
         }
-        Some(sample::parse(&response.text().await.ok()?))
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.ok()? {
+            if (body.len() + chunk.len()) as u64 > MAX_METRICS_BYTES {
+                tracing::warn!(limit = MAX_METRICS_BYTES, "a metrics page was larger than the limit; ignored");
+                return None;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Some(sample::parse(&String::from_utf8_lossy(&body)))
     }
 
-    /// Scrapes the API pods of config `name` in `ns` (ready pods with an IP), or the fixed URLs. Sources
-    /// that do not answer are left out of this scrape.
-    pub async fn scrape(&self, client: &Client, ns: &str, name: &str) -> Result<Scrape, kube::Error> {
-        let mut targets: Vec<(String, String)> = Vec::new();
+    /// Scrapes the API pods of config `name` in `ns` (ready pods with an IP), or the fixed URLs, concurrently.
+    /// Sources that do not answer are left out of this scrape and counted in the [`Reach`].
+    pub async fn scrape(&self, client: &Client, ns: &str, name: &str) -> Result<(Scrape, Reach), kube::Error> {
+        use futures_util::StreamExt;
+        // (source, url, revision if known)
+        let mut targets: Vec<(String, String, Option<String>)> = Vec::new();
         if self.urls.is_empty() {
             let selector =
                 names::selector_labels(name).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
@@ -58,21 +94,37 @@ impl MetricsSource {
                 if let (true, Some(ip)) = (ready, status.and_then(|s| s.pod_ip.clone())) {
                     let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    targets.push((uid, format!("http://{host}:{}/metrics", crate::build::API_PORT)));
+                    let revision = pod.metadata.labels.as_ref().and_then(|l| l.get(names::REVISION_LABEL)).cloned();
+                    targets.push((uid, format!("http://{host}:{}/metrics", crate::build::API_PORT), revision));
                 }
             }
         } else {
-            targets.extend(self.urls.iter().map(|u| (u.clone(), u.clone())));
+            targets.extend(self.urls.iter().map(|u| (u.clone(), u.clone(), None)));
         }
+        let results: Vec<_> = futures_util::stream::iter(targets)
+            .map(|(source, url, revision)| async move {
+                let counters = self.fetch(&url).await;
+                (source, revision, counters)
+            })
+            .buffer_unordered(SCRAPE_CONCURRENCY)
+            .collect()
+            .await;
         let mut scrape = Scrape::new();
-        for (source, url) in targets {
-            if let Some(counters) = self.fetch(&url).await {
+        let mut reach = Reach::default();
+        for (source, revision, counters) in results {
+            let answered = counters.is_some();
+            if let Some(counters) = counters {
                 scrape.insert(source, counters);
             } else {
                 tracing::debug!(namespace = %ns, config = %name, "a metrics source did not answer");
             }
+            if let Some(revision) = revision {
+                let entry = reach.by_revision.entry(revision).or_default();
+                entry.0 += 1;
+                entry.1 += usize::from(!answered);
+            }
         }
-        Ok(scrape)
+        Ok((scrape, reach))
     }
 
     /// Records `scrape` for config `key` at `now` and returns the per-revision increase over `window`:
@@ -170,5 +222,37 @@ mod tests {
         s.window("c", secs(90), secs(60), both(200.0, 100.0));
         let w = s.window("c", secs(120), secs(60), both(230.0, 130.0));
         assert_eq!((w["r1"].requests, w["r2"].requests), (80.0, 75.0), "both from the scrape at 45 s");
+    }
+
+    /// Serves one `/metrics` page of `body_len` bytes per connection on loopback.
+    async fn metrics_server(body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let line = "faxbot_http_requests_total{revision=\"r1\",status=\"200\"} 1\n";
+                let mut body = line.repeat(body_len / line.len() + 1).into_bytes();
+                body.truncate(body_len.max(line.len()));
+                // No Content-Length: the limit must hold while streaming, not only on a declared length.
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            }
+        });
+        format!("http://{addr}/metrics")
+    }
+
+    #[tokio::test]
+    async fn a_metrics_page_beyond_the_limit_is_dropped_like_a_silent_pod() {
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        let small = metrics_server(64).await;
+        let (scrape, _) = MetricsSource::new(vec![small.clone()]).scrape(&client, "ns", "c").await.unwrap();
+        assert!(scrape.contains_key(&small), "a normal page is read");
+        let huge = metrics_server(usize::try_from(MAX_METRICS_BYTES).unwrap() + 1).await;
+        let (scrape, _) = MetricsSource::new(vec![huge]).scrape(&client, "ns", "c").await.unwrap();
+        assert!(scrape.is_empty(), "a page over the limit is not parsed");
     }
 }

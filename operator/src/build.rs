@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     Probe, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext,
     Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,6 +55,84 @@ pub fn canary_deployment(config: &FaxPluginConfig, desired: &Desired, replicas: 
             .insert(names::TRACK_LABEL.into(), "canary".into());
     }
     d
+}
+
+/// The PodDisruptionBudget over every API pod of the config (stable and canary share the selector labels),
+/// when `apiServer.podDisruptionBudget` asks for one.
+pub fn pod_disruption_budget(config: &FaxPluginConfig) -> Option<PodDisruptionBudget> {
+    let budget = config.spec.api_server.pod_disruption_budget.as_ref()?;
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    Some(PodDisruptionBudget {
+        metadata: metadata(config, names::api_name(config_name), &[]),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(budget.max_unavailable)),
+            selector: Some(LabelSelector {
+                match_labels: Some(names::selector_labels(config_name)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Key of the snapshot ConfigMap holding the stable Deployment as JSON.
+pub const SNAPSHOT_KEY: &str = "deployment.json";
+
+/// A copy of the stable Deployment (its metadata labels and annotations, selector, strategy and pod
+/// template), kept so that a stable Deployment deleted mid-canary or after a rollback can be recreated at
+/// the **stable** revision: the spec only renders the desired revision, which may be the one under test or
+/// one known to be bad. Written when a canary starts and when one is promoted. Not immutable (it follows
+/// the stable revision); it holds no credential, only references to the revision's Secret.
+pub fn stable_snapshot(config: &FaxPluginConfig, stable: &Deployment) -> Option<ConfigMap> {
+    let config_name = config.metadata.name.as_deref().unwrap_or_default();
+    let revision = crate::status::deployment_revision(stable)?;
+    let spec = stable.spec.as_ref()?;
+    let copy = Deployment {
+        metadata: ObjectMeta {
+            name: stable.metadata.name.clone(),
+            labels: stable.metadata.labels.clone(),
+            annotations: stable.metadata.annotations.clone(),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            selector: spec.selector.clone(),
+            strategy: spec.strategy.clone(),
+            template: spec.template.clone(),
+            revision_history_limit: spec.revision_history_limit,
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let json = serde_json::to_string(&copy).ok()?;
+    Some(ConfigMap {
+        metadata: metadata(
+            config,
+            names::stable_snapshot_name(config_name),
+            &[(names::KIND_LABEL, "stable-snapshot"), (names::REVISION_LABEL, &revision)],
+        ),
+        data: Some(BTreeMap::from([(SNAPSHOT_KEY.to_string(), json)])),
+        ..Default::default()
+    })
+}
+
+/// The stable Deployment recreated from a snapshot of `revision` with `replicas` pods; `None` when the
+/// snapshot is of another revision or unreadable.
+pub fn from_snapshot(
+    config: &FaxPluginConfig,
+    snapshot: &ConfigMap,
+    revision: &str,
+    replicas: i32,
+) -> Option<Deployment> {
+    let json = snapshot.data.as_ref()?.get(SNAPSHOT_KEY)?;
+    let mut d: Deployment = serde_json::from_str(json).ok()?;
+    if crate::status::deployment_revision(&d).as_deref() != Some(revision) {
+        return None;
+    }
+    d.metadata.namespace = config.metadata.namespace.clone();
+    d.metadata.owner_references = Some(vec![owner_reference(config)]);
+    d.spec.as_mut()?.replicas = Some(replicas);
+    Some(d)
 }
 
 /// The owner reference every owned object carries, so deleting the config garbage-collects them.
@@ -200,6 +279,9 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
     if desired.trust_bundle.is_some() {
         env.push(env_var("SSL_CERT_FILE", format!("{CONFIG_DIR}/{}", names::TRUST_BUNDLE_KEY)));
     }
+    if !desired.trusted_proxies.is_empty() {
+        env.push(env_var("FAXBOT_TRUSTED_PROXIES", desired.trusted_proxies.join(",")));
+    }
     if desired.shared_database {
         env.push(EnvVar {
             name: "DATABASE_URL".into(),
@@ -308,8 +390,14 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
         DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }
     };
 
+    let mut deployment_metadata = metadata(config, names::api_name(config_name), &[]);
+    // On the Deployment, not the pod template: recording it must not roll the pods.
+    deployment_metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(names::POD_INPUTS_ANNOTATION.to_string(), desired.pod_inputs.clone());
     Deployment {
-        metadata: metadata(config, names::api_name(config_name), &[]),
+        metadata: deployment_metadata,
         spec: Some(DeploymentSpec {
             replicas: Some(api.replicas),
             revision_history_limit: Some(config.spec.revision_history_limit),
@@ -318,13 +406,21 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(annotations),
+                    // The user's pod annotations first, so the operator's own keys win.
+                    annotations: Some(api.pod_annotations.clone().into_iter().chain(annotations).collect()),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
                     service_account_name: api.service_account_name.clone(),
+                    node_selector: (!api.node_selector.is_empty()).then(|| api.node_selector.clone()),
+                    affinity: api.affinity.clone(),
+                    tolerations: (!api.tolerations.is_empty()).then(|| api.tolerations.clone()),
+                    topology_spread_constraints: (!api.topology_spread_constraints.is_empty())
+                        .then(|| api.topology_spread_constraints.clone()),
+                    image_pull_secrets: (!api.image_pull_secrets.is_empty()).then(|| api.image_pull_secrets.clone()),
+                    priority_class_name: api.priority_class_name.clone(),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(30),
@@ -470,6 +566,10 @@ mod tests {
         assert_eq!(data[names::TRUST_BUNDLE_KEY], d.trust_bundle.clone().unwrap());
         let file = env(&d).into_iter().find(|(n, _)| n == "SSL_CERT_FILE").and_then(|(_, v)| v);
         assert_eq!(file.as_deref(), Some("/etc/faxbot/config/ca-bundle.crt"), "inside the mounted ConfigMap");
+        assert!(!env(&d).iter().any(|(n, _)| n == "FAXBOT_TRUSTED_PROXIES"));
+        d.trusted_proxies = vec!["198.18.0.0/24".into(), "2001:db8::/64".into()];
+        let proxies = env(&d).into_iter().find(|(n, _)| n == "FAXBOT_TRUSTED_PROXIES").and_then(|(_, v)| v);
+        assert_eq!(proxies.as_deref(), Some("198.18.0.0/24,2001:db8::/64"));
     }
 
     #[test]
@@ -479,5 +579,49 @@ mod tests {
         let spec = svc.spec.unwrap();
         assert_eq!(spec.selector.unwrap(), names::selector_labels("main"));
         assert_eq!(spec.ports.unwrap()[0].port, 80);
+    }
+
+    #[test]
+    fn scheduling_settings_reach_the_pods_roll_them_and_a_budget_covers_canary_pods_too() {
+        let plain = base_config();
+        let plain_desired = validate_config(&plain, &base_referenced()).unwrap();
+        assert!(pod_disruption_budget(&plain).is_none(), "no budget unless asked for");
+        let mut c = plain.clone();
+        let api = &mut c.spec.api_server;
+        api.node_selector.insert("topology.kubernetes.io/zone".into(), "a".into());
+        api.tolerations.push(k8s_openapi::api::core::v1::Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Equal".into()),
+            value: Some("fax".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        });
+        api.pod_annotations.insert("mesh.example/inject".into(), "true".into());
+        api.pod_annotations.insert(names::REVISION_ANNOTATION.into(), "forged".into());
+        api.image_pull_secrets.push(k8s_openapi::api::core::v1::LocalObjectReference { name: "regcred".into() });
+        api.priority_class_name = Some("fax-critical".into());
+        api.pod_disruption_budget = Some(faxbot_crds::DisruptionBudgetSpec { max_unavailable: 1 });
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        assert_ne!(d.revision, plain_desired.revision, "scheduling changes roll the pods");
+        let dep = deployment(&c, &d);
+        let template = dep.spec.unwrap().template;
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["topology.kubernetes.io/zone"], "a");
+        assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("dedicated"));
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        assert_eq!(pod.priority_class_name.as_deref(), Some("fax-critical"));
+        let annotations = template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations["mesh.example/inject"], "true");
+        assert_eq!(annotations[names::REVISION_ANNOTATION], d.revision, "the operator's own keys win");
+        let pdb = pod_disruption_budget(&c).unwrap();
+        let spec = pdb.spec.unwrap();
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        // The selector labels, without the track label: stable and canary pods count together.
+        assert_eq!(spec.selector.unwrap().match_labels, Some(names::selector_labels("main")));
+        // A budget alone does not touch the pods.
+        let mut only_budget = plain.clone();
+        only_budget.spec.api_server.pod_disruption_budget =
+            Some(faxbot_crds::DisruptionBudgetSpec { max_unavailable: 2 });
+        assert_eq!(validate_config(&only_budget, &base_referenced()).unwrap().revision, plain_desired.revision);
     }
 }

@@ -11,6 +11,9 @@ pub const CONFIG_LABEL: &str = "fax.faxbot.io/config";
 pub const REVISION_LABEL: &str = "fax.faxbot.io/revision";
 /// Pod template annotation with the revision; a change rolls the pods.
 pub const REVISION_ANNOTATION: &str = "fax.faxbot.io/revision";
+/// On the API Deployment (not its pods): a hash of everything that reaches a pod except the runtime config
+/// document, so that `urgentFeatureFlags` can tell a flags-only change from one that also changes the pods.
+pub const POD_INPUTS_ANNOTATION: &str = "fax.faxbot.io/pod-inputs";
 /// Pod template annotation with a checksum of the rendered runtime config.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "fax.faxbot.io/config-checksum";
 /// Pod template annotation with a keyed checksum of the credentials; a rotated Secret changes it.
@@ -37,12 +40,17 @@ pub fn api_name(config: &str) -> String {
     format!("{config}-api")
 }
 
-/// Name of the immutable runtime-config ConfigMap of one revision.
 /// Name of the canary Deployment of a config.
 pub fn canary_name(config: &str) -> String {
     format!("{}-canary", api_name(config))
 }
 
+/// Name of the ConfigMap holding a copy of the stable Deployment (see `build::stable_snapshot`).
+pub fn stable_snapshot_name(config: &str) -> String {
+    format!("{}-stable", api_name(config))
+}
+
+/// Name of the immutable runtime-config ConfigMap of one revision.
 pub fn config_map_name(config: &str, revision: &str) -> String {
     format!("{config}-config-{revision}")
 }

@@ -11,6 +11,7 @@ use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -205,24 +206,66 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             apply(&Api::<Secret>::namespaced(client.clone(), &ns), &build::credentials_secret(config, &desired))
                 .await?;
             apply(&Api::<Service>::namespaced(client.clone(), &ns), &build::service(config)).await?;
-            let before = deployments.get_opt(&names::api_name(&name)).await?;
+            let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+            match build::pod_disruption_budget(config) {
+                Some(pdb) => drop(apply(&budgets, &pdb).await?),
+                // Removed from the spec: only a spec edit can do that, so only then look for the one the
+                // operator made (a user's PDB of that name, without the operator's label, is left alone).
+                None if previous.observed_generation != config.metadata.generation => {
+                    let ours =
+                        budgets.get_opt(&names::api_name(&name)).await?.and_then(|p| p.metadata.labels).is_some_and(
+                            |l| l.get(names::MANAGED_BY.0).map(String::as_str) == Some(names::MANAGED_BY.1),
+                        );
+                    if ours {
+                        match budgets.delete(&names::api_name(&name), &DeleteParams::default()).await {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(s)) if s.code == 404 => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                None => {}
+            }
+            let mut before = deployments.get_opt(&names::api_name(&name)).await?;
             let serving = before.as_ref().and_then(crate::status::deployment_revision);
             let limit = usize::try_from(config.spec.revision_history_limit.max(1)).unwrap_or(5);
             let mut keep = vec![desired.revision.clone()];
             keep.extend(serving.clone());
+            // The rollout's revisions stay too: a deleted stable Deployment is recreated from them.
+            if let Some(r) = &previous.rollout {
+                keep.push(r.stable_revision.clone());
+                keep.extend(r.canary_revision.clone());
+            }
             prune(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &name, "runtime-config", &keep, limit).await?;
             prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep, limit).await?;
 
-            // A canary needs something stable to compare with: the first deployment goes out directly.
-            if config.spec.rollout.strategy == RolloutStrategy::Canary
-                && let Some(stable) = before.filter(|d| crate::status::deployment_revision(d).is_some())
+            let canary_strategy = config.spec.rollout.strategy == RolloutStrategy::Canary;
+            let known_stable = previous.rollout.as_ref().map(|r| r.stable_revision.clone()).filter(|r| !r.is_empty());
+            if canary_strategy
+                && before.is_none()
+                && let Some(stable_revision) = known_stable
             {
-                let (status, requeue) = crate::rollout::reconcile(ctx, config, &desired, stable, now).await?;
-                return finish(ctx, config, &ns, &name, status, requeue, previous_ready).await;
+                // The stable Deployment was deleted (by hand, or by a tool pruning it): recreate it at the
+                // stable revision, never at the desired one, which may be under test or known to be bad.
+                match recreate_stable(ctx, config, &ns, &stable_revision).await? {
+                    Some(recreated) => before = Some(recreated),
+                    None => {
+                        let status = stable_missing(config, &desired, &stable_revision, now);
+                        return finish(ctx, config, status, Duration::from_secs(30), previous_ready, &referenced).await;
+                    }
+                }
+            }
+            // A canary needs something stable to compare with: the first deployment goes out directly.
+            if canary_strategy && let Some(stable) = before.filter(|d| crate::status::deployment_revision(d).is_some())
+            {
+                let (mut status, requeue) =
+                    crate::rollout::reconcile(ctx, config, crate::rollout::Spec::Valid(&desired), stable, now).await?;
+                status.desired_revision = Some(desired.revision.clone());
+                return finish(ctx, config, status, requeue, previous_ready, &referenced).await;
             }
             let deployment = apply(&deployments, &build::deployment(config, &desired)).await?;
             // Strategy switched away from Canary while one ran: nothing runs beside stable any more.
-            let had_canary = previous.rollout.is_some();
+            let had_canary = previous.rollout.is_some() && !canary_strategy;
             if had_canary {
                 match deployments.delete(&names::canary_name(&name), &DeleteParams::background()).await {
                     Ok(_) => {}
@@ -248,6 +291,7 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             if had_canary {
                 status.rollout = None;
             }
+            status.desired_revision = Some(desired.revision.clone());
             let progressing = status.phase.as_deref() == Some("Progressing");
             (status, if progressing { Duration::from_secs(30) } else { Duration::from_secs(300) })
         }
@@ -257,27 +301,103 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
                 tracing::warn!(namespace = %ns, config = %name, reason = invalid.reason, message = %invalid.message, "spec refused");
                 publish(ctx, config, EventType::Warning, invalid.reason, invalid.message.clone(), "Validate").await;
             }
-            let status =
+            // A canary in flight (or one still winding down) stays supervised while the spec is invalid.
+            let in_flight = previous.rollout.as_ref().is_some_and(|r| r.canary_revision.is_some())
+                || deployments.get_opt(&names::canary_name(&name)).await?.is_some();
+            if config.spec.rollout.strategy == RolloutStrategy::Canary
+                && in_flight
+                && let Some(stable) = deployment.clone().filter(|d| crate::status::deployment_revision(d).is_some())
+            {
+                let (mut status, requeue) =
+                    crate::rollout::reconcile(ctx, config, crate::rollout::Spec::Invalid(&invalid), stable, now)
+                        .await?;
+                status.desired_revision = None;
+                return finish(ctx, config, status, requeue, previous_ready, &referenced).await;
+            }
+            let mut status =
                 config_status(config, Outcome::Invalid { invalid: &invalid, deployment: deployment.as_ref() }, now);
+            status.desired_revision = None;
             (status, Duration::from_secs(300))
         }
     };
 
-    finish(ctx, config, &ns, &name, status, requeue, previous_ready).await
+    finish(ctx, config, status, requeue, previous_ready, &referenced).await
+}
+
+/// Recreates the stable Deployment at `revision` from its snapshot; `None` when no snapshot of that
+/// revision exists (an operator upgraded mid-canary, or the snapshot deleted too).
+async fn recreate_stable(
+    ctx: &Context,
+    config: &FaxPluginConfig,
+    ns: &str,
+    revision: &str,
+) -> Result<Option<Deployment>, Error> {
+    let name = config.name_any();
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(snapshot) = config_maps.get_opt(&names::stable_snapshot_name(&name)).await? else {
+        return Ok(None);
+    };
+    let replicas = config.spec.api_server.replicas.max(1);
+    let Some(deployment) = build::from_snapshot(config, &snapshot, revision, replicas) else {
+        return Ok(None);
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let recreated = apply(&deployments, &deployment).await?;
+    tracing::warn!(namespace = %ns, config = %name, revision, "stable Deployment was missing: recreated at the stable revision");
+    publish(
+        ctx,
+        config,
+        EventType::Warning,
+        "StableRecreated",
+        format!("Deployment {} was missing; recreated at the stable revision {revision}", names::api_name(&name)),
+        "Rollout",
+    )
+    .await;
+    Ok(Some(recreated))
+}
+
+/// Status when the stable Deployment is gone and cannot be recreated at its revision: nothing is deployed
+/// (deploying the desired revision would skip the canary, and it may be a rolled-back one).
+fn stable_missing(
+    config: &FaxPluginConfig,
+    desired: &crate::validate::Desired,
+    stable_revision: &str,
+    now: Timestamp,
+) -> faxbot_crds::FaxPluginConfigStatus {
+    let invalid = crate::validate::Invalid {
+        reason: "StableMissing",
+        message: format!(
+            "Deployment {} was deleted and no snapshot of the stable revision {stable_revision} exists; revision {} is not deployed without a canary: switch spec.rollout.strategy to Immediate to deploy it directly",
+            names::api_name(&config.name_any()),
+            desired.revision
+        ),
+    };
+    let mut status = config_status(config, Outcome::Invalid { invalid: &invalid, deployment: None }, now);
+    status.desired_revision = Some(desired.revision.clone());
+    status
 }
 
 /// Publishes the Ready event and metric and writes the status when it changed.
 async fn finish(
     ctx: &Context,
     config: &FaxPluginConfig,
-    ns: &str,
-    name: &str,
     status: faxbot_crds::FaxPluginConfigStatus,
     requeue: Duration,
     previous_ready: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    referenced: &Referenced,
 ) -> Result<Action, Error> {
     let client = &ctx.client;
-    let (ns, name) = (ns.to_string(), name.to_string());
+    let ns = config.namespace().ok_or(Error::MissingNamespace)?;
+    let name = config.name_any();
+    let mut status = status;
+    // Which version of each referenced Secret this status was computed from: after a Secret change, waiting
+    // for its resourceVersion here, then for Ready, cannot return on a Ready left from before the change.
+    status.secret_versions = referenced
+        .secrets
+        .iter()
+        .map(|(name, s)| (name.clone(), s.metadata.resource_version.clone().unwrap_or_default()))
+        .collect();
+    crate::status::kstatus(&mut status, config.metadata.generation, Timestamp::now());
     let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     // Warn once when the pods stop sharing their documents (not on every reconcile while they don't).
     let unshared = |s: Option<&faxbot_crds::FaxPluginConfigStatus>| {

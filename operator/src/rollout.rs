@@ -4,7 +4,9 @@
 //!
 //! The stable Deployment keeps its pod template for the whole canary; only its replica count follows the
 //! split. The canary Deployment runs the new revision's template. Promotion applies the new template to the
-//! stable Deployment and removes the canary; a rollback removes the canary and restores the stable count.
+//! stable Deployment; a rollback restores the stable count. Either way the canary goes only once stable's
+//! pods are ready again ([`plan::targets`]): ready capacity never drops below `replicas` because of a
+//! rollout.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use faxbot_crds::{
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -26,7 +28,7 @@ use crate::canary::plan::{self, Action, Phase, RolloutState};
 use crate::metrics::ObjectLabels;
 use crate::reconcile::{Context, apply, publish};
 use crate::status::{Outcome, config_status, deployment_revision};
-use crate::validate::Desired;
+use crate::validate::{Desired, Invalid};
 use crate::{Error, build, names};
 
 fn to_duration(ts: Timestamp) -> Duration {
@@ -65,6 +67,9 @@ fn state_from(status: Option<&RolloutStatus>, stable_revision: &str) -> RolloutS
         no_data_checks: u32::try_from(s.no_data_checks).unwrap_or(0),
         failed_revisions: s.failed_revisions.clone(),
         last_rollback: s.last_rollback.clone(),
+        abort_for: s.abort_for.clone(),
+        promote_for: s.promote_for.clone(),
+        retry_seen: s.retry_observed.clone(),
     }
 }
 
@@ -73,12 +78,7 @@ fn check_result(verdict: &Verdict, at: Duration) -> AnalysisResult {
     let ms = |v: Option<f64>| v.map(|s| (s * 1_000_000.0).round() / 1000.0);
     AnalysisResult {
         time: to_rfc3339(at),
-        verdict: match verdict {
-            Verdict::Pass(_) => "Pass",
-            Verdict::Fail(..) => "Fail",
-            Verdict::NoData(_) => "NoData",
-        }
-        .into(),
+        verdict: verdict.as_str().into(),
         canary_error_rate_percent: (m.canary_error_rate * 1000.0).round() / 1000.0,
         stable_error_rate_percent: (m.stable_error_rate * 1000.0).round() / 1000.0,
         canary_latency_ms: ms(m.canary_latency),
@@ -139,6 +139,13 @@ async fn flags_only(
     stable: &Deployment,
     stable_revision: &str,
 ) -> Result<bool, Error> {
+    // Everything that reaches a pod besides the config document (volumes, service account, trust bundle,
+    // proxies, ...) must be what stable runs: a PVC or IRSA role change is not a flag. A stable Deployment
+    // from before this annotation existed goes through the canary.
+    let stable_inputs = stable.metadata.annotations.as_ref().and_then(|a| a.get(names::POD_INPUTS_ANNOTATION));
+    if stable_inputs != Some(&desired.pod_inputs) {
+        return Ok(false);
+    }
     let template = stable.spec.as_ref().map(|s| &s.template);
     let annotations = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
     if annotations.and_then(|a| a.get(names::CREDENTIALS_CHECKSUM_ANNOTATION)) != Some(&desired.credentials_checksum) {
@@ -181,12 +188,31 @@ async fn flags_only(
     Ok(stable_config.is_some_and(|c| c.version == desired.runtime.version && c.providers == desired.runtime.providers))
 }
 
+/// What the spec gives the canary path this reconcile.
+#[derive(Debug, Clone, Copy)]
+pub enum Spec<'a> {
+    /// The spec renders this revision.
+    Valid(&'a Desired),
+    /// The spec is refused; a canary in flight is held (see [`plan::Action::Hold`]).
+    Invalid(&'a Invalid),
+}
+
+/// Writes the stable snapshot (best effort is not enough: without it a deleted stable Deployment could only
+/// be recreated at the desired revision, so a failure fails the reconcile and is retried).
+async fn snapshot(ctx: &Context, config: &FaxPluginConfig, stable: &Deployment) -> Result<(), Error> {
+    let ns = config.namespace().ok_or(Error::MissingNamespace)?;
+    if let Some(cm) = build::stable_snapshot(config, stable) {
+        apply(&Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns), &cm).await?;
+    }
+    Ok(())
+}
+
 /// Reconciles a config whose stable Deployment already runs `stable` under strategy Canary. Returns the
 /// status to write and when to look again.
 pub async fn reconcile(
     ctx: &Context,
     config: &FaxPluginConfig,
-    desired: &Desired,
+    spec: Spec<'_>,
     stable: Deployment,
     now: Timestamp,
 ) -> Result<(FaxPluginConfigStatus, Duration), Error> {
@@ -198,7 +224,20 @@ pub async fn reconcile(
     let config = &fresh;
     let key = format!("{ns}/{name}");
     let labels = ObjectLabels { namespace: ns.clone(), name: name.clone() };
-    let rollout = Rollout::from_spec(&config.spec.rollout).ok_or_else(|| Error::InvalidRollout(name.clone()))?;
+    let desired = match spec {
+        Spec::Valid(d) => Some(d),
+        Spec::Invalid(_) => None,
+    };
+    // An invalid spec may carry an unparsable rollout too: the defaults still bound the held canary.
+    let rollout = match Rollout::from_spec(&config.spec.rollout) {
+        Some(r) => r,
+        None if desired.is_none() => Rollout::from_spec(&faxbot_crds::RolloutSpec {
+            steps: vec![faxbot_crds::RolloutStep { weight: 100, pause: None }],
+            ..Default::default()
+        })
+        .ok_or_else(|| Error::InvalidRollout(name.clone()))?,
+        None => return Err(Error::InvalidRollout(name.clone())),
+    };
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let stable_name = names::api_name(&name);
     let canary_name = names::canary_name(&name);
@@ -209,153 +248,216 @@ pub async fn reconcile(
     let at = to_duration(now);
 
     let canary = deployments.get_opt(&canary_name).await?;
+    let canary_deployed = canary.as_ref().and_then(deployment_revision);
     let step_weight = rollout.policy.steps.get(state.step).map(|(w, _)| *w).unwrap_or(100);
-    let (_, want_canary) = plan::split(replicas, step_weight);
+    let (want_stable, want_canary) = plan::split(replicas, step_weight);
     let pods = ready_pods(&ctx.client, &ns, &name).await?;
-    let canary_pods_ready = pods.get(&(desired.revision.clone(), true)).copied().unwrap_or(0);
-    let canary_ready = state.canary_revision.as_deref() == Some(desired.revision.as_str())
-        && canary.as_ref().and_then(deployment_revision).as_deref() == Some(desired.revision.as_str())
+    // The revision under test: the desired one, or while the spec is invalid the one in flight.
+    let testing = desired.map(|d| d.revision.clone()).or_else(|| state.canary_revision.clone());
+    let canary_pods_ready = testing.as_ref().and_then(|r| pods.get(&(r.clone(), true)).copied()).unwrap_or(0);
+    let canary_ready = testing.is_some()
+        && state.canary_revision == testing
+        && canary_deployed == testing
         && canary_pods_ready >= want_canary
         && want_canary > 0;
 
     // A new canary starts without the previous one's measurements; a check is due every interval while the
     // canary under test is up.
-    let same_canary = state.canary_revision.as_deref() == Some(desired.revision.as_str());
     let mut last_check = previous.and_then(|p| p.last_check.clone());
-    let last_check_at = last_check.as_ref().filter(|_| same_canary).and_then(|c| c.time.parse::<Timestamp>().ok());
+    let last_check_at =
+        last_check.as_ref().filter(|_| state.canary_revision == testing).and_then(|c| c.time.parse::<Timestamp>().ok());
     let due = last_check_at.is_none_or(|t| at.saturating_sub(to_duration(t)) >= rollout.interval);
-    let verdict = if canary_ready && due {
-        let scrape = ctx.source.scrape(&ctx.client, &ns, &name).await?;
-        let window = ctx.source.window(&key, at, rollout.window, scrape);
-        let empty = Default::default();
-        let canary_counters = window.get(&desired.revision).unwrap_or(&empty);
-        let stable_counters = window.get(&stable_revision).unwrap_or(&empty);
-        let verdict = analysis::judge(canary_counters, stable_counters, &rollout.thresholds);
-        let m = verdict.measurement();
-        ctx.metrics.canary_error_rate.get_or_create(&labels).set(m.canary_error_rate);
-        if let Some(r) = m.worst_latency_ratio() {
-            ctx.metrics.canary_latency_ratio.get_or_create(&labels).set(r);
+    let verdict = match (&testing, canary_ready && due) {
+        (Some(testing), true) => {
+            let (scrape, reach) = ctx.source.scrape(&ctx.client, &ns, &name).await?;
+            let window = ctx.source.window(&key, at, rollout.window, scrape);
+            let empty = Default::default();
+            let canary_counters = window.get(testing).unwrap_or(&empty);
+            // A 100 % step leaves no stable pod: no baseline to compare with.
+            let stable_counters = (want_stable > 0).then(|| window.get(&stable_revision).unwrap_or(&empty));
+            let verdict = analysis::judge(canary_counters, stable_counters, &rollout.thresholds);
+            // Pods that could not be read at all are not "no traffic": say so.
+            let unreachable = reach.unreachable(testing) || (want_stable > 0 && reach.unreachable(&stable_revision));
+            let verdict = match verdict {
+                analysis::Verdict::NoData(m) if unreachable => analysis::Verdict::Unavailable(m),
+                v => v,
+            };
+            let m = verdict.measurement();
+            ctx.metrics.canary_error_rate.get_or_create(&labels).set(m.canary_error_rate);
+            if let Some(r) = m.worst_latency_ratio() {
+                ctx.metrics.canary_latency_ratio.get_or_create(&labels).set(r);
+            }
+            tracing::info!(namespace = %ns, config = %name, verdict = ?verdict, "canary check");
+            last_check = Some(check_result(&verdict, at));
+            Some(verdict)
         }
-        tracing::info!(namespace = %ns, config = %name, verdict = ?verdict, "canary check");
-        last_check = Some(check_result(&verdict, at));
-        Some(verdict)
-    } else {
-        None
+        _ => None,
     };
 
     // A flags-only change marked urgent goes straight through (a canary already running for it too).
-    let mut policy = rollout.policy.clone();
-    let urgent = config.spec.rollout.urgent_feature_flags
-        && desired.revision != stable_revision
-        && flags_only(ctx, config, desired, &stable, &stable_revision).await?;
-    if urgent {
-        policy.promote = true;
-    }
-    let (next, action) = plan::step(&policy, &state, &desired.revision, at, canary_ready, verdict.as_ref());
+    let urgent = match desired {
+        Some(d) if config.spec.rollout.urgent_feature_flags && d.revision != stable_revision => {
+            flags_only(ctx, config, d, &stable, &stable_revision).await?
+        }
+        _ => false,
+    };
+    let tick = plan::Tick {
+        desired: desired.map(|d| d.revision.as_str()),
+        now: at,
+        canary_ready,
+        verdict: verdict.as_ref(),
+        urgent,
+    };
+    let (next, action) = plan::step(&rollout.policy, &state, &tick);
     if verdict.is_none() && next.canary_revision.is_some() && next.canary_revision != state.canary_revision {
         // A fresh canary: the previous one's measurements say nothing about it. (After a rollback they stay,
         // as the record of why.)
         last_check = None;
     }
-    let mut requested = 0;
-    let (mut stable_pods, mut canary_pods) = (replicas, 0);
-    match &action {
-        Action::StableOnly => {
-            if remove(&deployments, &canary_name).await? {
+
+    // Replica counts: what the decision asks for, moderated so that ready capacity never drops.
+    let current = (
+        stable.spec.as_ref().and_then(|s| s.replicas).unwrap_or(replicas),
+        canary.as_ref().and_then(|c| c.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0),
+    );
+    let want = match &action {
+        Action::StableOnly | Action::RollBack { .. } | Action::Promote => (replicas, 0),
+        Action::Canary { weight } => plan::split(replicas, *weight),
+        Action::Hold => (replicas, current.1),
+    };
+    let ready_canary_track = pods.iter().filter(|((_, canary), _)| *canary).map(|(_, n)| *n).sum::<i32>();
+    let ready_stable = pods.get(&(next.stable_revision.clone(), false)).copied().unwrap_or(0);
+    let (stable_pods, canary_pods) = plan::targets(replicas, want, current, (ready_stable, ready_canary_track));
+    let requested = match &action {
+        Action::Canary { weight } => *weight,
+        _ => 0,
+    };
+
+    // The stable side first: it only grows here or shrinks behind ready canary pods.
+    match (&action, desired) {
+        (Action::Promote, Some(d)) => {
+            let promoted = apply(&deployments, &build::deployment(config, d)).await?;
+            snapshot(ctx, config, &promoted).await?;
+        }
+        (Action::StableOnly, Some(d)) if d.revision == next.stable_revision => {
+            apply(&deployments, &build::deployment(config, d)).await?;
+        }
+        _ if current.0 != stable_pods => scale(&deployments, &stable_name, stable_pods).await?,
+        _ => {}
+    }
+    match (&action, desired) {
+        (Action::Canary { .. }, Some(d)) => {
+            if state.canary_revision.as_deref() != Some(d.revision.as_str()) && canary.is_none() {
+                // What serves now, kept in case the stable Deployment is deleted while the canary runs.
+                snapshot(ctx, config, &stable).await?;
+            }
+            apply(&deployments, &build::canary_deployment(config, d, canary_pods)).await?;
+        }
+        _ if canary_pods == 0 => {
+            let removed = remove(&deployments, &canary_name).await?;
+            if removed {
                 ctx.source.forget(&key);
             }
-            if desired.revision == next.stable_revision {
-                apply(&deployments, &build::deployment(config, desired)).await?;
-            } else if stable.spec.as_ref().and_then(|s| s.replicas) != Some(replicas) {
-                scale(&deployments, &stable_name, replicas).await?;
-            }
         }
-        Action::Canary { weight } => {
-            requested = *weight;
-            (stable_pods, canary_pods) = plan::split(replicas, *weight);
-            apply(&deployments, &build::canary_deployment(config, desired, canary_pods)).await?;
-            if stable.spec.as_ref().and_then(|s| s.replicas) != Some(stable_pods) {
-                scale(&deployments, &stable_name, stable_pods).await?;
-            }
-            if state.canary_revision.as_deref() != Some(desired.revision.as_str()) {
-                publish(
-                    ctx,
-                    config,
-                    EventType::Normal,
-                    "CanaryStarted",
-                    format!("canary of revision {} started at {weight}% (stable {stable_revision})", desired.revision),
-                    "Rollout",
-                )
-                .await;
-            } else if next.step != state.step {
-                publish(
-                    ctx,
-                    config,
-                    EventType::Normal,
-                    "CanaryStep",
-                    format!("canary of revision {} advanced to step {} ({weight}%)", desired.revision, next.step + 1),
-                    "Rollout",
-                )
-                .await;
-            }
+        _ if current.1 != canary_pods => scale(&deployments, &canary_name, canary_pods).await?,
+        _ => {}
+    }
+    let testing_label = testing.clone().unwrap_or_default();
+    match &action {
+        Action::Canary { weight } if state.canary_revision != next.canary_revision => {
+            publish(
+                ctx,
+                config,
+                EventType::Normal,
+                "CanaryStarted",
+                format!("canary of revision {testing_label} started at {weight}% (stable {stable_revision})"),
+                "Rollout",
+            )
+            .await;
+        }
+        Action::Canary { weight } if next.step != state.step => {
+            publish(
+                ctx,
+                config,
+                EventType::Normal,
+                "CanaryStep",
+                format!("canary of revision {testing_label} advanced to step {} ({weight}%)", next.step + 1),
+                "Rollout",
+            )
+            .await;
         }
         Action::RollBack { reason } => {
-            remove(&deployments, &canary_name).await?;
-            ctx.source.forget(&key);
-            scale(&deployments, &stable_name, replicas).await?;
             ctx.metrics.canary_rollbacks.get_or_create(&labels).inc();
-            tracing::warn!(namespace = %ns, config = %name, revision = %desired.revision, reason = %reason, "canary rolled back");
+            let rolled_back = state.canary_revision.clone().unwrap_or(testing_label.clone());
+            tracing::warn!(namespace = %ns, config = %name, revision = %rolled_back, reason = %reason, "canary rolled back");
             publish(
                 ctx,
                 config,
                 EventType::Warning,
                 "RolledBack",
-                format!("revision {} rolled back: {reason}; revision {stable_revision} serves", desired.revision),
+                format!("revision {rolled_back} rolled back: {reason}; revision {stable_revision} serves"),
                 "Rollout",
             )
             .await;
         }
         Action::Promote => {
-            apply(&deployments, &build::deployment(config, desired)).await?;
-            remove(&deployments, &canary_name).await?;
-            ctx.source.forget(&key);
             publish(
                 ctx,
                 config,
                 EventType::Normal,
                 "Promoted",
                 if urgent {
-                    format!(
-                        "revision {} only changes feature flags (urgentFeatureFlags): applied at once",
-                        desired.revision
-                    )
+                    format!("revision {testing_label} only changes feature flags (urgentFeatureFlags): applied at once")
                 } else {
-                    format!("revision {} promoted to every replica", desired.revision)
+                    format!("revision {testing_label} promoted to every replica")
                 },
                 "Rollout",
             )
             .await;
         }
+        _ => {}
     }
 
     // Status: the stable Deployment's view, then the canary's conditions on top.
     let stable_now = deployments.get_opt(&stable_name).await?;
     let canary_now = deployments.get_opt(&canary_name).await?;
-    let mut status = config_status(config, Outcome::Applied { desired, deployment: stable_now.as_ref() }, now);
+    let mut status = match spec {
+        Spec::Valid(desired) => {
+            config_status(config, Outcome::Applied { desired, deployment: stable_now.as_ref() }, now)
+        }
+        Spec::Invalid(invalid) => {
+            config_status(config, Outcome::Invalid { invalid, deployment: stable_now.as_ref() }, now)
+        }
+    };
     // The pods listed before acting: new or removed pods take longer than this reconcile to become ready
     // or go, so a second listing would tell nothing more.
-    let actual = match (&canary_now, &next.canary_revision) {
-        (Some(_), Some(canary_revision)) => plan::actual_weight(
+    let actual = match (&canary_now, &testing) {
+        (Some(_), Some(testing)) => plan::actual_weight(
             pods.get(&(next.stable_revision.clone(), false)).copied().unwrap_or(0),
-            pods.get(&(canary_revision.clone(), true)).copied().unwrap_or(0),
+            pods.get(&(testing.clone(), true)).copied().unwrap_or(0),
         ),
         _ => 0.0,
     };
     status.canary_weight = actual.round() as i32;
     let generation = config.metadata.generation;
     let conditions = &mut status.conditions;
-    match next.phase {
-        Phase::Progressing | Phase::Paused => {
+    match (next.phase, spec) {
+        (_, Spec::Invalid(_)) => {
+            // The validation conditions stand; say what became of the canary.
+            if let (Some(rev), Action::Hold) = (&next.canary_revision, &action)
+                && let Some(ready) = conditions.iter_mut().find(|c| c.type_ == "Ready")
+            {
+                ready.message = format!(
+                    "{}; the canary of revision {rev} is held at step {} and stable is back to {replicas} pods until the spec is valid again",
+                    ready.message,
+                    next.step + 1
+                );
+            }
+            if next.phase == Phase::RolledBack {
+                status.phase = Some("RolledBack".into());
+            }
+        }
+        (Phase::Progressing | Phase::Paused, Spec::Valid(desired)) => {
             let paused = next.phase == Phase::Paused;
             let check = last_check
                 .as_ref()
@@ -376,16 +478,21 @@ pub async fn reconcile(
                 if paused { ", paused" } else { "" },
                 next.stable_revision
             );
-            let reason = if paused { "CanaryPaused" } else { "CanaryInProgress" };
+            let unavailable = last_check.as_ref().is_some_and(|c| c.verdict == "AnalysisUnavailable");
+            let reason = match (paused, unavailable) {
+                (_, true) => "AnalysisUnavailable",
+                (true, false) => "CanaryPaused",
+                (false, false) => "CanaryInProgress",
+            };
             set_condition(conditions, "Ready", ConditionStatus::False, reason, &message, generation, now);
             set_condition(conditions, "Progressing", ConditionStatus::True, reason, &message, generation, now);
             set_condition(conditions, "Degraded", ConditionStatus::False, "AsExpected", "", generation, now);
             status.phase = Some(if paused { "Paused" } else { "Progressing" }.into());
             status.current_revision = Some(next.stable_revision.clone());
         }
-        Phase::RolledBack => {
+        (Phase::RolledBack, Spec::Valid(desired)) => {
             let message = format!(
-                "revision {} was rolled back ({}); revision {} serves; change the spec to try a newer revision",
+                "revision {} was rolled back ({}); revision {} serves; change the spec, or set spec.rollout.retry to a new value to try it again",
                 desired.revision,
                 next.last_rollback.clone().unwrap_or_default(),
                 next.stable_revision
@@ -396,7 +503,17 @@ pub async fn reconcile(
             status.phase = Some("RolledBack".into());
             status.current_revision = Some(next.stable_revision.clone());
         }
-        Phase::Stable => {}
+        (Phase::Stable, Spec::Valid(_)) if canary_now.is_some() => {
+            // Promoted: the canary's pods keep serving until the new stable pods are ready.
+            let message = format!(
+                "revision {} promoted; {} canary pods serve until the stable Deployment's are ready",
+                next.stable_revision, canary_pods
+            );
+            set_condition(conditions, "Ready", ConditionStatus::False, "Promoting", &message, generation, now);
+            set_condition(conditions, "Progressing", ConditionStatus::True, "Promoting", &message, generation, now);
+            status.phase = Some("Progressing".into());
+        }
+        (Phase::Stable, Spec::Valid(_)) => {}
     }
     ctx.metrics.canary_phase.get_or_create(&labels).set(match next.phase {
         Phase::Stable => 0,
@@ -424,12 +541,16 @@ pub async fn reconcile(
         last_check,
         failed_revisions: next.failed_revisions.clone(),
         last_rollback: next.last_rollback.clone(),
+        abort_for: next.abort_for.clone(),
+        promote_for: next.promote_for.clone(),
+        retry_observed: next.retry_seen.clone(),
     });
-    let requeue = match next.phase {
-        Phase::Progressing | Phase::Paused => {
-            rollout.interval.min(Duration::from_secs(30)).max(Duration::from_millis(500))
-        }
-        _ => Duration::from_secs(300),
+    // While pods still move (a canary, a promotion or a rollback waiting for stable), look again soon.
+    let moving = matches!(next.phase, Phase::Progressing | Phase::Paused) || canary_now.is_some();
+    let requeue = if moving {
+        rollout.interval.min(Duration::from_secs(30)).max(Duration::from_millis(500))
+    } else {
+        Duration::from_secs(300)
     };
     Ok((status, requeue))
 }

@@ -164,6 +164,38 @@ pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timest
     status
 }
 
+/// Derives the condition pair kstatus reads (cli-utils' `Compute`, which Flux's `wait: true` and health
+/// checks use) from the summary conditions, and records the revision last live on every pod.
+///
+/// kstatus ignores `Ready` for custom resources: it says InProgress while `Reconciling` is True (or
+/// `observedGeneration` lags), Failed while `Stalled` is True, Current otherwise. So: `Stalled` mirrors
+/// `Degraded` (rolled back, invalid: the operator cannot get there without a change), and `Reconciling` is
+/// True whenever the config is neither Ready nor Stalled (a canary, a rolling update, a promotion).
+pub fn kstatus(status: &mut FaxPluginConfigStatus, generation: Option<i64>, now: Timestamp) {
+    let find = |t: &str| status.conditions.iter().find(|c| c.type_ == t).cloned();
+    let ready = find("Ready").filter(|c| c.status == "True");
+    let degraded = find("Degraded").filter(|c| c.status == "True");
+    let pending = find("Ready").filter(|c| c.status != "True");
+    let conditions = &mut status.conditions;
+    match (&degraded, &ready, &pending) {
+        (Some(d), _, _) => {
+            set_condition(conditions, "Stalled", ConditionStatus::True, &d.reason, &d.message, generation, now);
+            set_condition(conditions, "Reconciling", ConditionStatus::False, "Stalled", "", generation, now);
+        }
+        (None, Some(_), _) | (None, None, None) => {
+            set_condition(conditions, "Stalled", ConditionStatus::False, "AsExpected", "", generation, now);
+            set_condition(conditions, "Reconciling", ConditionStatus::False, "Ready", "", generation, now);
+        }
+        (None, None, Some(p)) => {
+            set_condition(conditions, "Stalled", ConditionStatus::False, "AsExpected", "", generation, now);
+            set_condition(conditions, "Reconciling", ConditionStatus::True, &p.reason, &p.message, generation, now);
+        }
+    }
+    if ready.is_some() {
+        status.observed_revision.clone_from(&status.current_revision);
+    }
+}
+
 /// The status of a FaxProvider after validation.
 pub fn provider_status(
     provider: &FaxProvider,
@@ -179,6 +211,7 @@ pub fn provider_status(
             status.slots = Some(resolved.manifest.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
             let message = format!("plugin `{}` settings and credentials are valid", resolved.manifest.id);
             set_condition(&mut status.conditions, "Ready", ConditionStatus::True, "Valid", &message, generation, now);
+            set_condition(&mut status.conditions, "Stalled", ConditionStatus::False, "Valid", "", generation, now);
         }
         Err(invalid) => {
             let manifest = faxbot_contract::manifest(&provider.spec.plugin);
@@ -188,6 +221,16 @@ pub fn provider_status(
                 &mut status.conditions,
                 "Ready",
                 ConditionStatus::False,
+                invalid.reason,
+                &invalid.message,
+                generation,
+                now,
+            );
+            // kstatus reads Stalled, not Ready: without it an invalid provider would wait out a Flux timeout.
+            set_condition(
+                &mut status.conditions,
+                "Stalled",
+                ConditionStatus::True,
                 invalid.reason,
                 &invalid.message,
                 generation,
@@ -317,5 +360,45 @@ mod tests {
         let later: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
         let s2 = config_status(&c, Outcome::Applied { desired: &d, deployment: None }, later);
         assert_eq!(s1, s2, "a reconcile that changes nothing must not rewrite the status");
+    }
+
+    #[test]
+    fn the_kstatus_pair_follows_the_summary_conditions() {
+        let c = base_config();
+        let d = validate_config(&c, &base_referenced()).unwrap();
+        let dep = build::deployment(&c, &d);
+        let get = |s: &FaxPluginConfigStatus, t: &str| {
+            let c = condition(s, t);
+            (c.status.clone(), c.reason.clone())
+        };
+        // Rolling out: Reconciling.
+        let mut s = config_status(
+            &c,
+            Outcome::Applied { desired: &d, deployment: Some(&with_status(dep.clone(), 0, 0, 1)) },
+            now(),
+        );
+        kstatus(&mut s, Some(3), now());
+        assert_eq!(get(&s, "Reconciling"), ("True".into(), "RolloutInProgress".into()));
+        assert_eq!(get(&s, "Stalled").0, "False");
+        assert_eq!(s.observed_revision, None, "nothing was live everywhere yet");
+        // Done: neither, and the revision is recorded as live.
+        let mut s = config_status(
+            &c,
+            Outcome::Applied { desired: &d, deployment: Some(&with_status(dep.clone(), 1, 1, 1)) },
+            now(),
+        );
+        kstatus(&mut s, Some(3), now());
+        assert_eq!((get(&s, "Reconciling").0, get(&s, "Stalled").0), ("False".into(), "False".into()));
+        assert_eq!(s.observed_revision.as_deref(), Some(d.revision.as_str()));
+        // Invalid: Stalled with the validation reason; the last live revision stays recorded.
+        let mut c2 = c.clone();
+        c2.status = Some(s);
+        let invalid = Invalid { reason: "SecretNotFound", message: "Secret x does not exist".into() };
+        let mut s = config_status(&c2, Outcome::Invalid { invalid: &invalid, deployment: Some(&dep) }, now());
+        kstatus(&mut s, Some(3), now());
+        assert_eq!(get(&s, "Stalled"), ("True".into(), "SecretNotFound".into()));
+        assert_eq!(get(&s, "Reconciling").0, "False");
+        assert_eq!(s.observed_revision.as_deref(), Some(d.revision.as_str()));
+        assert!(condition(&s, "Stalled").message.contains("Secret x"));
     }
 }

@@ -56,6 +56,23 @@ pub fn credential_mapping(provider: &FaxProvider, manifest: &PluginManifest) -> 
     }
 }
 
+/// The HIPAA rule: with `spec.compliance.hipaa` (the default), a plugin that does not declare HIPAA
+/// capability cannot fill any slot. Decided here, before anything rolls out, rather than found in an audit.
+pub fn hipaa_capable(hipaa: bool, slot: Category, provider: &str, manifest: &PluginManifest) -> Result<(), Invalid> {
+    if !hipaa || manifest.hipaa_compliant {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "NotHipaaCapable",
+        format!(
+            "slots.{}: FaxProvider {provider} uses plugin `{}`, which does not declare HIPAA capability; \
+             spec.compliance.hipaa is true (set it to false only for a config that never handles patient data)",
+            slot.as_str(),
+            manifest.id
+        ),
+    ))
+}
+
 /// Validates one FaxProvider on its own: the plugin exists, the settings pass its schema, and every
 /// credential it needs resolves to a non-empty key of `secret` (the Secret its `credentialsSecretRef` names,
 /// if that exists).
@@ -174,6 +191,12 @@ pub struct Desired {
     pub document_store: DocumentStore,
     /// The CA bundle (PEM) of `apiServer.trustBundle`, copied into the revision's ConfigMap.
     pub trust_bundle: Option<String>,
+    /// `apiServer.trustedProxies`, checked and normalised (`FAXBOT_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<String>,
+    /// A hash of everything in the revision except the runtime config document (image, resources, volumes,
+    /// service account, credentials, trust bundle, proxies): equal for two revisions that differ only in
+    /// their config, which is what the urgent path for feature flags requires.
+    pub pod_inputs: String,
 }
 
 /// Whether the pods of a config share one document store. Several pods (replicas or a canary beside the
@@ -324,6 +347,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
                 ),
             ));
         }
+        hipaa_capable(spec.compliance.hipaa, slot, provider_name, &resolved.manifest)?;
         for (credential, value) in &resolved.credentials {
             credentials.insert(names::credential_key(credential_slot, credential), value.clone());
         }
@@ -376,6 +400,8 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         None => None,
     };
 
+    let trusted_proxies = trusted_proxies(&spec.api_server.trusted_proxies)?;
+
     let features = &spec.features;
     let runtime = RuntimeConfig {
         version: faxbot_contract::CONFIG_VERSION,
@@ -415,7 +441,34 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     if let Some(bundle) = &trust_bundle {
         pod_inputs["trustBundle"] = serde_json::json!(hex::encode(&Sha256::digest(bundle.as_bytes())[..8]));
     }
+    if !trusted_proxies.is_empty() {
+        pod_inputs["trustedProxies"] = serde_json::json!(trusted_proxies);
+    }
+    // Pod scheduling and metadata reach the pod template: a change rolls the pods (as a canary). Only when
+    // set, so that revisions of configs without them stay what they were.
+    let api = &spec.api_server;
+    let scheduling = serde_json::json!({
+        "nodeSelector": api.node_selector,
+        "affinity": api.affinity,
+        "tolerations": api.tolerations,
+        "topologySpreadConstraints": api.topology_spread_constraints,
+        "podAnnotations": api.pod_annotations,
+        "imagePullSecrets": api.image_pull_secrets,
+        "priorityClassName": api.priority_class_name,
+    });
+    if scheduling.as_object().is_some_and(|o| {
+        o.values().any(|v| {
+            !(v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()))
+        })
+    }) {
+        pod_inputs["scheduling"] = scheduling;
+    }
     let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
+    let mut without_config = pod_inputs.clone();
+    if let Some(map) = without_config.as_object_mut() {
+        map.remove("config");
+    }
+    let pod_inputs = hex::encode(&Sha256::digest(without_config.to_string().as_bytes())[..8]);
     let document_store = DocumentStore::of(config, &runtime);
     Ok(Desired {
         runtime,
@@ -427,7 +480,28 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         shared_database,
         document_store,
         trust_bundle,
+        trusted_proxies,
+        pod_inputs,
     })
+}
+
+/// `apiServer.trustedProxies` as the server will read them: CIDRs (a bare address is one host), normalised.
+fn trusted_proxies(values: &[String]) -> Result<Vec<String>, Invalid> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.trim();
+            v.parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc().to_string())
+                .map_err(|_| {
+                    Invalid::new(
+                        "InvalidTrustedProxies",
+                        format!("apiServer.trustedProxies: `{v}` is not a CIDR such as 198.18.0.0/24"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Largest trust bundle accepted: every public root CA in PEM is about 220 KB; a ConfigMap holds at most 1 MiB.
@@ -571,6 +645,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn pod_inputs_ignore_the_config_document_and_nothing_else() {
+        let base = validate_config(&base_config(), &base_referenced()).unwrap();
+        let mut c = base_config();
+        c.spec.features.audit_all = !c.spec.features.audit_all;
+        let flags = validate_config(&c, &base_referenced()).unwrap();
+        assert_ne!(flags.revision, base.revision);
+        assert_eq!(flags.pod_inputs, base.pod_inputs, "a flag changes only the config document");
+        let mut c = base_config();
+        c.spec.api_server.service_account_name = Some("fax-irsa".into());
+        assert_ne!(validate_config(&c, &base_referenced()).unwrap().pod_inputs, base.pod_inputs);
+        let mut c = base_config();
+        c.spec.api_server.trusted_proxies = vec!["198.18.0.0/24".into()];
+        assert_ne!(validate_config(&c, &base_referenced()).unwrap().pod_inputs, base.pod_inputs);
+        let mut c = base_config();
+        c.spec.api_server.image = "registry.example/faxbot-api:other".into();
+        assert_ne!(validate_config(&c, &base_referenced()).unwrap().pod_inputs, base.pod_inputs);
+    }
+
+    #[test]
+    fn trusted_proxies_are_normalised_roll_the_pods_and_must_be_cidrs() {
+        let plain = validate_config(&base_config(), &base_referenced()).unwrap();
+        assert!(plain.trusted_proxies.is_empty());
+        let mut c = base_config();
+        c.spec.api_server.trusted_proxies = vec!["198.18.0.77/24".into(), " 2001:db8::1 ".into()];
+        let with = validate_config(&c, &base_referenced()).unwrap();
+        assert_eq!(with.trusted_proxies, vec!["198.18.0.0/24".to_string(), "2001:db8::1/128".to_string()]);
+        assert_ne!(with.revision, plain.revision, "a changed proxy list rolls out like any pod change");
+        c.spec.api_server.trusted_proxies = vec!["ingress.example".into()];
+        let err = validate_config(&c, &base_referenced()).unwrap_err();
+        assert_eq!(err.reason, "InvalidTrustedProxies");
+        assert!(err.message.contains("`ingress.example` is not a CIDR"), "{}", err.message);
+    }
+
+    #[test]
     fn a_trust_bundle_is_copied_into_the_revision_and_changes_it() {
         let plain = validate_config(&base_config(), &base_referenced()).unwrap();
         assert_eq!(plain.trust_bundle, None);
@@ -675,6 +783,24 @@ pub(crate) mod tests {
         c.spec.api_server.data_volume =
             Some(faxbot_crds::StorageVolumeSpec { persistent_volume_claim_name: "spool".into() });
         assert_eq!(store(&c, &r), DocumentStore::SinglePod);
+    }
+
+    #[test]
+    fn a_plugin_without_hipaa_capability_is_refused_while_compliance_hipaa_is_on() {
+        let mut manifest = faxbot_contract::manifest("phaxio").unwrap();
+        // (hipaa required, plugin capable) → refused?
+        for (required, capable, refused) in [(true, true, false), (true, false, true), (false, false, false)] {
+            manifest.hipaa_compliant = capable;
+            let result = hipaa_capable(required, Category::Outbound, "fax", &manifest);
+            assert_eq!(result.is_err(), refused, "required {required}, capable {capable}");
+            if let Err(e) = result {
+                assert_eq!(e.reason, "NotHipaaCapable");
+                assert!(e.message.contains("slots.outbound: FaxProvider fax uses plugin `phaxio`"), "{}", e.message);
+            }
+        }
+        // Every built-in plugin declares it today, so the default config validates.
+        assert!(faxbot_contract::builtin_manifests().iter().all(|m| m.hipaa_compliant));
+        assert!(validate_config(&base_config(), &base_referenced()).is_ok());
     }
 
     #[test]

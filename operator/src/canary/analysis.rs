@@ -17,6 +17,12 @@
 //!   buckets a few milliseconds wide), eight times "slower", and were rolled back.
 //! - Fewer than `min_samples` events on either side is [`Verdict::NoData`]: neither a pass nor a failure.
 //!   The step machine holds on it and rolls back after a bounded number in a row.
+//! - At a 100 % step no stable pod runs: there is no baseline, so only the error-rate ceiling judges (latency
+//!   is relative to stable and cannot be), and only the canary needs `min_samples`.
+//! - A canary whose error rate is above the ceiling while stable's is too, and not significantly worse than
+//!   stable's, is [`Verdict::Inconclusive`]: a provider or database outage fails both sides alike, and
+//!   blaming the canary for it would blacklist a good revision. The step holds; the progress deadline still
+//!   bounds the wait.
 
 use super::sample::Counters;
 
@@ -106,38 +112,64 @@ pub enum Verdict {
     Fail(Measurement, Failure),
     /// Not enough events on one side to judge.
     NoData(Measurement),
+    /// Both sides fail the error ceiling alike: a shared dependency is down, the canary is not to blame.
+    Inconclusive(Measurement),
+    /// The operator could not read the metrics of one side's pods at all (a NetworkPolicy, strict mTLS):
+    /// not "no traffic". Counted like no data, but reported as `AnalysisUnavailable`.
+    Unavailable(Measurement),
 }
 
 impl Verdict {
     /// The numbers behind the verdict.
     pub fn measurement(&self) -> &Measurement {
         match self {
-            Verdict::Pass(m) | Verdict::Fail(m, _) | Verdict::NoData(m) => m,
+            Verdict::Pass(m)
+            | Verdict::Fail(m, _)
+            | Verdict::NoData(m)
+            | Verdict::Inconclusive(m)
+            | Verdict::Unavailable(m) => m,
+        }
+    }
+
+    /// Status and log label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Pass(_) => "Pass",
+            Verdict::Fail(..) => "Fail",
+            Verdict::NoData(_) => "NoData",
+            Verdict::Inconclusive(_) => "Inconclusive",
+            Verdict::Unavailable(_) => "AnalysisUnavailable",
         }
     }
 }
 
-/// (error rate, Wilson lower bound of it, events); both rates in percent.
-fn error_rate(c: &Counters) -> (f64, f64, f64) {
+/// (error rate, Wilson lower bound, Wilson upper bound, events); rates in percent.
+fn error_rate(c: &Counters) -> (f64, f64, f64, f64) {
     let total = c.requests + c.submissions;
     let errors = (c.server_errors + c.failed_submissions).min(total);
     if total <= 0.0 {
-        return (0.0, 0.0, total);
+        return (0.0, 0.0, 100.0, total);
     }
-    (errors * 100.0 / total, wilson_lower_bound(errors, total) * 100.0, total)
+    let (lower, upper) = wilson_bounds(errors, total);
+    (errors * 100.0 / total, lower * 100.0, upper * 100.0, total)
 }
 
 /// z for a two-sided 95 % interval.
 const Z: f64 = 1.96;
 
-/// Lower bound of the Wilson score interval for `successes` of `n` (`n > 0`), as a fraction. Positive
+/// The Wilson score interval for `successes` of `n` (`n > 0`), as fractions. The lower bound is positive
 /// whenever `successes` is, so a ceiling of 0 still fails on any error.
-fn wilson_lower_bound(successes: f64, n: f64) -> f64 {
+fn wilson_bounds(successes: f64, n: f64) -> (f64, f64) {
     let p = successes / n;
     let z2 = Z * Z;
     let centre = p + z2 / (2.0 * n);
     let margin = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - margin) / (1.0 + z2 / n)).max(0.0)
+    (((centre - margin) / (1.0 + z2 / n)).max(0.0), ((centre + margin) / (1.0 + z2 / n)).min(1.0))
+}
+
+#[cfg(test)]
+fn wilson_lower_bound(successes: f64, n: f64) -> f64 {
+    wilson_bounds(successes, n).0
 }
 
 /// The `q` quantile of a cumulative histogram, interpolated linearly within the bucket it falls in (the
@@ -171,10 +203,13 @@ pub fn quantile(buckets: &std::collections::BTreeMap<super::sample::Bound, f64>,
 /// must pass even when the arithmetic lands a hair above it.
 const EPSILON: f64 = 1e-9;
 
-/// Judges the canary's window against stable's.
-pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
-    let (canary_error_rate, canary_error_rate_bound, canary_samples) = error_rate(canary);
-    let (stable_error_rate, _, stable_samples) = error_rate(stable);
+/// Judges the canary's window against stable's; `stable` is `None` when no stable pod runs (a 100 % step).
+pub fn judge(canary: &Counters, stable: Option<&Counters>, t: &Thresholds) -> Verdict {
+    let empty = Counters::default();
+    let baseline = stable.is_some();
+    let stable = stable.unwrap_or(&empty);
+    let (canary_error_rate, canary_error_rate_bound, _, canary_samples) = error_rate(canary);
+    let (stable_error_rate, stable_error_rate_bound, stable_upper, stable_samples) = error_rate(stable);
     let m = Measurement {
         canary_error_rate,
         canary_error_rate_bound,
@@ -186,13 +221,20 @@ pub fn judge(canary: &Counters, stable: &Counters, t: &Thresholds) -> Verdict {
         canary_samples,
         stable_samples,
     };
-    if canary_samples < t.min_samples || stable_samples < t.min_samples {
+    if canary_samples < t.min_samples || (baseline && stable_samples < t.min_samples) {
         return Verdict::NoData(m);
     }
-    if canary_error_rate_bound > t.max_error_rate_percent + EPSILON
-        || (t.max_error_rate_percent <= 0.0 && canary_error_rate > 0.0)
-    {
+    let above = |rate: f64, bound: f64| {
+        bound > t.max_error_rate_percent + EPSILON || (t.max_error_rate_percent <= 0.0 && rate > 0.0)
+    };
+    if above(canary_error_rate, canary_error_rate_bound) {
+        if baseline && above(stable_error_rate, stable_error_rate_bound) && canary_error_rate_bound <= stable_upper {
+            return Verdict::Inconclusive(m);
+        }
         return Verdict::Fail(m, Failure::ErrorRate);
+    }
+    if !baseline {
+        return Verdict::Pass(m);
     }
     let too_slow = |c: Option<f64>, s: Option<f64>| match (c, s) {
         (Some(c), Some(s)) => {
@@ -252,7 +294,7 @@ mod tests {
         let stable = window(1000.0, 0.0, 0.1);
         for (n, errors, ceiling, fails) in table {
             let t = Thresholds { max_error_rate_percent: ceiling, min_samples: 8.0, ..T };
-            let v = judge(&window(n, errors, 0.1), &stable, &t);
+            let v = judge(&window(n, errors, 0.1), Some(&stable), &t);
             assert_eq!(
                 matches!(v, Verdict::Fail(_, Failure::ErrorRate)),
                 fails,
@@ -272,11 +314,37 @@ mod tests {
     }
 
     #[test]
+    fn an_outage_both_sides_share_is_inconclusive_not_the_canarys_fault() {
+        // (canary events, errors; stable events, errors) → verdict. Newcombe 1998 (table I): 81 of 263 → 0.2553 to 0.3662.
+        assert!((wilson_bounds(81.0, 263.0).1 - 0.3662).abs() < 5e-4);
+        let table: [(f64, f64, f64, f64, &str); 5] = [
+            (100.0, 50.0, 900.0, 450.0, "Inconclusive"), // provider down for everyone: 50 % on both sides
+            (100.0, 60.0, 900.0, 450.0, "Inconclusive"), // 60 % (bound 50.2 %) is within stable's noise (53.3 %)
+            (100.0, 90.0, 900.0, 100.0, "Fail"),         // stable fails too, but the canary far worse: its fault
+            (100.0, 50.0, 900.0, 0.0, "Fail"),           // only the canary fails
+            (100.0, 50.0, 10.0, 10.0, "NoData"),         // stable has too few events to say anything
+        ];
+        for (cn, ce, sn, se, want) in table {
+            let v = judge(&window(cn, ce, 0.1), Some(&window(sn, se, 0.1)), &T);
+            assert_eq!(v.as_str(), want, "canary {ce}/{cn}, stable {se}/{sn}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn without_stable_pods_only_the_error_ceiling_judges() {
+        // A 100 % step: no stable pod, so no baseline; a slow canary cannot be compared with anything.
+        let slow = window(100.0, 0.0, 9.0);
+        assert_eq!(judge(&slow, None, &T).as_str(), "Pass");
+        assert_eq!(judge(&window(100.0, 10.0, 0.1), None, &T).as_str(), "Fail");
+        assert_eq!(judge(&window(10.0, 0.0, 0.1), None, &T).as_str(), "NoData", "the canary still needs samples");
+    }
+
+    #[test]
     fn failed_submissions_count_as_errors() {
         let mut canary = window(60.0, 0.0, 0.1);
         canary.submissions = 40.0;
         canary.failed_submissions = 20.0; // 20 of 100 events
-        let v = judge(&canary, &window(1000.0, 0.0, 0.1), &T);
+        let v = judge(&canary, Some(&window(1000.0, 0.0, 0.1)), &T);
         assert!(matches!(v, Verdict::Fail(_, Failure::ErrorRate)), "{v:?}");
         assert!((v.measurement().canary_error_rate - 20.0).abs() < 1e-9);
     }
@@ -284,12 +352,12 @@ mod tests {
     #[test]
     fn latency_exactly_twenty_percent_worse_passes_and_more_fails() {
         let stable = window(1000.0, 0.0, 0.100);
-        assert!(matches!(judge(&window(1000.0, 0.0, 0.120), &stable, &T), Verdict::Pass(_)));
-        let v = judge(&window(1000.0, 0.0, 0.1201), &stable, &T);
+        assert!(matches!(judge(&window(1000.0, 0.0, 0.120), Some(&stable), &T), Verdict::Pass(_)));
+        let v = judge(&window(1000.0, 0.0, 0.1201), Some(&stable), &T);
         assert!(matches!(v, Verdict::Fail(_, Failure::Latency)), "{v:?}");
         assert!((v.measurement().latency_ratio().unwrap() - 1.201).abs() < 1e-6);
         // Faster than stable is always fine.
-        assert!(matches!(judge(&window(1000.0, 0.0, 0.05), &stable, &T), Verdict::Pass(_)));
+        assert!(matches!(judge(&window(1000.0, 0.0, 0.05), Some(&stable), &T), Verdict::Pass(_)));
     }
 
     #[test]
@@ -307,7 +375,7 @@ mod tests {
         ];
         for (canary, stable, floor, fails) in table {
             let t = Thresholds { min_latency_increase: floor, ..T };
-            let v = judge(&window(1000.0, 0.0, canary), &window(1000.0, 0.0, stable), &t);
+            let v = judge(&window(1000.0, 0.0, canary), Some(&window(1000.0, 0.0, stable)), &t);
             assert_eq!(matches!(v, Verdict::Fail(_, Failure::Latency)), fails, "{canary} vs {stable}, floor {floor}");
         }
     }
@@ -323,8 +391,8 @@ mod tests {
             c
         };
         let stable = with_submits(0.5);
-        assert!(matches!(judge(&with_submits(0.6), &stable, &T), Verdict::Pass(_)), "exactly +20 %");
-        let v = judge(&with_submits(1.5), &stable, &T);
+        assert!(matches!(judge(&with_submits(0.6), Some(&stable), &T), Verdict::Pass(_)), "exactly +20 %");
+        let v = judge(&with_submits(1.5), Some(&stable), &T);
         assert!(matches!(v, Verdict::Fail(_, Failure::SubmitLatency)), "{v:?}");
         assert_eq!(v.measurement().canary_error_rate, 0.0, "slow, not failing");
         assert!((v.measurement().worst_latency_ratio().unwrap() - 3.0).abs() < 1e-9);
@@ -333,10 +401,13 @@ mod tests {
     #[test]
     fn too_few_samples_on_either_side_is_no_data() {
         let ok = window(1000.0, 0.0, 0.1);
-        assert!(matches!(judge(&window(49.0, 49.0, 9.0), &ok, &T), Verdict::NoData(_)), "even a terrible tiny window");
-        assert!(matches!(judge(&ok, &window(10.0, 0.0, 0.1), &T), Verdict::NoData(_)));
-        assert!(matches!(judge(&window(50.0, 0.0, 0.1), &window(50.0, 0.0, 0.1), &T), Verdict::Pass(_)));
-        assert!(matches!(judge(&Counters::default(), &Counters::default(), &T), Verdict::NoData(_)));
+        assert!(
+            matches!(judge(&window(49.0, 49.0, 9.0), Some(&ok), &T), Verdict::NoData(_)),
+            "even a terrible tiny window"
+        );
+        assert!(matches!(judge(&ok, Some(&window(10.0, 0.0, 0.1)), &T), Verdict::NoData(_)));
+        assert!(matches!(judge(&window(50.0, 0.0, 0.1), Some(&window(50.0, 0.0, 0.1)), &T), Verdict::Pass(_)));
+        assert!(matches!(judge(&Counters::default(), Some(&Counters::default()), &T), Verdict::NoData(_)));
     }
 
     #[test]

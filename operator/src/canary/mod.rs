@@ -59,6 +59,7 @@ impl Rollout {
                 paused: spec.paused,
                 promote: spec.promote,
                 abort: spec.abort,
+                retry: spec.retry.clone(),
             },
             thresholds: analysis::Thresholds {
                 max_error_rate_percent: a.max_error_rate_percent,
