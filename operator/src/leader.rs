@@ -28,6 +28,40 @@ pub struct LeaseSettings {
     pub duration: Duration,
     /// How often the holder renews (and candidates retry).
     pub renew_every: Duration,
+    /// The holder stops leading when it has not renewed for this long, well before `duration` runs out:
+    /// another replica may take over after `duration`, and by then this one must have stopped writing
+    /// (client-go's renewDeadline). Must be shorter than `duration`.
+    pub renew_deadline: Duration,
+}
+
+/// What the holder does next, from the time since its last successful renewal was **sent** (the server
+/// stamps the lease no earlier than that, so this errs on the safe side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// Sleep this long, then renew with at most the given time for the request.
+    Renew {
+        /// Time to wait before the request.
+        wait: Duration,
+        /// The request's timeout: it must not outlive the renew deadline.
+        timeout: Duration,
+    },
+    /// The renew deadline has passed: stop every write now.
+    Stop,
+}
+
+/// The fencing rule: renew every `renew_every`, but never wait or let a request run past the deadline.
+pub fn fence(settings: &LeaseSettings, since_renewed: Duration) -> Fence {
+    let left = settings.renew_deadline.saturating_sub(since_renewed);
+    if left.is_zero() {
+        return Fence::Stop;
+    }
+    let wait = settings.renew_every.min(left);
+    let timeout = left - wait;
+    if timeout.is_zero() {
+        // Waiting would use up the deadline: renew now, with what is left.
+        return Fence::Renew { wait: Duration::ZERO, timeout: left };
+    }
+    Fence::Renew { wait, timeout }
 }
 
 /// One replica's view of the Lease.
@@ -119,5 +153,42 @@ impl LeaderElector {
             Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_stops_before_another_replica_may_take_over() {
+        let settings = LeaseSettings {
+            namespace: "ns".into(),
+            name: "lease".into(),
+            identity: "me".into(),
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(10),
+        };
+        let s = Duration::from_secs;
+        // (seconds since the last renewal was sent) → next step.
+        let table = [
+            (0, Fence::Renew { wait: s(4), timeout: s(6) }),
+            (4, Fence::Renew { wait: s(4), timeout: s(2) }),
+            (8, Fence::Renew { wait: s(0), timeout: s(2) }),
+            (9, Fence::Renew { wait: s(0), timeout: s(1) }),
+            (10, Fence::Stop),
+            (30, Fence::Stop),
+        ];
+        for (since, want) in table {
+            assert_eq!(fence(&settings, s(since)), want, "{since} s after the last renewal");
+        }
+        // Whatever happens, no request outlives the deadline, and the deadline is inside the lease.
+        for ms in (0..12_000).step_by(250) {
+            if let Fence::Renew { wait, timeout } = fence(&settings, Duration::from_millis(ms)) {
+                assert!(Duration::from_millis(ms) + wait + timeout <= settings.renew_deadline, "{ms} ms");
+            }
+        }
+        assert!(settings.renew_deadline < settings.duration);
     }
 }

@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use faxbot_crds::FaxPluginConfig;
-use faxbot_operator::leader::{LeaderElector, LeaseSettings};
+use faxbot_operator::leader::{Fence, LeaderElector, LeaseSettings, fence};
 use faxbot_operator::metrics::Metrics;
 use faxbot_operator::reconcile::{self, Context};
 use faxbot_operator::telemetry;
@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             identity: identity.clone(),
             duration: Duration::from_secs(15),
             renew_every: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(10),
         };
         let mut e = LeaderElector::new(client.clone(), settings);
         tracing::info!(identity = %identity, lease = %e.settings().name, "waiting for leadership");
@@ -139,27 +140,28 @@ async fn main() -> anyhow::Result<()> {
         elector = Some(renew.clone());
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut last_ok = Instant::now();
+            let settings = renew.lock().await.settings().clone();
+            let mut renewed = Instant::now();
             loop {
-                let (every, duration) = {
-                    let e = renew.lock().await;
-                    (e.settings().renew_every, e.settings().duration)
+                let (wait, timeout) = match fence(&settings, renewed.elapsed()) {
+                    Fence::Renew { wait, timeout } => (wait, timeout),
+                    Fence::Stop => {
+                        tracing::error!("could not renew the lease before its renew deadline; stopping");
+                        break;
+                    }
                 };
-                tokio::time::sleep(every).await;
-                let result = renew.lock().await.try_acquire_or_renew().await;
+                tokio::time::sleep(wait).await;
+                let sent = Instant::now();
+                let result =
+                    tokio::time::timeout(timeout, async { renew.lock().await.try_acquire_or_renew().await }).await;
                 match result {
-                    Ok(true) => last_ok = Instant::now(),
-                    Ok(false) => {
+                    Ok(Ok(true)) => renewed = sent,
+                    Ok(Ok(false)) => {
                         tracing::error!("another replica took the lease; stopping");
                         break;
                     }
-                    Err(err) if last_ok.elapsed() < duration => {
-                        tracing::warn!(error = %err, "lease renewal failed; retrying")
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "could not renew the lease within its duration; stopping");
-                        break;
-                    }
+                    Ok(Err(err)) => tracing::warn!(error = %err, "lease renewal failed; retrying"),
+                    Err(_) => tracing::warn!("lease renewal timed out; retrying"),
                 }
             }
             metrics.leader.set(0);
@@ -184,7 +186,27 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     tracing::info!(namespace = namespace.as_deref().unwrap_or("*"), "controllers starting");
-    reconcile::run(client, ctx, namespace, concurrency, shutdown).await;
+    // Fencing: on SIGTERM in-flight reconciles finish (graceful); when the lease is lost they do not — the
+    // controllers are dropped at once, so no write starts after this replica stopped being the leader.
+    let (fence_tx, mut fence_rx) = tokio::sync::watch::channel(false);
+    let fenced = {
+        let lost = lost.clone();
+        let shutdown = async move {
+            shutdown.await;
+            if lost.load(Ordering::Relaxed) {
+                let _ = fence_tx.send(true);
+                // Keep the controllers' graceful shutdown from completing before the select below sees it.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = reconcile::run(client, ctx, namespace, concurrency, shutdown) => false,
+            _ = fence_rx.wait_for(|f| *f) => true,
+        }
+    };
+    if fenced {
+        tracing::error!("leadership lost: controllers stopped without finishing in-flight reconciles");
+    }
     tracing::info!("controllers stopped");
     if let Some(e) = elector
         && !lost.load(Ordering::Relaxed)
