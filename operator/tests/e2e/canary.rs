@@ -39,7 +39,7 @@ const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/faxbot-opera
 /// What the load saw: the jobs it sent (newest last) and the refusals it got, for the diagnosis of a rollback
 /// that should not have happened.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     jobs: Vec<String>,
     refusals: Vec<String>,
 }
@@ -47,7 +47,7 @@ struct Seen {
 /// Sends faxes through the Service from two workers until `stop`, each request on a new connection: many
 /// clients, as a canary's share of traffic assumes (kube-proxy balances connections; with a handful of
 /// keep-alive clients a 25 % canary sees traffic only when one of them reconnects, see docs/rollout.md).
-fn load(
+pub(crate) fn load(
     api: Arc<FaxApi>,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
@@ -241,9 +241,14 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     // pod dies at step 2 and the other replica resumes there (the step's 30 s pause outlasts the Lease's 15 s).
     apply_json::<faxbot_crds::FaxProvider>(&client, &ns, provider(&fast.base_url, 150)).await.unwrap();
     let r1 = new_revision(vec![r0.clone()]).await;
-    let at_step_two = wait_for(LONG, "the canary at step 2", || {
+    // Surge first: stable gives up its third pod only once the second canary pod is ready.
+    let at_step_two = wait_for(LONG, "the canary at step 2 with stable shrunk", || {
         let configs = configs.clone();
-        async move { rollout(&configs).await.filter(|r| r.current_step == 1 && r.canary_revision.is_some()) }
+        async move {
+            rollout(&configs)
+                .await
+                .filter(|r| r.current_step == 1 && r.canary_revision.is_some() && r.stable_replicas == 2)
+        }
     })
     .await;
     assert_eq!(at_step_two.requested_weight, 50);
@@ -333,6 +338,12 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     let fresh = rollout(&configs).await.unwrap();
     assert_eq!((fresh.failed_checks, fresh.current_step), (0, 0), "counters start afresh: {fresh:?}");
     promoted(r4.clone()).await;
+    // The promoted canary's pods serve until the new stable pods are ready; then it goes.
+    wait_for(LONG, "r4's canary Deployment removed after its promotion", || {
+        let (deployments, canary_name) = (deployments.clone(), canary_name.clone());
+        async move { deployments.get_opt(&canary_name).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
 
     // (f): a change that only flips a feature flag, marked urgent, skips the canary and applies at once.
     apply_json::<FaxPluginConfig>(&client, &ns, config(true, false)).await.unwrap();

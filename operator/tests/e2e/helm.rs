@@ -16,7 +16,7 @@ use faxbot_crds::FaxPluginConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
-use kube::api::{DeleteParams, ListParams};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::support::*;
@@ -330,10 +330,44 @@ async fn helm_install_runs_two_operator_replicas_and_helm_test_on_real_pods() {
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
     assert!(configs.get_opt(&release.test_name()).await.unwrap().is_none(), "the test FaxPluginConfig was deleted");
 
-    // The leader's pod deleted: it releases the Lease on SIGTERM, another replica leads at once, and the
-    // Deployment's replacement makes two again. (A leader killed without a chance to step down is the canary
-    // test's case: there the Lease has to expire.)
-    pods.delete(&leader, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    // `helm upgrade --wait` with a changed pod template rolls both replicas: each new pod must become Ready
+    // while the old leader still holds the Lease (a readiness tied to leadership deadlocked here).
+    let started = std::time::Instant::now();
+    let mut upgrade = vec!["upgrade", release.name.as_str(), CHART, "-n", ns.as_str(), "--wait", "--timeout", "3m"];
+    upgrade.extend(["--set", "podAnnotations.rolled=one"]);
+    helm.ok(&with_sets(&upgrade, &sets));
+    eprintln!("helm upgrade --wait (rolling both replicas): {:.1} s", started.elapsed().as_secs_f64());
+    let leader = wait_for(Duration::from_secs(60), "a leader after the upgrade", || {
+        let (client, ns, lease) = (client.clone(), ns.clone(), release.fullname.clone());
+        async move {
+            let holder = lease_holder(&client, &ns, &lease).await?;
+            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+            let pod = pods.get_opt(&holder).await.ok()??;
+            (pod.metadata.deletion_timestamp.is_none()
+                && pod.annotations().get("rolled").map(String::as_str) == Some("one"))
+            .then_some(holder)
+        }
+    })
+    .await;
+    wait_for(Duration::from_secs(90), "two Ready upgraded operator pods", || async {
+        let ready = operator_pods()
+            .await
+            .iter()
+            .filter(|p| {
+                pod_ready(p)
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.annotations().get("rolled").map(String::as_str) == Some("one")
+            })
+            .count();
+        (ready == 2).then_some(())
+    })
+    .await;
+
+    // Draining the leader's node evicts its pod through the Eviction API, which the PDB (minAvailable 1)
+    // allows only because the standby is Ready. It releases the Lease on SIGTERM, another replica leads at
+    // once, and the Deployment's replacement makes two again. (A leader killed without a chance to step down
+    // is the canary test's case: there the Lease has to expire.)
+    pods.evict(&leader, &kube::api::EvictParams::default()).await.expect("the PDB allows evicting the leader");
     let started = std::time::Instant::now();
     let new_leader = wait_for(Duration::from_secs(60), "the standby to lead", || {
         let (client, ns, lease, leader) = (client.clone(), ns.clone(), release.fullname.clone(), leader.clone());

@@ -10,6 +10,7 @@ mod canary;
 mod helm;
 mod manifests;
 mod pods;
+mod rollout_edges;
 mod support;
 
 use std::time::Duration;
