@@ -207,6 +207,15 @@ async fn snapshot(ctx: &Context, config: &FaxPluginConfig, stable: &Deployment) 
     Ok(())
 }
 
+/// `validated` (the spec that `desired` was rendered from) with the status of `fresh` (the latest read).
+/// Only the status may come from the fresh read: a spec edited since the validation would be built with the
+/// old revision's name, so a new image could reach the stable Deployment labelled as the stable revision
+/// (seen on real pods: a canary's missing image applied to stable at the canary's start). The newer spec
+/// gets its own reconcile from the watch.
+fn with_status_of(validated: &FaxPluginConfig, fresh: FaxPluginConfig) -> FaxPluginConfig {
+    FaxPluginConfig { metadata: validated.metadata.clone(), spec: validated.spec.clone(), status: fresh.status }
+}
+
 /// Reconciles a config whose stable Deployment already runs `stable` under strategy Canary. Returns the
 /// status to write and when to look again.
 pub async fn reconcile(
@@ -221,7 +230,7 @@ pub async fn reconcile(
     // The rollout state is in status, and the watch cache may not show this operator's last status write
     // yet: acting on that older state would, for example, recreate a canary just rolled back. Read it fresh.
     let fresh = Api::<FaxPluginConfig>::namespaced(ctx.client.clone(), &ns).get(&name).await?;
-    let config = &fresh;
+    let config = &with_status_of(config, fresh);
     let key = format!("{ns}/{name}");
     let labels = ObjectLabels { namespace: ns.clone(), name: name.clone() };
     let desired = match spec {
@@ -553,4 +562,33 @@ pub async fn reconcile(
         Duration::from_secs(300)
     };
     Ok((status, requeue))
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test with its message.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(image: &str, generation: i64, stable: Option<&str>) -> FaxPluginConfig {
+        let mut value = serde_json::json!({
+            "apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig",
+            "metadata": {"name": "edge", "namespace": "ns", "generation": generation},
+            "spec": {"apiServer": {"image": image}, "slots": {"outbound": ["line"], "auth": "keys"}},
+        });
+        if let Some(stable) = stable {
+            value["status"] = serde_json::json!({"rollout": {"phase": "Progressing", "stableRevision": stable}});
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_spec_stays_the_validated_one_and_only_the_status_is_fresh() {
+        let validated = config("good:1", 3, Some("old"));
+        let fresh = config("missing:0", 4, Some("r1"));
+        let merged = with_status_of(&validated, fresh);
+        assert_eq!(merged.spec, validated.spec, "a newer spec waits for its own reconcile");
+        assert_eq!(merged.metadata.generation, Some(3), "observedGeneration is the validated one");
+        assert_eq!(merged.status.unwrap().rollout.unwrap().stable_revision, "r1", "the latest rollout state");
+    }
 }

@@ -328,6 +328,9 @@ async fn canary_edges_keep_capacity_and_tell_gitops_the_truth() {
     assert!(rolled.last_rollback.as_deref().unwrap_or_default().contains("deadline"), "{rolled:?}");
     assert!(rolled.failed_revisions.contains(&bad));
     let stable_after = deployments.get(&stable_name).await.unwrap();
+    let image =
+        |d: &Deployment| d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].image.clone());
+    assert_eq!(image(&stable_after), image(&stable_before), "the canary's image never reaches stable");
     assert_eq!(stable_after.metadata.generation, stable_before.metadata.generation, "stable never scaled down");
     let (kstatus, message) = health(&tool, &["kstatus"], &configs).await;
     assert_eq!(kstatus, "Failed", "after a rollback: {message}");
