@@ -51,7 +51,15 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // The scale subresource lets a HorizontalPodAutoscaler (or `kubectl scale`) set the number of API pods
+    // on the config itself. Pointed at the Deployment instead, it would fight the operator, which applies
+    // `replicas` there on every reconcile and splits them between stable and canary.
+    scale(
+        spec_replicas_path = ".spec.apiServer.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FaxPluginConfigSpec {
@@ -120,7 +128,9 @@ pub struct ApiServerSpec {
     #[schemars(regex(pattern = r"^(Always|IfNotPresent|Never)$"))]
     pub image_pull_policy: Option<String>,
 
-    /// Number of API server pods. More than one needs a shared database.
+    /// Number of API server pods. More than one needs a shared database. This is the config's scale
+    /// subresource: a HorizontalPodAutoscaler targeting the FaxPluginConfig sets it (leave it out of Git
+    /// then, or tell your GitOps tool to ignore it). Changing it is not a new revision: no canary.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 100))]
     pub replicas: i32,
@@ -540,13 +550,18 @@ pub struct FaxPluginConfigStatus {
     #[serde(default)]
     pub canary_weight: i32,
 
-    /// Pods of the API Deployment that are ready.
+    /// API pods that are ready, stable and canary together.
     #[serde(default)]
     pub ready_replicas: i32,
 
-    /// Pods the API Deployment wants.
+    /// Pods the API Deployments want, stable and canary together (the scale subresource's status).
     #[serde(default)]
     pub replicas: i32,
+
+    /// Label selector of every API pod of this config, stable and canary (the scale subresource's
+    /// selector: an autoscaler averages its metrics over these pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 
     /// The canary rollout (strategy Canary): where it is, what it measured, and which revisions failed.
     /// Kept here, not in the operator's memory, so a restarted operator resumes at the same step.

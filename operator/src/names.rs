@@ -74,6 +74,11 @@ pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// [`selector_labels`] as a label selector string (`key=value,...`), as a scale subresource reports it.
+pub fn selector(config: &str) -> String {
+    selector_labels(config).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
 /// Labels of every owned object.
 pub fn common_labels(config: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(config);

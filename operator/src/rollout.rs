@@ -448,6 +448,11 @@ pub async fn reconcile(
         _ => 0.0,
     };
     status.canary_weight = actual.round() as i32;
+    // The scale subresource reports every API pod of the config: an autoscaler must see the canary's too.
+    if let Some(canary) = &canary_now {
+        status.replicas += canary.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        status.ready_replicas += canary.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    }
     let generation = config.metadata.generation;
     let conditions = &mut status.conditions;
     match (next.phase, spec) {

@@ -91,6 +91,7 @@ pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timest
     let dep_status = deployment.and_then(|d| d.status.as_ref());
     status.replicas = deployment.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
     status.ready_replicas = dep_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    status.selector = Some(names::selector(config.metadata.name.as_deref().unwrap_or_default()));
     status.canary_weight = 0;
 
     match outcome {
@@ -296,6 +297,14 @@ mod tests {
         assert_eq!(condition(&s, "Ready").observed_generation, Some(3));
         assert_eq!(s.current_revision.as_deref(), Some(d.revision.as_str()));
         assert_eq!(s.phase.as_deref(), Some("Ready"));
+        // The scale subresource's selector picks the pods the Deployment makes (and the canary's: same labels).
+        let pod_labels = done.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
+        let selector = s.selector.clone().unwrap();
+        assert_eq!(selector.split(',').count(), 2, "{selector}");
+        for term in selector.split(',') {
+            let (k, v) = term.split_once('=').unwrap();
+            assert_eq!(pod_labels.get(k).map(String::as_str), Some(v), "{selector} against {pod_labels:?}");
+        }
         assert_eq!(condition(&s, DOCUMENT_STORE_SHARED).reason, "SinglePod");
 
         // Several pods on per-pod volumes: reported, but the revision still rolls out.

@@ -15,7 +15,9 @@
 //! (f) a pause three times longer than the progress deadline is promoted, with the stable Deployment deleted
 //!     mid-canary (recreated at the stable revision) and a referenced Secret deleted and recreated (the canary
 //!     held, stable back to full size);
-//! (g) a `serviceAccountName` change with `urgentFeatureFlags` goes through a canary, not at once.
+//! (g) a `serviceAccountName` change with `urgentFeatureFlags` goes through a canary, not at once;
+//! (h) a HorizontalPodAutoscaler targeting the config scales it to 3 during a canary: no new revision, promoted
+//!     on 3 pods.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStatus};
 use faxbot_operator::names;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -454,8 +457,53 @@ async fn canary_edges_keep_capacity_and_tell_gitops_the_truth() {
     })
     .await;
     assert!(canary.canary_revision.is_some(), "serviceAccountName is not a flag: {canary:?}");
-    wait_rollout(&configs, "the service account change promoted", |r| r.phase == "Stable" && r.stable_revision != r5)
-        .await;
+    let r6 = wait_rollout(&configs, "the service account change promoted", |r| {
+        r.phase == "Stable" && r.stable_revision != r5
+    })
+    .await
+    .stable_revision;
+    wait_ready(&configs, "r6 live").await;
+
+    // (h) A real HorizontalPodAutoscaler scales the config (its scale subresource) during a canary. With
+    // minReplicas above the current count the HPA controller scales without metrics (none run here). The
+    // new count is split between stable and canary, the canary is not restarted (replicas are no revision)
+    // and is promoted on 3 pods.
+    knobs.urgent = false;
+    knobs.steps = json!([{"weight": 50, "pause": "40s"}]);
+    apply(knobs.clone()).await;
+    apply_json::<FaxProvider>(&client, &ns, line(350)).await.unwrap();
+    let r7 = wait_rollout(&configs, "the canary before scaling", |r| {
+        r.canary_revision.is_some() && r.step_started_at.is_some()
+    })
+    .await
+    .canary_revision
+    .unwrap();
+    assert_ne!(r7, r6);
+    apply_json::<HorizontalPodAutoscaler>(
+        &client,
+        &ns,
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "edge"},
+            "spec": {"scaleTargetRef": {"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "name": "edge"},
+                     "minReplicas": 3, "maxReplicas": 3,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                  "target": {"type": "Utilization", "averageUtilization": 80}}}]}}),
+    )
+    .await
+    .unwrap();
+    wait_for(LONG, "the HPA scaled the config to 3", || async {
+        (configs.get("edge").await.ok()?.spec.api_server.replicas == 3).then_some(())
+    })
+    .await;
+    let during = rollout(&configs).await.unwrap();
+    assert_eq!(during.canary_revision.as_deref(), Some(r7.as_str()), "scaling is not a new revision: {during:?}");
+    wait_rollout(&configs, "promoted on 3 pods", |r| r.phase == "Stable" && r.stable_revision == r7).await;
+    assert_eq!(wait_ready(&configs, "r7 live on 3 pods").await, r7);
+    let status = configs.get("edge").await.unwrap().status.unwrap();
+    assert_eq!((status.replicas, status.ready_replicas), (3, 3), "{status:?}");
+    assert_eq!(deployments.get(&stable_name).await.unwrap().spec.unwrap().replicas, Some(3));
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpa = hpas.get("edge").await.unwrap().status.unwrap();
+    assert_eq!(hpa.current_replicas, Some(3), "the HPA reads the scale subresource: {hpa:?}");
 
     stop.store(true, Ordering::Relaxed);
     for t in traffic {
