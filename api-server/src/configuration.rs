@@ -102,6 +102,9 @@ pub struct Settings {
     pub revision_override: Option<String>,
     /// `json` (default) or `pretty` (`FAXBOT_LOG_FORMAT`).
     pub log_format: String,
+    /// Audit events are also appended to this file (`AUDIT_LOG_FILE`), one JSON line each. Events that
+    /// cannot be written are counted (`faxbot_audit_write_failures_total`) and still reach stdout.
+    pub audit_log_file: Option<PathBuf>,
     /// Receive faxes when no config document is given (`INBOUND_ENABLED`); with a document, its inbound slot
     /// decides.
     pub inbound_enabled: bool,
@@ -231,6 +234,7 @@ impl Settings {
             orphan_min_age: Duration::from_secs(number("FAXBOT_ORPHAN_MIN_AGE_SECS", 600, 60, 30 * 86_400)?),
             revision_override: var("FAXBOT_REVISION"),
             log_format,
+            audit_log_file: var("AUDIT_LOG_FILE").map(PathBuf::from),
             inbound_enabled: flag("INBOUND_ENABLED")?,
             inbound_backend: var("INBOUND_BACKEND")
                 .map(|b| b.to_ascii_lowercase())

@@ -23,6 +23,7 @@ pub mod events;
 pub mod http;
 pub mod inbound;
 pub mod metrics;
+pub mod phi_guard;
 pub mod plugins;
 pub mod queue;
 pub mod retention;

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    faxbot_api::telemetry::init(&settings.log_format);
+    faxbot_api::telemetry::init(&settings.log_format, settings.audit_log_file.as_deref());
     let signal = shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,

@@ -143,6 +143,7 @@ impl Metrics {
             "Jobs moved from one outbound provider (plugin) to the next (outcome)",
             failovers.clone(),
         );
+        crate::phi_guard::register(&mut registry);
         Metrics {
             registry,
             http_requests,

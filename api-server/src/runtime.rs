@@ -95,9 +95,10 @@ pub struct RuntimeState {
 
 /// Masks number-like runs of five or more digits to their last four (`…4567`), so that a rejected document's
 /// error (serde quotes the offending value) or a provider's message cannot put a phone number into a log
-/// line, an event or a job error: the project's one masking rule ([`faxbot_contract::phi`]).
+/// line, an event or a job error: the project's one masking rule ([`faxbot_contract::phi`]). Each catch is
+/// counted by the PHI guard ([`crate::phi_guard::guard_text`]).
 pub fn redact_digits(message: &str) -> String {
-    faxbot_contract::phi::mask_numbers(message, faxbot_contract::phi::LOG_MIN_DIGITS)
+    crate::phi_guard::guard_text(message)
 }
 
 /// The document implied by the environment when no file is given.
@@ -231,6 +232,7 @@ impl RuntimeState {
 
     /// Sets the `config_revision` info metric.
     pub fn publish_revision(&self, metrics: &Metrics, revision: &str) {
+        crate::phi_guard::set_revision(revision);
         metrics.config_info.clear();
         metrics.config_info.get_or_create(&ResultLabels { result: revision.to_string() }).set(1);
     }

@@ -15,9 +15,25 @@ pub const LOG_MIN_DIGITS: usize = 5;
 /// operator must read (`at most 3600000`) while every real fax number (ten or more digits) is masked.
 pub const STATUS_MIN_DIGITS: usize = 8;
 
+/// Digits a run must hold to be caught by the log guard ([`mask_standalone_numbers`]): as for status, every
+/// real fax number is caught, and byte counts or durations that a message prints (`33554432 bytes`) are not.
+pub const GUARD_MIN_DIGITS: usize = 8;
+
 /// Returns `text` with every number-like run of at least `min_digits` digits replaced by `…` and its last
 /// four digits. Runs are digits joined by spaces, dots, dashes, parentheses or `+`; linear in `text`.
 pub fn mask_numbers(text: &str, min_digits: usize) -> String {
+    mask(text, min_digits, false)
+}
+
+/// Like [`mask_numbers`], but a run that touches a letter, a digit-letter word or `_` on either side is left
+/// alone: hexadecimal ids and hashes (`3f2a18820455…`) hold long digit runs that are not numbers. This is the
+/// rule of the log guard, which reads every line the server writes and counts what it masks: an id that
+/// counted there would make a healthy canary look like a leak.
+pub fn mask_standalone_numbers(text: &str, min_digits: usize) -> String {
+    mask(text, min_digits, true)
+}
+
+fn mask(text: &str, min_digits: usize, standalone: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     let is_sep = |c: char| matches!(c, '-' | ' ' | '.' | '(' | ')' | '+');
     let mut out = String::with_capacity(text.len());
@@ -45,7 +61,9 @@ pub fn mask_numbers(text: &str, min_digits: usize) -> String {
             }
             j += 1;
         }
-        if digits >= min_digits.max(1) {
+        let glued = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');
+        let inside_word = standalone && (glued(i.checked_sub(1).and_then(|p| chars.get(p))) || glued(chars.get(last)));
+        if digits >= min_digits.max(1) && !inside_word {
             let tail: String = chars[i..last].iter().filter(|c| c.is_ascii_digit()).collect();
             out.push('…');
             out.push_str(&tail[tail.len().saturating_sub(4)..]);
@@ -85,5 +103,23 @@ mod tests {
         assert_eq!(mask_numbers("from 127.0.0.1 in 1.25 s", LOG_MIN_DIGITS), "from 127.0.0.1 in 1.25 s");
         assert_eq!(mask_numbers("", LOG_MIN_DIGITS), "");
         assert_eq!(mask_numbers("ünï 12 ☎ 3", LOG_MIN_DIGITS), "ünï 12 ☎ 3");
+    }
+
+    #[test]
+    fn the_log_guard_leaves_ids_and_hashes_alone() {
+        let guard = |t: &str| mask_standalone_numbers(t, GUARD_MIN_DIGITS);
+        for id in ["3f2a1882045512345678b", "a12345678901", "12345678901ab", "job_123456789", "rev-1234567890ab"] {
+            assert_eq!(guard(id), id, "{id}");
+        }
+        for (written, masked) in [
+            ("sending to +15551234567", "sending to …4567"),
+            ("to=\"+1 (555) 123-4567\"", "to=\"…4567\""),
+            ("5551234567", "…4567"),
+            ("number:15551234567,", "number:…4567,"),
+        ] {
+            assert_eq!(guard(written), masked, "{written}");
+        }
+        assert_eq!(guard("read 33554432 bytes"), "read …4432 bytes", "eight digits are a number to the guard");
+        assert_eq!(guard("read 3355443 bytes in 1.25 s"), "read 3355443 bytes in 1.25 s");
     }
 }

@@ -244,6 +244,12 @@ impl Worker {
         }
         let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
         crate::audit!("job_dispatch", job_id = %job.id, plugin = %plugin, attempt = attempt);
+        // A deliberate leak for the end-to-end test of the PHI guard and of the canary rollback it triggers:
+        // compiled only into the test image (cargo feature `test-leak`), and then only when switched on.
+        #[cfg(feature = "test-leak")]
+        if std::env::var_os("FAXBOT_TEST_LEAK_NUMBERS").is_some() {
+            tracing::info!(to = job.to.expose(), "test leak: the destination number in full");
+        }
         let document =
             if provider.needs_document() { self.read_document(&job.document_key).await.map(Some) } else { Ok(None) };
         let content_url =
