@@ -2,7 +2,9 @@
 //!
 //! Configuration (environment):
 //! - `KUBECONFIG` or the in-cluster service account: how to reach the API server.
-//! - `FAXBOT_WATCH_NAMESPACE`: watch one namespace only (default: all namespaces).
+//! - `FAXBOT_WATCH_NAMESPACES`: comma-separated namespaces to watch, each with its own controllers (so the
+//!   operator's rights can be Roles in exactly those namespaces); `FAXBOT_WATCH_NAMESPACE` names one. Neither:
+//!   all namespaces.
 //! - `FAXBOT_OPERATOR_LISTEN`: address of the `/metrics`, `/healthz` and `/readyz` server (default `0.0.0.0:8080`);
 //!   it listens once the CRDs are served, on every replica, leader or standby.
 //! - `FAXBOT_LEADER_ELECTION`: `true` (default) or `false`; `FAXBOT_LEASE_NAMESPACE` (default `POD_NAMESPACE`,
@@ -73,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "0.0.0.0:8080".into())
         .parse()
         .context("FAXBOT_OPERATOR_LISTEN must be host:port")?;
-    let namespace = var("FAXBOT_WATCH_NAMESPACE");
+    let namespaces = watched_namespaces(var("FAXBOT_WATCH_NAMESPACES"), var("FAXBOT_WATCH_NAMESPACE"))?;
     let leader_election = match var("FAXBOT_LEADER_ELECTION").as_deref() {
         None | Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
@@ -91,13 +93,17 @@ async fn main() -> anyhow::Result<()> {
     // Fail fast with a hint when the CRDs are missing, instead of a watch error loop. Probed in the watched
     // namespace when there is one, so an operator whose RBAC is a Role in that namespace (the Helm chart's
     // `watchNamespace`) needs no cluster-wide right at all.
-    let probe: Api<FaxPluginConfig> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let probes: Vec<Api<FaxPluginConfig>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
     };
-    probe.list(&ListParams::default().limit(1)).await.context(
-        "the FaxPluginConfig CRD is not served; install it first: kubectl apply --server-side -f crds/yaml/crds.yaml",
-    )?;
+    for probe in probes {
+        probe.list(&ListParams::default().limit(1)).await.context(
+            "the FaxPluginConfig CRD is not served (or this namespace is not readable); install the CRDs first: \
+             kubectl apply --server-side -f crds/yaml/crds.yaml",
+        )?;
+    }
 
     let metrics = Arc::new(Metrics::new());
     // Ready means "up, and the API server serves our CRDs to this replica" (the server starts listening only
@@ -185,7 +191,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    tracing::info!(namespace = namespace.as_deref().unwrap_or("*"), "controllers starting");
+    let watched = if namespaces.is_empty() { "*".to_string() } else { namespaces.join(",") };
+    tracing::info!(namespaces = %watched, "controllers starting");
     // Fencing: on SIGTERM in-flight reconciles finish (graceful); when the lease is lost they do not — the
     // controllers are dropped at once, so no write starts after this replica stopped being the leader.
     let (fence_tx, mut fence_rx) = tokio::sync::watch::channel(false);
@@ -199,8 +206,23 @@ async fn main() -> anyhow::Result<()> {
                 std::future::pending::<()>().await;
             }
         };
+        // One set of controllers per watched namespace (or one for all), stopped together.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let scopes: Vec<Option<String>> =
+            if namespaces.is_empty() { vec![None] } else { namespaces.into_iter().map(Some).collect() };
+        let controllers = futures_util::future::join_all(scopes.into_iter().map(|ns| {
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            reconcile::run(client.clone(), ctx.clone(), ns, concurrency, stopped)
+        }));
         tokio::select! {
-            _ = reconcile::run(client, ctx, namespace, concurrency, shutdown) => false,
+            _ = controllers => false,
             _ = fence_rx.wait_for(|f| *f) => true,
         }
     };
@@ -222,4 +244,38 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("leadership lost");
     }
     Ok(())
+}
+
+/// The namespaces to watch: `FAXBOT_WATCH_NAMESPACES` (comma-separated), else `FAXBOT_WATCH_NAMESPACE`, else
+/// none (all namespaces). Each must be a DNS label; duplicates are dropped.
+fn watched_namespaces(list: Option<String>, one: Option<String>) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for ns in list.or(one).unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let valid = ns.len() <= 63
+            && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        anyhow::ensure!(valid, "FAXBOT_WATCH_NAMESPACES: {ns:?} is not a namespace name");
+        if !out.iter().any(|n| n == ns) {
+            out.push(ns.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watched_namespaces;
+
+    #[test]
+    fn watched_namespaces_come_from_the_list_or_the_single_variable() {
+        let list = |v: &str| watched_namespaces(Some(v.into()), None).unwrap();
+        assert_eq!(list("fax-a, fax-b,fax-a,"), vec!["fax-a", "fax-b"]);
+        assert_eq!(watched_namespaces(None, Some("fax".into())).unwrap(), vec!["fax"]);
+        assert_eq!(watched_namespaces(Some("a,b".into()), Some("c".into())).unwrap(), vec!["a", "b"], "the list wins");
+        assert!(watched_namespaces(None, None).unwrap().is_empty(), "all namespaces");
+        for bad in ["Fax", "fax_a", "-fax", "a,b c"] {
+            assert!(watched_namespaces(Some(bad.into()), None).is_err(), "{bad}");
+        }
+    }
 }

@@ -49,9 +49,23 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
-{{/* Where the operator's custom resources live for the sample and the test: the watched namespace, else the release's. */}}
+{{/* The watched namespaces as a comma-separated list (empty: all): watchNamespaces, else watchNamespace. */}}
+{{- define "faxbot-operator.watchNamespaces" -}}
+{{- if .Values.watchNamespaces -}}
+{{- join "," (uniq .Values.watchNamespaces) -}}
+{{- else -}}
+{{- .Values.watchNamespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the operator's custom resources live for the sample and the test: the first watched namespace, else the release's. */}}
 {{- define "faxbot-operator.workNamespace" -}}
-{{- default .Release.Namespace .Values.watchNamespace -}}
+{{- $watched := include "faxbot-operator.watchNamespaces" . -}}
+{{- if $watched -}}
+{{- first (splitList "," $watched) -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "faxbot-operator.leaseName" -}}

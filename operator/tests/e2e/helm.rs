@@ -215,8 +215,29 @@ async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
     assert_eq!(find(&docs, "Role").len(), 2, "the operator's Role and the leader-election Role");
     assert_eq!(find(&docs, "FaxPluginConfig").len(), 1, "the sample config");
     let env = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "FAXBOT_WATCH_NAMESPACE" && e["value"] == ns.as_str()));
+    assert!(
+        env.as_array().unwrap().iter().any(|e| e["name"] == "FAXBOT_WATCH_NAMESPACES" && e["value"] == ns.as_str())
+    );
     server_dry_run(&kc, &rendered, "the all-enabled rendering");
+
+    // A list of watched namespaces: a Role and RoleBinding in each, still nothing cluster-wide.
+    let second = namespace(&client, "e2e-helm-b").await;
+    let _cleanup_second = cleanup(&kc, &[&second]);
+    let watch_both = format!("watchNamespaces={{{ns},{second}}}");
+    let rendered = helm.ok(&["template", "r", CHART, "-n", &ns, "--set", &watch_both, "--skip-tests"]);
+    let docs = documents(&rendered);
+    assert!(find(&docs, "ClusterRole").is_empty() && find(&docs, "ClusterRoleBinding").is_empty(), "{rendered}");
+    for watched in [&ns, &second] {
+        let in_ns =
+            |kind: &str| find(&docs, kind).iter().filter(|d| d["metadata"]["namespace"] == watched.as_str()).count();
+        assert!(in_ns("Role") >= 1 && in_ns("RoleBinding") >= 1, "rights in {watched}: {rendered}");
+    }
+    let env = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let both = format!("{ns},{second}");
+    assert!(
+        env.as_array().unwrap().iter().any(|e| e["name"] == "FAXBOT_WATCH_NAMESPACES" && e["value"] == both.as_str())
+    );
+    server_dry_run(&kc, &rendered, "the two-namespace rendering");
 }
 
 /// What a test release leaves to check: names derived from the release.
