@@ -129,7 +129,8 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
     Ok(referenced)
 }
 
-/// Deletes revisions (ConfigMap + Secret pairs) beyond the history limit, never the serving or desired one.
+/// Deletes the revisions' objects of one kind beyond the `limit` newest that are not in `keep` (the serving,
+/// desired and rollout revisions are always in it).
 async fn prune<K>(api: &Api<K>, config: &str, kind: &str, keep: &[String], limit: usize) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
@@ -237,7 +238,21 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
                 keep.extend(r.canary_revision.clone());
             }
             prune(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &name, "runtime-config", &keep, limit).await?;
-            prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep, limit).await?;
+            // Credentials have no history: a rotated (revoked) credential must not linger in an old revision's
+            // Secret. Going back to a revision rebuilds its Secret from the referenced ones, so a credentials
+            // Secret is kept only while a pod may still mount it: the revisions above, and any pod's (the old
+            // ReplicaSet's pods of a rolling update that is still under way).
+            let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+            let running = pods.list_metadata(&ListParams::default().labels(&names::selector(&name))).await?;
+            let in_use: Vec<String> = running
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.labels.as_ref()?.get(names::REVISION_LABEL).cloned())
+                .collect();
+            // Pods are not watched: look again soon for the old pods to be gone, so the Secret goes with them.
+            let lingering = in_use.iter().any(|r| !keep.contains(r));
+            let keep_credentials: Vec<String> = keep.iter().chain(&in_use).cloned().collect();
+            prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep_credentials, 0).await?;
 
             let canary_strategy = config.spec.rollout.strategy == RolloutStrategy::Canary;
             let known_stable = previous.rollout.as_ref().map(|r| r.stable_revision.clone()).filter(|r| !r.is_empty());
@@ -293,7 +308,12 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             }
             status.desired_revision = Some(desired.revision.clone());
             let progressing = status.phase.as_deref() == Some("Progressing");
-            (status, if progressing { Duration::from_secs(30) } else { Duration::from_secs(300) })
+            let requeue = match (lingering, progressing) {
+                (true, _) => Duration::from_secs(10),
+                (false, true) => Duration::from_secs(30),
+                (false, false) => Duration::from_secs(300),
+            };
+            (status, requeue)
         }
         Err(invalid) => {
             let deployment = deployments.get_opt(&names::api_name(&name)).await?;

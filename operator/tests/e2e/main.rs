@@ -10,6 +10,7 @@ mod canary;
 mod helm;
 mod manifests;
 mod pods;
+mod prometheus;
 mod rollout_edges;
 mod support;
 
@@ -296,6 +297,14 @@ async fn lifecycle_from_create_to_garbage_collection() {
     assert_eq!(assert_exact_objects(&client, &ns, "main").await, rev3);
     // The pod was replaced, and the one behind the Service takes the rotated key and refuses the old one.
     wait_pods_replaced(&client, &ns, &rev3, &rev2_pods).await;
+    // The revoked key does not linger in the old revision's credentials Secret once no pod mounts it (the
+    // ConfigMaps stay as history; credentials have none).
+    let old_credentials = names::credentials_secret_name("main", &rev2);
+    wait_for(T, "the old revision's credentials Secret removed", || {
+        let (client, ns, old) = (client.clone(), ns.clone(), old_credentials.clone());
+        async move { (!owned_names::<Secret>(&client, &ns, "main").await.contains(&old)).then_some(()) }
+    })
+    .await;
     let api = FaxApi::of(&client, &ns, "main", ROTATED_KEY).await;
     wait_for(T, "the rotated key accepted through the Service", || {
         let api = &api;
@@ -359,7 +368,11 @@ async fn lifecycle_from_create_to_garbage_collection() {
         [&rev1, &rev2, &rev3, &rev4].iter().map(|r| names::config_map_name("main", r)).collect();
     want.sort();
     assert_eq!(cms, want, "one ConfigMap per revision, none duplicated or lost");
-    assert_eq!(owned_names::<Secret>(&client, &ns, "main").await.len(), 4);
+    wait_for(T, "only the serving revision's credentials Secret", || {
+        let (client, ns, want) = (client.clone(), ns.clone(), vec![names::credentials_secret_name("main", &rev4)]);
+        async move { (owned_names::<Secret>(&client, &ns, "main").await == want).then_some(()) }
+    })
+    .await;
 
     // Nothing public carries a credential: status, events, ConfigMaps, Deployment, logs.
     let config = configs.get("main").await.unwrap();
