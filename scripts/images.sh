@@ -167,11 +167,17 @@ if ! have_image "$kubectl_image"; then
 fi
 
 # --- the project's images from the Dockerfile ----------------------------------------------------------------
-log "cargo build --release (faxbot-api, faxbot-operator)"
-(cd "$repo" && cargo build --release --locked -q -p faxbot-api -p faxbot-operator)
 ctx=$cache/context
 rm -rf "$ctx"
-mkdir -p "$ctx/prebuilt"
+mkdir -p "$ctx/prebuilt" "$ctx/test-leak"
+# The test-only leak build first (tools/images/Containerfile.test-leak), so that the release binary left in
+# the target directory afterwards is the real one. Only faxbot-api itself compiles twice: the feature changes
+# no dependency.
+log "cargo build --release -p faxbot-api --features test-leak (test image only)"
+(cd "$repo" && cargo build --release --locked -q -p faxbot-api --features test-leak)
+objcopy --strip-debug "$target_dir/release/faxbot-api" "$ctx/test-leak/faxbot-api"
+log "cargo build --release (faxbot-api, faxbot-operator)"
+(cd "$repo" && cargo build --release --locked -q -p faxbot-api -p faxbot-operator)
 cp "$repo/Dockerfile" "$ctx/Dockerfile"
 # Without the line tables of the release profile (kept for local profiling and backtraces): 116 MB -> 30 MB
 # per binary. Function names stay. The Dockerfile's build stage does the same.
@@ -190,6 +196,13 @@ for target in api api-sip operator; do
   podman tag "$id" "$ref"
   built[$target]=$ref
 done
+id=$(podman build -q --pull=never --timestamp 0 --build-arg API_IMAGE="${built[api]}" \
+  -f "$repo/tools/images/Containerfile.test-leak" "$ctx/test-leak" 2>"$cache/build-test-leak.log" | tail -n 1) ||
+  die "podman build of the test-leak image failed: $(tail -n 20 "$cache/build-test-leak.log")"
+ref=localhost/faxbot-api-test-leak:$version-${id:0:12}
+[[ -n $mutation ]] && ref=localhost/faxbot-api-test-leak:$version-$mutation-${id:0:12}
+podman tag "$id" "$ref"
+built[api-test-leak]=$ref
 rm -rf "$ctx"
 
 # One archive per image (`podman save` of several names writes only the first unless -m).
@@ -219,6 +232,7 @@ fi
 {
   echo "# Written by scripts/images.sh; source it."
   for pair in "API:${built[api]}" "API_SIP:${built[api-sip]}" "OPERATOR:${built[operator]}" \
+    "API_LEAK:${built[api-test-leak]}" \
     "PAUSE:$pause_image" "KUBECTL:$kubectl_image"; do
     name=${pair%%:*} ref=${pair#*:}
     printf 'export FAXBOT_TEST_%s_IMAGE=%q\n' "$name" "$ref"

@@ -81,8 +81,8 @@ pub struct FaxPluginConfigSpec {
     #[serde(default)]
     pub compliance: ComplianceSpec,
 
-    /// How many old config revisions (ConfigMap and credentials Secret pairs) to keep for rollback, besides
-    /// the one serving.
+    /// How many old config revisions (their runtime-config ConfigMaps) to keep for rollback, besides the one
+    /// serving. Credentials Secrets are not kept: each goes once no pod runs its revision.
     #[serde(default = "default_history")]
     #[schemars(range(min = 1, max = 20))]
     pub revision_history_limit: i32,
@@ -171,6 +171,16 @@ pub struct ApiServerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub trusted_proxies: Vec<String>,
+
+    /// The audit trail also goes to this file in the pod (`AUDIT_LOG_FILE`), one JSON line per event, besides
+    /// the log stream: for a log pipeline that cannot be trusted with the audit trail, or a sidecar that
+    /// ships it elsewhere. An absolute path on a writable volume: under `/var/lib/faxbot` (the data volume)
+    /// or on a volume mounted below it. Events that cannot be written are counted
+    /// (`faxbot_audit_write_failures_total`), and a canary that loses any is rolled back
+    /// (`AuditWriteFailures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1024), regex(pattern = r"^(/[A-Za-z0-9_][-A-Za-z0-9._]*)+$"))]
+    pub audit_log_file: Option<String>,
 
     /// Node labels the API pods must run on (pod `nodeSelector`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -364,6 +374,33 @@ pub struct RolloutSpec {
     /// the canary and applies at once: the v3 plan's "instant disable" of a misbehaving feature.
     #[serde(default)]
     pub urgent_feature_flags: bool,
+
+    /// Where promotions and rollbacks are announced besides Kubernetes Events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsSpec>,
+}
+
+/// Announcements of rollout outcomes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsSpec {
+    /// A JSON POST to this receiver on every promotion and rollback (see docs/rollout.md for the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSinkSpec>,
+}
+
+/// A webhook receiver.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSinkSpec {
+    /// The receiver's URL: `https` (plain `http` only to a loopback host), no credentials in it, never a
+    /// link-local or metadata address.
+    #[schemars(length(min = 8, max = 2048))]
+    pub url: String,
+    /// A Secret key (same namespace) whose value signs each body: header `X-Faxbot-Signature:
+    /// sha256=<hex HMAC-SHA256 of the body>`. Omitted: unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Rollout strategy.
@@ -438,6 +475,71 @@ pub struct AnalysisSpec {
     #[serde(default = "default_deadline")]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub progress_deadline: String,
+    /// Read the numbers from a Prometheus that scrapes the API pods, instead of scraping the pods directly
+    /// (for clusters where the operator cannot reach the pods: a NetworkPolicy, strict mTLS). The same
+    /// thresholds judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusAnalysisSpec>,
+}
+
+/// Canary analysis through Prometheus' HTTP API: one instant query per metric, each returning a vector with
+/// a `revision` label (and `le` for histogram buckets). Placeholders: `{{selector}}` (the label matchers of
+/// this config's API pods), `{{window}}` (the analysis window as a PromQL duration), and in `selector`
+/// `{{namespace}}` and `{{config}}`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusAnalysisSpec {
+    /// Base URL of the Prometheus HTTP API, such as `http://prometheus-operated.monitoring:9090`.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s@]+$"))]
+    pub address: String,
+    /// Label matchers of this config's API pods' series. Default:
+    /// `namespace="{{namespace}}",app_kubernetes_io_name="faxbot-api",app_kubernetes_io_instance="{{config}}"`
+    /// (the labels of the usual `kubernetes_sd_configs` pod discovery with `labelmap` of the pod labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub selector: Option<String>,
+    /// Replacements for the default query of any metric.
+    #[serde(default)]
+    pub queries: PrometheusQueriesSpec,
+}
+
+/// PromQL templates, one per metric the analysis reads; omitted ones keep their defaults (see
+/// docs/rollout.md).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusQueriesSpec {
+    /// HTTP requests except probes and scrapes, by `revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub requests: Option<String>,
+    /// Of those, 5xx answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub server_errors: Option<String>,
+    /// Provider submissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub submissions: Option<String>,
+    /// Of those, failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub failed_submissions: Option<String>,
+    /// HTTP latency histogram buckets, by `revision` and `le`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub latency_buckets: Option<String>,
+    /// Provider submission latency buckets, by `revision` and `le`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub submit_latency_buckets: Option<String>,
+    /// PHI-guard catches in log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub phi_guard_hits: Option<String>,
+    /// Audit events not written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub audit_write_failures: Option<String>,
 }
 
 fn default_interval() -> String {
@@ -481,6 +583,7 @@ impl Default for AnalysisSpec {
             max_failed_checks: default_failed_checks(),
             max_no_data_checks: default_no_data(),
             progress_deadline: default_deadline(),
+            prometheus: None,
         }
     }
 }

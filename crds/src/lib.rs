@@ -21,8 +21,9 @@ mod schema;
 pub use condition::{ConditionStatus, set_condition};
 pub use config::{
     AnalysisResult, AnalysisSpec, ApiServerSpec, ComplianceSpec, ConfigMapKeyRef, DatabaseSpec, DisruptionBudgetSpec,
-    FaxPluginConfig, FaxPluginConfigSpec, FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile, RolloutSpec,
-    RolloutStatus, RolloutStep, RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
+    FaxPluginConfig, FaxPluginConfigSpec, FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile,
+    NotificationsSpec, PrometheusAnalysisSpec, PrometheusQueriesSpec, RolloutSpec, RolloutStatus, RolloutStep,
+    RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec, WebhookSinkSpec,
 };
 pub use provider::{CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus};
 

@@ -1,7 +1,8 @@
 //! Where canary analysis gets its numbers: the API server pods' own `/metrics`, scraped by pod IP (or, for
 //! tests and clusters where pods are not reachable directly, a fixed list of URLs the operator's
 //! administrator sets with `FAXBOT_ANALYSIS_METRICS_URLS`), kept as a short history per config so each check
-//! looks at the increase over its window.
+//! looks at the increase over its window; or, with `analysis.prometheus`, Prometheus' query API, which
+//! keeps the history itself ([`MetricsSource::read_prometheus`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
+use crate::canary::prometheus::{self, Metric};
 use crate::canary::sample::{self, Counters};
 use crate::names;
 
@@ -26,6 +28,11 @@ pub struct Reach {
 }
 
 impl Reach {
+    /// Every one of `revisions` unreachable (Prometheus did not answer).
+    pub fn none_of<'a>(revisions: impl IntoIterator<Item = &'a str>) -> Reach {
+        Reach { by_revision: revisions.into_iter().map(|r| (r.to_string(), (1, 1))).collect() }
+    }
+
     /// Whether every pod of `revision` that should have been scraped failed to answer.
     pub fn unreachable(&self, revision: &str) -> bool {
         self.by_revision.get(revision).is_some_and(|(targets, failed)| *targets > 0 && failed == targets)
@@ -61,19 +68,41 @@ impl MetricsSource {
     /// One `/metrics` page, read up to [`MAX_METRICS_BYTES`]: a pod's answer is outside input, and up to
     /// [`SCRAPE_CONCURRENCY`] are read at once. A larger page is dropped, like a pod that did not answer.
     async fn fetch(&self, url: &str) -> Option<BTreeMap<String, Counters>> {
-        let mut response = self.http.get(url).send().await.ok()?;
-        if !response.status().is_success() || response.content_length().is_some_and(|n| n > MAX_METRICS_BYTES) {
-            return None;
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.ok()? {
-            if (body.len() + chunk.len()) as u64 > MAX_METRICS_BYTES {
-                tracing::warn!(limit = MAX_METRICS_BYTES, "a metrics page was larger than the limit; ignored");
-                return None;
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let response = self.http.get(url).send().await.ok()?;
+        let body = read_limited(response).await.ok()?;
         Some(sample::parse(&String::from_utf8_lossy(&body)))
+    }
+
+    /// The window's counters per revision from Prometheus: every metric's query at once, each bounded by
+    /// the client's timeout and [`MAX_METRICS_BYTES`]. Any query that fails fails the whole reading (a
+    /// check on half the numbers could pass a canary whose errors were in the missing half).
+    pub async fn read_prometheus(
+        &self,
+        source: &prometheus::Source,
+        namespace: &str,
+        config: &str,
+        window: Duration,
+    ) -> Result<BTreeMap<String, Counters>, String> {
+        let url = format!("{}/api/v1/query", source.address);
+        let answers = futures_util::future::join_all(source.queries(namespace, config, window).into_iter().map(
+            |(metric, query)| {
+                let url = url.clone();
+                async move {
+                    let url = reqwest::Url::parse_with_params(&url, &[("query", query.as_str())])
+                        .map_err(|e| format!("{metric:?}: the address is not a URL: {e}"))?;
+                    let response =
+                        self.http.get(url).send().await.map_err(|e| format!("{metric:?}: {}", e.without_url()))?;
+                    // Prometheus answers a bad query with 400 and the JSON error: read it either way.
+                    let body = read_limited(response).await.map_err(|e| format!("{metric:?}: {e}"))?;
+                    let samples = prometheus::parse_answer(&body).map_err(|e| format!("{metric:?}: {e}"))?;
+                    Ok::<(Metric, Vec<prometheus::Sample>), String>((metric, samples))
+                }
+            },
+        ))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
+        Ok(prometheus::counters(&answers))
     }
 
     /// Scrapes the API pods of config `name` in `ns` (ready pods with an IP), or the fixed URLs, concurrently.
@@ -176,6 +205,27 @@ impl MetricsSource {
             history.remove(key);
         }
     }
+}
+
+/// An answer's body, up to [`MAX_METRICS_BYTES`] (also while streaming, without a declared length). Error
+/// statuses are read too (their bodies explain them); only a pod scrape treats them as no answer.
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let status = response.status();
+    if response.content_length().is_some_and(|n| n > MAX_METRICS_BYTES) {
+        return Err(format!("answer larger than {MAX_METRICS_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
+        if (body.len() + chunk.len()) as u64 > MAX_METRICS_BYTES {
+            tracing::warn!(limit = MAX_METRICS_BYTES, "a metrics answer was larger than the limit; ignored");
+            return Err(format!("answer larger than {MAX_METRICS_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !(status.is_success() || status.is_client_error() && body.starts_with(b"{")) {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -282,6 +282,9 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
     if !desired.trusted_proxies.is_empty() {
         env.push(env_var("FAXBOT_TRUSTED_PROXIES", desired.trusted_proxies.join(",")));
     }
+    if let Some(file) = &desired.audit_log_file {
+        env.push(env_var("AUDIT_LOG_FILE", file.clone()));
+    }
     if desired.shared_database {
         env.push(EnvVar {
             name: "DATABASE_URL".into(),
@@ -570,6 +573,10 @@ mod tests {
         d.trusted_proxies = vec!["198.18.0.0/24".into(), "2001:db8::/64".into()];
         let proxies = env(&d).into_iter().find(|(n, _)| n == "FAXBOT_TRUSTED_PROXIES").and_then(|(_, v)| v);
         assert_eq!(proxies.as_deref(), Some("198.18.0.0/24,2001:db8::/64"));
+        assert!(!env(&d).iter().any(|(n, _)| n == "AUDIT_LOG_FILE"));
+        d.audit_log_file = Some("/var/lib/faxbot/audit.log".into());
+        let file = env(&d).into_iter().find(|(n, _)| n == "AUDIT_LOG_FILE").and_then(|(_, v)| v);
+        assert_eq!(file.as_deref(), Some("/var/lib/faxbot/audit.log"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod canary;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod reconcile;
 pub mod redact;
 pub mod rollout;

@@ -63,6 +63,15 @@ pub struct Metrics {
     pub canary_latency_ratio: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Canaries rolled back per config.
     pub canary_rollbacks: Family<ObjectLabels, Counter>,
+    /// Webhook notifications by result (`delivered`, `failed`).
+    pub notifications: Family<NotificationLabels, Counter>,
+}
+
+/// Labels of notification deliveries.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `delivered` or `failed`.
+    pub result: &'static str,
 }
 
 impl Default for Metrics {
@@ -113,6 +122,8 @@ impl Metrics {
             canary_latency_ratio.clone(),
         );
         registry.register("canary_rollbacks", "Canaries rolled back", canary_rollbacks.clone());
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register("notifications", "Rollout webhook notifications by result", notifications.clone());
         Metrics {
             registry,
             reconciliations,
@@ -127,6 +138,7 @@ impl Metrics {
             canary_error_rate,
             canary_latency_ratio,
             canary_rollbacks,
+            notifications,
         }
     }
 

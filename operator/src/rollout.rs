@@ -199,6 +199,56 @@ pub enum Spec<'a> {
 
 /// Writes the stable snapshot (best effort is not enough: without it a deleted stable Deployment could only
 /// be recreated at the desired revision, so a failure fails the reconcile and is retried).
+/// Announces a promotion or rollback to the config's webhook, if it has one ([`crate::notify`]). A signing
+/// Secret that cannot be read means no notification (never an unsigned one the receiver would refuse or, worse,
+/// accept), counted as failed.
+async fn notify(
+    ctx: &Context,
+    config: &FaxPluginConfig,
+    kind: &'static str,
+    revision: &str,
+    stable_revision: &str,
+    message: String,
+    now: Timestamp,
+) {
+    let Some(webhook) = config.spec.rollout.notifications.as_ref().and_then(|n| n.webhook.as_ref()) else { return };
+    let ns = config.namespace().unwrap_or_default();
+    let key = match &webhook.signing_secret_ref {
+        None => None,
+        Some(r) => {
+            let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &ns);
+            let value = secrets.get_opt(&r.name).await.ok().flatten().and_then(|s| s.data?.get(&r.key).cloned());
+            match value {
+                Some(v) if !v.0.is_empty() => Some(v.0),
+                _ => {
+                    tracing::warn!(namespace = %ns, secret = %r.name, key = %r.key,
+                        "the notification signing Secret key is missing; notification not sent");
+                    ctx.metrics
+                        .notifications
+                        .get_or_create(&crate::metrics::NotificationLabels { result: "failed" })
+                        .inc();
+                    return;
+                }
+            }
+        }
+    };
+    crate::notify::send(
+        ctx.metrics.clone(),
+        webhook.url.clone(),
+        key,
+        crate::notify::Notification {
+            kind,
+            namespace: ns,
+            config: config.name_any(),
+            uid: config.metadata.uid.clone().unwrap_or_default(),
+            revision: revision.to_string(),
+            stable_revision: stable_revision.to_string(),
+            message,
+            time: now.to_string(),
+        },
+    );
+}
+
 async fn snapshot(ctx: &Context, config: &FaxPluginConfig, stable: &Deployment) -> Result<(), Error> {
     let ns = config.namespace().ok_or(Error::MissingNamespace)?;
     if let Some(cm) = build::stable_snapshot(config, stable) {
@@ -278,8 +328,22 @@ pub async fn reconcile(
     let due = last_check_at.is_none_or(|t| at.saturating_sub(to_duration(t)) >= rollout.interval);
     let verdict = match (&testing, canary_ready && due) {
         (Some(testing), true) => {
-            let (scrape, reach) = ctx.source.scrape(&ctx.client, &ns, &name).await?;
-            let window = ctx.source.window(&key, at, rollout.window, scrape);
+            let (window, reach) = match &rollout.prometheus {
+                None => {
+                    let (scrape, reach) = ctx.source.scrape(&ctx.client, &ns, &name).await?;
+                    (ctx.source.window(&key, at, rollout.window, scrape), reach)
+                }
+                Some(source) => match ctx.source.read_prometheus(source, &ns, &name, rollout.window).await {
+                    Ok(window) => (window, Default::default()),
+                    Err(e) => {
+                        // The error names the metric and Prometheus' reason, never a series value.
+                        tracing::warn!(namespace = %ns, config = %name, error = %crate::redact::mask_numbers(&e),
+                            "Prometheus did not answer the analysis queries");
+                        let sides = [testing.as_str(), stable_revision.as_str()];
+                        (Default::default(), crate::analysis_source::Reach::none_of(sides))
+                    }
+                },
+            };
             let empty = Default::default();
             let canary_counters = window.get(testing).unwrap_or(&empty);
             // A 100 % step leaves no stable pod: no baseline to compare with.
@@ -399,30 +463,18 @@ pub async fn reconcile(
             ctx.metrics.canary_rollbacks.get_or_create(&labels).inc();
             let rolled_back = state.canary_revision.clone().unwrap_or(testing_label.clone());
             tracing::warn!(namespace = %ns, config = %name, revision = %rolled_back, reason = %reason, "canary rolled back");
-            publish(
-                ctx,
-                config,
-                EventType::Warning,
-                "RolledBack",
-                format!("revision {rolled_back} rolled back: {reason}; revision {stable_revision} serves"),
-                "Rollout",
-            )
-            .await;
+            let message = format!("revision {rolled_back} rolled back: {reason}; revision {stable_revision} serves");
+            publish(ctx, config, EventType::Warning, "RolledBack", message.clone(), "Rollout").await;
+            notify(ctx, config, "RolledBack", &rolled_back, &stable_revision, message, now).await;
         }
         Action::Promote => {
-            publish(
-                ctx,
-                config,
-                EventType::Normal,
-                "Promoted",
-                if urgent {
-                    format!("revision {testing_label} only changes feature flags (urgentFeatureFlags): applied at once")
-                } else {
-                    format!("revision {testing_label} promoted to every replica")
-                },
-                "Rollout",
-            )
-            .await;
+            let message = if urgent {
+                format!("revision {testing_label} only changes feature flags (urgentFeatureFlags): applied at once")
+            } else {
+                format!("revision {testing_label} promoted to every replica")
+            };
+            publish(ctx, config, EventType::Normal, "Promoted", message.clone(), "Rollout").await;
+            notify(ctx, config, "Promoted", &testing_label, &testing_label, message, now).await;
         }
         _ => {}
     }

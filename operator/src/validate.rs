@@ -193,6 +193,8 @@ pub struct Desired {
     pub trust_bundle: Option<String>,
     /// `apiServer.trustedProxies`, checked and normalised (`FAXBOT_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<String>,
+    /// `apiServer.auditLogFile` (`AUDIT_LOG_FILE`).
+    pub audit_log_file: Option<String>,
     /// A hash of everything in the revision except the runtime config document (image, resources, volumes,
     /// service account, credentials, trust bundle, proxies): equal for two revisions that differ only in
     /// their config, which is what the urgent path for feature flags requires.
@@ -402,6 +404,14 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
 
     let trusted_proxies = trusted_proxies(&spec.api_server.trusted_proxies)?;
 
+    // The notification receiver gets revision names and rollback reasons: the same rules as a provider's
+    // endpoint, except that an in-cluster receiver on a private address is fine.
+    if let Some(webhook) = spec.rollout.notifications.as_ref().and_then(|n| n.webhook.as_ref())
+        && let Some(problem) = faxbot_contract::endpoint::problem_allowing(&webhook.url, true)
+    {
+        return Err(Invalid::new("InvalidNotification", format!("rollout.notifications.webhook.url {problem}")));
+    }
+
     let features = &spec.features;
     let runtime = RuntimeConfig {
         version: faxbot_contract::CONFIG_VERSION,
@@ -444,6 +454,9 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     if !trusted_proxies.is_empty() {
         pod_inputs["trustedProxies"] = serde_json::json!(trusted_proxies);
     }
+    if let Some(file) = &spec.api_server.audit_log_file {
+        pod_inputs["auditLogFile"] = serde_json::json!(file);
+    }
     // Pod scheduling and metadata reach the pod template: a change rolls the pods (as a canary). Only when
     // set, so that revisions of configs without them stay what they were.
     let api = &spec.api_server;
@@ -481,6 +494,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         document_store,
         trust_bundle,
         trusted_proxies,
+        audit_log_file: spec.api_server.audit_log_file.clone(),
         pod_inputs,
     })
 }
@@ -659,8 +673,37 @@ pub(crate) mod tests {
         c.spec.api_server.trusted_proxies = vec!["198.18.0.0/24".into()];
         assert_ne!(validate_config(&c, &base_referenced()).unwrap().pod_inputs, base.pod_inputs);
         let mut c = base_config();
+        c.spec.api_server.audit_log_file = Some("/var/lib/faxbot/audit.log".into());
+        let audited = validate_config(&c, &base_referenced()).unwrap();
+        assert_ne!(audited.pod_inputs, base.pod_inputs, "the audit file is a pod setting: it goes through the canary");
+        assert_eq!(audited.audit_log_file.as_deref(), Some("/var/lib/faxbot/audit.log"));
+        let mut c = base_config();
         c.spec.api_server.image = "registry.example/faxbot-api:other".into();
         assert_ne!(validate_config(&c, &base_referenced()).unwrap().pod_inputs, base.pod_inputs);
+    }
+
+    #[test]
+    fn notification_receivers_are_checked_like_endpoints() {
+        let webhook = |url: &str| {
+            let mut c = base_config();
+            c.spec.rollout.notifications = Some(faxbot_crds::NotificationsSpec {
+                webhook: Some(faxbot_crds::WebhookSinkSpec { url: url.into(), signing_secret_ref: None }),
+            });
+            validate_config(&c, &base_referenced())
+        };
+        for ok in ["https://hooks.example/fax", "http://127.0.0.1:9000/hook", "https://198.18.0.5/hook"] {
+            assert!(webhook(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://hooks.example/fax", "https"),
+            ("https://user:pw@hooks.example/", "credentials"),
+            ("https://169.254.169.254/latest", "link-local"),
+            ("hooks.example", "absolute URL"),
+        ] {
+            let err = webhook(bad).unwrap_err();
+            assert_eq!(err.reason, "InvalidNotification", "{bad}");
+            assert!(err.message.contains(why), "{bad}: {}", err.message);
+        }
     }
 
     #[test]

@@ -19,6 +19,14 @@
 //!   The step machine holds on it and rolls back after a bounded number in a row.
 //! - At a 100 % step no stable pod runs: there is no baseline, so only the error-rate ceiling judges (latency
 //!   is relative to stable and cannot be), and only the canary needs `min_samples`.
+//! - PHI-guard catches and audit-trail write failures: a canary whose pods' log lines needed the PHI guard
+//!   (`faxbot_phi_guard_hits_total{sink="log"}`: a phone-number-like value masked on its way into a log
+//!   line) or whose audit events could not be written (`faxbot_audit_write_failures_total`) more often per
+//!   event than stable's fails at once, before any sample minimum: one leak is one too many, and an audit
+//!   trail with holes is a compliance failure however little traffic there was. Stable counting as many
+//!   per event is not the canary's doing (a provider that echoes numbers in its errors, a full shared
+//!   disk) and judges nothing. Masking of the callers' own input in error answers (`sink="text"`) is the
+//!   guard's routine work and is not counted.
 //! - A canary whose error rate is above the ceiling while stable's is too, and not significantly worse than
 //!   stable's, is [`Verdict::Inconclusive`]: a provider or database outage fails both sides alike, and
 //!   blaming the canary for it would blacklist a good revision. The step holds; the progress deadline still
@@ -63,6 +71,27 @@ pub struct Measurement {
     pub canary_samples: f64,
     /// Stable events.
     pub stable_samples: f64,
+    /// PHI-guard catches and audit write failures on both sides.
+    pub leaks: Leaks,
+}
+
+/// What the PHI guard caught in log lines and how many audit events were lost, per side, in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Leaks {
+    /// Canary: numbers the guard masked in log lines.
+    pub canary_phi_hits: f64,
+    /// Stable: the same.
+    pub stable_phi_hits: f64,
+    /// Canary: audit events not written.
+    pub canary_audit_failures: f64,
+    /// Stable: the same.
+    pub stable_audit_failures: f64,
+}
+
+impl Leaks {
+    /// Nothing caught, nothing lost.
+    pub const NONE: Leaks =
+        Leaks { canary_phi_hits: 0.0, stable_phi_hits: 0.0, canary_audit_failures: 0.0, stable_audit_failures: 0.0 };
 }
 
 impl Measurement {
@@ -101,6 +130,18 @@ pub enum Failure {
     Latency,
     /// The canary's provider submissions got slower than allowed.
     SubmitLatency,
+    /// The canary's log lines needed the PHI guard (more often per event than stable's).
+    PhiGuardHits,
+    /// The canary could not write its audit trail (more often per event than stable).
+    AuditWriteFailures,
+}
+
+impl Failure {
+    /// Whether one such check rolls the canary back at once, whatever the failure budget: a leak or a
+    /// hole in the audit trail is not retried.
+    pub fn is_compliance(self) -> bool {
+        matches!(self, Failure::PhiGuardHits | Failure::AuditWriteFailures)
+    }
 }
 
 /// The outcome of one check.
@@ -220,7 +261,22 @@ pub fn judge(canary: &Counters, stable: Option<&Counters>, t: &Thresholds) -> Ve
         stable_submit_latency: quantile(&stable.submit_buckets, t.quantile),
         canary_samples,
         stable_samples,
+        leaks: Leaks {
+            canary_phi_hits: canary.phi_log_hits,
+            stable_phi_hits: stable.phi_log_hits,
+            canary_audit_failures: canary.audit_write_failures,
+            stable_audit_failures: stable.audit_write_failures,
+        },
     };
+    // Per event, with at least one event on each side, so a canary that leaked before it served anything
+    // still has a rate.
+    let worse = |c: f64, s: f64| c > 0.0 && c / canary_samples.max(1.0) > s / stable_samples.max(1.0) + EPSILON;
+    if worse(canary.phi_log_hits, stable.phi_log_hits) {
+        return Verdict::Fail(m, Failure::PhiGuardHits);
+    }
+    if worse(canary.audit_write_failures, stable.audit_write_failures) {
+        return Verdict::Fail(m, Failure::AuditWriteFailures);
+    }
     if canary_samples < t.min_samples || (baseline && stable_samples < t.min_samples) {
         return Verdict::NoData(m);
     }
@@ -273,6 +329,39 @@ mod tests {
         c.buckets.insert(Bound(latency), n);
         c.buckets.insert(Bound(f64::INFINITY), n);
         c
+    }
+
+    #[test]
+    fn leaks_and_audit_holes_fail_at_once_unless_stable_has_as_many() {
+        let with = |n: f64, phi: f64, audit: f64| Counters {
+            phi_log_hits: phi,
+            audit_write_failures: audit,
+            ..window(n, 0.0, 0.1)
+        };
+        // (canary events, canary hits, stable events, stable hits, expected failure) for either counter.
+        let table: [(f64, f64, f64, f64, bool); 7] = [
+            (1.0, 1.0, 1000.0, 0.0, true),       // one leak, far below min_samples: fails
+            (0.0, 3.0, 1000.0, 0.0, true),       // leaked before serving anything
+            (100.0, 0.0, 1000.0, 0.0, false),    // clean
+            (100.0, 0.0, 1000.0, 50.0, false),   // only stable leaks: not the canary's doing
+            (100.0, 10.0, 1000.0, 100.0, false), // the same rate on both sides: a shared cause
+            (100.0, 20.0, 1000.0, 100.0, true),  // twice stable's rate
+            (50.0, 1.0, 0.0, 0.0, true),         // a 100 % step: no stable, any leak fails
+        ];
+        for (cn, ch, sn, sh, fails) in table {
+            let v = judge(&with(cn, ch, 0.0), Some(&with(sn, sh, 0.0)), &T);
+            assert_eq!(matches!(v, Verdict::Fail(_, Failure::PhiGuardHits)), fails, "phi {cn} {ch} {sn} {sh}: {v:?}");
+            let v = judge(&with(cn, 0.0, ch), Some(&with(sn, 0.0, sh)), &T);
+            assert_eq!(
+                matches!(v, Verdict::Fail(_, Failure::AuditWriteFailures)),
+                fails,
+                "audit {cn} {ch} {sn} {sh}: {v:?}"
+            );
+        }
+        let v = judge(&with(10.0, 1.0, 0.0), None, &T);
+        assert!(matches!(v, Verdict::Fail(_, Failure::PhiGuardHits)), "without a baseline too: {v:?}");
+        assert!(Failure::PhiGuardHits.is_compliance() && Failure::AuditWriteFailures.is_compliance());
+        assert!(!Failure::ErrorRate.is_compliance() && !Failure::Latency.is_compliance());
     }
 
     #[test]

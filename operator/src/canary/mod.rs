@@ -4,6 +4,8 @@
 //!   two readings of the same pod (counter resets handled like Prometheus' `increase`).
 //! - [`analysis`]: judging a canary window against the stable one (error rate against a fixed ceiling,
 //!   latency at a percentile relative to stable), with "not enough samples" as its own outcome.
+//! - [`prometheus`]: the same counters from Prometheus (`analysis.prometheus`): query templates rendered,
+//!   answers read.
 //! - [`plan`]: the replica split that approximates a weight without a service mesh, and the step machine
 //!   (advance, hold, promote, roll back) with its bounded waits.
 //!
@@ -12,6 +14,7 @@
 
 pub mod analysis;
 pub mod plan;
+pub mod prometheus;
 pub mod sample;
 
 use std::time::Duration;
@@ -29,6 +32,8 @@ pub struct Rollout {
     pub interval: Duration,
     /// How far back each check looks.
     pub window: Duration,
+    /// Prometheus instead of pod scrapes, when configured.
+    pub prometheus: Option<prometheus::Source>,
 }
 
 impl Rollout {
@@ -75,6 +80,7 @@ impl Rollout {
             },
             interval: positive(&a.interval)?,
             window: positive(&a.window)?,
+            prometheus: a.prometheus.as_ref().map(prometheus::Source::from_spec),
         })
     }
 }

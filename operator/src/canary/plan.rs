@@ -258,6 +258,15 @@ fn describe(verdict: &Verdict) -> String {
             (m.submit_latency_ratio().unwrap_or(1.0) - 1.0) * 100.0,
             m.canary_error_rate
         ),
+        Verdict::Fail(_, Failure::PhiGuardHits) => format!(
+            "PhiGuardHits: the canary's pods masked {} phone-number-like values in their log lines ({} on stable) over \
+             {} events: the revision writes numbers where they must not go",
+            m.leaks.canary_phi_hits, m.leaks.stable_phi_hits, m.canary_samples
+        ),
+        Verdict::Fail(_, Failure::AuditWriteFailures) => format!(
+            "AuditWriteFailures: the canary's pods could not write {} audit events ({} on stable)",
+            m.leaks.canary_audit_failures, m.leaks.stable_audit_failures
+        ),
         Verdict::NoData(_) => format!("{} canary and {} stable events", m.canary_samples, m.stable_samples),
         Verdict::Unavailable(_) => "AnalysisUnavailable: the operator could not read the metrics of every pod of \
                                    one side (a NetworkPolicy or strict mTLS in the way of its scrapes?)"
@@ -403,10 +412,10 @@ fn judge(policy: &Policy, s: &mut RolloutState, tick: &Tick<'_>) -> Option<(Roll
     let step_started = s.step_started_at.or(tick.canary_ready.then_some(tick.now));
     let verdict = tick.verdict.filter(|v| counts_now(policy, step_started, tick.now, v))?;
     match verdict {
-        Verdict::Fail(..) => {
+        Verdict::Fail(_, failure) => {
             s.failed_checks += 1;
             s.no_data_checks = 0;
-            if s.failed_checks >= policy.max_failed_checks {
+            if s.failed_checks >= policy.max_failed_checks || failure.is_compliance() {
                 let reason = format!("failed {} checks: {}", s.failed_checks, describe(verdict));
                 return Some(roll_back(s.clone(), reason));
             }
@@ -455,7 +464,8 @@ fn hold_invalid(policy: &Policy, mut s: RolloutState, tick: &Tick<'_>) -> (Rollo
 /// A new pod's first requests open its database and provider connections; on real pods that made a healthy
 /// canary's p95 156 ms against stable's 12 ms, and it was rolled back.
 fn counts_now(policy: &Policy, step_started: Option<Duration>, now: Duration, verdict: &Verdict) -> bool {
-    if matches!(verdict, Verdict::Fail(_, Failure::ErrorRate)) {
+    // So do leaks and audit holes: there is nothing to warm up for.
+    if matches!(verdict, Verdict::Fail(_, f) if *f == Failure::ErrorRate || f.is_compliance()) {
         return true;
     }
     step_started.is_some_and(|started| now.saturating_sub(started) >= policy.warmup)
@@ -475,7 +485,7 @@ fn promote(mut s: RolloutState) -> (RolloutState, Action) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::analysis::Measurement;
+    use super::super::analysis::{Leaks, Measurement};
     use super::*;
 
     fn secs(n: u64) -> Duration {
@@ -517,6 +527,7 @@ mod tests {
         stable_submit_latency: None,
         canary_samples: 100.0,
         stable_samples: 900.0,
+        leaks: Leaks::NONE,
     });
     const FAIL: Verdict = Verdict::Fail(
         Measurement {
@@ -529,6 +540,7 @@ mod tests {
             stable_submit_latency: None,
             canary_samples: 100.0,
             stable_samples: 900.0,
+            leaks: Leaks::NONE,
         },
         Failure::ErrorRate,
     );
@@ -542,6 +554,7 @@ mod tests {
         stable_submit_latency: None,
         canary_samples: 3.0,
         stable_samples: 20.0,
+        leaks: Leaks::NONE,
     });
 
     #[test]
@@ -623,6 +636,22 @@ mod tests {
         let (s, a) = tick(&p, &s, "fixed", secs(120), false, None);
         assert_eq!((a, s.phase, s.failed_checks, s.step), (Action::Canary { weight: 10 }, Phase::Progressing, 0, 0));
         assert_eq!(s.failed_revisions, vec!["bad".to_string()]);
+    }
+
+    #[test]
+    fn a_leak_or_an_audit_hole_rolls_back_at_the_first_check_even_while_warming_up() {
+        let p = Policy { warmup: secs(60), max_failed_checks: 3, ..policy() };
+        for failure in [Failure::PhiGuardHits, Failure::AuditWriteFailures] {
+            let mut m = PASS.measurement().to_owned();
+            m.leaks = Leaks { canary_phi_hits: 2.0, canary_audit_failures: 2.0, ..Leaks::NONE };
+            let verdict = Verdict::Fail(m, failure);
+            let (s, _) = tick(&p, &RolloutState::stable("old"), "leaky", secs(0), true, None);
+            let (s, a) = tick(&p, &s, "leaky", secs(5), true, Some(&verdict));
+            let Action::RollBack { reason } = a else { panic!("{failure:?}: expected a rollback, got {a:?}") };
+            let name = format!("{failure:?}");
+            assert!(reason.contains(&name), "the reason names the cause: {reason}");
+            assert_eq!((s.phase, s.failed_revisions.clone()), (Phase::RolledBack, vec!["leaky".to_string()]));
+        }
     }
 
     #[test]
@@ -807,6 +836,7 @@ mod tests {
         stable_submit_latency: None,
         canary_samples: 100.0,
         stable_samples: 900.0,
+        leaks: Leaks::NONE,
     });
 
     #[test]

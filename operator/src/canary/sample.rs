@@ -22,6 +22,10 @@ pub struct Counters {
     pub buckets: BTreeMap<Bound, f64>,
     /// Provider submission latency histogram, the same way.
     pub submit_buckets: BTreeMap<Bound, f64>,
+    /// Phone-number-like values the pod's PHI guard masked in its log lines.
+    pub phi_log_hits: f64,
+    /// Audit events the pod could not write to its audit file.
+    pub audit_write_failures: f64,
 }
 
 /// A histogram bucket bound that sorts numerically (`+Inf` last).
@@ -121,6 +125,12 @@ pub fn parse(text: &str) -> BTreeMap<String, Counters> {
                 }
                 *out.entry(revision.clone()).or_default().submit_buckets.entry(Bound(bound)).or_default() += value;
             }
+            "faxbot_phi_guard_hits_total" if labels.get("sink").is_some_and(|s| s == "log") => {
+                out.entry(revision.clone()).or_default().phi_log_hits += value;
+            }
+            "faxbot_audit_write_failures_total" => {
+                out.entry(revision.clone()).or_default().audit_write_failures += value;
+            }
             "faxbot_provider_submissions_total" => {
                 let c = out.entry(revision.clone()).or_default();
                 c.submissions += value;
@@ -152,6 +162,8 @@ impl Counters {
             server_errors: inc(before.server_errors, self.server_errors),
             submissions: inc(before.submissions, self.submissions),
             failed_submissions: inc(before.failed_submissions, self.failed_submissions),
+            phi_log_hits: inc(before.phi_log_hits, self.phi_log_hits),
+            audit_write_failures: inc(before.audit_write_failures, self.audit_write_failures),
             buckets: self
                 .buckets
                 .iter()
@@ -171,6 +183,8 @@ impl Counters {
         self.server_errors += other.server_errors;
         self.submissions += other.submissions;
         self.failed_submissions += other.failed_submissions;
+        self.phi_log_hits += other.phi_log_hits;
+        self.audit_write_failures += other.audit_write_failures;
         for (bound, count) in &other.buckets {
             *self.buckets.entry(*bound).or_default() += count;
         }
@@ -199,6 +213,9 @@ faxbot_provider_submissions_total{plugin="phaxio",outcome="accepted",revision="r
 faxbot_provider_submission_duration_seconds_bucket{plugin="phaxio",revision="r1",le="0.5"} 41
 faxbot_provider_submission_duration_seconds_bucket{plugin="phaxio",revision="r1",le="+Inf"} 43
 faxbot_provider_submissions_total{plugin="phaxio",outcome="unauthorized",revision="r1"} 3
+faxbot_phi_guard_hits_total{revision="r2",sink="log"} 4
+faxbot_phi_guard_hits_total{revision="r2",sink="text"} 9
+faxbot_audit_write_failures_total{revision="r2"} 2
 # EOF
 "#;
 
@@ -211,6 +228,9 @@ faxbot_provider_submissions_total{plugin="phaxio",outcome="unauthorized",revisio
         assert_eq!(r1.buckets[&Bound(0.01)], 80.0);
         assert_eq!(r1.buckets[&Bound(f64::INFINITY)], 90.0, "probe latencies are not counted");
         assert_eq!(parsed["r2"].requests, 7.0);
+        assert_eq!(parsed["r2"].phi_log_hits, 4.0, "only catches in log lines count");
+        assert_eq!(parsed["r2"].audit_write_failures, 2.0);
+        assert_eq!((r1.phi_log_hits, r1.audit_write_failures), (0.0, 0.0));
         assert_eq!(r1.submit_buckets[&Bound(0.5)], 41.0);
     }
 

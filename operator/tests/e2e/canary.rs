@@ -10,7 +10,9 @@
 //! (b) wrong provider credentials (the fake answers 401) are rolled back and the stable Deployment never
 //! changes; (c) a slower provider (error rate 0) is rolled back by the relative latency rule; (d) a newer
 //! revision after a rollback starts a fresh canary and is promoted; (f) a feature flag flipped with
-//! `urgentFeatureFlags` applies at once, without a canary.
+//! `urgentFeatureFlags` applies at once, without a canary; (g) a canary whose audit file cannot be written and
+//! (h) one whose server logs numbers in full (the test-only leak image) are rolled back with their own
+//! reasons, `AuditWriteFailures` and `PhiGuardHits`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -141,13 +143,18 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     .await
     .unwrap();
     let image = node.api_image.clone();
-    let config = |urgent: bool, audit_all: bool| {
-        json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": "main"},
-            "spec": {
-                "apiServer": {"image": image, "replicas": 3,
+    // `api` adds to or overrides `spec.apiServer`.
+    let config_with = |urgent: bool, audit_all: bool, api: serde_json::Value| {
+        let mut api_server = json!({"image": image, "replicas": 3,
                               "database": {"urlSecretRef": {"name": "db", "key": "url"}},
                               "dataVolume": {"persistentVolumeClaimName": "faxbot-data"},
-                              "trustBundle": {"name": "test-ca", "key": "ca.crt"}},
+                              "trustBundle": {"name": "test-ca", "key": "ca.crt"}});
+        if let (Some(base), Some(extra)) = (api_server.as_object_mut(), api.as_object()) {
+            base.extend(extra.clone());
+        }
+        json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": "main"},
+            "spec": {
+                "apiServer": api_server,
                 "slots": {"outbound": ["fax"], "auth": "keys"},
                 "features": {"auditAll": audit_all},
                 "rollout": {"strategy": "Canary", "urgentFeatureFlags": urgent,
@@ -163,6 +170,7 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
                                  "maxErrorRatePercent": 1, "maxLatencyIncreasePercent": 200,
                                  "minLatencyIncreaseMs": 500, "latencyPercentile": "p95"}}}})
     };
+    let config = |urgent: bool, audit_all: bool| config_with(urgent, audit_all, json!({}));
 
     // The operator as the chart installs it, watching this namespace, its Lease here too.
     let release = format!("{ns}-op");
@@ -359,6 +367,38 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
     assert_eq!(deployment_revision_of(&deployments, &stable_name).await.as_deref(), Some(r5.as_str()));
     assert!(deployments.get_opt(&canary_name).await.unwrap().is_none(), "no canary for an urgent flag flip");
     assert!(!rollout(&configs).await.unwrap().failed_revisions.contains(&r5));
+
+    // (g): an audit trail the canary cannot write (its file on the read-only root filesystem): rolled back
+    // with its own reason, at the first check that sees a lost event. Urgent flags are on, yet a pod
+    // setting still goes through the canary.
+    apply_json::<FaxPluginConfig>(&client, &ns, config_with(true, true, json!({"auditLogFile": "/audit/trail.log"})))
+        .await
+        .unwrap();
+    let r6 = new_revision(vec![r0.clone(), r1.clone(), r2.clone(), r3.clone(), r4.clone(), r5.clone()]).await;
+    let rolled = time_to_rollback(&configs, "unwritable audit trail", Duration::from_secs(1)).await;
+    assert!(rolled.failed_revisions.contains(&r6), "{rolled:?}");
+    let reason = rolled.last_rollback.clone().unwrap();
+    assert!(reason.contains("AuditWriteFailures"), "rolled back for the audit trail: {reason}");
+    assert_eq!(deployment_revision_of(&deployments, &stable_name).await.as_deref(), Some(r5.as_str()));
+
+    // (h): a server that logs numbers in full (the test-only leak image): its PHI guard masks and counts
+    // them, and the canary is rolled back for it.
+    let leak_image = node.api_leak_image.clone();
+    apply_json::<FaxPluginConfig>(&client, &ns, config_with(true, true, json!({"image": leak_image}))).await.unwrap();
+    let r7 =
+        new_revision(vec![r0.clone(), r1.clone(), r2.clone(), r3.clone(), r4.clone(), r5.clone(), r6.clone()]).await;
+    let rolled = time_to_rollback(&configs, "numbers in log lines", Duration::from_secs(1)).await;
+    assert!(rolled.failed_revisions.contains(&r7), "{rolled:?}");
+    let reason = rolled.last_rollback.clone().unwrap();
+    assert!(reason.contains("PhiGuardHits"), "rolled back for the leak: {reason}");
+    assert_eq!(deployment_revision_of(&deployments, &stable_name).await.as_deref(), Some(r5.as_str()));
+    // Back to what runs.
+    apply_json::<FaxPluginConfig>(&client, &ns, config(true, true)).await.unwrap();
+    wait_for(LONG, "the config back on r5", || {
+        let (configs, r5) = (configs.clone(), r5.clone());
+        async move { rollout(&configs).await.filter(|r| r.phase == "Stable" && r.stable_revision == r5).map(|_| ()) }
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for t in traffic {
         let _ = t.await;

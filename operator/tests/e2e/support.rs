@@ -378,6 +378,9 @@ pub struct Node {
     pub api_image: String,
     /// `faxbot-api` with Ghostscript and libtiff (the sip plugin's converters).
     pub api_sip_image: String,
+    /// Test-only: `faxbot-api` built with the `test-leak` feature and switched on (it logs each destination
+    /// number in full, for the PHI guard to catch).
+    pub api_leak_image: String,
     /// `faxbot-operator`.
     pub operator_image: String,
     /// kubectl, for the chart's `helm test` Pod.
@@ -399,6 +402,7 @@ impl Node {
             Some(Node {
                 api_image: var("FAXBOT_TEST_API_IMAGE")?,
                 api_sip_image: var("FAXBOT_TEST_API_SIP_IMAGE")?,
+                api_leak_image: var("FAXBOT_TEST_API_LEAK_IMAGE")?,
                 operator_image: var("FAXBOT_TEST_OPERATOR_IMAGE")?,
                 kubectl_image: var("FAXBOT_TEST_KUBECTL_IMAGE")?,
                 host_addr: var("FAXBOT_TEST_HOST_ADDR")?.parse().ok()?,
