@@ -104,6 +104,7 @@ async fn rollout(api: &Api<FaxPluginConfig>) -> Option<faxbot_crds::RolloutStatu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_operator() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let Some(helm) = Helm::find(&kc) else { return };

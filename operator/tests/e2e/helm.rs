@@ -128,6 +128,7 @@ fn find<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Va
 
 #[tokio::test]
 async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(helm) = Helm::find(&kc) else { return };
     let client = client(&kc).await;
@@ -301,6 +302,7 @@ fn assert_operator_logs_clean(logs: &str, extra: &[&str]) {
 /// real pods and a takeover when the leader's pod is killed; `helm test`; `helm uninstall`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_runs_two_operator_replicas_and_helm_test_on_real_pods() {
+    let _cluster = exclusive_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let Some(helm) = Helm::find(&kc) else { return };
@@ -420,6 +422,7 @@ async fn helm_install_runs_two_operator_replicas_and_helm_test_on_real_pods() {
 /// test` fails when the API pod cannot start (an image the node does not have).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaced_release_reads_secrets_only_where_it_works() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let Some(helm) = Helm::find(&kc) else { return };

@@ -215,6 +215,7 @@ fn assert_text_has_no_credentials(what: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_from_create_to_garbage_collection() {
+    let _cluster = shared_cluster().await;
     let Some(kubeconfig) = kubeconfig() else { return };
     let Some(_node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
@@ -455,6 +456,7 @@ async fn http_get(addr: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_status_follows_its_secret_and_settings() {
+    let _cluster = shared_cluster().await;
     let Some(kubeconfig) = kubeconfig() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
@@ -501,6 +503,7 @@ async fn provider_status_follows_its_secret_and_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_rejects_invalid_resources_with_readable_messages() {
+    let _cluster = shared_cluster().await;
     let Some(kubeconfig) = kubeconfig() else { return };
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
@@ -590,6 +593,7 @@ async fn admission_rejects_invalid_resources_with_readable_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_takes_over_when_the_leader_stops() {
+    let _cluster = shared_cluster().await;
     let Some(kubeconfig) = kubeconfig() else { return };
     let Some(_node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
@@ -630,6 +634,7 @@ async fn a_standby_replica_takes_over_when_the_leader_stops() {
 /// The sample in `config/samples/` (used by the README's "Run on Kubernetes") reaches Ready as documented.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_sample_becomes_ready() {
+    let _cluster = shared_cluster().await;
     let Some(kubeconfig) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let client = client(&kubeconfig).await;
@@ -674,6 +679,7 @@ async fn the_readme_sample_becomes_ready() {
 /// nothing else. (The chart's RBAC is proven the same way in `helm.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_needs_only_its_documented_rbac() {
+    let _cluster = shared_cluster().await;
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     let Some(kubeconfig) = kubeconfig() else { return };

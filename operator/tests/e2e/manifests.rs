@@ -31,6 +31,7 @@ fn run(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (boo
 
 #[tokio::test]
 async fn config_manifests_render_and_the_api_server_accepts_them() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let client = client(&kc).await;
     install_crds(&client).await;

@@ -220,6 +220,7 @@ async fn phaxio_fake(node: &Node, step: Duration) -> PhaxioFake {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_line_overlay_runs_under_the_restricted_standard() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let to = "+15557650102";
@@ -275,6 +276,7 @@ async fn the_simulated_line_overlay_runs_under_the_restricted_standard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phaxio_overlay_sends_through_the_fake_over_https() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let fake = phaxio_fake(&node, Duration::from_millis(100)).await;
@@ -296,6 +298,7 @@ async fn the_phaxio_overlay_sends_through_the_fake_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sinch_overlay_sends_through_the_fake_over_https() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let tls = faxbot_fakes::tls::from_test_env().expect("FAXBOT_TEST_TLS_CERT").unwrap();
@@ -332,6 +335,7 @@ async fn the_sinch_overlay_sends_through_the_fake_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phaxio_s3_overlay_keeps_documents_in_s3_over_https() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n}: scripts/test starts S3 for pods"));
@@ -370,6 +374,7 @@ async fn the_phaxio_s3_overlay_keeps_documents_in_s3_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sip_overlay_converts_with_ghostscript_inside_the_api_sip_image() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let config = AmiFakeConfig {
@@ -423,6 +428,7 @@ fn tiffinfo(path: &Path) -> String {
 /// as the API documents. Every accepted job ends SUCCESS and Phaxio gets exactly one fax per job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deleting_pods_under_load_loses_no_job_and_sends_none_twice() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let fake = phaxio_fake(&node, Duration::from_millis(300)).await;

@@ -226,6 +226,7 @@ async fn wait_rollout<F: Fn(&RolloutStatus) -> bool>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn canary_analysis_reads_a_real_prometheus() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let Some(binary) = prometheus_binary() else { return };

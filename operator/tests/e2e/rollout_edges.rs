@@ -207,6 +207,7 @@ async fn wait_ready(configs: &Api<FaxPluginConfig>, what: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn canary_edges_keep_capacity_and_tell_gitops_the_truth() {
+    let _cluster = shared_cluster().await;
     let Some(kc) = kubeconfig() else { return };
     let Some(node) = Node::get() else { return };
     let tool = health_tool();

@@ -160,6 +160,22 @@ fn rand_suffix() -> u32 {
     (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
 }
 
+/// One operator installed with the chart's defaults (helm.rs) watches every namespace: while it runs it
+/// reconciles the other tests' configs too, and two operators analysing and writing one config fight (CI
+/// saw a rolled-back canary restarted by the other one). That test holds the cluster exclusively; every
+/// other end-to-end test holds it shared, for its whole run.
+static CLUSTER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Shares the test cluster with the other namespaced tests ([`CLUSTER`]).
+pub async fn shared_cluster() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    CLUSTER.read().await
+}
+
+/// Has the test cluster to itself ([`CLUSTER`]): for an operator that watches every namespace.
+pub async fn exclusive_cluster() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    CLUSTER.write().await
+}
+
 /// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
