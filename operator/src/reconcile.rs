@@ -129,35 +129,43 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
     Ok(referenced)
 }
 
-/// Deletes the revisions' objects of one kind beyond the `limit` newest that are not in `keep` (the serving,
-/// desired and rollout revisions are always in it).
-async fn prune<K>(api: &Api<K>, config: &str, kind: &str, keep: &[String], limit: usize) -> Result<(), Error>
+/// The config's revision objects of one kind (`runtime-config` ConfigMaps or `credentials` Secrets) whose
+/// revision is not in `keep`, newest first, as (name, revision). Metadata only: pruning never needs to read a
+/// Secret's data.
+async fn stale_revisions<K>(
+    api: &Api<K>,
+    config: &str,
+    kind: &str,
+    keep: &[String],
+) -> Result<Vec<(String, String)>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let selector =
         format!("{},{}={config},{}={kind}", names::managed_selector(), names::CONFIG_LABEL, names::KIND_LABEL);
-    let mut objects = api.list(&ListParams::default().labels(&selector)).await?.items;
-    objects.sort_by(|a, b| b.meta().creation_timestamp.cmp(&a.meta().creation_timestamp));
-    let revision =
-        |o: &K| o.meta().labels.as_ref().and_then(|l| l.get(names::REVISION_LABEL)).cloned().unwrap_or_default();
-    let mut kept_old = 0;
-    for object in objects {
-        if keep.contains(&revision(&object)) {
-            continue;
-        }
-        if kept_old < limit {
-            kept_old += 1;
-            continue;
-        }
-        let name = object.meta().name.clone().unwrap_or_default();
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+    let mut objects = api.list_metadata(&ListParams::default().labels(&selector)).await?.items;
+    objects.sort_by(|a, b| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp));
+    Ok(objects
+        .into_iter()
+        .map(|o| {
+            let revision =
+                o.metadata.labels.as_ref().and_then(|l| l.get(names::REVISION_LABEL)).cloned().unwrap_or_default();
+            (o.metadata.name.unwrap_or_default(), revision)
+        })
+        .filter(|(_, revision)| !keep.contains(revision))
+        .collect())
+}
+
+/// Deletes `name`; already gone is fine.
+async fn delete_quietly<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 pub(crate) async fn publish(
@@ -237,22 +245,36 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
                 keep.push(r.stable_revision.clone());
                 keep.extend(r.canary_revision.clone());
             }
-            prune(&Api::<ConfigMap>::namespaced(client.clone(), &ns), &name, "runtime-config", &keep, limit).await?;
+            // Old revisions' ConfigMaps: the newest `limit` stay as history.
+            let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+            for (stale, _) in stale_revisions(&config_maps, &name, "runtime-config", &keep).await?.iter().skip(limit) {
+                delete_quietly(&config_maps, stale).await?;
+            }
             // Credentials have no history: a rotated (revoked) credential must not linger in an old revision's
             // Secret. Going back to a revision rebuilds its Secret from the referenced ones, so a credentials
             // Secret is kept only while a pod may still mount it: the revisions above, and any pod's (the old
-            // ReplicaSet's pods of a rolling update that is still under way).
-            let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
-            let running = pods.list_metadata(&ListParams::default().labels(&names::selector(&name))).await?;
-            let in_use: Vec<String> = running
-                .items
-                .iter()
-                .filter_map(|p| p.metadata.labels.as_ref()?.get(names::REVISION_LABEL).cloned())
-                .collect();
-            // Pods are not watched: look again soon for the old pods to be gone, so the Secret goes with them.
-            let lingering = in_use.iter().any(|r| !keep.contains(r));
-            let keep_credentials: Vec<String> = keep.iter().chain(&in_use).cloned().collect();
-            prune(&Api::<Secret>::namespaced(client.clone(), &ns), &name, "credentials", &keep_credentials, 0).await?;
+            // ReplicaSet's pods of a rolling update that is still under way). The pods are listed only when
+            // there is an old Secret to decide on: most reconciles have none.
+            let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+            let stale_credentials = stale_revisions(&secrets, &name, "credentials", &keep).await?;
+            let mut lingering = false;
+            if !stale_credentials.is_empty() {
+                let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+                let running = pods.list_metadata(&ListParams::default().labels(&names::selector(&name))).await?;
+                let in_use: Vec<String> = running
+                    .items
+                    .iter()
+                    .filter_map(|p| p.metadata.labels.as_ref()?.get(names::REVISION_LABEL).cloned())
+                    .collect();
+                for (stale, revision) in &stale_credentials {
+                    if in_use.contains(revision) {
+                        // Pods are not watched: look again soon for them to be gone, so the Secret goes too.
+                        lingering = true;
+                    } else {
+                        delete_quietly(&secrets, stale).await?;
+                    }
+                }
+            }
 
             let canary_strategy = config.spec.rollout.strategy == RolloutStrategy::Canary;
             let known_stable = previous.rollout.as_ref().map(|r| r.stable_revision.clone()).filter(|r| !r.is_empty());
