@@ -135,14 +135,7 @@ async fn canary_rollouts_on_real_pods_promote_roll_back_and_survive_a_killed_ope
                      "credentialsSecretRef": {"name": "phaxio"}}})
     };
     apply_json::<faxbot_crds::FaxProvider>(&client, &ns, provider(&fast.base_url, 100)).await.unwrap();
-    apply_json::<faxbot_crds::FaxProvider>(
-        &client,
-        &ns,
-        json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "keys"},
-            "spec": {"plugin": "api_keys", "credentialsSecretRef": {"name": "admin"}}}),
-    )
-    .await
-    .unwrap();
+    apply_keys_provider(&client, &ns).await;
     let image = node.api_image.clone();
     // `api` adds to or overrides `spec.apiServer`.
     let config_with = |urgent: bool, audit_all: bool, api: serde_json::Value| {

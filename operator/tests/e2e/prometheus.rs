@@ -240,14 +240,7 @@ async fn canary_analysis_reads_a_real_prometheus() {
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN), ("pepper", PEPPER_VALUE)]).await;
     put_secret(&client, &ns, "db", &[("url", &db_url)]).await;
     apply_json::<FaxProvider>(&client, &ns, line(json!({"deliveryLatencyMs": 100}))).await.unwrap();
-    apply_json::<FaxProvider>(
-        &client,
-        &ns,
-        json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "keys"},
-            "spec": {"plugin": "api_keys", "credentialsSecretRef": {"name": "admin"}}}),
-    )
-    .await
-    .unwrap();
+    apply_keys_provider(&client, &ns).await;
     let (hook_url, received) = webhook_receiver().await;
     put_secret(&client, &ns, "hook", &[("key", HOOK_KEY)]).await;
     let mut manifest = config(&prometheus.address);

@@ -222,14 +222,7 @@ async fn canary_edges_keep_capacity_and_tell_gitops_the_truth() {
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN), ("pepper", PEPPER_VALUE)]).await;
     put_secret(&client, &ns, "db", &[("url", &db_url)]).await;
     apply_json::<FaxProvider>(&client, &ns, line(100)).await.unwrap();
-    apply_json::<FaxProvider>(
-        &client,
-        &ns,
-        json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "keys"},
-            "spec": {"plugin": "api_keys", "credentialsSecretRef": {"name": "admin"}}}),
-    )
-    .await
-    .unwrap();
+    apply_keys_provider(&client, &ns).await;
     let two_steps = json!([{"weight": 50, "pause": "3s"}, {"weight": 100, "pause": "3s"}]);
     let mut knobs = Knobs {
         image: node.api_image.clone(),

@@ -160,6 +160,18 @@ fn rand_suffix() -> u32 {
     (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
 }
 
+/// The `api_keys` FaxProvider `keys`, its admin key and pepper in the Secret `admin` (the canary suites' auth).
+pub async fn apply_keys_provider(client: &Client, ns: &str) {
+    apply_json::<faxbot_crds::FaxProvider>(
+        client,
+        ns,
+        serde_json::json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "keys"},
+            "spec": {"plugin": "api_keys", "credentialsSecretRef": {"name": "admin"}}}),
+    )
+    .await
+    .unwrap();
+}
+
 /// One operator installed with the chart's defaults (helm.rs) watches every namespace: while it runs it
 /// reconciles the other tests' configs too, and two operators analysing and writing one config fight (CI
 /// saw a rolled-back canary restarted by the other one). That test holds the cluster exclusively; every
