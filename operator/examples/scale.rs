@@ -42,6 +42,36 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) the process has used, from `/proc/<pid>/stat` (clock ticks of 1/100 s): a
+/// measure of the operator's work that does not depend on how busy the shared cores were.
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses and may hold spaces).
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Config reconciles the operator has started and the seconds they took in all, and provider reconciles
+/// started, from its own `/metrics`.
+async fn reconciles(port: u16) -> (u64, f64, u64) {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |metric: &str, controller: &str| -> f64 {
+        let prefix = format!("faxbot_operator_{metric}{{controller=\"{controller}\"}} ");
+        body.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    };
+    (
+        value("reconciliations_total", "faxpluginconfig") as u64,
+        value("reconcile_duration_seconds_sum", "faxpluginconfig"),
+        value("reconciliations_total", "faxprovider") as u64,
+    )
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -155,9 +185,11 @@ async fn main() {
     );
     assert_eq!(total_objects, namespaces * (providers_per_ns + configs_per_ns));
 
+    // A free port for the operator's /metrics (reconcile counts).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(&operator_bin)
         .env("KUBECONFIG", &kubeconfig)
-        .env("FAXBOT_OPERATOR_LISTEN", "127.0.0.1:0")
+        .env("FAXBOT_OPERATOR_LISTEN", format!("127.0.0.1:{port}"))
         .env("FAXBOT_LEASE_NAMESPACE", "default")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -228,6 +260,12 @@ async fn main() {
         configs_ready_at.unwrap().as_secs_f64(),
         providers_ready_at.unwrap().as_secs_f64()
     );
+    let (cold_configs, cold_seconds, cold_providers) = reconciles(port).await;
+    let cold_cpu = cpu_seconds(pid);
+    println!(
+        "cold start work: {cold_configs} config reconciles ({:.1} per config), {cold_providers} provider reconciles, operator CPU {cold_cpu:.1} s",
+        cold_configs as f64 / want_configs as f64
+    );
 
     // Change latency: CR change -> Deployment pod template on the new revision.
     let mut latencies = Vec::with_capacity(samples);
@@ -251,6 +289,13 @@ async fn main() {
         peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
     }
     latencies.sort();
+    let (configs_after, seconds_after, _) = reconciles(port).await;
+    println!(
+        "change work: {:.1} config reconciles of {:.0} ms on average, {:.0} ms operator CPU per change",
+        (configs_after - cold_configs) as f64 / samples as f64,
+        (seconds_after - cold_seconds) * 1000.0 / (configs_after - cold_configs).max(1) as f64,
+        (cpu_seconds(pid) - cold_cpu) * 1000.0 / samples as f64
+    );
     println!(
         "change latency (CR change -> Deployment updated), {} samples: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         latencies.len(),

@@ -96,13 +96,17 @@ where
     Ok(api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(value)).await?)
 }
 
-/// Fetches everything a config references; whatever does not exist is simply absent.
+/// Fetches everything a config references; whatever does not exist is simply absent. The reads are fresh, not
+/// the watch caches': a status must describe the Secrets it was computed from.
 async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Result<Referenced, Error> {
     let providers: Api<FaxProvider> = Api::namespaced(client.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut referenced = Referenced::default();
     let mut secret_names = Vec::new();
-    for name in Referenced::provider_names(config) {
+    let mut provider_names = Referenced::provider_names(config);
+    provider_names.sort();
+    provider_names.dedup();
+    for name in provider_names {
         if let Some(p) = providers.get_opt(&name).await? {
             if let Some(r) = &p.spec.credentials_secret_ref {
                 secret_names.push(r.name.clone());
@@ -215,29 +219,9 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             apply(&Api::<Secret>::namespaced(client.clone(), &ns), &build::credentials_secret(config, &desired))
                 .await?;
             apply(&Api::<Service>::namespaced(client.clone(), &ns), &build::service(config)).await?;
-            let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-            match build::pod_disruption_budget(config) {
-                Some(pdb) => drop(apply(&budgets, &pdb).await?),
-                // Removed from the spec: only a spec edit can do that, so only then look for the one the
-                // operator made (a user's PDB of that name, without the operator's label, is left alone).
-                None if previous.observed_generation != config.metadata.generation => {
-                    let ours =
-                        budgets.get_opt(&names::api_name(&name)).await?.and_then(|p| p.metadata.labels).is_some_and(
-                            |l| l.get(names::MANAGED_BY.0).map(String::as_str) == Some(names::MANAGED_BY.1),
-                        );
-                    if ours {
-                        match budgets.delete(&names::api_name(&name), &DeleteParams::default()).await {
-                            Ok(_) => {}
-                            Err(kube::Error::Api(s)) if s.code == 404 => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                None => {}
-            }
+            apply_pod_disruption_budget(client, &ns, config, &previous).await?;
             let mut before = deployments.get_opt(&names::api_name(&name)).await?;
             let serving = before.as_ref().and_then(crate::status::deployment_revision);
-            let limit = usize::try_from(config.spec.revision_history_limit.max(1)).unwrap_or(5);
             let mut keep = vec![desired.revision.clone()];
             keep.extend(serving.clone());
             // The rollout's revisions stay too: a deleted stable Deployment is recreated from them.
@@ -245,36 +229,7 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
                 keep.push(r.stable_revision.clone());
                 keep.extend(r.canary_revision.clone());
             }
-            // Old revisions' ConfigMaps: the newest `limit` stay as history.
-            let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
-            for (stale, _) in stale_revisions(&config_maps, &name, "runtime-config", &keep).await?.iter().skip(limit) {
-                delete_quietly(&config_maps, stale).await?;
-            }
-            // Credentials have no history: a rotated (revoked) credential must not linger in an old revision's
-            // Secret. Going back to a revision rebuilds its Secret from the referenced ones, so a credentials
-            // Secret is kept only while a pod may still mount it: the revisions above, and any pod's (the old
-            // ReplicaSet's pods of a rolling update that is still under way). The pods are listed only when
-            // there is an old Secret to decide on: most reconciles have none.
-            let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
-            let stale_credentials = stale_revisions(&secrets, &name, "credentials", &keep).await?;
-            let mut lingering = false;
-            if !stale_credentials.is_empty() {
-                let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
-                let running = pods.list_metadata(&ListParams::default().labels(&names::selector(&name))).await?;
-                let in_use: Vec<String> = running
-                    .items
-                    .iter()
-                    .filter_map(|p| p.metadata.labels.as_ref()?.get(names::REVISION_LABEL).cloned())
-                    .collect();
-                for (stale, revision) in &stale_credentials {
-                    if in_use.contains(revision) {
-                        // Pods are not watched: look again soon for them to be gone, so the Secret goes too.
-                        lingering = true;
-                    } else {
-                        delete_quietly(&secrets, stale).await?;
-                    }
-                }
-            }
+            let lingering = prune_revisions(client, &ns, config, keep).await?;
 
             let canary_strategy = config.spec.rollout.strategy == RolloutStrategy::Canary;
             let known_stable = previous.rollout.as_ref().map(|r| r.stable_revision.clone()).filter(|r| !r.is_empty());
@@ -331,7 +286,7 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
             status.desired_revision = Some(desired.revision.clone());
             let progressing = status.phase.as_deref() == Some("Progressing");
             let requeue = match (lingering, progressing) {
-                (true, _) => Duration::from_secs(10),
+                (true, _) => LINGERING_REQUEUE,
                 (false, true) => Duration::from_secs(30),
                 (false, false) => Duration::from_secs(300),
             };
@@ -364,6 +319,82 @@ async fn reconcile_config_inner(config: &FaxPluginConfig, ctx: &Context) -> Resu
     };
 
     finish(ctx, config, status, requeue, previous_ready, &referenced).await
+}
+
+/// How soon to look again while an old revision's credentials Secret waits for its pods to go.
+const LINGERING_REQUEUE: Duration = Duration::from_secs(10);
+
+/// Applies the config's PodDisruptionBudget, or deletes the operator's own when `spec.apiServer` no longer
+/// asks for one.
+async fn apply_pod_disruption_budget(
+    client: &Client,
+    ns: &str,
+    config: &FaxPluginConfig,
+    previous: &faxbot_crds::FaxPluginConfigStatus,
+) -> Result<(), Error> {
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    let name = names::api_name(&config.name_any());
+    match build::pod_disruption_budget(config) {
+        Some(pdb) => drop(apply(&budgets, &pdb).await?),
+        // Removed from the spec: only a spec edit can do that, so only then look for the one the operator made
+        // (a user's PDB of that name, without the operator's label, is left alone).
+        None if previous.observed_generation != config.metadata.generation => {
+            let ours = budgets
+                .get_opt(&name)
+                .await?
+                .and_then(|p| p.metadata.labels)
+                .is_some_and(|l| l.get(names::MANAGED_BY.0).map(String::as_str) == Some(names::MANAGED_BY.1));
+            if ours {
+                delete_quietly(&budgets, &name).await?;
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Deletes old revisions' objects: `runtime-config` ConfigMaps beyond the history limit, and `credentials`
+/// Secrets of any revision not in `keep` that no pod runs. Returns whether such a Secret lingers because a pod
+/// still runs its revision.
+async fn prune_revisions(
+    client: &Client,
+    ns: &str,
+    config: &FaxPluginConfig,
+    keep: Vec<String>,
+) -> Result<bool, Error> {
+    let name = config.name_any();
+    let limit = usize::try_from(config.spec.revision_history_limit.max(1)).unwrap_or(5);
+    // Old revisions' ConfigMaps: the newest `limit` stay as history.
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    for (stale, _) in stale_revisions(&config_maps, &name, "runtime-config", &keep).await?.iter().skip(limit) {
+        delete_quietly(&config_maps, stale).await?;
+    }
+    // Credentials have no history: a rotated (revoked) credential must not linger in an old revision's Secret.
+    // Going back to a revision rebuilds its Secret from the referenced ones, so a credentials Secret is kept only
+    // while a pod may still mount it: the revisions in `keep`, and any pod's (the old ReplicaSet's pods of a
+    // rolling update that is still under way). The pods are listed only when there is an old Secret to decide
+    // on: most reconciles have none.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let stale_credentials = stale_revisions(&secrets, &name, "credentials", &keep).await?;
+    let mut lingering = false;
+    if !stale_credentials.is_empty() {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+        let running = pods.list_metadata(&ListParams::default().labels(&names::selector(&name))).await?;
+        let in_use: Vec<String> = running
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.labels.as_ref()?.get(names::REVISION_LABEL).cloned())
+            .collect();
+        for (stale, revision) in &stale_credentials {
+            if in_use.contains(revision) {
+                // Pods are not watched: look again soon for them to be gone, so the Secret goes too.
+                lingering = true;
+            } else {
+                delete_quietly(&secrets, stale).await?;
+            }
+        }
+    }
+    Ok(lingering)
 }
 
 /// Recreates the stable Deployment at `revision` from its snapshot; `None` when no snapshot of that
