@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, RwLock};
 
-use faxbot_contract::phi::{GUARD_MIN_DIGITS, LOG_MIN_DIGITS, mask_numbers, mask_standalone_numbers};
+use faxbot_contract::phi::{GUARD_MIN_DIGITS, LOG_MIN_DIGITS, mask_numbers, mask_standalone_numbers, may_hold_number};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -143,11 +143,21 @@ fn guard_value(value: &mut serde_json::Value) -> bool {
     }
 }
 
+/// A JSON log line after its leading `timestamp` value (exempt from the guard, and always a long digit run),
+/// or the whole line when it does not start with one.
+fn after_timestamp(body: &str) -> &str {
+    body.strip_prefix("{\"timestamp\":\"").and_then(|rest| rest.find('"').map(|end| &rest[end + 1..])).unwrap_or(body)
+}
+
 /// One log line, guarded: JSON lines field by field; other lines (the `pretty` format) after their
 /// timestamp. `None` when nothing needed masking (the line is written as it is).
 pub fn guard_line(line: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(line).ok()?;
     let body = text.trim_end_matches('\n');
+    // Most lines hold no long digit run outside their timestamp: those are passed on without being parsed.
+    if body.starts_with('{') && !may_hold_number(after_timestamp(body), GUARD_MIN_DIGITS) {
+        return None;
+    }
     if body.starts_with('{')
         && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(body)
     {
@@ -276,6 +286,19 @@ mod tests {
         assert!(out.contains("2026-12-05T17:05:53.123456Z"), "timestamps stay: {out}");
         assert!(out.contains(r#""bytes":33554432"#), "numeric fields are not text: {out}");
         assert!(out.ends_with('\n'));
+    }
+
+    #[test]
+    fn the_pre_check_skips_only_the_timestamp() {
+        assert_eq!(after_timestamp(r#"{"timestamp":"2026-12-05T17:05:53Z","message":"x"}"#), r#","message":"x"}"#);
+        assert_eq!(after_timestamp(r#"{"message":"x"}"#), r#"{"message":"x"}"#, "no leading timestamp: all of it");
+        // A number right after the timestamp, or in a line whose fields come in another order, is still caught.
+        for line in [
+            r#"{"timestamp":"2026-12-05T17:05:53Z","message":"+15551234567"}"#,
+            r#"{"message":"to 1 (555) 123-4567","timestamp":"2026-12-05T17:05:53Z"}"#,
+        ] {
+            assert!(guarded(line).contains("…4567"), "{line}");
+        }
     }
 
     #[test]

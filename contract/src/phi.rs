@@ -33,6 +33,27 @@ pub fn mask_standalone_numbers(text: &str, min_digits: usize) -> String {
     mask(text, min_digits, true)
 }
 
+/// Whether `text` may hold a run that [`mask_numbers`] or [`mask_standalone_numbers`] would mask: `false`
+/// guarantees neither changes `text`. A byte scan without allocation that counts digits across every
+/// separator (it ignores the rules that end a run early, so it may answer `true` for text that needs no
+/// masking, never `false` for text that does): the log guard asks it before parsing a line.
+pub fn may_hold_number(text: &str, min_digits: usize) -> bool {
+    let mut digits = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits >= min_digits.max(1) {
+                    return true;
+                }
+            }
+            b'-' | b' ' | b'.' | b'(' | b')' | b'+' => {}
+            _ => digits = 0,
+        }
+    }
+    false
+}
+
 fn mask(text: &str, min_digits: usize, standalone: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     let is_sep = |c: char| matches!(c, '-' | ' ' | '.' | '(' | ')' | '+');
@@ -80,6 +101,31 @@ fn mask(text: &str, min_digits: usize, standalone: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The pre-check never says "nothing here" for text that masking would change.
+        #[test]
+        fn may_hold_number_never_misses_what_masking_changes(
+            text in "[0-9 .()+\\-a-z_é☎\"]{0,40}",
+            min in 1usize..10,
+        ) {
+            if !may_hold_number(&text, min) {
+                prop_assert_eq!(mask_numbers(&text, min), text.clone());
+                prop_assert_eq!(mask_standalone_numbers(&text, min), text);
+            }
+        }
+    }
+
+    #[test]
+    fn may_hold_number_answers_for_the_usual_lines() {
+        assert!(may_hold_number("sending to +1 (555) 123-4567", GUARD_MIN_DIGITS));
+        assert!(!may_hold_number("job 3 of 5 sent in 1.25 s, 2 pages", GUARD_MIN_DIGITS));
+        assert!(!may_hold_number("", 1));
+        // Separators are counted through, so this is a "maybe" that masking then leaves alone.
+        assert!(may_hold_number("10.00.0 1234", GUARD_MIN_DIGITS));
+        assert_eq!(mask_standalone_numbers("10.00.0 1234", GUARD_MIN_DIGITS), "10.00.0 1234");
+    }
 
     #[test]
     fn numbers_keep_only_their_last_four_digits_however_they_are_written() {
