@@ -1,4 +1,6 @@
-//! The durable job queue: the retry policy (pure) and the worker that dispatches jobs to providers.
+//! The durable job queue: the job rules (pure: [`decide`], [`retry`]) and the worker that does the I/O around
+//! them, dispatching jobs to providers.
 
+pub mod decide;
 pub mod retry;
 pub mod worker;

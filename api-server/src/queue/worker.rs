@@ -5,11 +5,12 @@
 //! terminal status, so nothing can be stuck. Several processes may run workers against one database;
 //! leases (and `SKIP LOCKED` on PostgreSQL) keep them from taking the same job.
 
+use super::decide::{self, Chain, Claimed, Plan, Polling, Verdict};
 use super::retry::RetryPolicy;
 use crate::domain::{JobId, JobStatus, Timestamp};
 use crate::events::{EventBus, EventKind};
 use crate::metrics::Metrics;
-use crate::plugins::{OutboundProvider, ProviderError, RemoteStatus, SendRequest};
+use crate::plugins::{OutboundProvider, ProviderError, SendRequest};
 use crate::runtime::RuntimeState;
 use crate::storage::DocumentStore;
 use crate::store::jobs::{JobRow, JobUpdate};
@@ -56,25 +57,10 @@ pub struct Worker {
     owner: String,
 }
 
-/// The furthest a provider's completion hint may push the first status check.
-const MAX_CHECK_AFTER: Duration = Duration::from_secs(3600);
 /// Most jobs claimed in one statement.
 const MAX_CLAIM: usize = 128;
 /// How long an idle worker waits before looking for due jobs again (new jobs wake it at once).
 const IDLE_POLL: Duration = Duration::from_millis(100);
-
-/// The message recorded when an interrupted submission cannot be repeated safely.
-pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server restart: the provider may or may not have \
-received this fax, and it does not support idempotent resubmission, so it was not sent again to avoid a duplicate; \
-check with the provider before resending";
-
-/// Whether an error moves a job to the next outbound provider: errors the provider itself answered with
-/// (refused credentials, rate limit, outage). Not a rejected fax (another provider would reject it too) and
-/// not a transport failure (the provider may have taken the fax; it is retried where it is, and a provider
-/// with idempotency finds it again).
-pub fn fails_over(e: &ProviderError) -> bool {
-    matches!(e, ProviderError::Unauthorized(_) | ProviderError::RateLimited { .. } | ProviderError::Unavailable { .. })
-}
 
 /// The shared handles a worker is built from (the same ones the HTTP side holds).
 pub struct WorkerParts {
@@ -215,34 +201,33 @@ impl Worker {
         }
     }
 
+    fn polling(&self, provider: &dyn OutboundProvider) -> Polling {
+        Polling { interval: provider.poll_interval(), status_deadline: self.config.status_deadline }
+    }
+
     async fn submit(&self, job: &JobRow) -> JobUpdate {
         let runtime = self.runtime.load_current();
         let index = usize::try_from(job.provider_index).unwrap_or(0);
         let (plugin, provider) = runtime.chain_at(index);
         let (plugin, provider) = (plugin.clone(), provider.clone());
-        let now = Timestamp::now();
-        let mut update = self.base_update(job, now);
+        let mut update = self.base_update(job, Timestamp::now());
         update.backend = Some(plugin.clone());
-        if !runtime.dispatch_enabled {
-            // Sending was disabled after this job was scheduled: hold it until it is enabled again.
-            update.status = JobStatus::Queued;
-            update.unmark_dispatch = true;
-            return update;
-        }
-        // `dispatch_started` was incremented by this claim; anything beyond `attempts + 1` is a submission
-        // that started earlier and whose outcome was never recorded.
-        let interrupted = job.dispatch_started > job.attempts + 1;
-        if interrupted && !provider.idempotent() {
-            tracing::warn!("interrupted submission cannot be repeated safely; job marked failed");
-            crate::audit!("job_failed", job_id = %job.id, reason = "ambiguous_submission");
-            update.status = JobStatus::DispatchFailed;
-            update.error = Some(AMBIGUOUS_SUBMISSION.into());
-            return update;
-        }
-        if interrupted {
-            tracing::info!("repeating an interrupted submission with its idempotency key");
-        }
-        let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
+        let claimed = claimed(job);
+        let attempt = match decide::plan(update, &claimed, runtime.dispatch_enabled, provider.idempotent()) {
+            Plan::Done(update, verdict) => {
+                if verdict == Verdict::Ambiguous {
+                    tracing::warn!("interrupted submission cannot be repeated safely; job marked failed");
+                    crate::audit!("job_failed", job_id = %job.id, reason = "ambiguous_submission");
+                }
+                return update;
+            }
+            Plan::Send { attempt, repeat } => {
+                if repeat {
+                    tracing::info!("repeating an interrupted submission with its idempotency key");
+                }
+                attempt
+            }
+        };
         crate::audit!("job_dispatch", job_id = %job.id, plugin = %plugin, attempt = attempt);
         // A deliberate leak for the end-to-end test of the PHI guard and of the canary rollback it triggers:
         // compiled only into the test image (cargo feature `test-leak`), and then only when switched on.
@@ -275,71 +260,50 @@ impl Worker {
                 result
             }
         };
-        update.recorded_attempt = true;
-        update.now = Timestamp::now();
-        match result {
-            Ok(submission) => {
-                self.metrics.submission(&plugin, "accepted", &runtime.revision);
-                update.provider_sid = Some(submission.provider_sid);
-                update.error = None;
-                self.apply_remote(&mut update, submission.status, provider.as_ref(), job);
-                if let (Some(hint), Some(_)) = (submission.check_after, update.next_run_at) {
-                    update.next_run_at = Some(update.now.plus(hint.min(MAX_CHECK_AFTER)));
-                }
+        self.metrics.submission(&plugin, result.as_ref().map_or_else(|e| e.kind(), |_| "accepted"), &runtime.revision);
+        let plugins: Vec<String> = runtime.outbound_chain().map(|(id, _)| id.clone()).collect();
+        let mut update = self.base_update(job, Timestamp::now());
+        update.backend = Some(plugin.clone());
+        let jitter: f64 = rand::rng().random();
+        let (update, verdict) = decide::decide(
+            update,
+            &claimed,
+            match &result {
+                Ok(submission) => Ok(submission.clone()),
+                Err(e) => Err(e),
+            },
+            Chain { plugins: &plugins, index },
+            &self.config.retry,
+            &self.polling(provider.as_ref()),
+            jitter,
+        );
+        let kind = result.as_ref().err().map(ProviderError::kind).unwrap_or("accepted");
+        match &verdict {
+            Verdict::FailedOver { to, .. } => {
+                tracing::warn!(from = %plugin, to = %to, kind, "provider failed; failing over");
+                self.metrics
+                    .failovers
+                    .get_or_create(&crate::metrics::JobLabels {
+                        plugin: plugin.clone(),
+                        outcome: to.clone(),
+                        revision: runtime.revision.clone(),
+                    })
+                    .inc();
+                self.events
+                    .event(EventKind::PluginError)
+                    .subject(&job.id)
+                    .plugin(&plugin)
+                    .detail(&format!("failover to {to} after {kind}"))
+                    .publish();
             }
-            Err(e) => {
-                self.metrics.submission(&plugin, e.kind(), &runtime.revision);
-                let next = index.min(runtime.failover.len()) + 1;
-                if fails_over(&e) && next <= runtime.failover.len() {
-                    // The provider answered with an error of its own (it did not take the fax), so handing the
-                    // job to the next provider cannot send it twice. No wait: the next provider is not the one
-                    // that is overloaded.
-                    let (next_plugin, _) = runtime.chain_at(next);
-                    tracing::warn!(from = %plugin, to = %next_plugin, kind = e.kind(), "provider failed; failing over");
-                    self.metrics
-                        .failovers
-                        .get_or_create(&crate::metrics::JobLabels {
-                            plugin: plugin.clone(),
-                            outcome: next_plugin.clone(),
-                            revision: runtime.revision.clone(),
-                        })
-                        .inc();
-                    self.events
-                        .event(EventKind::PluginError)
-                        .subject(&job.id)
-                        .plugin(&plugin)
-                        .detail(&format!("failover to {next_plugin} after {}", e.kind()))
-                        .publish();
-                    update.status = JobStatus::Queued;
-                    update.error = Some(format!("{plugin} failed ({e}); moved to {next_plugin}"));
-                    update.backend = Some(next_plugin.clone());
-                    update.provider_index = Some(next as i64);
-                    update.next_run_at = Some(update.now);
-                    return update;
-                }
-                if e.is_retryable() && self.config.retry.may_retry(attempt) {
-                    let jitter: f64 = rand::rng().random();
-                    let delay = self.config.retry.delay(attempt, e.retry_after(), jitter);
-                    tracing::info!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        kind = e.kind(),
-                        "submission failed; retrying"
-                    );
-                    update.status = JobStatus::Queued;
-                    update.error = Some(format!("attempt {attempt} failed: {e}; retrying"));
-                    update.next_run_at = Some(update.now.plus(delay));
-                } else {
-                    tracing::warn!(attempt, kind = e.kind(), "submission failed permanently");
-                    crate::audit!("job_failed", job_id = %job.id, reason = e.kind());
-                    update.status = JobStatus::DispatchFailed;
-                    update.error = Some(if e.is_retryable() {
-                        format!("{e} (gave up after {attempt} attempts)")
-                    } else {
-                        e.to_string()
-                    });
-                }
+            Verdict::Retrying { delay } => {
+                tracing::info!(attempt, delay_ms = delay.as_millis() as u64, kind, "submission failed; retrying");
             }
+            Verdict::Failed => {
+                tracing::warn!(attempt, kind, "submission failed permanently");
+                crate::audit!("job_failed", job_id = %job.id, reason = kind);
+            }
+            Verdict::Accepted | Verdict::Held | Verdict::Ambiguous => {}
         }
         update
     }
@@ -400,48 +364,19 @@ impl Worker {
             Err(_) => Err(ProviderError::Transport("timed out".into())),
         };
         update.now = Timestamp::now();
+        let polling = self.polling(provider.as_ref());
         match result {
-            Ok(remote) => self.apply_remote(&mut update, remote, provider.as_ref(), job),
+            Ok(remote) => decide::remote(update, remote, job.created_at, &polling, 1),
             Err(e) => {
                 tracing::warn!(kind = e.kind(), "status poll failed");
-                self.schedule_poll(&mut update, provider.as_ref(), job, 2);
+                // A failed check waits twice as long.
+                decide::next_check(update, job.created_at, &polling, 2)
             }
         }
-        update
     }
+}
 
-    fn apply_remote(
-        &self,
-        update: &mut JobUpdate,
-        remote: RemoteStatus,
-        provider: &dyn OutboundProvider,
-        job: &JobRow,
-    ) {
-        match remote {
-            RemoteStatus::Delivered => {
-                update.status = JobStatus::Success;
-                update.error = None;
-            }
-            RemoteStatus::Failed(reason) => {
-                update.status = JobStatus::Failed;
-                update.error = Some(reason);
-            }
-            RemoteStatus::Queued | RemoteStatus::InProgress => {
-                update.status = JobStatus::InProgress;
-                self.schedule_poll(update, provider, job, 1);
-            }
-        }
-    }
-
-    fn schedule_poll(&self, update: &mut JobUpdate, provider: &dyn OutboundProvider, job: &JobRow, factor: u32) {
-        let deadline = job.created_at.plus(self.config.status_deadline);
-        if update.now >= deadline {
-            update.status = JobStatus::DispatchFailed;
-            update.error = Some("no final status from the provider before the status deadline".into());
-            update.next_run_at = None;
-            return;
-        }
-        let interval = (provider.poll_interval() * factor).min(Duration::from_secs(60));
-        update.next_run_at = Some(update.now.plus(interval));
-    }
+/// What the job rules need to know about a claimed row.
+fn claimed(job: &JobRow) -> Claimed {
+    Claimed { attempts: job.attempts, dispatch_started: job.dispatch_started, created_at: job.created_at }
 }
