@@ -13,6 +13,7 @@
 //! reconciler, as in kube-rs' controller-rs.
 
 pub mod analysis_source;
+pub mod apply;
 pub mod build;
 pub mod canary;
 pub mod leader;

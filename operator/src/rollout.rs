@@ -22,11 +22,11 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
+use crate::apply::{Context, apply, publish};
 use crate::canary::Rollout;
 use crate::canary::analysis::{self, Verdict};
 use crate::canary::plan::{self, Action, Phase, RolloutState};
 use crate::metrics::ObjectLabels;
-use crate::reconcile::{Context, apply, publish};
 use crate::status::{Outcome, config_status, deployment_revision};
 use crate::validate::{Desired, Invalid};
 use crate::{Error, build, names};
