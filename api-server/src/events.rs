@@ -84,10 +84,10 @@ pub struct Event {
 }
 
 /// The rule for any free text that might quote a phone number: the server's one digit redaction
-/// ([`crate::runtime::redact_digits`]: number-like runs of five or more digits keep their last four) and a cap
+/// ([`crate::phi_guard::guard_text`]: number-like runs of five or more digits keep their last four) and a cap
 /// of 200 characters.
 pub fn guard(text: &str) -> String {
-    let out = crate::runtime::redact_digits(text);
+    let out = crate::phi_guard::guard_text(text);
     if out.chars().count() > 200 { out.chars().take(199).collect::<String>() + "…" } else { out }
 }
 

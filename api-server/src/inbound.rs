@@ -7,7 +7,6 @@
 
 use crate::domain::{JobId, Timestamp};
 use crate::events::EventKind;
-use crate::http::AppState;
 use crate::plugins::ReceivedFax;
 use crate::store::{StoreError, inbound};
 use sha2::{Digest, Sha256};
@@ -35,6 +34,21 @@ pub enum InboundError {
     InvalidId,
 }
 
+/// What storing a received fax needs: the database, the document store, the retention setting, and where
+/// to count and announce it. The HTTP routes build one from their state ([`crate::http::AppState::intake`]).
+pub struct Intake<'a> {
+    /// Database.
+    pub db: &'a crate::store::Db,
+    /// Document store.
+    pub store: &'a dyn crate::storage::DocumentStore,
+    /// How long received faxes are kept (`None`: until deleted).
+    pub retention: Option<std::time::Duration>,
+    /// Metrics.
+    pub metrics: &'a crate::metrics::Metrics,
+    /// Event bus.
+    pub events: &'a crate::events::EventBus,
+}
+
 /// Largest provider id we keep (provider ids are short: integers, ULIDs, Asterisk unique ids).
 const MAX_PROVIDER_SID: usize = 128;
 
@@ -57,11 +71,11 @@ pub fn id_from_key(key: &str) -> Option<JobId> {
 }
 
 /// Stores `fax`, received by plugin `backend`, unless it is already stored.
-pub async fn accept(app: &AppState, backend: &str, fax: ReceivedFax) -> Result<Accepted, InboundError> {
+pub async fn accept(app: &Intake<'_>, backend: &str, fax: ReceivedFax) -> Result<Accepted, InboundError> {
     if fax.provider_sid.is_empty() || fax.provider_sid.len() > MAX_PROVIDER_SID {
         return Err(InboundError::InvalidId);
     }
-    if let Some(existing) = inbound::find_by_provider(&app.db, backend, &fax.provider_sid).await? {
+    if let Some(existing) = inbound::find_by_provider(app.db, backend, &fax.provider_sid).await? {
         return Ok(Accepted::Replay(existing.id));
     }
     let id = JobId::generate();
@@ -102,9 +116,9 @@ pub async fn accept(app: &AppState, backend: &str, fax: ReceivedFax) -> Result<A
         created_at: now,
         received_at: now,
         updated_at: now,
-        retention_until: app.settings.inbound_retention.map(|ttl| now.plus(ttl)),
+        retention_until: app.retention.map(|ttl| now.plus(ttl)),
     };
-    match inbound::insert(&app.db, &row).await {
+    match inbound::insert(app.db, &row).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             // A concurrent delivery of the same callback won the race; ours is a replay.
@@ -113,7 +127,7 @@ pub async fn accept(app: &AppState, backend: &str, fax: ReceivedFax) -> Result<A
             {
                 tracing::warn!(error = %e, "removing the duplicate copy of a replayed inbound fax failed");
             }
-            let existing = inbound::find_by_provider(&app.db, backend, &fax.provider_sid).await?;
+            let existing = inbound::find_by_provider(app.db, backend, &fax.provider_sid).await?;
             return Ok(Accepted::Replay(existing.map(|r| r.id).unwrap_or(id)));
         }
         Err(e) => {

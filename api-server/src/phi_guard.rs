@@ -107,7 +107,10 @@ pub fn register(registry: &mut Registry) {
     );
 }
 
-/// Masks number-like runs in free text (five digits or more, [`LOG_MIN_DIGITS`]) and counts the catch.
+/// Masks number-like runs in free text (five digits or more, [`LOG_MIN_DIGITS`]) to their last four
+/// (`…4567`) and counts the catch: a rejected document's error (serde quotes the offending value) or a
+/// provider's message cannot put a phone number into a log line, an event or a job error. The project's one
+/// masking rule ([`faxbot_contract::phi`]).
 pub fn guard_text(text: &str) -> String {
     let masked = mask_numbers(text, LOG_MIN_DIGITS);
     if masked != text {
@@ -286,6 +289,13 @@ mod tests {
         assert!(out.contains("2026-12-05T17:05:53.123456Z"), "timestamps stay: {out}");
         assert!(out.contains(r#""bytes":33554432"#), "numeric fields are not text: {out}");
         assert!(out.ends_with('\n'));
+    }
+
+    #[test]
+    fn long_digit_runs_in_free_text_are_masked() {
+        assert_eq!(guard_text("invalid value \"+15551234567\" at 12"), "invalid value \"…4567\" at 12");
+        assert_eq!(guard_text("1234"), "1234");
+        assert_eq!(guard_text("a12345"), "a…2345");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`Runtime`] through an `ArcSwap`, so a swap never blocks them.
 
 use crate::configuration::Settings;
+use crate::events::{EventBus, EventKind};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::plugins::{self, InboundProvider, OutboundProvider};
 use crate::store::{Db, writer::Writer};
@@ -91,14 +92,6 @@ pub struct RuntimeState {
     writer: Writer,
     /// Serialises read-modify-write changes of the document (`PUT /plugins/{id}/config`).
     writes: tokio::sync::Mutex<()>,
-}
-
-/// Masks number-like runs of five or more digits to their last four (`…4567`), so that a rejected document's
-/// error (serde quotes the offending value) or a provider's message cannot put a phone number into a log
-/// line, an event or a job error: the project's one masking rule ([`faxbot_contract::phi`]). Each catch is
-/// counted by the PHI guard ([`crate::phi_guard::guard_text`]).
-pub fn redact_digits(message: &str) -> String {
-    crate::phi_guard::guard_text(message)
 }
 
 /// The document implied by the environment when no file is given.
@@ -215,7 +208,11 @@ impl RuntimeState {
             Ok(None) => ("unchanged", ReloadReport { result: "unchanged", error: None, at: now_wire() }),
             Err(e) => (
                 "rejected",
-                ReloadReport { result: "rejected", error: Some(redact_digits(&e.to_string())), at: now_wire() },
+                ReloadReport {
+                    result: "rejected",
+                    error: Some(crate::phi_guard::guard_text(&e.to_string())),
+                    at: now_wire(),
+                },
             ),
         };
         Metrics::count(&metrics.config_reloads, label);
@@ -367,7 +364,7 @@ pub async fn watch(
             }
             Ok(None) => {}
             Err(e) => {
-                let reason = redact_digits(&e.to_string());
+                let reason = crate::phi_guard::guard_text(&e.to_string());
                 crate::audit!("config_rejected", reason = %reason);
                 tracing::error!(reason = %reason, "new config document refused; the previous configuration keeps serving");
             }
@@ -375,14 +372,48 @@ pub async fn watch(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The plugin instances of a runtime with the slot each fills.
+pub fn slot_plugins(runtime: &Runtime) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = runtime
+        .outbound_chain()
+        .enumerate()
+        .map(|(i, (id, _))| (if i == 0 { "outbound".to_string() } else { format!("failover{i}") }, id.clone()))
+        .collect();
+    if let Some((id, _)) = &runtime.inbound {
+        out.push(("inbound".into(), id.clone()));
+    }
+    out
+}
 
-    #[test]
-    fn long_digit_runs_are_redacted() {
-        assert_eq!(redact_digits("invalid value \"+15551234567\" at 12"), "invalid value \"…4567\" at 12");
-        assert_eq!(redact_digits("1234"), "1234");
-        assert_eq!(redact_digits("a12345"), "a…2345");
+/// What follows a config change, whoever applied it (`source`: the file watcher or `PUT /plugins/{id}/config`):
+/// `config.changed` and `plugin.started`/`plugin.stopped` events, and when sending was just enabled, jobs
+/// held while it was off are released and the worker woken.
+pub fn config_applied(
+    events: &EventBus,
+    db: &Db,
+    notify: &Arc<tokio::sync::Notify>,
+    old: &Runtime,
+    new: &Runtime,
+    source: &str,
+) {
+    events.event(EventKind::ConfigChanged).revision(&new.revision).detail(&format!("applied by {source}")).publish();
+    let (before, after) = (slot_plugins(old), slot_plugins(new));
+    for (slot, id) in &before {
+        if !after.contains(&(slot.clone(), id.clone())) {
+            events.event(EventKind::PluginStopped).plugin(id).revision(&new.revision).detail(slot).publish();
+        }
+    }
+    for (slot, id) in &after {
+        events.event(EventKind::PluginStarted).plugin(id).revision(&new.revision).detail(slot).publish();
+    }
+    if new.dispatch_enabled && !old.dispatch_enabled {
+        let (db, notify) = (db.clone(), notify.clone());
+        tokio::spawn(async move {
+            match crate::store::jobs::release_held(&db, crate::domain::Timestamp::now()).await {
+                Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
+                Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
+            }
+            notify.notify_one();
+        });
     }
 }

@@ -90,47 +90,9 @@ fn ghostscript_on_path() -> bool {
         .unwrap_or(false)
 }
 
-/// The plugin instances of a runtime with the slot each fills.
-fn slot_plugins(runtime: &runtime::Runtime) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = runtime
-        .outbound_chain()
-        .enumerate()
-        .map(|(i, (id, _))| (if i == 0 { "outbound".to_string() } else { format!("failover{i}") }, id.clone()))
-        .collect();
-    if let Some((id, _)) = &runtime.inbound {
-        out.push(("inbound".into(), id.clone()));
-    }
-    out
-}
-
-/// What follows a config change, whoever applied it (`source`: the file watcher or `PUT /plugins/{id}/config`):
-/// `config.changed` and `plugin.started`/`plugin.stopped` events, and when sending was just enabled, jobs
-/// held while it was off are released and the worker woken.
+/// What follows a config change, whoever applied it: see [`runtime::config_applied`].
 pub fn config_applied(app: &AppState, old: &runtime::Runtime, new: &runtime::Runtime, source: &str) {
-    app.events
-        .event(EventKind::ConfigChanged)
-        .revision(&new.revision)
-        .detail(&format!("applied by {source}"))
-        .publish();
-    let (before, after) = (slot_plugins(old), slot_plugins(new));
-    for (slot, id) in &before {
-        if !after.contains(&(slot.clone(), id.clone())) {
-            app.events.event(EventKind::PluginStopped).plugin(id).revision(&new.revision).detail(slot).publish();
-        }
-    }
-    for (slot, id) in &after {
-        app.events.event(EventKind::PluginStarted).plugin(id).revision(&new.revision).detail(slot).publish();
-    }
-    if new.dispatch_enabled && !old.dispatch_enabled {
-        let app = app.clone();
-        tokio::spawn(async move {
-            match jobs::release_held(&app.db, crate::domain::Timestamp::now()).await {
-                Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
-                Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
-            }
-            app.notify.notify_one();
-        });
-    }
+    runtime::config_applied(&app.events, &app.db, &app.notify, old, new, source);
 }
 
 /// The document store the config's `storage` slot names (local when it names none). Storage is fixed for
@@ -230,7 +192,7 @@ impl Application {
 
         let notify = Arc::new(Notify::new());
         let events = Arc::new(EventBus::new(metrics.clone()));
-        for (slot, id) in slot_plugins(&current) {
+        for (slot, id) in runtime::slot_plugins(&current) {
             events.event(EventKind::PluginStarted).plugin(&id).revision(&current.revision).detail(&slot).publish();
         }
         let worker = Worker::new(

@@ -164,7 +164,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(e) => {
                 // The chain can contain database or I/O messages but never request bodies; digit runs are
                 // redacted as a second line of defence.
-                let chain = crate::runtime::redact_digits(&format!("{e:#}"));
+                let chain = crate::phi_guard::guard_text(&format!("{e:#}"));
                 tracing::error!(error = %chain, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() }))
                     .into_response()

@@ -189,6 +189,17 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
 }
 
 impl AppState {
+    /// What storing a received fax needs, from this state.
+    pub fn intake(&self) -> crate::inbound::Intake<'_> {
+        crate::inbound::Intake {
+            db: &self.db,
+            store: self.store.as_ref(),
+            retention: self.settings.inbound_retention,
+            metrics: &self.metrics,
+            events: &self.events,
+        }
+    }
+
     /// Whether the server still accepts work.
     pub fn is_accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)

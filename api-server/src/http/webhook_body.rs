@@ -23,12 +23,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::error::ApiError;
 
-/// Largest callback body accepted (inbound faxes carry the document).
-pub const WEBHOOK_LIMIT: usize = 32 * 1024 * 1024;
-
-/// Largest status callback of a plugin whose status callbacks carry no document (Phaxio's `fax_completed`
-/// for a sent fax is a few form fields and the fax object).
-pub const STATUS_LIMIT: usize = 1024 * 1024;
+pub use crate::plugins::{STATUS_LIMIT, WEBHOOK_LIMIT};
 
 /// Callback body bytes held at the same time, across all callbacks: one body at the largest limit plus
 /// room for status callbacks. Forty forged 31 MiB inbound callbacks measured a 146 MiB peak when two were

@@ -19,6 +19,13 @@ use faxbot_contract::{Capability, SlotBinding};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Largest callback body accepted (inbound faxes carry the document).
+pub const WEBHOOK_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Largest status callback of a plugin whose status callbacks carry no document (Phaxio's `fax_completed`
+/// for a sent fax is a few form fields and the fax object).
+pub const STATUS_LIMIT: usize = 1024 * 1024;
+
 /// What a provider is asked to send.
 #[derive(Debug)]
 pub struct SendRequest<'a> {
@@ -273,7 +280,7 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
     /// Largest status callback body this plugin's provider sends: small unless its status callbacks can
     /// carry the document.
     fn status_body_limit(&self) -> usize {
-        crate::http::webhook_body::STATUS_LIMIT
+        STATUS_LIMIT
     }
 
     /// Whether a submission interrupted by a crash may be repeated.

@@ -36,7 +36,7 @@ use super::{
     InboundProvider, OutboundProvider, PluginError, ProviderError, ReceivedFax, RemoteStatus, SendRequest, StatusEvent,
     Submission, WebhookInfo, WebhookRequest,
 };
-use crate::runtime::redact_digits;
+use crate::phi_guard::guard_text as redact_digits;
 
 /// Label that carries the job id on every fax, for finding an interrupted submission again.
 pub const JOB_LABEL: &str = "faxbot_job";
@@ -481,7 +481,7 @@ impl OutboundProvider for Sinch {
 
     /// `FAX_COMPLETED` in multipart form carries the fax's PDF.
     fn status_body_limit(&self) -> usize {
-        crate::http::webhook_body::WEBHOOK_LIMIT
+        super::WEBHOOK_LIMIT
     }
 
     async fn send(&self, request: &SendRequest<'_>) -> Result<Submission, ProviderError> {

@@ -5,8 +5,54 @@
 //! Every update is guarded so that the first fact wins and replays change nothing.
 
 use super::Db;
-use crate::plugins::sip::call::{CallEvent, CallRecord};
 use sqlx::{Any, Row, Transaction};
+
+/// A call as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallRecord {
+    /// The forced channel id (= the job's provider id).
+    pub channel_id: String,
+    /// When it was recorded, just before the Originate.
+    pub created_at: i64,
+    /// After this, a call without a result is given up.
+    pub deadline_at: i64,
+    /// Whether the Originate's answer was lost (Asterisk may or may not have dialled).
+    pub uncertain: bool,
+    /// When Asterisk reported it answered.
+    pub answered_at: Option<i64>,
+    /// When it was seen to end (Hangup event, or found gone).
+    pub ended_at: Option<i64>,
+    /// Hangup cause text.
+    pub hangup_cause: Option<String>,
+    /// `success` or `failed`, once known.
+    pub outcome: Option<String>,
+    /// Failure text.
+    pub error: Option<String>,
+    /// Pages transferred.
+    pub pages: Option<i64>,
+}
+
+/// What an AMI event says about one of our calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The far end answered (`OriginateResponse` success).
+    Answered,
+    /// The fax finished (`UserEvent: FaxResult` from the hangup handler), or the call was never answered
+    /// (`OriginateResponse` failure).
+    Result {
+        /// Whether the fax went through.
+        success: bool,
+        /// Why not.
+        error: Option<String>,
+        /// Pages transferred.
+        pages: Option<i64>,
+    },
+    /// The channel hung up.
+    Ended {
+        /// `Cause-txt` (or the numeric cause).
+        cause: Option<String>,
+    },
+}
 
 /// Inserts a call record (before its Originate is sent).
 pub async fn insert(

@@ -8,9 +8,9 @@
 use super::jobs::{self, JobRow, JobUpdate, NewJob};
 use super::simline::{self, SimFax};
 use super::sipcalls;
+use super::sipcalls::{CallEvent, CallRecord};
 use super::{Db, StoreError};
 use crate::domain::Timestamp;
-use crate::plugins::sip::call::{CallEvent, CallRecord};
 use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
 

@@ -332,7 +332,7 @@ async fn receive(
     let (mut stored, mut replays) = (0, 0);
     for fax in faxes {
         let sid = fax.provider_sid.clone();
-        match inbound::accept(app, &slot_plugin, fax).await {
+        match inbound::accept(&app.intake(), &slot_plugin, fax).await {
             Ok(Accepted::New(_)) => {
                 stored += 1;
                 provider.stored(&sid).await;
@@ -471,7 +471,7 @@ pub async fn simulate(
         pages: Some(i64::from(input.pages)),
         document: Some(pdf.into()),
     };
-    match inbound::accept(&app, &plugin, fax).await.map_err(ApiError::internal)? {
+    match inbound::accept(&app.intake(), &plugin, fax).await.map_err(ApiError::internal)? {
         Accepted::New(id) | Accepted::Replay(id) => Ok(Json(serde_json::json!({"id": id.as_str(), "status": "ok"}))),
     }
 }

@@ -110,7 +110,7 @@ pub struct StatusOk {
 fn json_error(rejection: JsonRejection) -> ApiError {
     let (kind, msg) = match &rejection {
         JsonRejection::MissingJsonContentType(_) => ("missing", "Field required".to_string()),
-        other => ("json_invalid", format!("JSON decode error: {}", crate::runtime::redact_digits(&other.body_text()))),
+        other => ("json_invalid", format!("JSON decode error: {}", crate::phi_guard::guard_text(&other.body_text()))),
     };
     ApiError::Validation(vec![ValidationItem { kind, loc: vec!["body".into()], msg, input: None }])
 }

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, ValidationItem};
-use crate::runtime::{ConfigSource, redact_digits};
+use crate::phi_guard::guard_text as redact_digits;
+use crate::runtime::ConfigSource;
 
 /// One plugin as listed by `GET /plugins`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -276,7 +277,14 @@ pub async fn put_config(
     })?;
     let revision = match app.runtime.apply_prepared(Ok(prepared), &app.metrics) {
         Ok(Some((old, new))) => {
-            crate::startup::config_applied(&app, &old, &new, &format!("PUT /plugins/{id}/config"));
+            crate::runtime::config_applied(
+                &app.events,
+                &app.db,
+                &app.notify,
+                &old,
+                &new,
+                &format!("PUT /plugins/{id}/config"),
+            );
             new.revision.clone()
         }
         Ok(None) => app.runtime.load_current().revision.clone(),
