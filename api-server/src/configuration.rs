@@ -70,6 +70,9 @@ pub struct Settings {
     /// Document work (page counting, text rendering, conversions) run at once (`FAXBOT_DOCUMENT_WORKERS`,
     /// default: the number of CPUs); more waits for a turn ([`crate::work`]).
     pub document_workers: usize,
+    /// How long document work waits for a turn before the request is answered `503`
+    /// (`FAXBOT_DOCUMENT_WAIT_SECS`, default 30).
+    pub document_wait: Duration,
     /// Submissions per job (`FAXBOT_MAX_ATTEMPTS`, default 5).
     pub max_attempts: u32,
     /// First retry delay (`FAXBOT_RETRY_BASE_MS`, default 2000).
@@ -213,6 +216,7 @@ impl Settings {
             trusted_proxies: cidrs("FAXBOT_TRUSTED_PROXIES")?,
             worker_concurrency: number("FAXBOT_WORKER_CONCURRENCY", 32, 1, 1024)?,
             document_workers: number("FAXBOT_DOCUMENT_WORKERS", crate::work::default_turns(), 1, 256)?,
+            document_wait: Duration::from_secs(number("FAXBOT_DOCUMENT_WAIT_SECS", 30, 1, 3600)?),
             max_attempts: number("FAXBOT_MAX_ATTEMPTS", 5, 1, 100)?,
             retry_base: Duration::from_millis(number("FAXBOT_RETRY_BASE_MS", 2000, 1, 3_600_000)?),
             retry_max: Duration::from_millis(number("FAXBOT_RETRY_MAX_MS", 300_000, 1, 86_400_000)?),

@@ -136,7 +136,7 @@ fn build_store(binding: Option<&SlotBinding>, data_dir: &Path) -> anyhow::Result
 impl Application {
     /// Builds everything and binds the listener; fails with a precise message on any misconfiguration.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
-        crate::work::init(settings.document_workers);
+        crate::work::init(settings.document_workers, settings.document_wait);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         secure_data_dir(&settings.data_dir)?;

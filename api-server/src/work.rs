@@ -5,7 +5,7 @@
 //! limit, the converters' timeouts), but a burst of them could still take every core: two hostile PDFs
 //! counted at once on the async threads once made `/health` wait 8 s. So all of it runs off the async
 //! threads and takes a turn from one process-wide semaphore first; a burst queues for turns (up to
-//! [`WAIT`]) while the async threads keep answering everything else.
+//! [`DEFAULT_WAIT`], `FAXBOT_DOCUMENT_WAIT_SECS`) while the async threads keep answering everything else.
 //!
 //! The limiter is process-wide state on purpose: the resource it shares out (the machine's cores) is
 //! process-wide, and the provider plugins that convert documents are built without the HTTP state.
@@ -15,26 +15,32 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a request waits for a turn before it is told to come back later.
-pub const WAIT: Duration = Duration::from_secs(30);
+/// How long a request waits for a turn before it is told to come back later, unless [`init`] says otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 static TURNS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+static WAIT: OnceLock<Duration> = OnceLock::new();
+
+fn wait() -> Duration {
+    *WAIT.get_or_init(|| DEFAULT_WAIT)
+}
 
 /// Why document work did not run.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkError {
-    /// No turn came free within [`WAIT`].
-    #[error("document work is busy: no turn came free within {} s", WAIT.as_secs())]
+    /// No turn came free in time.
+    #[error("document work is busy: no turn came free within {} s", wait().as_secs())]
     Busy,
     /// The work panicked (a bug); the panic is logged by the runtime.
     #[error("document work failed unexpectedly")]
     Failed,
 }
 
-/// Sets the number of turns (`FAXBOT_DOCUMENT_WORKERS`); the first call wins. Without a call the limit is
-/// the number of CPUs.
-pub fn init(turns: usize) {
+/// Sets the number of turns (`FAXBOT_DOCUMENT_WORKERS`) and how long a request waits for one
+/// (`FAXBOT_DOCUMENT_WAIT_SECS`); the first call wins. Without a call: one turn per CPU, [`DEFAULT_WAIT`].
+pub fn init(turns: usize, wait: Duration) {
     let _ = TURNS.set(Arc::new(Semaphore::new(turns.max(1))));
+    let _ = WAIT.set(wait);
 }
 
 /// The default number of turns: one per CPU the process may use.
@@ -48,7 +54,7 @@ fn turns() -> Arc<Semaphore> {
 
 /// Waits for a turn, for work that happens in a subprocess: hold the permit until the process has ended.
 pub async fn turn() -> Result<OwnedSemaphorePermit, WorkError> {
-    match tokio::time::timeout(WAIT, turns().acquire_owned()).await {
+    match tokio::time::timeout(wait(), turns().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         // The semaphore is never closed; treat it as busy rather than panic.
         Ok(Err(_)) | Err(_) => Err(WorkError::Busy),

@@ -115,7 +115,10 @@ const HEALTH_CEILING: Duration = Duration::from_secs(5);
 async fn hostile_documents_are_refused_by_their_budget_while_health_answers() {
     use faxbot_documents::samples::hostile;
     const NUMBER: &str = "+15551234567";
-    let app = Spawn::new(Db::Sqlite).env("MAX_FILE_SIZE_MB", "32").start().await;
+    // The turns are waited for as long as it takes: on a loaded machine (a debug build, the rest of the suite
+    // on the same cores) the default 30 s could answer 503 before a budget gets to refuse.
+    let app =
+        Spawn::new(Db::Sqlite).env("MAX_FILE_SIZE_MB", "32").env("FAXBOT_DOCUMENT_WAIT_SECS", "3600").start().await;
     let documents = app.data.path().join("data/documents");
     let stored = || std::fs::read_dir(&documents).unwrap().flatten().filter(|e| e.file_name() != ".staging").count();
     let before = stored();
