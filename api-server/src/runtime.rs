@@ -346,6 +346,11 @@ pub async fn watch(
             _ = hup_recv => { last = None; }
             _ = shutdown.changed() => return,
         }
+        // Read and applied under the writers' lock: read outside it, a document could be applied after a
+        // newer one that `PUT /plugins/{id}/config` wrote and applied meanwhile, and the server would run the
+        // older document until the next poll (seen under load: 100 concurrent updates, the server on one
+        // document and the disk on another).
+        let _writes = state.lock_writes().await;
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => b,
             Err(e) => {
