@@ -2,7 +2,9 @@
 //! (random page trees, pages with broken content, classic tables or cross-reference streams, objects in
 //! object streams, incremental updates, a `startxref` that points nowhere), and files that must be refused
 //! (a page listed twice, a root `/Count` that is not the tree's). A deterministic sample of the consistent
-//! files is rendered by Ghostscript, whose page count must agree.
+//! files is rendered by Ghostscript, whose page count must agree. And the hostile side: the same files and the
+//! crafted hostile samples, mutated as a fuzzer would, and arbitrary bytes, are counted or refused with a
+//! typed error, never a panic, within the counter's work budget.
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test with its message.
 
 use std::io::Cursor;
@@ -10,6 +12,8 @@ use std::io::Cursor;
 use faxbot_documents::pdf::{PdfError, count_pages};
 use faxbot_documents::samples::{PdfBuilder, XrefRows, last_xref};
 use proptest::prelude::*;
+
+mod mutate;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -254,6 +258,78 @@ proptest! {
     fn the_counter_finds_the_pages_that_were_written(case in case()) {
         let bytes = build(&case);
         prop_assert_eq!(outcome(&bytes), case.expected(), "{:?}", case);
+    }
+}
+
+/// Pieces of PDF syntax worth inserting into a file.
+const PDF_TOKENS: &[&[u8]] = &[
+    b"obj",
+    b"endobj",
+    b"stream\n",
+    b"endstream",
+    b"xref\n",
+    b"trailer",
+    b"startxref\n",
+    b"%%EOF",
+    b"/Type /Pages",
+    b"/Kids [",
+    b"]",
+    b"/Count 99999999",
+    b"<<",
+    b">>",
+    b" 0 R",
+    b"/ObjStm",
+    b"/XRef",
+    b"/Filter /FlateDecode",
+    b"/Length 999999",
+    b"/Prev 0",
+    b"(",
+    b"\\",
+    b"99999999999999999999",
+];
+
+/// Cases per hostile property (`FAXBOT_PROPTEST_CASES` for a longer hunt).
+fn cases(default: u32) -> u32 {
+    std::env::var("FAXBOT_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Headers for arbitrary bytes: with one, the counter reads on past the sniffing.
+const PDF_HEADS: &[&[u8]] = &[b"%PDF-1.7\n", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", b""];
+
+/// A file to mutate: a generated one, or one of the crafted hostile samples.
+fn seed() -> impl Strategy<Value = Vec<u8>> {
+    use faxbot_documents::samples::hostile;
+    prop_oneof![
+        // (The deep-tree samples are megabytes each: too slow to mutate a thousand times in a debug build.)
+        4 => case().prop_map(|c| build(&c)),
+        1 => Just(hostile::fake_catalogs(8, 4, 64)),
+        1 => Just(hostile::repeated_kid(20)),
+        1 => Just(hostile::lying_count(3, 7)),
+    ]
+}
+
+proptest! {
+    // Each case is one count; the budget keeps every one bounded, so the number of cases bounds the run.
+    #![proptest_config(Config { cases: cases(512), failure_persistence: None, ..Config::default() })]
+
+    #[test]
+    fn mutated_files_are_counted_or_refused(
+        bytes in seed(),
+        mutations in prop::collection::vec(mutate::mutation(PDF_TOKENS), 1..6),
+    ) {
+        let mutated = mutate::apply(bytes, &mutations);
+        if let Ok(n) = count_pages(Cursor::new(&mutated)) {
+            prop_assert!(n <= faxbot_documents::pdf::MAX_PAGES + 1, "{n} pages");
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_counted_or_refused(
+        head in prop::sample::select(PDF_HEADS),
+        body in prop::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        let bytes = [head, &body].concat();
+        let _ = count_pages(Cursor::new(&bytes));
     }
 }
 

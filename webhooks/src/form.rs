@@ -234,6 +234,16 @@ mod tests {
         assert_eq!(split(&form("x", &many[..MAX_PARTS]), "x").map(|p| p.len()), Ok(MAX_PARTS));
     }
 
+    /// Pieces of multipart syntax worth inserting into a form.
+    const FORM_TOKENS: &[&[u8]] = &[
+        b"\r\n--b0undary\r\n",
+        b"\r\n--b0undary--",
+        b"--b0undary",
+        b"\r\n\r\n",
+        b"Content-Disposition: form-data; name=\"x\"\r\n",
+        b"\r\n",
+    ];
+
     proptest! {
         #[test]
         fn generated_forms_split_into_what_was_written(
@@ -250,6 +260,28 @@ mod tests {
                 prop_assert_eq!(&got.name, name);
                 prop_assert_eq!(&got.file_name, file);
                 prop_assert_eq!(&got.data[..], &data[..]);
+            }
+        }
+
+        #[test]
+        fn forms_with_delimiters_inserted_split_within_bounds(
+            inserts in prop::collection::vec((0usize..200, prop::sample::select(FORM_TOKENS)), 0..40),
+        ) {
+            let body = form("b0undary", &[("fax", None, b"{\"id\":7}"), ("file", Some("f.pdf"), b"%PDF-1.4 data")]);
+            let mut bytes = body.to_vec();
+            for (at, token) in inserts {
+                let at = at.min(bytes.len());
+                bytes.splice(at..at, token.iter().copied());
+            }
+            let body = Bytes::from(bytes);
+            if let Ok(parts) = split(&body, "b0undary") {
+                prop_assert!(parts.len() <= MAX_PARTS);
+                for part in parts {
+                    // Every part is a slice of the body, never a copy.
+                    let start = part.data.as_ptr() as usize;
+                    let body_start = body.as_ptr() as usize;
+                    prop_assert!(part.data.is_empty() || (start >= body_start && start + part.data.len() <= body_start + body.len()));
+                }
             }
         }
 

@@ -350,42 +350,7 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    /// A little-endian TIFF with `pages` 1728x2156 G4 pages, each with one
-    /// 4-byte strip; `next_of_last` lets tests build loops.
-    fn tiny_tiff(pages: u32, next_of_last: Option<u32>) -> Vec<u8> {
-        let mut out = b"II*\0".to_vec();
-        out.extend_from_slice(&8u32.to_le_bytes());
-        let entries: u16 = 8;
-        let ifd_len = 2 + 12 * u32::from(entries) + 4;
-        let page_len = ifd_len + 16 + 4; // IFD, two rationals, strip
-        for p in 0..pages {
-            let base = 8 + p * page_len;
-            let rationals = base + ifd_len;
-            let strip = rationals + 16;
-            out.extend_from_slice(&entries.to_le_bytes());
-            let mut entry = |tag: u16, kind: u16, value: u32| {
-                out.extend_from_slice(&tag.to_le_bytes());
-                out.extend_from_slice(&kind.to_le_bytes());
-                out.extend_from_slice(&1u32.to_le_bytes());
-                out.extend_from_slice(&value.to_le_bytes());
-            };
-            entry(TAG_IMAGE_WIDTH, TYPE_LONG, 1728);
-            entry(TAG_IMAGE_LENGTH, TYPE_LONG, 2156);
-            entry(TAG_COMPRESSION, TYPE_SHORT, 4);
-            entry(TAG_STRIP_OFFSETS, TYPE_LONG, strip);
-            entry(TAG_STRIP_BYTE_COUNTS, TYPE_LONG, 4);
-            entry(TAG_X_RESOLUTION, TYPE_RATIONAL, rationals);
-            entry(TAG_Y_RESOLUTION, TYPE_RATIONAL, rationals + 8);
-            entry(TAG_RESOLUTION_UNIT, TYPE_SHORT, 2);
-            let next = if p + 1 == pages { next_of_last.unwrap_or(0) } else { base + page_len };
-            out.extend_from_slice(&next.to_le_bytes());
-            for v in [204u32, 1, 196, 1] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&[0, 0, 0, 0]);
-        }
-        out
-    }
+    use crate::samples::tiff as tiny_tiff;
 
     #[test]
     fn reads_pages_and_geometry() {

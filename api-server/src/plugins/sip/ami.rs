@@ -521,6 +521,113 @@ fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A stream that hands out its bytes in the given pieces, one piece per read at most (TCP segmentation).
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(mut piece) = self.0.pop_front() {
+                let n = piece.len().min(buf.remaining());
+                buf.put_slice(&piece[..n]);
+                if n < piece.len() {
+                    self.0.push_front(piece.split_off(n));
+                }
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// `bytes` cut at `cuts` (fractions of the length).
+    fn pieces(bytes: &[u8], cuts: &[f64]) -> Pieces {
+        let mut at: Vec<usize> = cuts.iter().map(|c| (bytes.len() as f64 * c) as usize).collect();
+        at.sort_unstable();
+        let (mut out, mut from) = (std::collections::VecDeque::new(), 0);
+        for to in at.into_iter().chain(std::iter::once(bytes.len())) {
+            if to > from {
+                out.push_back(bytes[from..to].to_vec());
+                from = to;
+            }
+        }
+        Pieces(out)
+    }
+
+    /// Every message until the end of the stream or the first error (which ends the session).
+    fn read_to_end(stream: Pieces) -> (Vec<Message>, Option<std::io::Error>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async move {
+            let mut reader = MessageReader::new(BufReader::with_capacity(512, stream));
+            let mut messages = Vec::new();
+            loop {
+                match reader.next_message().await {
+                    Ok(Some(m)) => messages.push(m),
+                    Ok(None) => return (messages, None),
+                    Err(e) => return (messages, Some(e)),
+                }
+            }
+        })
+    }
+
+    /// `len` bytes from `seed` (xorshift), one in eight a line end and one in eight a colon, so the noise
+    /// forms lines and fields. Generated from a seed because proptest builds large byte vectors slowly.
+    fn noise(mut seed: u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                match seed % 8 {
+                    0 => b'\n',
+                    1 => b':',
+                    _ => (seed >> 8) as u8,
+                }
+            })
+            .collect()
+    }
+
+    fn field() -> impl Strategy<Value = (String, String)> {
+        ("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,40}")
+    }
+
+    proptest! {
+        #[test]
+        fn messages_read_back_however_the_stream_is_cut(
+            messages in prop::collection::vec(prop::collection::vec(field(), 1..12), 0..8),
+            cuts in prop::collection::vec(0.0..1.0f64, 0..20),
+            bare_newlines in any::<bool>(),
+        ) {
+            let eol = if bare_newlines { "\n" } else { "\r\n" };
+            let mut wire = String::new();
+            for fields in &messages {
+                for (k, v) in fields {
+                    wire.push_str(&format!("{k}: {v}{eol}"));
+                }
+                wire.push_str(eol);
+            }
+            let (read, error) = read_to_end(pieces(wire.as_bytes(), &cuts));
+            prop_assert!(error.is_none(), "{error:?}");
+            let want: Vec<Message> = messages.into_iter().map(Message::from_fields).collect();
+            prop_assert_eq!(read, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_end_in_messages_or_an_error(
+            seed in any::<u64>(),
+            len in 0usize..8192,
+            cuts in prop::collection::vec(0.0..1.0f64, 0..20),
+        ) {
+            let bytes = noise(seed, len);
+            let (read, _) = read_to_end(pieces(&bytes, &cuts));
+            for m in read {
+                prop_assert!(!m.fields.is_empty() && m.fields.len() <= MAX_FIELDS);
+            }
+        }
+    }
 
     async fn read_all(input: &[u8], chunk: usize) -> Vec<Message> {
         // Feed the bytes in small pieces, as TCP may.
