@@ -38,7 +38,7 @@ pub enum Outcome<'a> {
 
 /// How far a Deployment has rolled out a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RolloutState {
+pub enum DeploymentProgress {
     /// Every replica runs the revision and is available; no old pod is left.
     Complete,
     /// Still rolling; the message says what is missing.
@@ -52,31 +52,33 @@ pub fn deployment_revision(deployment: &Deployment) -> Option<String> {
 
 /// Judges a Deployment against the revision it should run, from its status as the deployment controller
 /// reports it.
-pub fn rollout_state(deployment: &Deployment, revision: &str) -> RolloutState {
+pub fn deployment_progress(deployment: &Deployment, revision: &str) -> DeploymentProgress {
     if deployment_revision(deployment).as_deref() != Some(revision) {
-        return RolloutState::InProgress("the Deployment does not run this revision yet".into());
+        return DeploymentProgress::InProgress("the Deployment does not run this revision yet".into());
     }
     let want = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = deployment.status.as_ref() else {
-        return RolloutState::InProgress("the Deployment has no status yet".into());
+        return DeploymentProgress::InProgress("the Deployment has no status yet".into());
     };
     let generation = deployment.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
-        return RolloutState::InProgress("the deployment controller has not observed the new template yet".into());
+        return DeploymentProgress::InProgress(
+            "the deployment controller has not observed the new template yet".into(),
+        );
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     if updated < want {
-        return RolloutState::InProgress(format!("{updated} of {want} pods run the new revision"));
+        return DeploymentProgress::InProgress(format!("{updated} of {want} pods run the new revision"));
     }
     if available < want {
-        return RolloutState::InProgress(format!("{available} of {want} pods are available"));
+        return DeploymentProgress::InProgress(format!("{available} of {want} pods are available"));
     }
     if total > want {
-        return RolloutState::InProgress(format!("{} old pods are still terminating", total - want));
+        return DeploymentProgress::InProgress(format!("{} old pods are still terminating", total - want));
     }
-    RolloutState::Complete
+    DeploymentProgress::Complete
 }
 
 /// The status of a config after a reconcile.
@@ -99,14 +101,14 @@ pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timest
             status.config_map_name =
                 Some(names::config_map_name(config.metadata.name.as_deref().unwrap_or_default(), &desired.revision));
             let state = deployment
-                .map(|d| rollout_state(d, &desired.revision))
-                .unwrap_or_else(|| RolloutState::InProgress("the Deployment does not exist yet".into()));
+                .map(|d| deployment_progress(d, &desired.revision))
+                .unwrap_or_else(|| DeploymentProgress::InProgress("the Deployment does not exist yet".into()));
             set_condition(conditions, "Degraded", ConditionStatus::False, "AsExpected", "", generation, now);
             let (shared, reason, message) = desired.document_store.condition();
             let shared = if shared { ConditionStatus::True } else { ConditionStatus::False };
             set_condition(conditions, DOCUMENT_STORE_SHARED, shared, reason, message, generation, now);
             match state {
-                RolloutState::Complete => {
+                DeploymentProgress::Complete => {
                     status.current_revision = Some(desired.revision.clone());
                     let message = format!("revision {} serves on all {} replicas", desired.revision, status.replicas);
                     set_condition(conditions, "Ready", ConditionStatus::True, "Available", &message, generation, now);
@@ -121,7 +123,7 @@ pub fn config_status(config: &FaxPluginConfig, outcome: Outcome<'_>, now: Timest
                     );
                     status.phase = Some("Ready".into());
                 }
-                RolloutState::InProgress(why) => {
+                DeploymentProgress::InProgress(why) => {
                     if status.current_revision.is_none() {
                         status.current_revision = deployment.and_then(deployment_revision);
                     }
@@ -279,15 +281,21 @@ mod tests {
         let c = base_config();
         let d = validate_config(&c, &base_referenced()).unwrap();
         let dep = build::deployment(&c, &d);
-        assert_eq!(rollout_state(&with_status(dep.clone(), 1, 1, 1), &d.revision), RolloutState::Complete);
-        assert!(matches!(rollout_state(&with_status(dep.clone(), 0, 1, 1), &d.revision), RolloutState::InProgress(_)));
+        assert_eq!(deployment_progress(&with_status(dep.clone(), 1, 1, 1), &d.revision), DeploymentProgress::Complete);
+        assert!(matches!(
+            deployment_progress(&with_status(dep.clone(), 0, 1, 1), &d.revision),
+            DeploymentProgress::InProgress(_)
+        ));
         assert!(
-            matches!(rollout_state(&with_status(dep.clone(), 1, 1, 2), &d.revision), RolloutState::InProgress(m) if m.contains("terminating"))
+            matches!(deployment_progress(&with_status(dep.clone(), 1, 1, 2), &d.revision), DeploymentProgress::InProgress(m) if m.contains("terminating"))
         );
-        assert!(matches!(rollout_state(&with_status(dep.clone(), 1, 1, 1), "other"), RolloutState::InProgress(_)));
+        assert!(matches!(
+            deployment_progress(&with_status(dep.clone(), 1, 1, 1), "other"),
+            DeploymentProgress::InProgress(_)
+        ));
         let mut stale = with_status(dep.clone(), 1, 1, 1);
         stale.metadata.generation = Some(3);
-        assert!(matches!(rollout_state(&stale, &d.revision), RolloutState::InProgress(_)));
+        assert!(matches!(deployment_progress(&stale, &d.revision), DeploymentProgress::InProgress(_)));
 
         let done = with_status(dep.clone(), 1, 1, 1);
         let s = config_status(&c, Outcome::Applied { desired: &d, deployment: Some(&done) }, now());
