@@ -306,26 +306,9 @@ pub struct SlotsSpec {
     pub auth: String,
 }
 
-/// Feature flags of the original v3 plan.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct FeatureFlagsSpec {
-    /// Serve the v3 plugin management API (`/plugins`).
-    #[serde(default)]
-    pub v3_plugins: bool,
-    /// Allow installing plugins at runtime.
-    #[serde(default)]
-    pub plugin_install: bool,
-    /// Serve the plugin registry listing (`/plugin-registry`).
-    #[serde(default)]
-    pub plugin_registry: bool,
-    /// Force every outbound job onto the simulated line, whatever the outbound slot says.
-    #[serde(default)]
-    pub sandbox_mode: bool,
-    /// Audit every authenticated request, not only state changes and rejections.
-    #[serde(default)]
-    pub audit_all: bool,
-}
+/// Feature flags of the original v3 plan: the runtime config's own type, so a new flag is one field in
+/// `faxbot_contract::FeatureFlags` (its doc comment becomes the CRD's description) and nothing here.
+pub type FeatureFlagsSpec = faxbot_contract::FeatureFlags;
 
 /// How a change reaches the pods.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use faxbot_contract::plugins::{self, Category, PluginManifest};
-use faxbot_contract::{FeatureFlags, ProviderSlots, RuntimeConfig, SlotBinding};
+use faxbot_contract::{ProviderSlots, RuntimeConfig, SlotBinding};
 use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy, SecretKeyRef};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
@@ -416,13 +416,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     let runtime = RuntimeConfig {
         version: faxbot_contract::CONFIG_VERSION,
         providers: ProviderSlots { outbound: Some(outbound), outbound_failover, inbound, storage, auth: Some(auth) },
-        features: FeatureFlags {
-            v3_plugins: features.v3_plugins,
-            plugin_install: features.plugin_install,
-            plugin_registry: features.plugin_registry,
-            sandbox_mode: features.sandbox_mode,
-            audit_all: features.audit_all,
-        },
+        features: features.clone(),
     };
     // The same validation the server runs at startup, including the PHI and credential key guard.
     if let Err(issues) = faxbot_contract::validate::validate(&runtime) {
