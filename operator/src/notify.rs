@@ -70,6 +70,23 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 /// Attempts per notification.
 const ATTEMPTS: u32 = 3;
 
+/// The client every notification is sent with, built on first use: its connection pool and TLS set-up are
+/// shared instead of built per notification.
+fn client() -> Option<&'static reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .connect_timeout(Duration::from_secs(2))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .inspect_err(|e| tracing::warn!(error = %e, "no HTTP client for notifications"))
+                .ok()
+        })
+        .as_ref()
+}
+
 /// Posts `notification` to `url` in a task of its own, signed with `key` when given.
 pub fn send(
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -78,18 +95,7 @@ pub fn send(
     notification: Notification,
 ) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "no HTTP client for notifications");
-                return;
-            }
-        };
+        let Some(client) = client() else { return };
         let body = notification.body();
         for attempt in 1..=ATTEMPTS {
             let mut request = client
