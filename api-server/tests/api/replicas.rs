@@ -78,15 +78,7 @@ async fn two_replicas_send_every_fax_exactly_once() {
 
     // Exactly one submission per job: in the queue's own accounting, at the (simulated) provider, and in
     // the two replicas' metrics together.
-    // Said with the rows when it fails: a retry after a failed attempt (its error is kept) is a different
-    // story from a second claim of a submission in flight.
-    let not_once: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT status, dispatch_started, attempts, error FROM fax_jobs WHERE dispatch_started <> 1 OR attempts <> 1",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    assert!(not_once.is_empty(), "every job was claimed for submission exactly once; not: {not_once:?}");
+    assert_claimed_once(&mut conn).await;
     let at_provider: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM simulated_line_faxes").fetch_one(&mut conn).await.unwrap();
     assert_eq!(at_provider as usize, JOBS);
@@ -106,6 +98,19 @@ async fn two_replicas_send_every_fax_exactly_once() {
         submitted.as_secs_f64(),
         finished.as_secs_f64()
     );
+}
+
+/// Every job was claimed for submission exactly once and recorded one attempt. Said with the rows when it
+/// fails: a retry after a failed attempt (its error is kept) is a different story from a second claim of a
+/// submission in flight.
+async fn assert_claimed_once(conn: &mut sqlx::postgres::PgConnection) {
+    let not_once: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT status, dispatch_started, attempts, error FROM fax_jobs WHERE dispatch_started <> 1 OR attempts <> 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap();
+    assert!(not_once.is_empty(), "every job was claimed for submission exactly once; not: {not_once:?}");
 }
 
 const SHARED_JOBS: usize = 120;
@@ -158,15 +163,7 @@ async fn two_replicas_on_s3_upload_each_others_documents_and_take_each_others_ca
     wait_for_success(&mut conn, SHARED_JOBS, Duration::from_secs(120)).await;
 
     // Sent exactly once each, with the right document.
-    // Said with the rows when it fails: a retry after a failed attempt (its error is kept) is a different
-    // story from a second claim of a submission in flight.
-    let not_once: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT status, dispatch_started, attempts, error FROM fax_jobs WHERE dispatch_started <> 1 OR attempts <> 1",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    assert!(not_once.is_empty(), "every job was claimed for submission exactly once; not: {not_once:?}");
+    assert_claimed_once(&mut conn).await;
     assert_eq!(fake.submissions(), SHARED_JOBS, "one Phaxio submission per job");
     let logs = [a.logs(), b.logs()];
     let mut crossed = [0usize; 2];
