@@ -5,10 +5,10 @@
 //! unreferenced document (removed by the orphan sweep) and an unanswered callback, which the provider
 //! retries; a replayed or retried callback finds the row by `(backend, provider_sid)` and stores nothing new.
 
+use crate::db::{DbError, inbound};
 use crate::domain::{JobId, Timestamp};
 use crate::events::EventKind;
 use crate::plugins::ReceivedFax;
-use crate::store::{StoreError, inbound};
 use sha2::{Digest, Sha256};
 
 /// What became of a received fax.
@@ -25,10 +25,10 @@ pub enum Accepted {
 pub enum InboundError {
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] DbError),
     /// The document store failed.
     #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] crate::documents::StorageError),
     /// The provider sent an unusable id.
     #[error("the provider's fax id is missing or too long")]
     InvalidId,
@@ -38,9 +38,9 @@ pub enum InboundError {
 /// to count and announce it. The HTTP routes build one from their state ([`crate::http::AppState::intake`]).
 pub struct Intake<'a> {
     /// Database.
-    pub db: &'a crate::store::Db,
+    pub db: &'a crate::db::Db,
     /// Document store.
-    pub store: &'a dyn crate::storage::DocumentStore,
+    pub documents: &'a dyn crate::documents::DocumentStore,
     /// How long received faxes are kept (`None`: until deleted).
     pub retention: Option<std::time::Duration>,
     /// Metrics.
@@ -96,7 +96,7 @@ pub async fn accept(app: &Intake<'_>, backend: &str, fax: ReceivedFax) -> Result
                 None
             };
             let sha = hex::encode(Sha256::digest(bytes));
-            app.store.put_bytes(&key, bytes.to_vec()).await?;
+            app.documents.put_bytes(&key, bytes.to_vec()).await?;
             (Some(key), Some(bytes.len() as i64), Some(sha), counted)
         }
         None => (None, None, None, None),
@@ -120,10 +120,10 @@ pub async fn accept(app: &Intake<'_>, backend: &str, fax: ReceivedFax) -> Result
     };
     match inbound::insert(app.db, &row).await {
         Ok(()) => {}
-        Err(StoreError::Conflict) => {
+        Err(DbError::Conflict) => {
             // A concurrent delivery of the same callback won the race; ours is a replay.
             if let Some(key) = &document_key
-                && let Err(e) = app.store.delete(key).await
+                && let Err(e) = app.documents.delete(key).await
             {
                 tracing::warn!(error = %e, "removing the duplicate copy of a replayed inbound fax failed");
             }
@@ -132,7 +132,7 @@ pub async fn accept(app: &Intake<'_>, backend: &str, fax: ReceivedFax) -> Result
         }
         Err(e) => {
             if let Some(key) = &document_key {
-                let _ = app.store.delete(key).await;
+                let _ = app.documents.delete(key).await;
             }
             return Err(e.into());
         }

@@ -5,10 +5,10 @@
 //! - [`startup`]: wiring and graceful shutdown.
 //! - [`http`]: router, errors, auth, route handlers, OpenAPI.
 //! - [`domain`]: validated types (numbers, ids, statuses, scopes, timestamps) that keep PHI masked.
-//! - [`store`]: SQLite/PostgreSQL persistence and the group-commit writer.
+//! - [`db`]: SQLite/PostgreSQL persistence and the group-commit writer.
 //! - [`queue`]: the retry policy and the dispatch worker.
-//! - [`plugins`]: the provider trait and the built-in simulated line.
-//! - [`storage`]: document stores.
+//! - [`plugins`]: the provider, storage and auth plugins (simulated line, Phaxio, Sinch, SIP/Asterisk).
+//! - [`documents`]: where documents are kept (local directory or S3).
 //! - [`runtime`]: the live config document and its reload.
 //! - [`inbound`]: storing received faxes exactly once.
 //! - [`events`]: the event bus (PHI-guarded domain events feeding the audit trail and metrics).
@@ -18,6 +18,8 @@
 
 pub mod audit;
 pub mod configuration;
+pub mod db;
+pub mod documents;
 pub mod domain;
 pub mod events;
 pub mod http;
@@ -29,7 +31,5 @@ pub mod queue;
 pub mod retention;
 pub mod runtime;
 pub mod startup;
-pub mod storage;
-pub mod store;
 pub mod telemetry;
 pub mod work;

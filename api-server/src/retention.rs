@@ -6,14 +6,14 @@
 //! committing its job row leaves one behind (the client got no 202, so nothing is lost). Only documents
 //! older than a safety margin are considered, far longer than the milliseconds between the two steps.
 
+use crate::db::{Db, inbound, jobs};
+use crate::documents::DocumentStore;
 use crate::domain::Timestamp;
-use crate::storage::DocumentStore;
-use crate::store::{Db, inbound, jobs};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Deletes expired documents; returns how many were deleted.
-pub async fn sweep(db: &Db, store: &Arc<dyn DocumentStore>, ttl: Duration) -> Result<u64, crate::store::StoreError> {
+pub async fn sweep(db: &Db, documents: &Arc<dyn DocumentStore>, ttl: Duration) -> Result<u64, crate::db::DbError> {
     let cutoff = Timestamp::from_micros(Timestamp::now().micros() - i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX));
     let mut purged = 0;
     loop {
@@ -22,7 +22,7 @@ pub async fn sweep(db: &Db, store: &Arc<dyn DocumentStore>, ttl: Duration) -> Re
             return Ok(purged);
         }
         for (id, key) in batch {
-            if let Err(e) = store.delete(&key).await {
+            if let Err(e) = documents.delete(&key).await {
                 tracing::warn!(job_id = %id, error = %e, "deleting an expired document failed; retried next sweep");
                 return Ok(purged);
             }
@@ -36,13 +36,13 @@ pub async fn sweep(db: &Db, store: &Arc<dyn DocumentStore>, ttl: Duration) -> Re
 /// Runs [`sweep`] at start and then every `every`, until `stop` flips.
 pub async fn run(
     db: Db,
-    store: Arc<dyn DocumentStore>,
+    documents: Arc<dyn DocumentStore>,
     ttl: Duration,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match sweep(&db, &store, ttl).await {
+        match sweep(&db, &documents, ttl).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention sweep deleted expired documents"),
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
@@ -57,11 +57,11 @@ pub async fn run(
 /// Deletes documents older than `min_age` that no job references; returns how many.
 pub async fn sweep_orphans(
     db: &Db,
-    store: &Arc<dyn DocumentStore>,
+    documents: &Arc<dyn DocumentStore>,
     min_age: Duration,
-) -> Result<u64, crate::store::StoreError> {
+) -> Result<u64, crate::db::DbError> {
     let mut removed = 0;
-    let candidates = match store.list_older_than(min_age).await {
+    let candidates = match documents.list_older_than(min_age).await {
         Ok(keys) => keys,
         Err(e) => {
             tracing::warn!(error = %e, "listing documents for the orphan sweep failed");
@@ -81,7 +81,7 @@ pub async fn sweep_orphans(
                 continue;
             }
         }
-        if let Err(e) = store.delete(&key).await {
+        if let Err(e) = documents.delete(&key).await {
             tracing::warn!(error = %e, "deleting an orphaned document failed");
             continue;
         }
@@ -94,13 +94,13 @@ pub async fn sweep_orphans(
 /// Runs [`sweep_orphans`] at start and then every `every`, until `stop` flips.
 pub async fn run_orphans(
     db: Db,
-    store: Arc<dyn DocumentStore>,
+    documents: Arc<dyn DocumentStore>,
     min_age: Duration,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match sweep_orphans(&db, &store, min_age).await {
+        match sweep_orphans(&db, &documents, min_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed documents that no job references"),
             Err(e) => tracing::error!(error = %e, "orphan sweep failed"),
@@ -114,7 +114,7 @@ pub async fn run_orphans(
 
 /// Deletes the documents of received faxes whose retention has passed (`INBOUND_RETENTION_DAYS`), keeping
 /// the rows so listings keep their history, and drops expired download tokens. Returns documents deleted.
-pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u64, crate::store::StoreError> {
+pub async fn sweep_inbound(db: &Db, documents: &Arc<dyn DocumentStore>) -> Result<u64, crate::db::DbError> {
     let now = Timestamp::now();
     let mut purged = 0;
     loop {
@@ -123,7 +123,7 @@ pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u6
             break;
         }
         for (id, key) in batch {
-            if let Err(e) = store.delete(&key).await {
+            if let Err(e) = documents.delete(&key).await {
                 tracing::warn!(inbound_id = %id, error = %e, "deleting an expired inbound document failed; retried next sweep");
                 return Ok(purged);
             }
@@ -132,7 +132,7 @@ pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u6
             purged += 1;
         }
     }
-    crate::store::tokens::purge_expired(db, now).await?;
+    crate::db::tokens::purge_expired(db, now).await?;
     Ok(purged)
 }
 
@@ -140,12 +140,12 @@ pub async fn sweep_inbound(db: &Db, store: &Arc<dyn DocumentStore>) -> Result<u6
 /// their own retention time, so a fax kept forever simply has none.
 pub async fn run_inbound(
     db: Db,
-    store: Arc<dyn DocumentStore>,
+    documents: Arc<dyn DocumentStore>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match sweep_inbound(&db, &store).await {
+        match sweep_inbound(&db, &documents).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "inbound retention deleted expired documents"),
             Err(e) => tracing::error!(error = %e, "inbound retention sweep failed"),

@@ -6,10 +6,10 @@
 //! [`Runtime`] through an `ArcSwap`, so a swap never blocks them.
 
 use crate::configuration::Settings;
+use crate::db::{Db, writer::Writer};
 use crate::events::{EventBus, EventKind};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::plugins::{self, InboundProvider, OutboundProvider};
-use crate::store::{Db, writer::Writer};
 use arc_swap::ArcSwap;
 use faxbot_contract::plugins::SIMULATED_LINE;
 use faxbot_contract::validate::{self, ConfigError};
@@ -414,7 +414,7 @@ pub fn config_applied(
     if new.dispatch_enabled && !old.dispatch_enabled {
         let (db, notify) = (db.clone(), notify.clone());
         tokio::spawn(async move {
-            match crate::store::jobs::release_held(&db, crate::domain::Timestamp::now()).await {
+            match crate::db::jobs::release_held(&db, crate::domain::Timestamp::now()).await {
                 Ok(n) => tracing::info!(released = n, "sending enabled; held jobs released"),
                 Err(e) => tracing::error!(error = %e, "releasing held jobs failed"),
             }

@@ -3,6 +3,10 @@
 //! its jobs).
 
 use crate::configuration::Settings;
+use crate::db::{Db, jobs, writer::Writer};
+use crate::documents::DocumentStore;
+use crate::documents::local::LocalStore;
+use crate::documents::s3::{S3Credentials, S3Store};
 use crate::events::{EventBus, EventKind};
 use crate::http::auth::Auth;
 use crate::http::{AppState, router};
@@ -10,10 +14,6 @@ use crate::metrics::Metrics;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::worker::{Worker, WorkerConfig, WorkerParts};
 use crate::runtime::{self, RuntimeState};
-use crate::storage::DocumentStore;
-use crate::storage::local::LocalStore;
-use crate::storage::s3::{S3Credentials, S3Store};
-use crate::store::{Db, jobs, writer::Writer};
 use anyhow::Context;
 use faxbot_contract::plugins::{LOCAL_STORAGE, LocalStorageSettings, S3_STORAGE, S3StorageSettings, parse_settings};
 use faxbot_contract::runtime_config::SlotBinding;
@@ -126,8 +126,8 @@ fn build_store(binding: Option<&SlotBinding>, data_dir: &Path) -> anyhow::Result
                      and storage.secretAccessKey (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
                 ),
             };
-            let store = S3Store::new(&s, credentials, &data_dir.join("staging")).context("opening S3 storage")?;
-            Ok(Arc::new(store))
+            let documents = S3Store::new(&s, credentials, &data_dir.join("staging")).context("opening S3 storage")?;
+            Ok(Arc::new(documents))
         }
         Some(b) => anyhow::bail!("storage plugin `{}` is not available in this build", b.plugin),
     }
@@ -167,8 +167,8 @@ impl Application {
         let current = runtime.load_current();
         runtime.publish_revision(&metrics, &current.revision);
 
-        let store = build_store(current.config.providers.storage.as_ref(), &settings.data_dir)?;
-        tracing::info!(storage = store.id(), "document storage ready");
+        let documents = build_store(current.config.providers.storage.as_ref(), &settings.data_dir)?;
+        tracing::info!(storage = documents.id(), "document storage ready");
 
         if !settings.auth_enforced() {
             tracing::warn!(
@@ -198,7 +198,7 @@ impl Application {
         let worker = Worker::new(
             WorkerParts {
                 db: db.clone(),
-                store: store.clone(),
+                documents: documents.clone(),
                 writer: writer.clone(),
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
@@ -230,7 +230,7 @@ impl Application {
             settings: Arc::new(settings),
             db,
             writer,
-            store,
+            documents,
             auth,
             runtime,
             metrics,
@@ -268,7 +268,7 @@ impl Application {
         let retention = state.settings.artifact_ttl.map(|ttl| {
             tokio::spawn(crate::retention::run(
                 state.db.clone(),
-                state.store.clone(),
+                state.documents.clone(),
                 ttl,
                 state.settings.cleanup_interval,
                 stop_rx.clone(),
@@ -276,13 +276,13 @@ impl Application {
         });
         let inbound_retention = tokio::spawn(crate::retention::run_inbound(
             state.db.clone(),
-            state.store.clone(),
+            state.documents.clone(),
             state.settings.cleanup_interval,
             stop_rx.clone(),
         ));
         let orphans = tokio::spawn(crate::retention::run_orphans(
             state.db.clone(),
-            state.store.clone(),
+            state.documents.clone(),
             state.settings.orphan_min_age,
             state.settings.cleanup_interval,
             stop_rx.clone(),

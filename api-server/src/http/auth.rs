@@ -5,9 +5,9 @@
 //! outside the database, so a database dump alone cannot be used to check guesses.
 
 use super::error::ApiError;
+use crate::db::{Db, keys};
 use crate::domain::{Scope, Timestamp};
 use crate::metrics::Metrics;
-use crate::store::{Db, keys};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

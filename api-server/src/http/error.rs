@@ -185,14 +185,14 @@ impl From<crate::work::WorkError> for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
         ApiError::internal(e)
     }
 }
 
-impl From<crate::storage::StorageError> for ApiError {
-    fn from(e: crate::storage::StorageError) -> Self {
+impl From<crate::documents::StorageError> for ApiError {
+    fn from(e: crate::documents::StorageError) -> Self {
         ApiError::internal(e)
     }
 }

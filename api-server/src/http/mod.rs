@@ -8,10 +8,10 @@ pub mod routes;
 pub mod webhook_body;
 
 use crate::configuration::Settings;
+use crate::db::{Db, writer::Writer};
+use crate::documents::DocumentStore;
 use crate::metrics::{HttpLabels, Metrics};
 use crate::runtime::RuntimeState;
-use crate::storage::DocumentStore;
-use crate::store::{Db, writer::Writer};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -34,7 +34,7 @@ pub struct AppState {
     /// Group-commit writer.
     pub writer: Writer,
     /// Document store.
-    pub store: Arc<dyn DocumentStore>,
+    pub documents: Arc<dyn DocumentStore>,
     /// Authentication.
     pub auth: Arc<auth::Auth>,
     /// Runtime config.
@@ -193,7 +193,7 @@ impl AppState {
     pub fn intake(&self) -> crate::inbound::Intake<'_> {
         crate::inbound::Intake {
             db: &self.db,
-            store: self.store.as_ref(),
+            documents: self.documents.as_ref(),
             retention: self.settings.inbound_retention,
             metrics: &self.metrics,
             events: &self.events,

@@ -11,8 +11,8 @@ pub mod simulated;
 pub mod sinch;
 pub mod sip;
 
+use crate::db::{Db, writer::Writer};
 use crate::domain::{FaxNumber, JobId};
-use crate::store::{Db, writer::Writer};
 use async_trait::async_trait;
 use faxbot_contract::plugins::{self as manifests, PluginManifest, SIMULATED_LINE, SimulatedLineSettings};
 use faxbot_contract::{Capability, SlotBinding};

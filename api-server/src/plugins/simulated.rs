@@ -1,7 +1,7 @@
 //! The built-in simulated fax line (`test`).
 //!
 //! It behaves like a remote provider with idempotent submissions: it keeps its own durable records (see
-//! [`crate::store::simline`]), answers a repeated submission with the original fax, and moves each fax
+//! [`crate::db::simline`]), answers a repeated submission with the original fax, and moves each fax
 //! `in_progress → SUCCESS|FAILED` after a configurable latency. Failure injection is keyed on the
 //! destination's last digits, so tests choose a branch by choosing a number.
 
@@ -9,10 +9,10 @@ use super::{
     InboundProvider, OutboundProvider, ProviderError, ReceivedFax, RemoteStatus, SendRequest, Submission,
     WebhookRequest,
 };
+use crate::db::Db;
+use crate::db::simline::{self, SimFax};
+use crate::db::writer::{WriteOp, WriteReply, Writer};
 use crate::domain::Timestamp;
-use crate::store::Db;
-use crate::store::simline::{self, SimFax};
-use crate::store::writer::{WriteOp, WriteReply, Writer};
 use async_trait::async_trait;
 use faxbot_contract::plugins::{PluginManifest, SIMULATED_LINE, SimulatedLineSettings};
 use std::time::Duration;

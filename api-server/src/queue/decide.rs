@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+use crate::db::jobs::JobUpdate;
 use crate::domain::{JobStatus, Timestamp};
 use crate::plugins::{ProviderError, RemoteStatus, Submission};
-use crate::store::jobs::JobUpdate;
 
 /// The message recorded when an interrupted submission cannot be repeated safely.
 pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server restart: the provider may or may not have \

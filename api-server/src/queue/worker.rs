@@ -7,15 +7,15 @@
 
 use super::decide::{self, Chain, Claimed, Plan, Polling, Verdict};
 use super::retry::RetryPolicy;
+use crate::db::jobs::{JobRow, JobUpdate};
+use crate::db::writer::Writer;
+use crate::db::{Db, jobs};
+use crate::documents::DocumentStore;
 use crate::domain::{JobId, JobStatus, Timestamp};
 use crate::events::{EventBus, EventKind};
 use crate::metrics::Metrics;
 use crate::plugins::{OutboundProvider, ProviderError, SendRequest};
 use crate::runtime::RuntimeState;
-use crate::storage::DocumentStore;
-use crate::store::jobs::{JobRow, JobUpdate};
-use crate::store::writer::Writer;
-use crate::store::{Db, jobs};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub struct WorkerConfig {
 #[derive(Clone)]
 pub struct Worker {
     db: Db,
-    store: Arc<dyn DocumentStore>,
+    documents: Arc<dyn DocumentStore>,
     writer: Writer,
     runtime: Arc<RuntimeState>,
     metrics: Arc<Metrics>,
@@ -67,7 +67,7 @@ pub struct WorkerParts {
     /// Database.
     pub db: Db,
     /// Document store (plugins that upload read the document).
-    pub store: Arc<dyn DocumentStore>,
+    pub documents: Arc<dyn DocumentStore>,
     /// Group-commit writer.
     pub writer: Writer,
     /// Live runtime config and providers.
@@ -83,9 +83,9 @@ pub struct WorkerParts {
 impl Worker {
     /// A worker with a fresh lease-owner id.
     pub fn new(parts: WorkerParts, config: WorkerConfig) -> Self {
-        let WorkerParts { db, store, writer, runtime, metrics, notify, events } = parts;
+        let WorkerParts { db, documents, writer, runtime, metrics, notify, events } = parts;
         let owner = format!("worker-{}", &JobId::generate().as_str()[..12]);
-        Worker { db, store, writer, runtime, metrics, notify, events, config, owner }
+        Worker { db, documents, writer, runtime, metrics, notify, events, config, owner }
     }
 
     /// Runs until `shutdown` flips, then waits (bounded) for in-flight jobs and releases any leases left.
@@ -312,9 +312,9 @@ impl Worker {
     /// stored is a database problem: the submission is retried like an outage.
     async fn content_url(&self, id: &JobId) -> Result<String, ProviderError> {
         let now = Timestamp::now();
-        let token = crate::store::tokens::issue(
+        let token = crate::db::tokens::issue(
             &self.db,
-            crate::store::tokens::TokenKind::Outbound,
+            crate::db::tokens::TokenKind::Outbound,
             id,
             now,
             now.plus(self.config.pdf_token_ttl),
@@ -333,14 +333,14 @@ impl Worker {
     /// role) is retried like a provider outage, since the document is still there.
     async fn read_document(&self, key: &str) -> Result<bytes::Bytes, ProviderError> {
         use tokio::io::AsyncReadExt;
-        let failed = |e: crate::storage::StorageError| {
+        let failed = |e: crate::documents::StorageError| {
             if e.is_transient() {
                 ProviderError::Unavailable { message: format!("the document store failed: {e}"), retry_after: None }
             } else {
                 ProviderError::Rejected(format!("the stored document is unavailable: {e}"))
             }
         };
-        let mut reader = self.store.open(key).await.map_err(failed)?;
+        let mut reader = self.documents.open(key).await.map_err(failed)?;
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).await.map_err(|e| ProviderError::Unavailable {
             message: format!("the stored document could not be read: {e}"),

@@ -7,9 +7,9 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use faxbot_api::storage::DocumentStore;
-use faxbot_api::storage::StorageError;
-use faxbot_api::storage::s3::{S3Credentials, S3Store};
+use faxbot_api::documents::DocumentStore;
+use faxbot_api::documents::StorageError;
+use faxbot_api::documents::s3::{S3Credentials, S3Store};
 use faxbot_contract::plugins::S3StorageSettings;
 use tokio::io::AsyncReadExt;
 

@@ -4,10 +4,10 @@
 //! document never sits in memory; type sniffing covers the whole stream, not just the first chunk. The
 //! document is durable in the store and the job row committed before `202` is returned.
 
+use crate::db::jobs::{self, JobRow, NewJob};
 use crate::domain::{FaxNumber, JobId, Scope, Timestamp};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, Unprocessable, ValidationBody, ValidationItem};
-use crate::store::jobs::{self, JobRow, NewJob};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::HeaderValue;
@@ -240,8 +240,8 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     let id = JobId::generate();
     let key = format!("{id}.pdf");
     match document {
-        Body::Memory(bytes) => app.store.put_bytes(&key, bytes).await?,
-        Body::File(path) => app.store.put_file(&key, path).await?,
+        Body::Memory(bytes) => app.documents.put_bytes(&key, bytes).await?,
+        Body::File(path) => app.documents.put_file(&key, path).await?,
     }
     let job = NewJob {
         id: id.clone(),
@@ -258,11 +258,11 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     };
     let row = job.to_row();
     if let Err(e) = app.writer.insert_job(job).await {
-        if let Err(cleanup) = app.store.delete(&key).await {
+        if let Err(cleanup) = app.documents.delete(&key).await {
             tracing::warn!(error = %cleanup, "could not remove the document of a job that failed to save");
         }
         // A concurrent request with the same idempotency key won the race: answer as a replay.
-        if matches!(e, crate::store::StoreError::Conflict)
+        if matches!(e, crate::db::DbError::Conflict)
             && let Some(k) = &idempotency_key
             && let Some((existing, stored)) = jobs::find_by_idempotency_key(&app.db, k).await?
         {
@@ -320,7 +320,7 @@ async fn stream_file(
         let (out, _) = match &mut file {
             Some(f) => f,
             None => {
-                let named = tempfile::NamedTempFile::new_in(app.store.staging_dir()).map_err(ApiError::internal)?;
+                let named = tempfile::NamedTempFile::new_in(app.documents.staging_dir()).map_err(ApiError::internal)?;
                 let (f, path) = named.into_parts();
                 let mut f = tokio::fs::File::from_std(f);
                 f.write_all(&memory).await.map_err(ApiError::internal)?;
@@ -377,7 +377,7 @@ fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
 /// [`crate::work`] whatever the size: an 18 KB PDF once cost seconds to count, so no upload is "small enough"
 /// for the async threads.
 async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(Body, u32), ApiError> {
-    let staging_dir = app.store.staging_dir().to_path_buf();
+    let staging_dir = app.documents.staging_dir().to_path_buf();
     let max_pages = app.settings.max_pages;
     let result = crate::work::run(move || prepare_blocking(body, kind, &staging_dir, max_pages)).await?;
     result.map_err(ApiError::internal)?
@@ -480,7 +480,7 @@ pub async fn pdf(
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<PdfQuery>,
 ) -> Result<Response, ApiError> {
-    use crate::store::tokens::{self, TokenKind};
+    use crate::db::tokens::{self, TokenKind};
     let Some(token) = query.token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::Validation(vec![ValidationItem {
             kind: "missing",
@@ -510,9 +510,9 @@ pub async fn pdf(
     if row.document_key.is_empty() {
         return Err(missing());
     }
-    let file = match app.store.open(&row.document_key).await {
+    let file = match app.documents.open(&row.document_key).await {
         Ok(f) => f,
-        Err(crate::storage::StorageError::NotFound) => return Err(missing()),
+        Err(crate::documents::StorageError::NotFound) => return Err(missing()),
         Err(e) => return Err(ApiError::internal(e)),
     };
     crate::audit!("pdf_served", job_id = %id);
@@ -547,7 +547,7 @@ pub async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    use crate::store::jobs::CancelOutcome;
+    use crate::db::jobs::CancelOutcome;
     let identity = app.auth.user(&headers, Scope::FaxSend, "/fax/{id}/cancel", app.settings.rate_limit_rpm).await?;
     let not_found = || ApiError::not_found("Job not found");
     let id = JobId::parse(&id).ok_or_else(not_found)?;

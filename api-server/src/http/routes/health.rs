@@ -57,7 +57,7 @@ pub struct Ready {
 pub async fn ready(State(app): State<AppState>) -> Response {
     let runtime = app.runtime.load_current();
     let db = app.db.ping().await;
-    let storage = app.store.check().await;
+    let storage = app.documents.check().await;
     let mut warnings = Vec::new();
     if !app.auth.enforced() {
         warnings.push("authentication is disabled (no API_KEY and REQUIRE_API_KEY=false): dev mode only".into());
@@ -94,7 +94,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
 /// Prometheus metrics. No PHI: labels are route templates, status codes, plugin ids and revisions.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    if let Ok(n) = crate::store::jobs::scheduled_count(&app.db).await {
+    if let Ok(n) = crate::db::jobs::scheduled_count(&app.db).await {
         app.metrics.queue_depth.set(n);
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())

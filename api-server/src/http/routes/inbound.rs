@@ -7,14 +7,14 @@
 //! key first, so tokens only work in dev mode); tokens are stored as SHA-256 hashes; 429 answers carry
 //! Retry-After; and inbound callbacks are verified by the inbound plugin with the provider's real scheme.
 
+use crate::db::inbound::{self as records, InboundRow, ListFilter};
+use crate::db::tokens::{self, TokenKind};
 use crate::domain::{JobId, Scope, Timestamp};
 use crate::events::EventKind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::{AppState, webhook_body};
 use crate::inbound::{self, Accepted};
 use crate::plugins::{InboundProvider, ProviderError, ReceivedFax, WebhookRequest};
-use crate::store::inbound::{self as store, InboundRow, ListFilter};
-use crate::store::tokens::{self, TokenKind};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -105,7 +105,7 @@ pub async fn list(
     app.auth.user(&headers, Scope::InboundList, "/inbound", app.settings.inbound_list_rpm).await?;
     enabled(&app)?;
     let filter = ListFilter { to_number: query.to_number, status: query.status, mailbox: query.mailbox };
-    let rows = store::list(&app.db, &filter, 100).await?;
+    let rows = records::list(&app.db, &filter, 100).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -128,7 +128,7 @@ pub async fn get(
 async fn find(app: &AppState, id: &str) -> Result<InboundRow, ApiError> {
     let not_found = || ApiError::not_found("Inbound fax not found");
     let id = JobId::parse(id).ok_or_else(not_found)?;
-    store::get(&app.db, &id).await?.ok_or_else(not_found)
+    records::get(&app.db, &id).await?.ok_or_else(not_found)
 }
 
 /// Why a token does not open a document.
@@ -189,9 +189,9 @@ pub async fn pdf(
     let row = find(&app, &id).await?;
     let missing = || ApiError::not_found("PDF file not found");
     let key = row.document_key.clone().ok_or_else(missing)?;
-    let file = match app.store.open(&key).await {
+    let file = match app.documents.open(&key).await {
         Ok(f) => f,
-        Err(crate::storage::StorageError::NotFound) => return Err(missing()),
+        Err(crate::documents::StorageError::NotFound) => return Err(missing()),
         Err(e) => return Err(ApiError::internal(e)),
     };
     let (content_type, ext) = if key.ends_with(".pdf") {

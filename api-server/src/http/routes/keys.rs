@@ -1,10 +1,10 @@
 //! Admin API-key endpoints (reference §7.2).
 
+use crate::db::keys::{self, KeyRow};
 use crate::domain::scope::KNOWN_SCOPES;
 use crate::domain::{Timestamp, new_secret_token};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, ValidationItem};
-use crate::store::keys::{self, KeyRow};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -235,7 +235,7 @@ pub async fn revoke(
         return Err(ApiError::not_found("Key not found"));
     }
     // The download links the key handed out end with it.
-    let tokens = crate::store::tokens::revoke_issued_by(&app.db, &key_id).await?;
+    let tokens = crate::db::tokens::revoke_issued_by(&app.db, &key_id).await?;
     crate::audit!("api_key_revoked", key_id = %key_id, tokens_revoked = tokens);
     Ok(Json(StatusOk { status: "ok" }))
 }

@@ -412,10 +412,10 @@ pub async fn health(
             "configured; sending disabled, jobs are held".into()
         },
     }];
-    let storage = app.store.check().await;
+    let storage = app.documents.check().await;
     items.push(SlotHealth {
         slot: "storage",
-        plugin: providers.storage.as_ref().map_or_else(|| app.store.id().to_string(), |b| b.plugin.clone()),
+        plugin: providers.storage.as_ref().map_or_else(|| app.documents.id().to_string(), |b| b.plugin.clone()),
         enabled: true,
         healthy: storage.is_ok(),
         detail: match &storage {

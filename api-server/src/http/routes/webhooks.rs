@@ -10,11 +10,11 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 
+use crate::db::jobs;
 use crate::domain::Timestamp;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::{AppState, webhook_body};
 use crate::plugins::{ProviderError, WebhookRequest};
-use crate::store::jobs;
 
 /// `POST /webhooks/{plugin_id}`.
 #[utoipa::path(post, path = "/webhooks/{plugin_id}", tag = "webhooks",

@@ -1,6 +1,6 @@
 //! What a call's recorded events mean for its fax: pure functions, so every branch is unit-tested.
 //!
-//! A call is recorded before it is originated (see [`crate::store::sipcalls`]); AMI events then fill in the
+//! A call is recorded before it is originated (see [`crate::db::sipcalls`]); AMI events then fill in the
 //! answer, the fax result and the hangup. Every replica connected to Asterisk records the events it sees, so
 //! any replica's status check reads the same row. The rules below make sure a call always reaches a final
 //! state — unanswered, busy, hung up without a result, or silent past its deadline — instead of staying in
@@ -17,7 +17,7 @@ pub const CHANNEL_PREFIX: &str = "faxbot-";
 /// only covers replicas recording the two events through different connections.
 pub const RESULT_GRACE_MICROS: i64 = 2_000_000;
 
-pub use crate::store::sipcalls::{CallEvent, CallRecord};
+pub use crate::db::sipcalls::{CallEvent, CallRecord};
 
 /// Interprets an event: `(channel id, what happened)` when it concerns one of our calls.
 pub fn interpret(event: &Message) -> Option<(String, CallEvent)> {

@@ -25,9 +25,9 @@ use super::{
     InboundProvider, OutboundProvider, PluginError, ProviderError, ReceivedFax, RemoteStatus, SendRequest, Submission,
     WebhookRequest, settings_error,
 };
+use crate::db::writer::{WriteOp, Writer};
+use crate::db::{Db, sipcalls};
 use crate::domain::{JobId, Timestamp};
-use crate::store::writer::{WriteOp, Writer};
-use crate::store::{Db, sipcalls};
 use ami::{Action, AmiClient, AmiConfig, AmiError};
 use async_trait::async_trait;
 use call::{CHANNEL_PREFIX, CallEvent, CallRecord, Verdict};

@@ -4,7 +4,7 @@
 //! provider that repeats a callback (because our answer was lost, or by replay) finds the fax already there
 //! instead of creating a second one.
 
-use super::{Db, StoreError};
+use super::{Db, DbError};
 use crate::domain::{JobId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -67,8 +67,8 @@ fn from_row(row: &AnyRow) -> Result<InboundRow, sqlx::Error> {
     })
 }
 
-/// Inserts a received fax. [`StoreError::Conflict`] when `(backend, provider_sid)` already exists.
-pub async fn insert(db: &Db, row: &InboundRow) -> Result<(), StoreError> {
+/// Inserts a received fax. [`DbError::Conflict`] when `(backend, provider_sid)` already exists.
+pub async fn insert(db: &Db, row: &InboundRow) -> Result<(), DbError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO inbound_faxes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )))
@@ -89,12 +89,12 @@ pub async fn insert(db: &Db, row: &InboundRow) -> Result<(), StoreError> {
     .bind(row.retention_until.map(Timestamp::micros))
     .execute(&db.pool)
     .await
-    .map_err(StoreError::from_sqlx)?;
+    .map_err(DbError::from_sqlx)?;
     Ok(())
 }
 
 /// The fax a provider already delivered under `provider_sid`, if any.
-pub async fn find_by_provider(db: &Db, backend: &str, provider_sid: &str) -> Result<Option<InboundRow>, StoreError> {
+pub async fn find_by_provider(db: &Db, backend: &str, provider_sid: &str) -> Result<Option<InboundRow>, DbError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM inbound_faxes WHERE backend = $1 AND provider_sid = $2"
     )))
@@ -106,7 +106,7 @@ pub async fn find_by_provider(db: &Db, backend: &str, provider_sid: &str) -> Res
 }
 
 /// One fax by id.
-pub async fn get(db: &Db, id: &JobId) -> Result<Option<InboundRow>, StoreError> {
+pub async fn get(db: &Db, id: &JobId) -> Result<Option<InboundRow>, DbError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM inbound_faxes WHERE id = $1")))
         .bind(id.as_str())
         .fetch_optional(&db.pool)
@@ -126,7 +126,7 @@ pub struct ListFilter {
 }
 
 /// Up to `limit` faxes, newest first.
-pub async fn list(db: &Db, filter: &ListFilter, limit: i64) -> Result<Vec<InboundRow>, StoreError> {
+pub async fn list(db: &Db, filter: &ListFilter, limit: i64) -> Result<Vec<InboundRow>, DbError> {
     // Unset filters compare the column with itself through COALESCE-free `$n IS NULL OR` clauses.
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM inbound_faxes \
@@ -143,7 +143,7 @@ pub async fn list(db: &Db, filter: &ListFilter, limit: i64) -> Result<Vec<Inboun
 }
 
 /// Faxes whose retention has passed and that still hold a document: `(id, document key)`.
-pub async fn expired_documents(db: &Db, now: Timestamp, limit: i64) -> Result<Vec<(JobId, String)>, StoreError> {
+pub async fn expired_documents(db: &Db, now: Timestamp, limit: i64) -> Result<Vec<(JobId, String)>, DbError> {
     let rows = sqlx::query(
         "SELECT id, document_key FROM inbound_faxes \
          WHERE retention_until IS NOT NULL AND retention_until <= $1 AND document_key IS NOT NULL \
@@ -156,11 +156,11 @@ pub async fn expired_documents(db: &Db, now: Timestamp, limit: i64) -> Result<Ve
     rows.iter()
         .map(|r| Ok((JobId::from_stored(r.try_get("id")?), r.try_get("document_key")?)))
         .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+        .map_err(DbError::from)
 }
 
 /// Records that the document of `id` was deleted, and revokes its download tokens.
-pub async fn mark_document_purged(db: &Db, id: &JobId, now: Timestamp) -> Result<(), StoreError> {
+pub async fn mark_document_purged(db: &Db, id: &JobId, now: Timestamp) -> Result<(), DbError> {
     sqlx::query("UPDATE inbound_faxes SET document_key = NULL, updated_at = $2 WHERE id = $1")
         .bind(id.as_str())
         .bind(now.micros())
@@ -170,14 +170,14 @@ pub async fn mark_document_purged(db: &Db, id: &JobId, now: Timestamp) -> Result
 }
 
 /// Whether any fax references document `key` (orphan sweep).
-pub async fn references_document(db: &Db, key: &str) -> Result<bool, StoreError> {
+pub async fn references_document(db: &Db, key: &str) -> Result<bool, DbError> {
     let row =
         sqlx::query("SELECT 1 FROM inbound_faxes WHERE document_key = $1").bind(key).fetch_optional(&db.pool).await?;
     Ok(row.is_some())
 }
 
 /// Counts received faxes (for `/admin` status bodies and tests).
-pub async fn count(db: &Db) -> Result<i64, StoreError> {
+pub async fn count(db: &Db) -> Result<i64, DbError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM inbound_faxes").fetch_one(&db.pool).await?;
     Ok(row.try_get("n")?)
 }

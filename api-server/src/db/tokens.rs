@@ -5,7 +5,7 @@
 //! token and response timing says nothing about stored tokens. Tokens are 43 random URL-safe characters
 //! (256 bits), which is why an unsalted hash is enough.
 
-use super::{Db, StoreError};
+use super::{Db, DbError};
 use crate::domain::{JobId, Timestamp};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -41,7 +41,7 @@ pub async fn issue(
     now: Timestamp,
     expires_at: Timestamp,
     issued_by: Option<&str>,
-) -> Result<String, StoreError> {
+) -> Result<String, DbError> {
     let token = crate::domain::new_secret_token();
     sqlx::query(
         "INSERT INTO download_tokens (token_hash, object_kind, object_id, created_at, expires_at, issued_by) \
@@ -55,22 +55,22 @@ pub async fn issue(
     .bind(issued_by)
     .execute(&db.pool)
     .await
-    .map_err(StoreError::from_sqlx)?;
+    .map_err(DbError::from_sqlx)?;
     Ok(token)
 }
 
 /// Ends every token that API key `key_id` issued (when the key is revoked); how many.
-pub async fn revoke_issued_by(db: &Db, key_id: &str) -> Result<u64, StoreError> {
+pub async fn revoke_issued_by(db: &Db, key_id: &str) -> Result<u64, DbError> {
     let done = sqlx::query("DELETE FROM download_tokens WHERE issued_by = $1")
         .bind(key_id)
         .execute(&db.pool)
         .await
-        .map_err(StoreError::from_sqlx)?;
+        .map_err(DbError::from_sqlx)?;
     Ok(done.rows_affected())
 }
 
 /// The object and expiry a token grants, if it exists and is of `kind`.
-pub async fn find(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId, Timestamp)>, StoreError> {
+pub async fn find(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId, Timestamp)>, DbError> {
     let row =
         sqlx::query("SELECT object_id, expires_at FROM download_tokens WHERE token_hash = $1 AND object_kind = $2")
             .bind(hash(token))
@@ -81,11 +81,11 @@ pub async fn find(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId
         Ok((JobId::from_stored(r.try_get("object_id")?), Timestamp::from_micros(r.try_get("expires_at")?)))
     })
     .transpose()
-    .map_err(StoreError::from)
+    .map_err(DbError::from)
 }
 
 /// Whether any token was ever issued for object `id` (distinguishes "PDF not available" from a wrong token).
-pub async fn any_for(db: &Db, kind: TokenKind, id: &JobId) -> Result<bool, StoreError> {
+pub async fn any_for(db: &Db, kind: TokenKind, id: &JobId) -> Result<bool, DbError> {
     let row = sqlx::query("SELECT 1 FROM download_tokens WHERE object_kind = $1 AND object_id = $2 LIMIT 1")
         .bind(kind.as_str())
         .bind(id.as_str())
@@ -95,7 +95,7 @@ pub async fn any_for(db: &Db, kind: TokenKind, id: &JobId) -> Result<bool, Store
 }
 
 /// Deletes every token of object `id` (its document is gone).
-pub async fn revoke(db: &Db, kind: TokenKind, id: &JobId) -> Result<(), StoreError> {
+pub async fn revoke(db: &Db, kind: TokenKind, id: &JobId) -> Result<(), DbError> {
     sqlx::query("DELETE FROM download_tokens WHERE object_kind = $1 AND object_id = $2")
         .bind(kind.as_str())
         .bind(id.as_str())
@@ -105,7 +105,7 @@ pub async fn revoke(db: &Db, kind: TokenKind, id: &JobId) -> Result<(), StoreErr
 }
 
 /// Deletes tokens that expired before `cutoff`; returns how many.
-pub async fn purge_expired(db: &Db, cutoff: Timestamp) -> Result<u64, StoreError> {
+pub async fn purge_expired(db: &Db, cutoff: Timestamp) -> Result<u64, DbError> {
     let done = sqlx::query("DELETE FROM download_tokens WHERE expires_at < $1")
         .bind(cutoff.micros())
         .execute(&db.pool)

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 /// Database failures, typed so the HTTP edge can map them once.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum DbError {
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -47,12 +47,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl StoreError {
-    /// Maps unique-constraint violations to [`StoreError::Conflict`], everything else to `Database`.
-    pub fn from_sqlx(e: sqlx::Error) -> StoreError {
+impl DbError {
+    /// Maps unique-constraint violations to [`DbError::Conflict`], everything else to `Database`.
+    pub fn from_sqlx(e: sqlx::Error) -> DbError {
         match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-            _ => StoreError::Database(e),
+            sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict,
+            _ => DbError::Database(e),
         }
     }
 }
@@ -87,7 +87,7 @@ pub struct Db {
 
 /// Turns a DATABASE_URL into a dialect and a URL sqlx accepts. SQLAlchemy-style URLs from the reference
 /// (`sqlite:///./faxbot.db`) are accepted, and the SQLite file's directory is created.
-pub fn normalise_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), StoreError> {
+pub fn normalise_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), DbError> {
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let (path_part, _query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -98,27 +98,27 @@ pub fn normalise_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), St
             path_part.to_string()
         };
         if path.is_empty() || path == ":memory:" {
-            return Err(StoreError::Url("SQLite needs a file path; in-memory databases are not durable".into()));
+            return Err(DbError::Url("SQLite needs a file path; in-memory databases are not durable".into()));
         }
         let path = PathBuf::from(path);
         Ok((Backend::Sqlite, format!("sqlite://{}?mode=rwc", path.display()), Some(path)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok((Backend::Postgres, url.to_string(), None))
     } else {
-        Err(StoreError::Url("expected a sqlite: or postgres:// URL".into()))
+        Err(DbError::Url("expected a sqlite: or postgres:// URL".into()))
     }
 }
 
 impl Db {
     /// Connects and runs migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let (backend, url, file) = normalise_url(url)?;
         if let Some(parent) = file.as_deref().and_then(Path::parent)
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Url(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(|e| DbError::Url(format!("cannot create {}: {e}", parent.display())))?;
         }
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -151,7 +151,7 @@ impl Db {
         Ok(db)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> Result<(), DbError> {
         let migrations = vec![
             Migration::new(
                 1,

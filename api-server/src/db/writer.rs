@@ -9,7 +9,7 @@ use super::jobs::{self, JobRow, JobUpdate, NewJob};
 use super::simline::{self, SimFax};
 use super::sipcalls;
 use super::sipcalls::{CallEvent, CallRecord};
-use super::{Db, StoreError};
+use super::{Db, DbError};
 use crate::domain::Timestamp;
 use sqlx::{Any, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -93,7 +93,7 @@ pub enum WriteReply {
 
 struct Request {
     op: WriteOp,
-    reply: oneshot::Sender<Result<WriteReply, StoreError>>,
+    reply: oneshot::Sender<Result<WriteReply, DbError>>,
 }
 
 /// Handle to the group-commit task. Cloning is cheap; the task stops when every handle is dropped, after
@@ -112,14 +112,14 @@ impl Writer {
     }
 
     /// Queues `op` and waits until it is committed.
-    pub async fn submit(&self, op: WriteOp) -> Result<WriteReply, StoreError> {
+    pub async fn submit(&self, op: WriteOp) -> Result<WriteReply, DbError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request { op, reply }).await.map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)?
+        self.tx.send(Request { op, reply }).await.map_err(|_| DbError::WriterStopped)?;
+        rx.await.map_err(|_| DbError::WriterStopped)?
     }
 
     /// Inserts a job durably.
-    pub async fn insert_job(&self, job: NewJob) -> Result<(), StoreError> {
+    pub async fn insert_job(&self, job: NewJob) -> Result<(), DbError> {
         self.submit(WriteOp::InsertJob(Box::new(job))).await.map(|_| ())
     }
 
@@ -130,18 +130,18 @@ impl Writer {
         now: Timestamp,
         lease_until: Timestamp,
         limit: i64,
-    ) -> Result<Vec<JobRow>, StoreError> {
+    ) -> Result<Vec<JobRow>, DbError> {
         match self.submit(WriteOp::Claim { owner: owner.into(), now, lease_until, limit }).await? {
             WriteReply::Claimed(rows) => Ok(rows),
-            other => Err(StoreError::Corrupt(format!("unexpected writer reply {other:?}"))),
+            other => Err(DbError::Corrupt(format!("unexpected writer reply {other:?}"))),
         }
     }
 
     /// Applies a worker step; `false` if the lease was lost.
-    pub async fn update(&self, update: JobUpdate) -> Result<bool, StoreError> {
+    pub async fn update(&self, update: JobUpdate) -> Result<bool, DbError> {
         match self.submit(WriteOp::Update(Box::new(update))).await? {
             WriteReply::Updated(b) => Ok(b),
-            other => Err(StoreError::Corrupt(format!("unexpected writer reply {other:?}"))),
+            other => Err(DbError::Corrupt(format!("unexpected writer reply {other:?}"))),
         }
     }
 }
@@ -173,7 +173,7 @@ async fn apply_group(db: &Db, group: &mut Vec<Request>) {
             tracing::error!(error = %e, size = group.len(), "group commit failed");
             let msg = e.to_string();
             for req in group.drain(..) {
-                let _ = req.reply.send(Err(StoreError::Corrupt(format!("commit failed: {msg}"))));
+                let _ = req.reply.send(Err(DbError::Corrupt(format!("commit failed: {msg}"))));
             }
         }
     }
@@ -209,10 +209,10 @@ async fn apply_all(db: &Db, group: &[Request]) -> Result<Vec<WriteReply>, GroupE
     Ok(replies)
 }
 
-async fn apply_one(db: &Db, op: &WriteOp) -> Result<WriteReply, StoreError> {
+async fn apply_one(db: &Db, op: &WriteOp) -> Result<WriteReply, DbError> {
     let mut tx = db.pool.begin().await?;
-    let reply = execute(db, &mut tx, op).await.map_err(StoreError::from_sqlx)?;
-    tx.commit().await.map_err(StoreError::from_sqlx)?;
+    let reply = execute(db, &mut tx, op).await.map_err(DbError::from_sqlx)?;
+    tx.commit().await.map_err(DbError::from_sqlx)?;
     Ok(reply)
 }
 

@@ -5,7 +5,7 @@
 //! `dispatch_started` exceeds `attempts` is known to have had a submission in flight whose outcome was
 //! never recorded — the ambiguous case the worker resolves with the provider's idempotency, or reports.
 
-use super::{Backend, Db, StoreError};
+use super::{Backend, Db, DbError};
 use crate::domain::{FaxNumber, JobId, JobStatus, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -180,14 +180,14 @@ async fn insert_rows(tx: &mut Transaction<'_, Any>, jobs: &[&NewJob]) -> Result<
 }
 
 /// Reads one job.
-pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, StoreError> {
+pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));
     let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&db.pool).await?;
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
 /// Finds the job created under an idempotency key, with the hash of the request that created it.
-pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<(JobRow, Option<String>)>, StoreError> {
+pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<(JobRow, Option<String>)>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, request_hash FROM fax_jobs WHERE idempotency_key = $1"));
     let Some(row) = sqlx::query(sql).bind(key).fetch_optional(&db.pool).await? else { return Ok(None) };
     Ok(Some((from_row(&row)?, row.try_get("request_hash")?)))
@@ -276,7 +276,7 @@ pub async fn apply_update(tx: &mut Transaction<'_, Any>, u: &JobUpdate) -> Resul
 }
 
 /// Gives claimed jobs back at shutdown so another worker can take them without waiting for the lease.
-pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, StoreError> {
+pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, DbError> {
     let r = sqlx::query("UPDATE fax_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
         .bind(owner)
         .execute(&db.pool)
@@ -285,7 +285,7 @@ pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, StoreError> {
 }
 
 /// Finished jobs last changed before `cutoff` whose document is still stored: `(id, document key)`.
-pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<(String, String)>, DbError> {
     let rows = sqlx::query(
         "SELECT id, document_key FROM fax_jobs WHERE next_run_at IS NULL AND status IN ('SUCCESS', 'FAILED', 'failed') \
          AND updated_at < $1 AND document_key <> '' LIMIT $2",
@@ -298,14 +298,14 @@ pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result
 }
 
 /// Whether the job exists (documents are named after their job, so this is a primary-key lookup).
-pub async fn exists(db: &Db, id: &JobId) -> Result<bool, StoreError> {
+pub async fn exists(db: &Db, id: &JobId) -> Result<bool, DbError> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE id = $1").bind(id.as_str()).fetch_one(&db.pool).await?;
     Ok(n > 0)
 }
 
 /// Records that a job's document was deleted (an empty key means "purged").
-pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), StoreError> {
+pub async fn mark_document_purged(db: &Db, id: &str) -> Result<(), DbError> {
     sqlx::query("UPDATE fax_jobs SET document_key = '' WHERE id = $1").bind(id).execute(&db.pool).await?;
     super::tokens::revoke(db, super::tokens::TokenKind::Outbound, &JobId::from_stored(id.to_string())).await
 }
@@ -334,7 +334,7 @@ pub const CANCELLED_UNSENT: &str = "Cancelled by the caller before it was sent";
 /// Cancels a job that was never submitted, atomically with respect to the worker's claim: the update only
 /// applies while no submission started and no lease is held, so a fax is either cancelled or sent, never
 /// both. Otherwise reports where the job is.
-pub async fn cancel(db: &Db, id: &JobId, now: Timestamp) -> Result<Option<CancelOutcome>, StoreError> {
+pub async fn cancel(db: &Db, id: &JobId, now: Timestamp) -> Result<Option<CancelOutcome>, DbError> {
     let done = sqlx::query(
         "UPDATE fax_jobs SET status = 'FAILED', error = $2, next_run_at = NULL, updated_at = $3 \
          WHERE id = $1 AND status = 'queued' AND provider_sid IS NULL AND dispatch_started = attempts \
@@ -357,7 +357,7 @@ pub async fn cancel(db: &Db, id: &JobId, now: Timestamp) -> Result<Option<Cancel
 }
 
 /// Releases jobs held while sending was disabled.
-pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
+pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, DbError> {
     let r = sqlx::query(
         "UPDATE fax_jobs SET next_run_at = $1 WHERE next_run_at IS NULL AND status = 'queued' AND provider_sid IS NULL",
     )
@@ -371,7 +371,7 @@ pub async fn release_held(db: &Db, now: Timestamp) -> Result<u64, StoreError> {
 /// authenticated webhook said its status changed. The worker then reads the status from the provider through
 /// the normal path, so a webhook never writes a status itself: replays and races with polling are harmless.
 /// Jobs with nothing scheduled (finished) are untouched. Returns how many jobs were woken.
-pub async fn poll_now(db: &Db, backend: &str, provider_sid: &str, now: Timestamp) -> Result<u64, StoreError> {
+pub async fn poll_now(db: &Db, backend: &str, provider_sid: &str, now: Timestamp) -> Result<u64, DbError> {
     let r = sqlx::query(
         "UPDATE fax_jobs SET next_run_at = $1 \
          WHERE backend = $2 AND provider_sid = $3 AND next_run_at IS NOT NULL AND next_run_at > $1",
@@ -385,14 +385,14 @@ pub async fn poll_now(db: &Db, backend: &str, provider_sid: &str, now: Timestamp
 }
 
 /// Jobs with scheduled work (queued, retrying or awaiting a status), for the queue-depth gauge.
-pub async fn scheduled_count(db: &Db) -> Result<i64, StoreError> {
+pub async fn scheduled_count(db: &Db) -> Result<i64, DbError> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM fax_jobs WHERE next_run_at IS NOT NULL").fetch_one(&db.pool).await?;
     Ok(n)
 }
 
 /// The earliest scheduled time, so an idle worker knows how long it may sleep.
-pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, StoreError> {
+pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, DbError> {
     let v: Option<i64> = sqlx::query_scalar("SELECT MIN(next_run_at) FROM fax_jobs WHERE next_run_at IS NOT NULL")
         .fetch_one(&db.pool)
         .await?;

@@ -1,6 +1,6 @@
 //! API-key rows. Secrets are never stored: only `key_hash`, a keyed hash of the secret.
 
-use super::{Db, StoreError};
+use super::{Db, DbError};
 use crate::domain::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -49,7 +49,7 @@ fn from_row(row: &AnyRow) -> Result<KeyRow, sqlx::Error> {
 const COLUMNS: &str = "key_id, key_hash, name, owner, scopes, created_at, last_used_at, expires_at, revoked_at, note";
 
 /// Stores a new key.
-pub async fn insert(db: &Db, row: &KeyRow) -> Result<(), StoreError> {
+pub async fn insert(db: &Db, row: &KeyRow) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO api_keys (id, key_id, key_hash, name, owner, scopes, created_at, expires_at, note) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -69,21 +69,21 @@ pub async fn insert(db: &Db, row: &KeyRow) -> Result<(), StoreError> {
 }
 
 /// Looks a key up by its public id.
-pub async fn find(db: &Db, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+pub async fn find(db: &Db, key_id: &str) -> Result<Option<KeyRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1"));
     let row = sqlx::query(sql).bind(key_id).fetch_optional(&db.pool).await?;
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
 /// All keys in creation order.
-pub async fn list(db: &Db) -> Result<Vec<KeyRow>, StoreError> {
+pub async fn list(db: &Db) -> Result<Vec<KeyRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at, key_id"));
     let rows = sqlx::query(sql).fetch_all(&db.pool).await?;
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
 /// Sets `revoked_at` the first time. Returns whether the key exists.
-pub async fn revoke(db: &Db, key_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+pub async fn revoke(db: &Db, key_id: &str, now: Timestamp) -> Result<bool, DbError> {
     let r = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE key_id = $2")
         .bind(now.micros())
         .bind(key_id)
@@ -93,7 +93,7 @@ pub async fn revoke(db: &Db, key_id: &str, now: Timestamp) -> Result<bool, Store
 }
 
 /// Replaces the secret hash of a live key and resets `last_used_at`. Returns whether a live key matched.
-pub async fn rotate(db: &Db, key_id: &str, new_hash: &str) -> Result<bool, StoreError> {
+pub async fn rotate(db: &Db, key_id: &str, new_hash: &str) -> Result<bool, DbError> {
     let r =
         sqlx::query("UPDATE api_keys SET key_hash = $1, last_used_at = NULL WHERE key_id = $2 AND revoked_at IS NULL")
             .bind(new_hash)
@@ -104,7 +104,7 @@ pub async fn rotate(db: &Db, key_id: &str, new_hash: &str) -> Result<bool, Store
 }
 
 /// Writes coalesced `last_used_at` values in one transaction.
-pub async fn touch_many(db: &Db, uses: &[(String, Timestamp)]) -> Result<(), StoreError> {
+pub async fn touch_many(db: &Db, uses: &[(String, Timestamp)]) -> Result<(), DbError> {
     if uses.is_empty() {
         return Ok(());
     }
