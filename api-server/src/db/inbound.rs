@@ -6,11 +6,9 @@
 
 use super::{Db, DbError};
 use crate::domain::{JobId, Timestamp};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// A received fax as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InboundRow {
     /// Our id (32 hex).
     pub id: JobId,
@@ -47,26 +45,6 @@ pub struct InboundRow {
 const COLUMNS: &str = "id, backend, provider_sid, from_number, to_number, status, pages, size_bytes, sha256, \
                        document_key, mailbox, created_at, received_at, updated_at, retention_until";
 
-fn from_row(row: &AnyRow) -> Result<InboundRow, sqlx::Error> {
-    Ok(InboundRow {
-        id: JobId::from_stored(row.try_get("id")?),
-        backend: row.try_get("backend")?,
-        provider_sid: row.try_get("provider_sid")?,
-        from_number: row.try_get("from_number")?,
-        to_number: row.try_get("to_number")?,
-        status: row.try_get("status")?,
-        pages: row.try_get("pages")?,
-        size_bytes: row.try_get("size_bytes")?,
-        sha256: row.try_get("sha256")?,
-        document_key: row.try_get("document_key")?,
-        mailbox: row.try_get("mailbox")?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        received_at: Timestamp::from_micros(row.try_get("received_at")?),
-        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
-        retention_until: row.try_get::<Option<i64>, _>("retention_until")?.map(Timestamp::from_micros),
-    })
-}
-
 /// Inserts a received fax. [`DbError::Conflict`] when `(backend, provider_sid)` already exists.
 pub async fn insert(db: &Db, row: &InboundRow) -> Result<(), DbError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -95,23 +73,21 @@ pub async fn insert(db: &Db, row: &InboundRow) -> Result<(), DbError> {
 
 /// The fax a provider already delivered under `provider_sid`, if any.
 pub async fn find_by_provider(db: &Db, backend: &str, provider_sid: &str) -> Result<Option<InboundRow>, DbError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM inbound_faxes WHERE backend = $1 AND provider_sid = $2"
     )))
     .bind(backend)
     .bind(provider_sid)
     .fetch_optional(&db.pool)
-    .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    .await?)
 }
 
 /// One fax by id.
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<InboundRow>, DbError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM inbound_faxes WHERE id = $1")))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM inbound_faxes WHERE id = $1")))
         .bind(id.as_str())
         .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+        .await?)
 }
 
 /// Exact-match filters of `GET /inbound`.
@@ -128,7 +104,7 @@ pub struct ListFilter {
 /// Up to `limit` faxes, newest first.
 pub async fn list(db: &Db, filter: &ListFilter, limit: i64) -> Result<Vec<InboundRow>, DbError> {
     // Unset filters compare the column with itself through COALESCE-free `$n IS NULL OR` clauses.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM inbound_faxes \
          WHERE ($1 IS NULL OR to_number = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR mailbox = $3) \
          ORDER BY received_at DESC, id DESC LIMIT $4"
@@ -138,13 +114,12 @@ pub async fn list(db: &Db, filter: &ListFilter, limit: i64) -> Result<Vec<Inboun
     .bind(filter.mailbox.as_deref())
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    .await?)
 }
 
 /// Faxes whose retention has passed and that still hold a document: `(id, document key)`.
 pub async fn expired_documents(db: &Db, now: Timestamp, limit: i64) -> Result<Vec<(JobId, String)>, DbError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, document_key FROM inbound_faxes \
          WHERE retention_until IS NOT NULL AND retention_until <= $1 AND document_key IS NOT NULL \
          ORDER BY retention_until LIMIT $2",
@@ -152,11 +127,7 @@ pub async fn expired_documents(db: &Db, now: Timestamp, limit: i64) -> Result<Ve
     .bind(now.micros())
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((JobId::from_stored(r.try_get("id")?), r.try_get("document_key")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(DbError::from)
+    .await?)
 }
 
 /// Records that the document of `id` was deleted, and revokes its download tokens.
@@ -178,6 +149,5 @@ pub async fn references_document(db: &Db, key: &str) -> Result<bool, DbError> {
 
 /// Counts received faxes (for `/admin` status bodies and tests).
 pub async fn count(db: &Db) -> Result<i64, DbError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM inbound_faxes").fetch_one(&db.pool).await?;
-    Ok(row.try_get("n")?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM inbound_faxes").fetch_one(&db.pool).await?)
 }

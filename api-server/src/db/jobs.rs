@@ -7,15 +7,15 @@
 
 use super::{Backend, Db, DbError};
 use crate::domain::{FaxNumber, JobId, JobStatus, Timestamp};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 /// A job as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
     /// Job id.
     pub id: JobId,
     /// Destination (PHI).
+    #[sqlx(rename = "to_number")]
     pub to: FaxNumber,
     /// Wire status.
     pub status: String,
@@ -43,24 +43,6 @@ pub struct JobRow {
 
 const COLUMNS: &str = "id, to_number, status, error, pages, backend, provider_sid, created_at, updated_at, \
                        document_key, dispatch_started, attempts, provider_index";
-
-fn from_row(row: &AnyRow) -> Result<JobRow, sqlx::Error> {
-    Ok(JobRow {
-        id: JobId::from_stored(row.try_get("id")?),
-        to: FaxNumber::from_stored(row.try_get("to_number")?),
-        status: row.try_get("status")?,
-        error: row.try_get("error")?,
-        pages: row.try_get("pages")?,
-        backend: row.try_get("backend")?,
-        provider_sid: row.try_get("provider_sid")?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
-        document_key: row.try_get("document_key")?,
-        dispatch_started: row.try_get("dispatch_started")?,
-        attempts: row.try_get("attempts")?,
-        provider_index: row.try_get("provider_index")?,
-    })
-}
 
 /// What a new job row holds.
 #[derive(Debug, Clone)]
@@ -182,15 +164,22 @@ async fn insert_rows(tx: &mut Transaction<'_, Any>, jobs: &[&NewJob]) -> Result<
 /// Reads one job.
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id.as_str()).fetch_optional(&db.pool).await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    Ok(sqlx::query_as(sql).bind(id.as_str()).fetch_optional(&db.pool).await?)
 }
 
 /// Finds the job created under an idempotency key, with the hash of the request that created it.
 pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<(JobRow, Option<String>)>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS}, request_hash FROM fax_jobs WHERE idempotency_key = $1"));
-    let Some(row) = sqlx::query(sql).bind(key).fetch_optional(&db.pool).await? else { return Ok(None) };
-    Ok(Some((from_row(&row)?, row.try_get("request_hash")?)))
+    let found: Option<WithRequestHash> = sqlx::query_as(sql).bind(key).fetch_optional(&db.pool).await?;
+    Ok(found.map(|f| (f.job, f.request_hash)))
+}
+
+/// A job and the hash of the request that created it.
+#[derive(sqlx::FromRow)]
+struct WithRequestHash {
+    #[sqlx(flatten)]
+    job: JobRow,
+    request_hash: Option<String>,
 }
 
 /// Claims up to `limit` due jobs for `owner` until `lease_until`.
@@ -213,14 +202,13 @@ pub async fn claim_due(
                       AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_run_at LIMIT $4{lock}) \
          RETURNING {COLUMNS}"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(lease_until.micros())
         .bind(now.micros())
         .bind(limit)
         .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(from_row).collect()
+        .await
 }
 
 /// The result of one worker step, written back under the lease.
@@ -286,15 +274,14 @@ pub async fn release_leases(db: &Db, owner: &str) -> Result<u64, DbError> {
 
 /// Finished jobs last changed before `cutoff` whose document is still stored: `(id, document key)`.
 pub async fn expired_documents(db: &Db, cutoff: Timestamp, limit: i64) -> Result<Vec<(String, String)>, DbError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, document_key FROM fax_jobs WHERE next_run_at IS NULL AND status IN ('SUCCESS', 'FAILED', 'failed') \
          AND updated_at < $1 AND document_key <> '' LIMIT $2",
     )
     .bind(cutoff.micros())
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("document_key")?))).collect::<Result<_, sqlx::Error>>()?)
+    .await?)
 }
 
 /// Whether the job exists (documents are named after their job, so this is a primary-key lookup).

@@ -2,11 +2,9 @@
 
 use super::{Db, DbError};
 use crate::domain::Timestamp;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// An API key as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     /// Public 12-hex id.
     pub key_id: String,
@@ -16,7 +14,8 @@ pub struct KeyRow {
     pub name: Option<String>,
     /// Owner label.
     pub owner: Option<String>,
-    /// Granted scopes.
+    /// Granted scopes (stored comma-separated).
+    #[sqlx(try_from = "super::columns::CommaList")]
     pub scopes: Vec<String>,
     /// Creation time.
     pub created_at: Timestamp,
@@ -28,22 +27,6 @@ pub struct KeyRow {
     pub revoked_at: Option<Timestamp>,
     /// Free-text note.
     pub note: Option<String>,
-}
-
-fn from_row(row: &AnyRow) -> Result<KeyRow, sqlx::Error> {
-    let scopes: String = row.try_get("scopes")?;
-    Ok(KeyRow {
-        key_id: row.try_get("key_id")?,
-        key_hash: row.try_get("key_hash")?,
-        name: row.try_get("name")?,
-        owner: row.try_get("owner")?,
-        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp::from_micros),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp::from_micros),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp::from_micros),
-        note: row.try_get("note")?,
-    })
 }
 
 const COLUMNS: &str = "key_id, key_hash, name, owner, scopes, created_at, last_used_at, expires_at, revoked_at, note";
@@ -71,15 +54,13 @@ pub async fn insert(db: &Db, row: &KeyRow) -> Result<(), DbError> {
 /// Looks a key up by its public id.
 pub async fn find(db: &Db, key_id: &str) -> Result<Option<KeyRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = $1"));
-    let row = sqlx::query(sql).bind(key_id).fetch_optional(&db.pool).await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    Ok(sqlx::query_as(sql).bind(key_id).fetch_optional(&db.pool).await?)
 }
 
 /// All keys in creation order.
 pub async fn list(db: &Db) -> Result<Vec<KeyRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at, key_id"));
-    let rows = sqlx::query(sql).fetch_all(&db.pool).await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    Ok(sqlx::query_as(sql).fetch_all(&db.pool).await?)
 }
 
 /// Sets `revoked_at` the first time. Returns whether the key exists.

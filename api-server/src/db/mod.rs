@@ -8,6 +8,7 @@
 //! (API keys), [`simline`] (the simulated line's state), [`tokens`] (download tokens),
 //! [`writer`] (group commit of hot-path writes).
 
+mod columns;
 pub mod inbound;
 pub mod jobs;
 pub mod keys;

@@ -4,10 +4,10 @@
 
 use super::Db;
 use crate::domain::Timestamp;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 /// One accepted simulated transmission.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SimFax {
     /// The line's id for it.
     pub provider_sid: String,
@@ -44,18 +44,12 @@ pub async fn submit(
         return Ok(fax.clone());
     }
     // A repeated submission: answer with the transmission recorded the first time.
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE idempotency_key = $1",
     )
     .bind(idempotency_key)
     .fetch_one(&mut **tx)
-    .await?;
-    Ok(SimFax {
-        provider_sid: row.try_get("provider_sid")?,
-        complete_at: Timestamp::from_micros(row.try_get("complete_at")?),
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-    })
+    .await
 }
 
 /// Counts one busy refusal for the key and returns the total so far (including this one).
@@ -84,19 +78,8 @@ pub async fn busy_count(db: &Db, idempotency_key: &str) -> Result<i64, sqlx::Err
 
 /// Looks a transmission up by the line's id.
 pub async fn find(db: &Db, provider_sid: &str) -> Result<Option<SimFax>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE provider_sid = $1",
-    )
-    .bind(provider_sid)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.map(|row| {
-        Ok(SimFax {
-            provider_sid: row.try_get("provider_sid")?,
-            complete_at: Timestamp::from_micros(row.try_get("complete_at")?),
-            outcome: row.try_get("outcome")?,
-            error: row.try_get("error")?,
-        })
-    })
-    .transpose()
+    sqlx::query_as("SELECT provider_sid, complete_at, outcome, error FROM simulated_line_faxes WHERE provider_sid = $1")
+        .bind(provider_sid)
+        .fetch_optional(&db.pool)
+        .await
 }

@@ -5,10 +5,10 @@
 //! Every update is guarded so that the first fact wins and replays change nothing.
 
 use super::Db;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 /// A call as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct CallRecord {
     /// The forced channel id (= the job's provider id).
     pub channel_id: String,
@@ -17,6 +17,7 @@ pub struct CallRecord {
     /// After this, a call without a result is given up.
     pub deadline_at: i64,
     /// Whether the Originate's answer was lost (Asterisk may or may not have dialled).
+    #[sqlx(try_from = "super::columns::Flag")]
     pub uncertain: bool,
     /// When Asterisk reported it answered.
     pub answered_at: Option<i64>,
@@ -142,26 +143,11 @@ pub async fn open_call_for_job(db: &Db, job_id: &str) -> Result<Option<String>, 
 
 /// Reads a call.
 pub async fn find(db: &Db, channel_id: &str) -> Result<Option<CallRecord>, sqlx::Error> {
-    let Some(row) = sqlx::query(
+    sqlx::query_as(
         "SELECT channel_id, created_at, deadline_at, uncertain, answered_at, ended_at, hangup_cause, outcome, error, pages \
          FROM sip_calls WHERE channel_id = $1",
     )
     .bind(channel_id)
     .fetch_optional(&db.pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(CallRecord {
-        channel_id: row.try_get("channel_id")?,
-        created_at: row.try_get("created_at")?,
-        deadline_at: row.try_get("deadline_at")?,
-        uncertain: row.try_get::<i64, _>("uncertain")? != 0,
-        answered_at: row.try_get("answered_at")?,
-        ended_at: row.try_get("ended_at")?,
-        hangup_cause: row.try_get("hangup_cause")?,
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-        pages: row.try_get("pages")?,
-    }))
+    .await
 }

@@ -8,7 +8,6 @@
 use super::{Db, DbError};
 use crate::domain::{JobId, Timestamp};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 /// What a token opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,17 +70,11 @@ pub async fn revoke_issued_by(db: &Db, key_id: &str) -> Result<u64, DbError> {
 
 /// The object and expiry a token grants, if it exists and is of `kind`.
 pub async fn find(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId, Timestamp)>, DbError> {
-    let row =
-        sqlx::query("SELECT object_id, expires_at FROM download_tokens WHERE token_hash = $1 AND object_kind = $2")
-            .bind(hash(token))
-            .bind(kind.as_str())
-            .fetch_optional(&db.pool)
-            .await?;
-    row.map(|r| -> Result<_, sqlx::Error> {
-        Ok((JobId::from_stored(r.try_get("object_id")?), Timestamp::from_micros(r.try_get("expires_at")?)))
-    })
-    .transpose()
-    .map_err(DbError::from)
+    Ok(sqlx::query_as("SELECT object_id, expires_at FROM download_tokens WHERE token_hash = $1 AND object_kind = $2")
+        .bind(hash(token))
+        .bind(kind.as_str())
+        .fetch_optional(&db.pool)
+        .await?)
 }
 
 /// Whether any token was ever issued for object `id` (distinguishes "PDF not available" from a wrong token).
