@@ -73,6 +73,8 @@ pub struct TestApp {
     pub pg_url: Option<String>,
     child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The threads copying the server's stdout and stderr into `logs`; they end when the server's pipes close.
+    readers: Vec<std::thread::JoinHandle<()>>,
     forbidden: Mutex<Vec<String>>,
     env: HashMap<String, String>,
     owns_pg: bool,
@@ -140,6 +142,7 @@ impl Spawn {
             pg_url,
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
+            readers: Vec::new(),
             forbidden: Mutex::new(vec![ADMIN_KEY.into(), NUMBER.into(), NUMBER[1..].into()]),
             env,
             owns_pg,
@@ -201,13 +204,14 @@ impl TestApp {
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn faxbot-api");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
+        self.readers.clear();
         for stream in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().expect("stderr")),
         ] {
             let logs = self.logs.clone();
             let tx = tx.clone();
-            std::thread::spawn(move || {
+            self.readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     if line.contains("\"message\":\"listening\"")
@@ -217,7 +221,7 @@ impl TestApp {
                     }
                     logs.lock().expect("logs").push(line);
                 }
-            });
+            }));
         }
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30))).await.expect("join");
         let Ok(addr) = addr else {
@@ -253,6 +257,10 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
+                // The last lines ("stopped") may still be in the pipe: let the readers reach its end.
+                while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
