@@ -3,7 +3,14 @@
 //! `O_NOFOLLOW`, a regular file, size-capped, TIFF magic checked) becomes a PDF and is stored like every
 //! inbound fax.
 
-use super::*;
+use super::{lock, manifest, settings_of, tools, unavailable};
+use crate::plugins::{InboundProvider, PluginError, ProviderError, ReceivedFax, WebhookRequest};
+use async_trait::async_trait;
+use faxbot_contract::SlotBinding;
+use faxbot_contract::plugins::{PluginManifest, SipSettings};
+use faxbot_documents::fax::{self as pipeline, Tools};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The receiving side: Asterisk's callback with a received TIFF.
 #[derive(Debug)]
