@@ -16,13 +16,16 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
 use error::ErrorBody;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Notify;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 /// Everything a handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -60,63 +63,67 @@ pub struct AppState {
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     let upload_limit = usize::try_from(state.settings.max_file_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
-    let admin = Router::new()
-        .route("/admin/api-keys", post(routes::keys::create).get(routes::keys::list))
-        .route("/admin/api-keys/{key_id}", delete(routes::keys::revoke))
-        .route("/admin/api-keys/{key_id}/rotate", post(routes::keys::rotate))
-        .route("/admin/features", get(routes::admin::features))
-        .route("/admin/events", get(routes::admin::events))
-        .route("/admin/webhooks", get(routes::admin::webhooks))
-        .route("/admin/inbound/callbacks", get(routes::admin::inbound_callbacks))
-        .route(
-            "/admin/inbound/simulate",
-            post(routes::inbound::simulate).layer(middleware::map_response(close_on_refusal)),
-        )
-        .route("/plugins", get(routes::plugins::list))
-        .route("/plugins/health", get(routes::plugins::health))
-        .route("/plugins/{id}/config", get(routes::plugins::get_config).put(routes::plugins::put_config))
-        .layer(middleware::map_response(admin_headers));
-    Router::new()
-        .route("/fax", post(routes::fax::send).layer(DefaultBodyLimit::max(upload_limit)))
-        .route("/fax/{id}", get(routes::fax::get))
-        .route("/fax/{id}/pdf", get(routes::fax::pdf))
-        .route("/fax/{id}/cancel", post(routes::fax::cancel))
-        .route("/health", get(routes::health::live))
-        .route("/health/ready", get(routes::health::ready))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/plugin-registry", get(routes::plugins::registry))
-        .route("/webhooks/{plugin}", post(routes::webhooks::receive).layer(middleware::map_response(close_on_refusal)))
-        .route(
-            "/phaxio-callback",
-            post(routes::webhooks::phaxio_legacy).layer(middleware::map_response(close_on_refusal)),
-        )
-        .route(
-            "/webhooks/{plugin}/inbound",
-            post(routes::inbound::webhook).layer(middleware::map_response(close_on_refusal)),
-        )
-        .route(
-            "/phaxio-inbound",
-            post(routes::inbound::phaxio_legacy).layer(middleware::map_response(close_on_refusal)),
-        )
-        .route("/sinch-inbound", post(routes::inbound::sinch_legacy).layer(middleware::map_response(close_on_refusal)))
-        // Callbacks read their bodies themselves, after the plugin and the headers are checked
-        // (webhook_body), so no body limit layer: the default one would not apply to a raw body anyway.
-        .route(
-            "/_internal/asterisk/inbound",
-            post(routes::inbound::asterisk_legacy).layer(middleware::map_response(close_on_refusal)),
-        )
-        .route("/inbound", get(routes::inbound::list))
-        .route("/inbound/{id}", get(routes::inbound::get))
-        .route("/inbound/{id}/pdf", get(routes::inbound::pdf))
-        .route("/inbound/{id}/pdf-token", post(routes::inbound::issue_token))
-        .merge(admin)
-        .merge(openapi::routes())
+    let (router, api) =
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes(upload_limit)).split_for_parts();
+    router
+        .merge(openapi::routes(openapi::finish(api)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(middleware::from_fn_with_state(state.clone(), rebalance))
         .layer(middleware::from_fn_with_state(state.clone(), auth_failures::limit))
         .with_state(state)
+}
+
+/// Every route, listed once. `routes!` takes each path and method from the handler's `#[utoipa::path]`, so the
+/// router and the OpenAPI document cannot disagree. Plain `.route`s are the reference product's legacy callback
+/// paths, kept for compatibility and documented through their `/webhooks/{plugin}` equivalents.
+fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
+    // Callbacks read their bodies themselves, after the plugin and the headers are checked (webhook_body), so
+    // they have no body limit layer: the default one would not apply to a raw body anyway. A refused callback
+    // closes its connection.
+    let callback = |m: MethodRouter<AppState>| m.layer(middleware::map_response(close_on_refusal));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(routes::keys::create, routes::keys::list))
+        .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::keys::rotate))
+        .routes(routes!(routes::admin::features))
+        .routes(routes!(routes::admin::events))
+        .routes(routes!(routes::admin::webhooks))
+        .routes(routes!(routes::admin::inbound_callbacks))
+        .routes(layered(routes!(routes::inbound::simulate), callback))
+        .routes(routes!(routes::plugins::list))
+        .routes(routes!(routes::plugins::health))
+        .routes(routes!(routes::plugins::get_config, routes::plugins::put_config))
+        .layer(middleware::map_response(admin_headers));
+    OpenApiRouter::new()
+        .routes(layered(routes!(routes::fax::send), |m| m.layer(DefaultBodyLimit::max(upload_limit))))
+        .routes(routes!(routes::fax::get))
+        .routes(routes!(routes::fax::pdf))
+        .routes(routes!(routes::fax::cancel))
+        .routes(routes!(routes::health::live))
+        .routes(routes!(routes::health::ready))
+        .routes(routes!(routes::health::metrics))
+        .routes(routes!(routes::plugins::registry))
+        .routes(layered(routes!(routes::webhooks::receive), callback))
+        .routes(layered(routes!(routes::inbound::webhook), callback))
+        .routes(layered(routes!(routes::inbound::asterisk_legacy), callback))
+        .route("/phaxio-callback", callback(post(routes::webhooks::phaxio_legacy)))
+        .route("/phaxio-inbound", callback(post(routes::inbound::phaxio_legacy)))
+        .route("/sinch-inbound", callback(post(routes::inbound::sinch_legacy)))
+        .routes(routes!(routes::inbound::list))
+        .routes(routes!(routes::inbound::get))
+        .routes(routes!(routes::inbound::pdf))
+        .routes(routes!(routes::inbound::issue_token))
+        .merge(admin)
+}
+
+/// Adds a layer to the handlers of one `routes!` entry.
+fn layered(
+    (schemas, paths, handlers): UtoipaMethodRouter<AppState>,
+    layer: impl FnOnce(MethodRouter<AppState>) -> MethodRouter<AppState>,
+) -> UtoipaMethodRouter<AppState> {
+    (schemas, paths, layer(handlers))
 }
 
 /// Whether this response should end its HTTP/1.1 connection: every response while draining (keep-alive

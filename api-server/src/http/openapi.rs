@@ -2,23 +2,19 @@
 
 use super::AppState;
 use super::error::{ErrorBody, Unprocessable, ValidationBody, ValidationItem};
-use super::routes::{admin, fax, health, inbound, keys, plugins, webhooks};
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-/// The API description served at `/openapi.json`.
+/// The API description served at `/openapi.json`, apart from its paths: the router adds those from the
+/// handlers it routes (`http::routes`), then [`finish`] completes the document.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Faxbot API", description = "Faxbot-compatible fax API: send faxes through pluggable providers, \
         with durable jobs, scoped API keys and PHI-safe auditing."),
-    paths(fax::send, fax::get, fax::pdf, fax::cancel, health::live, health::ready, health::metrics, keys::create, keys::list, keys::revoke,
-        keys::rotate, admin::features, plugins::list, plugins::get_config, plugins::put_config, plugins::registry,
-        plugins::health, webhooks::receive, inbound::list, inbound::get, inbound::pdf, inbound::issue_token,
-        inbound::webhook, inbound::asterisk_legacy, inbound::simulate, admin::events, admin::webhooks, admin::inbound_callbacks),
     components(schemas(ErrorBody, Unprocessable, ValidationBody, ValidationItem)),
-    modifiers(&ApiKeyScheme, &AuthAnswers),
+    modifiers(&ApiKeyScheme),
     tags((name = "fax", description = "Outbound faxes"), (name = "inbound", description = "Received faxes"), (name = "health", description = "Probes and metrics"),
         (name = "admin", description = "Administration (env key or a key with keys:manage)"),
         (name = "plugins", description = "v3 plugin management (feature flags v3Plugins / pluginRegistry)"),
@@ -95,7 +91,14 @@ impl Modify for AuthAnswers {
     }
 }
 
+/// Completes the document once the router has added every path: the answers every authenticated operation
+/// can give.
+pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    AuthAnswers.modify(&mut api);
+    api
+}
+
 /// `/openapi.json` and the Swagger UI at `/docs` (assets vendored into the binary: no CDN at runtime).
-pub fn routes() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+pub fn routes(api: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", api))
 }

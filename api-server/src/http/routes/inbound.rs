@@ -253,8 +253,8 @@ pub async fn issue_token(
 }
 
 /// `POST /webhooks/{plugin}/inbound`: a provider delivering a received fax.
-#[utoipa::path(post, path = "/webhooks/{plugin_id}/inbound", tag = "webhooks",
-    params(("plugin_id" = String, Path, description = "Plugin id of the inbound slot, for example phaxio")),
+#[utoipa::path(post, path = "/webhooks/{plugin}/inbound", tag = "webhooks",
+    params(("plugin" = String, Path, description = "Plugin id of the inbound slot, for example phaxio")),
     request_body(content = String, content_type = "multipart/form-data", description = "The provider's receive callback as it sends it"),
     responses((status = 200, description = "Stored (or already stored: replays are idempotent)"),
         (status = 401, description = "Authentication failed; nothing stored", body = ErrorBody),

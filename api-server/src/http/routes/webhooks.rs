@@ -1,4 +1,4 @@
-//! Provider webhooks: `POST /webhooks/{plugin_id}` and the reference's legacy `POST /phaxio-callback`.
+//! Provider webhooks: `POST /webhooks/{plugin}` and the reference's legacy `POST /phaxio-callback`.
 //!
 //! The provider plugin authenticates the request (Phaxio: `X-Phaxio-Signature`; Sinch: the Basic credentials
 //! embedded in the callback URL) before anything in it is read; a refused webhook changes nothing and is
@@ -16,9 +16,9 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::{AppState, webhook_body};
 use crate::plugins::{ProviderError, WebhookRequest};
 
-/// `POST /webhooks/{plugin_id}`.
-#[utoipa::path(post, path = "/webhooks/{plugin_id}", tag = "webhooks",
-    params(("plugin_id" = String, Path, description = "Plugin id: phaxio or sinch")),
+/// `POST /webhooks/{plugin}`.
+#[utoipa::path(post, path = "/webhooks/{plugin}", tag = "webhooks",
+    params(("plugin" = String, Path, description = "Plugin id: phaxio or sinch")),
     request_body(content = String, content_type = "multipart/form-data", description = "The provider's callback as it sends it (Sinch may also send application/json)"),
     responses((status = 200, description = "Accepted"), (status = 401, description = "Authentication failed; nothing changed (header-only checks refuse before the body is read)", body = ErrorBody),
         (status = 400, description = "Authentic but malformed", body = ErrorBody),
