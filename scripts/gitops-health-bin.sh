@@ -5,7 +5,7 @@
 #
 # gitops-health (tools/gitops-health, its own Go module: go.mod + committed go.sum pin sigs.k8s.io/cli-utils
 # and github.com/yuin/gopher-lua) says what Flux (kstatus) and Argo CD (a resource health Lua script) report
-# for an object; operator/tests/gitops_health.rs runs it over charts/faxbot-operator/argocd. Built and cached
+# for an object; tests/gitops_health.rs runs it over charts/faxbot-operator/argocd. Built and cached
 # by scripts/go-tool-bin.sh (the cache key covers the tool's own Go sources too).
 #
 # Cold build, measured on two shared cores under nice (go 1.26.8, CGO_ENABLED=0, -trimpath): 27 s with empty Go

@@ -9,7 +9,7 @@
 # - RUNTIME_BASE, in place of gcr.io/distroless/cc-debian12:nonroot: the Debian packages of distroless's
 #   static and cc layers that the binaries need (base-files, netbase, tzdata, ca-certificates with its bundle,
 #   libc6, libgcc-s1), distroless's users (root, nobody, nonroot 65532) and a /tmp with mode 1777. No shell,
-#   no package manager. The binaries link nothing else (operator/tests/images.rs checks their ELF NEEDED
+#   no package manager. The binaries link nothing else (tests/images.rs checks their ELF NEEDED
 #   entries against the image's files).
 # - SIP_BASE, in place of debian:bookworm-slim: `debootstrap --variant=minbase bookworm` (cached as a tar).
 # - The binaries: `cargo build --release --locked` on the host (BINARIES=prebuilt), instead of the

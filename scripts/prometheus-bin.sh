@@ -5,7 +5,7 @@
 #
 # Prometheus is built from its Go module (github.com/prometheus/prometheus/cmd/prometheus, pinned by
 # tools/prometheus/go.mod + go.sum) by scripts/go-tool-bin.sh, for the end-to-end test of canary analysis
-# through Prometheus (operator/tests/e2e/prometheus.rs): a real Prometheus discovers the API pods through the
+# through Prometheus (tests/e2e/prometheus.rs): a real Prometheus discovers the API pods through the
 # test cluster's API server and scrapes them, and the operator queries its HTTP API. The web UI's assets are
 # not built in (the `builtinassets` tag is off): the test uses the API only.
 #

@@ -7,7 +7,7 @@
 //! [`status`], written with server-side apply on the status subresource).
 //!
 //! Pure steps hold almost all decisions and are unit-tested without a cluster; the I/O edges are thin and
-//! are tested end to end against a real kube-apiserver (`operator/tests/`).
+//! are tested end to end against a real kube-apiserver (`tests/e2e/`).
 //!
 //! Telemetry ([`telemetry`]), metrics ([`metrics`]) and leader election ([`leader`]) are kept apart from the
 //! reconciler, as in kube-rs' controller-rs.

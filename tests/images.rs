@@ -14,7 +14,7 @@ use std::process::Command;
 
 use faxbot_operator::build::{API_PORT, RUN_AS};
 
-const DOCKERFILE: &str = include_str!("../../Dockerfile");
+const DOCKERFILE: &str = include_str!("../Dockerfile");
 
 /// The instructions of one stage (`FROM … AS name` up to the next `FROM`).
 fn stage(name: &str) -> &'static str {
@@ -58,16 +58,16 @@ fn the_dockerfile_matches_the_workspace_and_the_pod_security_context() {
     // The SIP variant carries the tools the sip plugin runs (faxbot_documents::fax::Tools).
     let sip = stage("api-sip");
     assert!(sip.contains("ghostscript") && sip.contains("libtiff-tools"), "the api-sip image has gs and tiff2pdf");
-    let manifest = include_str!("../../config/operator/operator.yaml");
+    let manifest = include_str!("../config/operator/operator.yaml");
     assert!(manifest.contains(&format!("runAsUser: {uid}")), "the operator's Deployment runs as {uid}");
     assert!(manifest.contains("readOnlyRootFilesystem: true") && manifest.contains("runAsNonRoot: true"));
     // The Helm chart runs the same image under the same UID (its rendering is checked in the e2e suite).
-    let values = include_str!("../../charts/faxbot-operator/values.yaml");
+    let values = include_str!("../charts/faxbot-operator/values.yaml");
     assert!(values.contains(&format!("runAsUser: {uid}")), "the chart's default UID is {uid}");
-    let chart = include_str!("../../charts/faxbot-operator/Chart.yaml");
+    let chart = include_str!("../charts/faxbot-operator/Chart.yaml");
     assert!(chart.contains(&format!("appVersion: \"{}\"", env!("CARGO_PKG_VERSION"))), "the chart's appVersion");
     // Every workspace member the build needs is in the build context (nothing but build output is ignored).
-    let ignore = include_str!("../../.dockerignore");
+    let ignore = include_str!("../.dockerignore");
     for line in ignore.lines().map(str::trim).filter(|l| !l.is_empty()) {
         assert!(["target", ".git", "**/*.db", "data"].contains(&line), "unexpected .dockerignore entry {line}");
     }

@@ -244,7 +244,7 @@ impl Operator {
 
     /// Starts an operator with extra environment variables.
     pub fn start_with_env(kubeconfig: &PathBuf, ns: &str, name: &str, env: &[(&str, &str)]) -> Operator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faxbot-operator"))
+        let mut child = Command::new(faxbot_tests::binary("faxbot-operator"))
             .env("KUBECONFIG", kubeconfig)
             .env("FAXBOT_WATCH_NAMESPACE", ns)
             .env("FAXBOT_LEASE_NAMESPACE", ns)
@@ -595,7 +595,7 @@ impl FaxApi {
     }
 
     async fn send_inner(&self, to: &str, idempotency_key: Option<&str>) -> Result<String, (u16, String)> {
-        let pdf = include_bytes!("../../../api-server/tests/fixtures/one-page.pdf").to_vec();
+        let pdf = include_bytes!("../../api-server/tests/fixtures/one-page.pdf").to_vec();
         let form = reqwest::multipart::Form::new()
             .text("to", to.to_string())
             .part("file", reqwest::multipart::Part::bytes(pdf).file_name("a.pdf").mime_str("application/pdf").unwrap());

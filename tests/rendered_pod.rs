@@ -1,6 +1,7 @@
 //! The real `faxbot-api` binary accepts exactly what the operator renders for a pod: the runtime config from
 //! the ConfigMap, the credential files from the Secret, and the container's environment. The end-to-end suite
-//! runs pods on kwok (no container starts), so this is where operator and server meet for real.
+//! runs real pods from the built images; this test runs the freshly built binary, so a change on either side
+//! is caught without an image build.
 //!
 //! The pod's mounts are materialised in a temp dir (paths remapped) and the server is started with the
 //! Deployment's env; then readiness, the revision label and the admin credential are checked over HTTP.
@@ -10,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,21 +23,6 @@ use kube::api::ObjectMeta;
 
 const ADMIN_KEY: &str = "fbk_admin_rendered-pod-admin-key-4f1e";
 const PEPPER: &str = "rendered-pod-pepper-77aa";
-
-/// `faxbot-api` next to this test's own binary (cargo builds every workspace binary before running tests).
-fn api_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?;
-    let bin = dir.join("faxbot-api");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {} is missing: run the workspace tests (scripts/test)", bin.display());
-    }
-    eprintln!("SKIPPING rendered-pod test: {} not built; run `cargo build -p faxbot-api` first", bin.display());
-    None
-}
 
 fn http_get(port: u16, path: &str, key: Option<&str>) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -52,7 +37,7 @@ fn http_get(port: u16, path: &str, key: Option<&str>) -> (u16, String) {
 
 #[test]
 fn the_api_server_accepts_the_pod_the_operator_renders() {
-    let Some(bin) = api_binary() else { return };
+    let Some(bin) = faxbot_tests::binary_or_skip("faxbot-api", "rendered-pod test") else { return };
 
     // A config as a user would write it: simulated line with settings, API-key auth from a Secret.
     let spec: FaxPluginConfigSpec = serde_json::from_value(serde_json::json!({

@@ -168,7 +168,7 @@ async fn the_chart_lints_clean_renders_and_the_api_server_accepts_it() {
         assert_eq!(find(&docs, kind).len(), 1, "{kind} in the default rendering");
     }
     assert!(find(&docs, "ServiceMonitor").is_empty() && find(&docs, "FaxPluginConfig").is_empty());
-    let kustomize_rbac: Vec<serde_json::Value> = documents(include_str!("../../../config/rbac/operator.yaml"));
+    let kustomize_rbac: Vec<serde_json::Value> = documents(include_str!("../../config/rbac/operator.yaml"));
     assert_eq!(
         find(&docs, "ClusterRole")[0]["rules"],
         find(&kustomize_rbac, "ClusterRole")[0]["rules"],

@@ -642,7 +642,7 @@ async fn the_readme_sample_becomes_ready() {
     let ns = namespace(&client, "e2e-sample").await;
     let _cleanup = cleanup(&kubeconfig, &[&ns]);
     put_secret(&client, &ns, "faxbot-admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
-    let sample = include_str!("../../../config/samples/simulated-line.yaml");
+    let sample = include_str!("../../config/samples/simulated-line.yaml");
     for doc in sample.split("\n---\n") {
         let mut manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
         // The one line a user edits: the image, here the one built and loaded into the node.
@@ -692,7 +692,7 @@ async fn the_operator_needs_only_its_documented_rbac() {
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "faxbot-operator"}});
     apply_json::<ServiceAccount>(&client, &ns, sa).await.unwrap();
 
-    let rbac = [include_str!("../../../config/rbac/operator.yaml"), include_str!("../../../config/rbac/bindings.yaml")];
+    let rbac = [include_str!("../../config/rbac/operator.yaml"), include_str!("../../config/rbac/bindings.yaml")];
     for doc in rbac.iter().flat_map(|file| file.split("\n---\n")) {
         let mut manifest: serde_json::Value = yaml_serde::from_str(doc).unwrap();
         let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
