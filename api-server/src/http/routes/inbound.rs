@@ -11,6 +11,7 @@ use crate::db::inbound::{self as records, InboundRow, ListFilter};
 use crate::db::tokens::{self, TokenKind};
 use crate::domain::{JobId, Scope, Timestamp};
 use crate::events::EventKind;
+use crate::http::auth::Identity;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::{AppState, webhook_body};
 use crate::inbound::{self, Accepted};
@@ -87,7 +88,7 @@ pub struct TokenQuery {
 }
 
 /// The slot's plugin and provider, or the reference's 404.
-fn enabled(app: &AppState) -> Result<(String, Arc<dyn InboundProvider>), ApiError> {
+pub(crate) fn enabled(app: &AppState) -> Result<(String, Arc<dyn InboundProvider>), ApiError> {
     app.runtime.load_current().inbound.clone().ok_or_else(|| ApiError::not_found("Inbound not enabled"))
 }
 
@@ -125,7 +126,8 @@ pub async fn get(
     Ok(Json(find(&app, &id).await?.into()))
 }
 
-async fn find(app: &AppState, id: &str) -> Result<InboundRow, ApiError> {
+/// The received fax `id`, or 404 `Inbound fax not found`.
+pub(crate) async fn find(app: &AppState, id: &str) -> Result<InboundRow, ApiError> {
     let not_found = || ApiError::not_found("Inbound fax not found");
     let id = JobId::parse(id).ok_or_else(not_found)?;
     records::get(&app.db, &id).await?.ok_or_else(not_found)
@@ -238,8 +240,18 @@ pub async fn issue_token(
 ) -> Result<(StatusCode, Json<DownloadTokenOut>), ApiError> {
     let identity =
         app.auth.user(&headers, Scope::InboundRead, "/inbound/{id}/pdf", app.settings.inbound_get_rpm).await?;
-    enabled(&app)?;
-    let row = find(&app, &id).await?;
+    Ok((StatusCode::CREATED, Json(download_token(&app, &identity, &id).await?)))
+}
+
+/// Issues a download token for the received fax `id` (for `POST /inbound/{id}/pdf-token` and the MCP tool
+/// `get_inbound_pdf`).
+pub(crate) async fn download_token(
+    app: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<DownloadTokenOut, ApiError> {
+    enabled(app)?;
+    let row = find(app, id).await?;
     if row.document_key.is_none() {
         return Err(ApiError::not_found("PDF file not found"));
     }
@@ -249,7 +261,7 @@ pub async fn issue_token(
     crate::audit!("inbound_token_issued", inbound_id = %row.id, key_id = identity.key_id().unwrap_or("anonymous"),
         ttl_secs = app.settings.inbound_token_ttl.as_secs());
     let url = format!("{}/inbound/{}/pdf?token={token}", app.settings.public_api_url, row.id);
-    Ok((StatusCode::CREATED, Json(DownloadTokenOut { token, url, expires_at: expires.to_wire() })))
+    Ok(DownloadTokenOut { token, url, expires_at: expires.to_wire() })
 }
 
 /// `POST /webhooks/{plugin}/inbound`: a provider delivering a received fax.

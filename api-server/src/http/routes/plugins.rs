@@ -399,6 +399,13 @@ pub async fn health(
 ) -> Result<(StatusCode, Json<PluginsHealth>), ApiError> {
     app.auth.admin(&headers, "/plugins/health").await?;
     v3_enabled(&app)?;
+    let report = slot_health(&app).await;
+    let status = if report.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(report)))
+}
+
+/// Each slot's plugin and its check (for `GET /plugins/health` and the MCP tool `list_providers`).
+pub(crate) async fn slot_health(app: &AppState) -> PluginsHealth {
     let runtime = app.runtime.load_current();
     let providers = &runtime.config.providers;
     let mut items = vec![SlotHealth {
@@ -432,6 +439,5 @@ pub async fn health(
         detail: if db { "key database reachable".into() } else { "key database unreachable".into() },
     });
     let healthy = items.iter().all(|i| i.healthy);
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    Ok((status, Json(PluginsHealth { healthy, items })))
+    PluginsHealth { healthy, items }
 }

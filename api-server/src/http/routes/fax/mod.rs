@@ -7,17 +7,19 @@
 use crate::db::jobs::{self, JobRow, NewJob};
 use crate::domain::{FaxNumber, JobId, Scope, Timestamp};
 use crate::http::AppState;
+use crate::http::auth::Identity;
 use crate::http::error::{ApiError, ErrorBody, Unprocessable, ValidationBody, ValidationItem};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use faxbot_documents::pdf::PdfError;
-use faxbot_documents::sniff::{DocumentKind, SniffError, Sniffer};
+use faxbot_documents::sniff::SniffError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use upload::{Body, Staged, Stager, prepare_pdf, too_large, too_many_pages};
+
+pub(crate) mod upload;
 
 /// The job object of the reference API, fields in the reference's order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -73,40 +75,23 @@ pub struct SendFaxForm {
 /// Longest `to` value read; anything longer is invalid anyway.
 const MAX_TO_BYTES: usize = 64;
 
-/// Uploads up to this size are kept in memory and written to storage in one blocking call; larger ones
-/// stream to a staging file. Bounds memory per request while sparing small faxes (the common case) several
-/// thread-pool round trips.
-const IN_MEMORY_UPLOAD: usize = 64 * 1024;
-
-/// Where an upload (or the PDF made from it) is.
-enum Body {
-    /// Small upload, held in memory.
-    Memory(Vec<u8>),
-    /// Large upload, in a staging file next to the store.
-    File(tempfile::TempPath),
+fn bad_idempotency_key() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces")
 }
 
-struct Staged {
-    body: Body,
-    kind: Result<DocumentKind, SniffError>,
-    size: u64,
-    sha256: [u8; 32],
+/// Validates an idempotency key: 1–128 printable ASCII characters, no spaces.
+pub(crate) fn valid_idempotency_key(key: &str) -> Result<&str, ApiError> {
+    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(bad_idempotency_key());
+    }
+    Ok(key)
 }
 
-/// Validates an `Idempotency-Key` header: 1–128 printable ASCII characters, no spaces.
+/// The `Idempotency-Key` header, validated.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let bad = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces",
-        )
-    };
-    let s = value.to_str().map_err(|_| bad())?;
-    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(bad());
-    }
-    Ok(Some(s.to_string()))
+    let s = value.to_str().map_err(|_| bad_idempotency_key())?;
+    Ok(Some(valid_idempotency_key(s)?.to_string()))
 }
 
 fn request_hash(to: &str, document_sha256: &[u8; 32]) -> String {
@@ -117,16 +102,22 @@ fn request_hash(to: &str, document_sha256: &[u8; 32]) -> String {
     hex::encode(h.finalize())
 }
 
+/// What an accepted submission created.
+pub(crate) enum Accepted {
+    /// A new job.
+    New(JobRow),
+    /// The job an earlier request with the same idempotency key created.
+    Replayed(JobRow),
+}
+
 /// Answers a repeated request with the job its first attempt created, or 409 when the key was used for a
 /// different request.
-fn replay(existing: JobRow, stored_hash: Option<String>, hash: &str) -> Result<Response, ApiError> {
+fn replay(existing: JobRow, stored_hash: Option<String>, hash: &str) -> Result<Accepted, ApiError> {
     if stored_hash.as_deref() != Some(hash) {
         return Err(ApiError::new(StatusCode::CONFLICT, "Idempotency-Key was already used for a different request"));
     }
     crate::audit!("job_replayed", job_id = %existing.id);
-    let mut response = (StatusCode::ACCEPTED, Json(FaxJobOut::from(existing))).into_response();
-    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(response)
+    Ok(Accepted::Replayed(existing))
 }
 
 fn missing(to: bool, file: bool) -> ApiError {
@@ -138,10 +129,6 @@ fn missing(to: bool, file: bool) -> ApiError {
         items.push(ValidationItem::missing("file"));
     }
     ApiError::Validation(items)
-}
-
-fn too_large(app: &AppState) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("File exceeds {} MB limit", app.settings.max_file_mb))
 }
 
 fn bad_number() -> ApiError {
@@ -187,8 +174,7 @@ fn multipart_error(app: &AppState, e: axum::extract::multipart::MultipartError, 
 )]
 pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Request) -> Result<Response, ApiError> {
     let identity = app.auth.user(&headers, Scope::FaxSend, "/fax", app.settings.rate_limit_rpm).await?;
-    let idempotency_key =
-        idempotency_key(&headers)?.map(|k| format!("{}:{k}", identity.key_id().unwrap_or("anonymous")));
+    let idempotency_key = idempotency_key(&headers)?;
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -218,18 +204,39 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
         (Some(to), Some(staged)) => (to, staged),
         (to, staged) => return Err(missing(to.is_none(), staged.is_none())),
     };
-    let number = FaxNumber::parse(&to).map_err(|_| bad_number())?;
+    Ok(match accept(&app, &identity, &to, staged, idempotency_key.as_deref()).await? {
+        Accepted::New(row) => (StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response(),
+        Accepted::Replayed(row) => {
+            let mut response = (StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response();
+            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+    })
+}
+
+/// Accepts a staged upload for `to`: validates the number and the document, answers a repeated idempotency key
+/// with its first job, turns the upload into the PDF to send, and makes the document and the job durable. The
+/// same path for `POST /fax` and the MCP tool `send_fax`, so both answer alike.
+pub(crate) async fn accept(
+    app: &AppState,
+    identity: &Identity,
+    to: &str,
+    staged: Staged,
+    idempotency_key: Option<&str>,
+) -> Result<Accepted, ApiError> {
+    let idempotency_key = idempotency_key.map(|k| format!("{}:{k}", identity.key_id().unwrap_or("anonymous")));
+    let number = FaxNumber::parse(to).map_err(|_| bad_number())?;
     let kind = staged.kind.map_err(|e| match e {
         SniffError::Empty => ApiError::new(StatusCode::BAD_REQUEST, "File is empty"),
         SniffError::Unsupported => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Only PDF and TXT are allowed"),
     })?;
-    let hash = request_hash(&to, &staged.sha256);
+    let hash = request_hash(to, &staged.sha256);
     if let Some(key) = &idempotency_key
         && let Some((existing, stored)) = jobs::find_by_idempotency_key(&app.db, key).await?
     {
         return replay(existing, stored, &hash);
     }
-    let (document, pages) = prepare_pdf(&app, staged.body, kind).await?;
+    let (document, pages) = prepare_pdf(app, staged.body, kind).await?;
     if pages > app.settings.max_pages {
         // Dropping `document` removes a staged or rendered file: nothing of a refused upload is kept.
         return Err(too_many_pages(app.settings.max_pages, &pages.to_string()));
@@ -274,7 +281,24 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     app.metrics.job(&runtime.outbound_id, "accepted", &runtime.revision);
     crate::audit!("job_created", job_id = %id, backend = %runtime.outbound_id, pages = pages, to = %row.to.masked());
     app.events.event(crate::events::EventKind::FaxQueued).subject(&id).plugin(&runtime.outbound_id).publish();
-    Ok((StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response())
+    Ok(Accepted::New(row))
+}
+
+async fn stream_file(
+    mut field: axum::extract::multipart::Field<'_>,
+    app: &AppState,
+    to: &Option<String>,
+) -> Result<Staged, ApiError> {
+    let mut stager = Stager::new(app);
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, to))? {
+        if stager.push(app, &chunk).await?.is_err() {
+            if to.as_deref().is_some_and(|t| FaxNumber::parse(t).is_err()) {
+                return Err(bad_number());
+            }
+            return Err(too_large(app));
+        }
+    }
+    stager.finish().await
 }
 
 async fn read_to(
@@ -290,145 +314,6 @@ async fn read_to(
         buf.extend_from_slice(&chunk);
     }
     String::from_utf8(buf).map_err(|_| bad_number())
-}
-
-async fn stream_file(
-    mut field: axum::extract::multipart::Field<'_>,
-    app: &AppState,
-    to: &Option<String>,
-) -> Result<Staged, ApiError> {
-    let mut memory: Vec<u8> = Vec::new();
-    let mut file: Option<(tokio::fs::File, tempfile::TempPath)> = None;
-    let mut sniffer = Sniffer::new();
-    let mut digest = Sha256::new();
-    let mut size: u64 = 0;
-    let max = app.settings.max_file_bytes;
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, to))? {
-        size += chunk.len() as u64;
-        if size > max {
-            if to.as_deref().is_some_and(|t| FaxNumber::parse(t).is_err()) {
-                return Err(bad_number());
-            }
-            return Err(too_large(app));
-        }
-        sniffer.feed(&chunk);
-        digest.update(&chunk);
-        if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY_UPLOAD {
-            memory.extend_from_slice(&chunk);
-            continue;
-        }
-        let (out, _) = match &mut file {
-            Some(f) => f,
-            None => {
-                let named = tempfile::NamedTempFile::new_in(app.documents.staging_dir()).map_err(ApiError::internal)?;
-                let (f, path) = named.into_parts();
-                let mut f = tokio::fs::File::from_std(f);
-                f.write_all(&memory).await.map_err(ApiError::internal)?;
-                memory = Vec::new();
-                file.insert((f, path))
-            }
-        };
-        out.write_all(&chunk).await.map_err(ApiError::internal)?;
-    }
-    let body = match file {
-        Some((mut f, path)) => {
-            f.flush().await.map_err(ApiError::internal)?;
-            Body::File(path)
-        }
-        None => Body::Memory(memory),
-    };
-    Ok(Staged { body, kind: sniffer.finish(), size, sha256: digest.finalize().into() })
-}
-
-/// The page limit answer, shaped like the size limit's (`File exceeds 10 MB limit`) so clients handle both alike.
-fn too_many_pages(max_pages: u32, pages: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Document exceeds {max_pages} page limit (it has {pages} pages)"),
-    )
-}
-
-/// Text stops rendering at the first page beyond the limit, so its count is known only up to there.
-fn text_error(max_pages: u32, e: faxbot_documents::text::RenderError) -> ApiError {
-    match e {
-        faxbot_documents::text::RenderError::TooManyPages(n) => too_many_pages(max_pages, &format!("more than {n}")),
-        faxbot_documents::text::RenderError::Io(e) => ApiError::internal(e),
-    }
-}
-
-fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
-    Ok(match e {
-        PdfError::Io(e) => return Err(e),
-        PdfError::Encrypted => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Encrypted PDFs are not supported"),
-        PdfError::Damaged(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PDF could not be read"),
-        PdfError::TooManyPages(n) => too_many_pages(max_pages, &format!("more than {n}")),
-        // The reason names object numbers and counts, never content.
-        PdfError::Inconsistent(reason) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("PDF page tree is inconsistent: {reason}"))
-        }
-        PdfError::TooComplex(limit) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("PDF is too complex: counting its pages exceeds the {limit}"),
-        ),
-    })
-}
-
-/// Turns the upload into the PDF to send and counts its pages, on the blocking pool with a turn of
-/// [`crate::work`] whatever the size: an 18 KB PDF once cost seconds to count, so no upload is "small enough"
-/// for the async threads.
-async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(Body, u32), ApiError> {
-    let staging_dir = app.documents.staging_dir().to_path_buf();
-    let max_pages = app.settings.max_pages;
-    let result = crate::work::run(move || prepare_blocking(body, kind, &staging_dir, max_pages)).await?;
-    result.map_err(ApiError::internal)?
-}
-
-/// The work of [`prepare_pdf`]. The outer error is an I/O failure (a 500), the inner one the client's.
-fn prepare_blocking(
-    body: Body,
-    kind: DocumentKind,
-    staging_dir: &std::path::Path,
-    max_pages: u32,
-) -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
-    match (body, kind) {
-        (Body::Memory(bytes), DocumentKind::Pdf) => {
-            Ok(match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
-                Ok(pages) => Ok((Body::Memory(bytes), pages)),
-                Err(e) => Err(pdf_error(max_pages, e)?),
-            })
-        }
-        (Body::Memory(bytes), DocumentKind::Text) => {
-            let mut out = Vec::with_capacity(bytes.len() + 2048);
-            match faxbot_documents::text::render_text_pdf_limited(&bytes[..], &mut out, &Default::default(), max_pages)
-            {
-                Ok(pages) => Ok(Ok((Body::Memory(out), pages))),
-                Err(faxbot_documents::text::RenderError::Io(e)) => Err(e),
-                Err(e) => Ok(Err(text_error(max_pages, e))),
-            }
-        }
-        (Body::File(path), DocumentKind::Pdf) => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
-            Ok(pages) => Ok((Body::File(path), pages)),
-            Err(e) => Err(pdf_error(max_pages, e)?),
-        }),
-        (Body::File(path), DocumentKind::Text) => {
-            let input = std::io::BufReader::new(std::fs::File::open(&path)?);
-            let out = tempfile::NamedTempFile::new_in(staging_dir)?;
-            let (out_file, out_path) = out.into_parts();
-            let mut writer = std::io::BufWriter::new(out_file);
-            let pages = match faxbot_documents::text::render_text_pdf_limited(
-                input,
-                &mut writer,
-                &Default::default(),
-                max_pages,
-            ) {
-                Ok(pages) => pages,
-                Err(faxbot_documents::text::RenderError::Io(e)) => return Err(e),
-                Err(e) => return Ok(Err(text_error(max_pages, e))),
-            };
-            std::io::Write::flush(&mut writer)?;
-            Ok(Ok((Body::File(out_path), pages)))
-        }
-    }
 }
 
 /// Get a job.
@@ -448,10 +333,14 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<FaxJobOut>, ApiError> {
     app.auth.user(&headers, Scope::FaxRead, "/fax/{id}", app.settings.rate_limit_rpm).await?;
+    Ok(Json(find_job(&app, &id).await?.into()))
+}
+
+/// The job `id`, or 404 `Job not found`.
+pub(crate) async fn find_job(app: &AppState, id: &str) -> Result<JobRow, ApiError> {
     let not_found = || ApiError::not_found("Job not found");
-    let id = JobId::parse(&id).ok_or_else(not_found)?;
-    let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
-    Ok(Json(row.into()))
+    let id = JobId::parse(id).ok_or_else(not_found)?;
+    jobs::get(&app.db, &id).await?.ok_or_else(not_found)
 }
 
 /// `?token=` of `GET /fax/{id}/pdf`.
@@ -547,10 +436,21 @@ pub async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    use crate::db::jobs::CancelOutcome;
     let identity = app.auth.user(&headers, Scope::FaxSend, "/fax/{id}/cancel", app.settings.rate_limit_rpm).await?;
+    let (status, row) = cancel_job(&app, &identity, &id).await?;
+    Ok((status, Json(FaxJobOut::from(row))).into_response())
+}
+
+/// Cancels job `id` for `identity`: 200 with the job when it was cancelled before sending, 202 when the provider
+/// was asked to cancel it.
+pub(crate) async fn cancel_job(
+    app: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<(StatusCode, JobRow), ApiError> {
+    use crate::db::jobs::CancelOutcome;
     let not_found = || ApiError::not_found("Job not found");
-    let id = JobId::parse(&id).ok_or_else(not_found)?;
+    let id = JobId::parse(id).ok_or_else(not_found)?;
     let key_id = identity.key_id().unwrap_or("anonymous").to_string();
     let outcome = jobs::cancel(&app.db, &id, Timestamp::now()).await?.ok_or_else(not_found)?;
     let status = match outcome {
@@ -591,5 +491,5 @@ pub async fn cancel(
         }
     };
     let row = jobs::get(&app.db, &id).await?.ok_or_else(not_found)?;
-    Ok((status, Json(FaxJobOut::from(row))).into_response())
+    Ok((status, row))
 }
