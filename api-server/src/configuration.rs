@@ -57,6 +57,8 @@ pub struct Settings {
     pub feature_v3_plugins: bool,
     /// `FEATURE_PLUGIN_INSTALL` when no document is given.
     pub feature_plugin_install: bool,
+    /// `FEATURE_MCP` when no document is given: MCP for AI assistants at `/mcp`.
+    pub feature_mcp: bool,
     /// Per-key requests per minute on `/fax` routes (`MAX_REQUESTS_PER_MINUTE`, 0 = off).
     pub rate_limit_rpm: u32,
     /// Failed API key authentications allowed per client address and minute before `429`
@@ -211,6 +213,7 @@ impl Settings {
             config_poll: Duration::from_millis(number("FAXBOT_CONFIG_POLL_MS", 2000, 50, 3_600_000)?),
             feature_v3_plugins: flag("FEATURE_V3_PLUGINS")?,
             feature_plugin_install: flag("FEATURE_PLUGIN_INSTALL")?,
+            feature_mcp: flag("FEATURE_MCP")?,
             rate_limit_rpm: number("MAX_REQUESTS_PER_MINUTE", 0, 0, 1_000_000)?,
             auth_failures_per_minute: number("FAXBOT_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000)?,
             trusted_proxies: cidrs("FAXBOT_TRUSTED_PROXIES")?,

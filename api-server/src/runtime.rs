@@ -104,6 +104,7 @@ pub fn config_from_env(settings: &Settings) -> RuntimeConfig {
     config.features = FeatureFlags {
         v3_plugins: settings.feature_v3_plugins,
         plugin_install: settings.feature_plugin_install,
+        mcp: settings.feature_mcp,
         ..FeatureFlags::default()
     };
     config

@@ -99,6 +99,11 @@ pub struct FeatureFlags {
     /// Audit every authenticated request, not only state changes and rejections.
     #[serde(default)]
     pub audit_all: bool,
+    /// Serve MCP for AI assistants at `/mcp` (tools for sending and reading faxes, with the API keys' scopes).
+    // Left out of the document while off, so that adding the flag did not change the revision (and so roll
+    // out) every existing configuration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mcp: bool,
 }
 
 impl Default for RuntimeConfig {

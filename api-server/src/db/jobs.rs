@@ -161,6 +161,14 @@ async fn insert_rows(tx: &mut Transaction<'_, Any>, jobs: &[&NewJob]) -> Result<
     Ok(())
 }
 
+/// The newest `limit` jobs, optionally only those with `status`.
+pub async fn recent(db: &Db, limit: i64, status: Option<&str>) -> Result<Vec<JobRow>, DbError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM fax_jobs WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
+    ));
+    Ok(sqlx::query_as(sql).bind(status).bind(limit).fetch_all(&db.pool).await?)
+}
+
 /// Reads one job.
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRow>, DbError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM fax_jobs WHERE id = $1"));

@@ -123,9 +123,26 @@ impl Auth {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    async fn identify(&self, headers: &HeaderMap) -> Result<Result<Identity, Refusal>, ApiError> {
-        let Some(value) = headers.get("x-api-key") else { return Ok(Err(Refusal::Missing)) };
+    /// Identifies the caller by `X-API-Key`, or (where `bearer` allows it: MCP clients send keys that way)
+    /// by `Authorization: Bearer`.
+    async fn identify(&self, headers: &HeaderMap, bearer: bool) -> Result<Result<Identity, Refusal>, ApiError> {
+        let value = match headers.get("x-api-key") {
+            Some(value) => value,
+            None if bearer => match headers.get(axum::http::header::AUTHORIZATION) {
+                Some(value) => value,
+                None => return Ok(Err(Refusal::Missing)),
+            },
+            None => return Ok(Err(Refusal::Missing)),
+        };
         let Ok(token) = value.to_str() else { return Ok(Err(Refusal::Malformed)) };
+        let token = if headers.contains_key("x-api-key") {
+            token
+        } else {
+            match token.split_once(' ') {
+                Some((scheme, credential)) if scheme.eq_ignore_ascii_case("bearer") => credential.trim(),
+                _ => return Ok(Err(Refusal::Malformed)),
+            }
+        };
         if let Some(expected) = &self.env_key_digest {
             let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             if bool::from(got.ct_eq(expected)) {
@@ -164,14 +181,27 @@ impl Auth {
         route: &'static str,
         rpm: u32,
     ) -> Result<Identity, ApiError> {
-        let identity = match self.identify(headers).await? {
-            Ok(identity) => identity,
+        let identity = self.caller(headers, route, false).await?;
+        self.permit(&identity, scope, route, rpm)?;
+        Ok(identity)
+    }
+
+    /// Who is calling: the 401 step of [`Auth::user`] alone, for a route whose operations need different
+    /// scopes (MCP: one endpoint, a scope per tool). `bearer` also accepts `Authorization: Bearer <key>`.
+    pub async fn caller(&self, headers: &HeaderMap, route: &str, bearer: bool) -> Result<Identity, ApiError> {
+        match self.identify(headers, bearer).await? {
+            Ok(identity) => Ok(identity),
             Err(refusal) if self.enforced => {
                 self.refuse(refusal, route);
-                return Err(ApiError::AuthFailed { detail: "Invalid or missing API key" });
+                Err(ApiError::AuthFailed { detail: "Invalid or missing API key" })
             }
-            Err(_) => Identity::Anonymous,
-        };
+            Err(_) => Ok(Identity::Anonymous),
+        }
+    }
+
+    /// The 403 and 429 steps of [`Auth::user`]: whether `identity` holds `scope`, and its request budget for
+    /// `route`.
+    pub fn permit(&self, identity: &Identity, scope: Scope, route: &'static str, rpm: u32) -> Result<(), ApiError> {
         if let Identity::Key { key_id, scopes } = &identity
             && !scope.granted_by(scopes)
         {
@@ -187,14 +217,14 @@ impl Auth {
             crate::audit!("rate_limited", key_id = %key_id, path = route, limit = rpm);
             return Err(ApiError::RateLimited { retry_after });
         }
-        Ok(identity)
+        Ok(())
     }
 
     /// Authenticates an admin route: the env key or a key that literally holds `keys:manage`. Every
     /// failure is the same 401, in dev mode too.
     pub async fn admin(&self, headers: &HeaderMap, route: &str) -> Result<Identity, ApiError> {
         let refused = || ApiError::AuthFailed { detail: "Admin authentication failed" };
-        match self.identify(headers).await? {
+        match self.identify(headers, false).await? {
             Ok(Identity::Env) => Ok(Identity::Env),
             Ok(Identity::Key { key_id, scopes }) if Scope::KeysManage.granted_by(&scopes) => {
                 Ok(Identity::Key { key_id, scopes })

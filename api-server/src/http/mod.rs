@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod auth_failures;
 pub mod error;
+pub mod mcp;
 pub mod openapi;
 pub mod routes;
 pub mod webhook_body;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes(upload_limit)).split_for_parts();
     router
         .merge(openapi::routes(openapi::finish(api)))
+        .merge(mcp::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))

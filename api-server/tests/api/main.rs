@@ -16,6 +16,7 @@ mod inbound;
 mod keys;
 mod lifecycle;
 mod logs;
+mod mcp;
 mod phaxio;
 mod plugins;
 mod readme;

@@ -1,0 +1,147 @@
+//! MCP (Model Context Protocol) for AI assistants: the Streamable HTTP transport at `/mcp`, served by the
+//! maintained Rust SDK (`rmcp`), with the same API keys, scopes, rate limits, audit and PHI rules as the REST
+//! routes. Each tool calls the same code as its REST route ([`tools`]).
+//!
+//! - **Off unless `features.mcp`** is set in the runtime config (so the operator rolls it out as a canary like
+//!   any flag): `/mcp` answers 404 while it is off.
+//! - **Authenticated before the body is read**: `X-API-Key` or `Authorization: Bearer <key>`; a refused key is
+//!   a 401 with `WWW-Authenticate: Bearer`. Which tools a key sees and may call follows its scopes.
+//! - **Stateless**: no MCP session lives in one replica's memory, so any replica answers any request and a
+//!   canary or a restart does not break an assistant's connection.
+//! - **Bounded**: a message larger than a document can need (`MAX_FILE_SIZE_MB` in base64, plus 1 MiB) is
+//!   refused with 413 while it streams; at most [`LARGE_MESSAGES`] large messages are parsed at once.
+//! - **Host check**: the SDK refuses `Host` headers other than loopback, a defence against DNS rebinding for
+//!   servers without credentials. With API keys required the key is that defence, so the check is off and the
+//!   server answers under its Service or Ingress name; in dev mode without keys it stays on.
+
+mod tools;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Messages that may be parsed at the same time when they are large (over [`SMALL_MESSAGE`] bytes, or of
+/// unknown length): each can hold a whole base64 document in memory.
+pub const LARGE_MESSAGES: usize = 4;
+
+/// A message up to this size (every call but `send_fax` with a document) needs no permit.
+const SMALL_MESSAGE: u64 = 64 * 1024;
+
+/// The largest MCP message: a document of `MAX_FILE_SIZE_MB` in base64, and 1 MiB for the rest.
+pub fn message_limit(max_file_bytes: u64) -> usize {
+    let base64 = max_file_bytes.div_ceil(3).saturating_mul(4);
+    usize::try_from(base64.saturating_add(1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+/// The `/mcp` route.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let app = state.clone();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(message_limit(state.settings.max_file_bytes));
+    if state.auth.enforced() {
+        config = config.disable_allowed_hosts();
+    }
+    let service = StreamableHttpService::new(
+        move || Ok(tools::FaxTools::new(app.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let gate = Gate { app: state.clone(), large: Arc::new(Semaphore::new(LARGE_MESSAGES)) };
+    Router::new().nest_service("/mcp", service).layer(middleware::from_fn_with_state(gate, admit))
+}
+
+/// What the `/mcp` gate needs.
+#[derive(Clone)]
+struct Gate {
+    app: AppState,
+    large: Arc<Semaphore>,
+}
+
+/// The flag, the caller's key and the large-message budget, before the SDK reads anything.
+async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    if !gate.app.runtime.load_current().config.features.mcp {
+        return ApiError::not_found("Not Found").into_response();
+    }
+    let identity = match gate.app.auth.caller(request.headers(), "/mcp", true).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            let mut response = e.into_response();
+            if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"faxbot\""));
+            }
+            return response;
+        }
+    };
+    request.extensions_mut().insert(identity);
+    let length =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let small = request.method() != axum::http::Method::POST || length.is_some_and(|n| n <= SMALL_MESSAGE);
+    let _permit = if small {
+        None
+    } else {
+        match gate.large.clone().acquire_owned().await {
+            Ok(permit) => Some(permit),
+            Err(_) => return ApiError::internal(anyhow::anyhow!("the MCP message budget is closed")).into_response(),
+        }
+    };
+    let response = next.run(request).await;
+    as_json_rpc(response).await
+}
+
+/// The SDK refuses a message it cannot take (not JSON, too large, a wrong content type) with an HTTP status
+/// and a plain-text reason. The transport allows that, but a client that reads only JSON-RPC would see no
+/// reason at all: such answers keep their status and get a JSON-RPC error body without an id (the spec's
+/// shape for a message that could not be read): -32700 when the body was not JSON, -32600 otherwise. The
+/// reason can quote what the client sent (a serde message); digit runs are masked and it is cut short.
+async fn as_json_rpc(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !status.is_client_error() || is_json || status == axum::http::StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let reason =
+        axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let reason: String = crate::phi_guard::guard_text(reason.trim()).chars().take(200).collect();
+    let (code, message) = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        (-32600, "Message too large".to_string())
+    } else if reason.starts_with("fail to deserialize") {
+        (-32700, format!("Parse error: {reason}"))
+    } else {
+        (-32600, format!("Invalid request: {reason}"))
+    };
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_limit_fits_a_whole_document_in_base64() {
+        // 10 MB of document is 13,333,336 base64 characters; the limit adds 1 MiB for the JSON around it.
+        assert_eq!(message_limit(10_000_000), 13_333_336 + 1_048_576);
+        assert_eq!(message_limit(0), 1_048_576);
+        assert_eq!(message_limit(u64::MAX), usize::MAX);
+    }
+}

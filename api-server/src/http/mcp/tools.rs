@@ -1,0 +1,635 @@
+//! The MCP tools. Each one is a REST route for an assistant: it needs the route's scope, counts against the
+//! route's rate limit, and runs the route's own code ([`fax::accept`], [`fax::cancel_job`],
+//! [`inbound::download_token`] …), so both answer with the same messages.
+//!
+//! What differs from REST, on purpose:
+//! - Numbers are masked to their last four digits in every answer: an assistant passes what it reads to a
+//!   language model, and it already knows the number it sent.
+//! - A key sees only the tools its scopes allow (`tools/list`), and calling another one is a tool error
+//!   (`Insufficient scope: …`, audited), as REST answers 403.
+//! - Arguments of the wrong shape (a number where a string belongs, an unknown field) are a protocol error
+//!   (`-32602`, invalid params); arguments of the right shape that the API refuses (a bad number, a document too
+//!   large or with too many pages) are tool errors with the REST message, so the assistant can correct them.
+//! - Every call is audited with the tool's name, the key id and the outcome, never its arguments.
+
+use crate::db::inbound::{self as records, InboundRow, ListFilter};
+use crate::db::jobs::{self, JobRow};
+use crate::domain::{Scope, mask_digits};
+use crate::http::AppState;
+use crate::http::auth::Identity;
+use crate::http::error::ApiError;
+use crate::http::routes::{fax, inbound, plugins};
+use base64::Engine;
+use rmcp::ErrorData;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ResourceContents, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What the server tells an assistant at initialisation.
+const INSTRUCTIONS: &str = "Send faxes and read received ones through Faxbot. Numbers in answers are masked to their \
+                            last four digits. A fax is queued first: follow it with get_fax_status until SUCCESS or \
+                            FAILED.";
+
+/// Largest inbound document `get_inbound_pdf` returns inline (`include_document`); larger ones only by link.
+pub const INLINE_DOCUMENT_LIMIT: u64 = 5 * 1024 * 1024;
+
+/// One tool: its name, the scope and rate-limit bucket of the route it stands for, and how it is described.
+struct Spec {
+    name: &'static str,
+    scope: Scope,
+    /// The rate-limit bucket (shared with nothing else: MCP calls do not eat a REST client's budget).
+    route: &'static str,
+    description: &'static str,
+    read_only: bool,
+    destructive: bool,
+    schema: fn() -> JsonObject,
+}
+
+/// The input schema of a tool, from its argument type. Without `$schema`: MCP takes JSON Schema 2020-12 as the
+/// default dialect, and the meta-schema's URL is only noise to an assistant's model.
+fn schema<T: JsonSchema>() -> JsonObject {
+    match serde_json::to_value(schemars::schema_for!(T)) {
+        Ok(Value::Object(mut map)) => {
+            map.remove("$schema");
+            map
+        }
+        _ => JsonObject::new(),
+    }
+}
+
+/// Every tool. Descriptions carry no numbers or names (a test runs them through the PHI guard).
+const TOOLS: &[Spec] = &[
+    Spec {
+        name: "send_fax",
+        scope: Scope::FaxSend,
+        route: "mcp:send_fax",
+        description: "Send a fax. The document is a PDF or plain text, base64-encoded. Returns the queued job; \
+                      follow it with get_fax_status. Repeating a call with the same idempotency_key returns the \
+                      first job instead of sending twice.",
+        read_only: false,
+        destructive: false,
+        schema: schema::<SendFaxArgs>,
+    },
+    Spec {
+        name: "get_fax_status",
+        scope: Scope::FaxRead,
+        route: "mcp:get_fax_status",
+        description: "The status of a fax job: queued, in_progress, SUCCESS or FAILED, with the provider's error \
+                      when it failed. The destination is shown masked.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<JobArgs>,
+    },
+    Spec {
+        name: "cancel_fax",
+        scope: Scope::FaxSend,
+        route: "mcp:cancel_fax",
+        description: "Cancel a fax job. One not yet sent is cancelled at once; one in transmission is cancelled at \
+                      the provider when it can, and its final status follows.",
+        read_only: false,
+        destructive: true,
+        schema: schema::<JobArgs>,
+    },
+    Spec {
+        name: "list_faxes",
+        scope: Scope::FaxRead,
+        route: "mcp:list_faxes",
+        description: "Recent fax jobs, newest first, optionally only those with one status. Destinations are masked.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<ListArgs>,
+    },
+    Spec {
+        name: "list_inbound",
+        scope: Scope::InboundList,
+        route: "mcp:list_inbound",
+        description: "Received faxes, newest first, optionally only those with one status. Numbers are masked.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<ListArgs>,
+    },
+    Spec {
+        name: "get_inbound",
+        scope: Scope::InboundRead,
+        route: "mcp:get_inbound",
+        description: "One received fax: when it arrived, its pages and size, and masked numbers.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<InboundArgs>,
+    },
+    Spec {
+        name: "get_inbound_pdf",
+        scope: Scope::InboundRead,
+        route: "mcp:get_inbound_pdf",
+        description: "A short-lived download link for a received fax's document. With include_document the PDF itself \
+                      is returned as well, when it is at most 5 MiB; opening a document is audited.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<InboundPdfArgs>,
+    },
+    Spec {
+        name: "list_providers",
+        scope: Scope::KeysManage,
+        route: "mcp:list_providers",
+        description: "The plugin in each slot (outbound, inbound, storage, auth) and whether its check passes.",
+        read_only: true,
+        destructive: false,
+        schema: schema::<NoArgs>,
+    },
+];
+
+/// `send_fax`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SendFaxArgs {
+    /// Destination number: E.164 (a plus sign and up to 15 digits) or digits only.
+    to: String,
+    /// The document (PDF or plain text), base64-encoded (standard alphabet, padding optional).
+    document_base64: String,
+    /// Optional: 1–128 printable ASCII characters; a repeated call with the same key returns the first job.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// A tool about one fax job.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct JobArgs {
+    /// The 32-hex job id.
+    id: String,
+}
+
+/// A listing.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    /// At most this many (1–100, default 20).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// Only jobs or faxes with this status.
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// A tool about one received fax.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InboundArgs {
+    /// The 32-hex id of the received fax.
+    id: String,
+}
+
+/// `get_inbound_pdf`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InboundPdfArgs {
+    /// The 32-hex id of the received fax.
+    id: String,
+    /// Also return the document itself (at most 5 MiB), not only a link.
+    #[serde(default)]
+    include_document: bool,
+}
+
+/// No arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// A fax job as an assistant sees it: the destination masked.
+#[derive(Debug, Serialize)]
+struct JobView {
+    id: String,
+    to: String,
+    status: String,
+    error: Option<String>,
+    pages: Option<i64>,
+    backend: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<JobRow> for JobView {
+    fn from(row: JobRow) -> Self {
+        JobView {
+            id: row.id.to_string(),
+            to: row.to.masked(),
+            status: row.status,
+            error: row.error,
+            pages: row.pages,
+            backend: row.backend,
+            created_at: row.created_at.to_wire(),
+            updated_at: row.updated_at.to_wire(),
+        }
+    }
+}
+
+/// A received fax as an assistant sees it: numbers masked.
+#[derive(Debug, Serialize)]
+struct InboundView {
+    id: String,
+    from: Option<String>,
+    to: Option<String>,
+    status: String,
+    backend: String,
+    pages: Option<i64>,
+    size_bytes: Option<i64>,
+    received_at: String,
+    document_available: bool,
+}
+
+impl From<InboundRow> for InboundView {
+    fn from(row: InboundRow) -> Self {
+        InboundView {
+            id: row.id.to_string(),
+            from: row.from_number.as_deref().map(mask_digits),
+            to: row.to_number.as_deref().map(mask_digits),
+            status: row.status,
+            backend: row.backend,
+            pages: row.pages,
+            size_bytes: row.size_bytes,
+            received_at: row.received_at.to_wire(),
+            document_available: row.document_key.is_some(),
+        }
+    }
+}
+
+/// What a tool answers: structured content and a short text for clients that show only text.
+struct Answer {
+    text: String,
+    structured: Value,
+    /// A document, when the caller asked for one: its URI, media type and base64 content.
+    document: Option<(String, String, String)>,
+}
+
+/// The MCP server: one per request (stateless), holding the API server's state.
+#[derive(Clone)]
+pub struct FaxTools {
+    app: AppState,
+}
+
+impl FaxTools {
+    /// The tools over `app`.
+    pub fn new(app: AppState) -> FaxTools {
+        FaxTools { app }
+    }
+
+    fn rpm(&self, spec: &Spec) -> u32 {
+        match spec.scope {
+            Scope::InboundList => self.app.settings.inbound_list_rpm,
+            Scope::InboundRead => self.app.settings.inbound_get_rpm,
+            _ => self.app.settings.rate_limit_rpm,
+        }
+    }
+
+    async fn run(
+        &self,
+        spec: &Spec,
+        identity: &Identity,
+        args: JsonObject,
+    ) -> Result<Result<Answer, ApiError>, ErrorData> {
+        Ok(match spec.name {
+            "send_fax" => self.send_fax(identity, parse(spec, args)?).await,
+            "get_fax_status" => {
+                let a: JobArgs = parse(spec, args)?;
+                fax::find_job(&self.app, &a.id).await.map(job_answer)
+            }
+            "cancel_fax" => {
+                let a: JobArgs = parse(spec, args)?;
+                fax::cancel_job(&self.app, identity, &a.id).await.map(|(_, row)| job_answer(row))
+            }
+            "list_faxes" => self.list_faxes(parse(spec, args)?).await,
+            "list_inbound" => self.list_inbound(parse(spec, args)?).await,
+            "get_inbound" => {
+                let a: InboundArgs = parse(spec, args)?;
+                match inbound::enabled(&self.app) {
+                    Ok(_) => inbound::find(&self.app, &a.id).await.map(|row| {
+                        let view = InboundView::from(row);
+                        let text = format!("Received fax {}: {} page(s), {}", view.id, pages(view.pages), view.status);
+                        Answer { text, structured: json!(view), document: None }
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+            "get_inbound_pdf" => self.get_inbound_pdf(identity, parse(spec, args)?).await,
+            "list_providers" => {
+                parse::<NoArgs>(spec, args)?;
+                let report = plugins::slot_health(&self.app).await;
+                let text = report
+                    .items
+                    .iter()
+                    .map(|i| format!("{}: {} ({})", i.slot, i.plugin, if i.healthy { "healthy" } else { "failing" }))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Ok(Answer { text, structured: json!(report), document: None })
+            }
+            _ => return Err(unknown_tool()),
+        })
+    }
+
+    async fn send_fax(&self, identity: &Identity, a: SendFaxArgs) -> Result<Answer, ApiError> {
+        if let Some(key) = &a.idempotency_key {
+            fax::valid_idempotency_key(key)?;
+        }
+        // The decoded size is known before decoding: refuse an oversized document without allocating it.
+        let decoded_max = a.document_base64.len() / 4 * 3;
+        if decoded_max as u64 > self.app.settings.max_file_bytes.saturating_add(2) {
+            return Err(fax::upload::too_large(&self.app));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(a.document_base64.trim_end_matches('=').as_bytes())
+            .map_err(|_| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "document_base64 is not valid base64"))?;
+        drop(a.document_base64);
+        let mut stager = fax::upload::Stager::new(&self.app);
+        if stager.push(&self.app, &bytes).await?.is_err() {
+            return Err(fax::upload::too_large(&self.app));
+        }
+        drop(bytes);
+        let staged = stager.finish().await?;
+        let (row, replayed) =
+            match fax::accept(&self.app, identity, &a.to, staged, a.idempotency_key.as_deref()).await? {
+                fax::Accepted::New(row) => (row, false),
+                fax::Accepted::Replayed(row) => (row, true),
+            };
+        let mut answer = job_answer(row);
+        if replayed {
+            answer.text = format!("{} (the job of an earlier call with this idempotency_key)", answer.text);
+        }
+        Ok(answer)
+    }
+
+    async fn list_faxes(&self, a: ListArgs) -> Result<Answer, ApiError> {
+        let rows = jobs::recent(&self.app.db, limit(a.limit)?, a.status.as_deref()).await?;
+        let views: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
+        let text = format!("{} fax job(s)", views.len());
+        Ok(Answer { text, structured: json!({ "faxes": views }), document: None })
+    }
+
+    async fn list_inbound(&self, a: ListArgs) -> Result<Answer, ApiError> {
+        inbound::enabled(&self.app)?;
+        let filter = ListFilter { to_number: None, status: a.status, mailbox: None };
+        let rows = records::list(&self.app.db, &filter, limit(a.limit)?).await?;
+        let views: Vec<InboundView> = rows.into_iter().map(InboundView::from).collect();
+        let text = format!("{} received fax(es)", views.len());
+        Ok(Answer { text, structured: json!({ "faxes": views }), document: None })
+    }
+
+    async fn get_inbound_pdf(&self, identity: &Identity, a: InboundPdfArgs) -> Result<Answer, ApiError> {
+        let token = inbound::download_token(&self.app, identity, &a.id).await?;
+        let row = inbound::find(&self.app, &a.id).await?;
+        let mut answer = Answer {
+            text: format!("Download link for received fax {} (valid until {} UTC)", row.id, token.expires_at),
+            structured: json!({ "id": row.id.to_string(), "url": token.url, "expires_at": token.expires_at }),
+            document: None,
+        };
+        if a.include_document {
+            let size = row.size_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(u64::MAX);
+            if size > INLINE_DOCUMENT_LIMIT {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "The document is larger than 5 MiB; download it from the link instead",
+                ));
+            }
+            let key = row.document_key.clone().ok_or_else(|| ApiError::not_found("PDF file not found"))?;
+            let mut file = match self.app.documents.open(&key).await {
+                Ok(f) => f,
+                Err(crate::documents::StorageError::NotFound) => return Err(ApiError::not_found("PDF file not found")),
+                Err(e) => return Err(ApiError::internal(e)),
+            };
+            let mut bytes = Vec::new();
+            let read = tokio::io::AsyncReadExt::take(&mut file, INLINE_DOCUMENT_LIMIT + 1);
+            tokio::io::AsyncReadExt::read_to_end(&mut Box::pin(read), &mut bytes).await.map_err(ApiError::internal)?;
+            if bytes.len() as u64 > INLINE_DOCUMENT_LIMIT {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "The document is larger than 5 MiB; download it from the link instead",
+                ));
+            }
+            crate::audit!("inbound_pdf_served", inbound_id = %row.id, method = "mcp",
+                key_id = identity.key_id().unwrap_or("anonymous"));
+            let mime = if key.ends_with(".tif") { "image/tiff" } else { "application/pdf" };
+            let uri = format!("faxbot://inbound/{}/document", row.id);
+            answer.document = Some((uri, mime.to_string(), base64::engine::general_purpose::STANDARD.encode(&bytes)));
+        }
+        Ok(answer)
+    }
+}
+
+fn job_answer(row: JobRow) -> Answer {
+    let view = JobView::from(row);
+    let mut text = format!("Fax {} to {}: {}", view.id, view.to, view.status);
+    if let Some(error) = &view.error {
+        text.push_str(&format!(" ({error})"));
+    }
+    Answer { text, structured: json!(view), document: None }
+}
+
+fn pages(n: Option<i64>) -> String {
+    n.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
+fn limit(requested: Option<u32>) -> Result<i64, ApiError> {
+    match requested.unwrap_or(20) {
+        n @ 1..=100 => Ok(i64::from(n)),
+        _ => Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "limit must be between 1 and 100")),
+    }
+}
+
+fn unknown_tool() -> ErrorData {
+    ErrorData::invalid_params("Unknown tool", None)
+}
+
+/// The tool's arguments in its type. Serde's messages can quote a value the caller sent; digit runs in them are
+/// masked (the caller has the value, but an error can travel further than an answer).
+fn parse<T: DeserializeOwned>(spec: &Spec, args: JsonObject) -> Result<T, ErrorData> {
+    serde_json::from_value(Value::Object(args)).map_err(|e| {
+        let reason = crate::phi_guard::guard_text(&e.to_string());
+        ErrorData::invalid_params(format!("Invalid arguments for {}: {reason}", spec.name), None)
+    })
+}
+
+/// The REST answer of an error, as a tool error: the same status and message.
+fn tool_error(e: ApiError) -> CallToolResult {
+    let status = e.status().as_u16();
+    let detail = match e {
+        ApiError::Detail { detail, .. } => detail.into_owned(),
+        ApiError::AuthFailed { detail } => detail.to_string(),
+        ApiError::RateLimited { retry_after } => {
+            format!("Rate limit exceeded; retry after {} seconds", retry_after.as_secs().max(1))
+        }
+        ApiError::Busy { retry_after, detail } => {
+            format!("{detail} (retry after {} seconds)", retry_after.as_secs().max(1))
+        }
+        ApiError::Validation(items) => {
+            items.iter().map(|i| format!("{}: {}", i.loc.join("."), i.msg)).collect::<Vec<_>>().join("; ")
+        }
+        ApiError::Internal(e) => {
+            let chain = crate::phi_guard::guard_text(&format!("{e:#}"));
+            tracing::error!(error = %chain, "internal error in an MCP tool");
+            "Internal Server Error".to_string()
+        }
+    };
+    let mut result = CallToolResult::error(vec![ContentBlock::text(detail.clone())]);
+    result.structured_content = Some(json!({ "status": status, "detail": detail }));
+    result
+}
+
+/// The caller the `/mcp` gate identified (it put the identity into the HTTP request's extensions, which the SDK
+/// hands to the handler).
+fn identity_of(context: &RequestContext<RoleServer>) -> Option<Identity> {
+    context.extensions.get::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Identity>()).cloned()
+}
+
+/// Whether `identity` may use `spec` (the scope alone; the rate limit is checked per call).
+fn allowed(spec: &Spec, identity: &Identity) -> bool {
+    match identity {
+        Identity::Key { scopes, .. } => spec.scope.granted_by(scopes),
+        Identity::Env | Identity::Anonymous => true,
+    }
+}
+
+fn describe(spec: &Spec) -> Tool {
+    let mut annotations = ToolAnnotations::default();
+    annotations.read_only_hint = Some(spec.read_only);
+    annotations.destructive_hint = Some(spec.destructive);
+    let mut tool = Tool::new(spec.name, spec.description, Arc::new((spec.schema)()));
+    tool.annotations = Some(annotations);
+    tool
+}
+
+impl ServerHandler for FaxTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(rmcp::model::Implementation::new("faxbot", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let Some(identity) = identity_of(&context) else { return Ok(ListToolsResult::with_all_items(Vec::new())) };
+        let tools = TOOLS.iter().filter(|t| allowed(t, &identity)).map(describe).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(spec) = TOOLS.iter().find(|t| t.name == request.name) else { return Err(unknown_tool()) };
+        let identity = identity_of(&context).ok_or_else(|| ErrorData::internal_error("no caller", None))?;
+        let key_id = identity.key_id().unwrap_or("anonymous").to_string();
+        if let Err(e) = self.app.auth.permit(&identity, spec.scope, spec.route, self.rpm(spec)) {
+            crate::audit!("mcp_tool_called", tool = spec.name, key_id = %key_id, outcome = "refused");
+            return Ok(tool_error(e).into());
+        }
+        let result = match self.run(spec, &identity, request.arguments.unwrap_or_default()).await {
+            Ok(result) => result,
+            Err(protocol) => {
+                crate::audit!("mcp_tool_called", tool = spec.name, key_id = %key_id, outcome = "invalid_arguments");
+                return Err(protocol);
+            }
+        };
+        Ok(match result {
+            Ok(answer) => {
+                crate::audit!("mcp_tool_called", tool = spec.name, key_id = %key_id, outcome = "ok");
+                let mut content = vec![ContentBlock::text(answer.text)];
+                if let Some((uri, mime, blob)) = answer.document {
+                    content.push(ContentBlock::resource(ResourceContents::BlobResourceContents {
+                        uri,
+                        mime_type: Some(mime),
+                        blob,
+                        meta: None,
+                    }));
+                }
+                let mut result = CallToolResult::success(content);
+                result.structured_content = Some(answer.structured);
+                result.into()
+            }
+            Err(e) => {
+                crate::audit!("mcp_tool_called", tool = spec.name, key_id = %key_id, outcome = "error",
+                    status = e.status().as_u16());
+                tool_error(e).into()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_an_object_schema_and_a_unique_name() {
+        let mut names = std::collections::BTreeSet::new();
+        for spec in TOOLS {
+            assert!(names.insert(spec.name), "{} twice", spec.name);
+            let schema = (spec.schema)();
+            assert_eq!(schema.get("type"), Some(&json!("object")), "{}", spec.name);
+        }
+        assert_eq!(names.len(), 8);
+    }
+
+    #[test]
+    fn a_key_sees_only_the_tools_of_its_scopes() {
+        let key = |scopes: &[&str]| Identity::Key {
+            key_id: "0123456789ab".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        let visible =
+            |identity: &Identity| TOOLS.iter().filter(|t| allowed(t, identity)).map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(visible(&key(&["fax:send"])), ["send_fax", "cancel_fax"]);
+        assert_eq!(visible(&key(&["fax:read"])), ["get_fax_status", "list_faxes"]);
+        assert_eq!(
+            visible(&key(&["inbound:list", "inbound:read"])),
+            ["list_inbound", "get_inbound", "get_inbound_pdf"]
+        );
+        assert_eq!(visible(&key(&["*"])).len(), 7, "* grants every user scope but not admin");
+        assert_eq!(visible(&key(&["keys:manage"])), ["list_providers"]);
+        assert_eq!(visible(&Identity::Env).len(), 8);
+        assert!(visible(&key(&[])).is_empty());
+    }
+
+    #[test]
+    fn tool_descriptions_pass_the_phi_guard() {
+        // Descriptions and schemas reach the assistant's model: no number may appear in them, not even an
+        // example one.
+        let schemas: Vec<String> = TOOLS.iter().map(|t| Value::Object((t.schema)()).to_string()).collect();
+        let texts = TOOLS.iter().map(|t| t.description).chain([INSTRUCTIONS]).chain(schemas.iter().map(String::as_str));
+        for text in texts {
+            assert_eq!(crate::phi_guard::guard_text(text), text, "the PHI guard would change: {text}");
+            assert!(!faxbot_contract::phi::may_hold_number(text, 7), "{text}");
+        }
+    }
+
+    #[test]
+    fn limits_outside_one_to_a_hundred_are_refused() {
+        assert_eq!(limit(None).unwrap(), 20);
+        assert_eq!(limit(Some(1)).unwrap(), 1);
+        assert_eq!(limit(Some(100)).unwrap(), 100);
+        assert!(limit(Some(0)).is_err());
+        assert!(limit(Some(101)).is_err());
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_shape_are_invalid_params_without_the_digits_sent() {
+        let spec = &TOOLS[0];
+        let args = json!({"to": 15551234567_u64, "document_base64": "eA=="});
+        let Value::Object(args) = args else { unreachable!() };
+        let e = parse::<SendFaxArgs>(spec, args).unwrap_err();
+        assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+        assert!(!e.message.contains("15551234567"), "{}", e.message);
+        let Value::Object(extra) = json!({"to": "+1", "document_base64": "", "cc": "x"}) else { unreachable!() };
+        assert!(parse::<SendFaxArgs>(spec, extra).is_err(), "unknown fields are refused");
+    }
+}

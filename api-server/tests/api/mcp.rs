@@ -1,0 +1,227 @@
+//! MCP at `/mcp`, driven by a client this project did not write: the official MCP Python SDK (PyPI `mcp`,
+//! installed by `.ci/run` into `/var/tmp/faxbot-mcp`; `FAXBOT_TEST_MCP_PYTHON` names another interpreter).
+//! `mcp_client.py` beside this file runs the scenarios and prints what the server answered; these tests assert
+//! on it, then on the raw protocol errors (malformed JSON-RPC, an oversized message, no key, the flag off), and
+//! scan the server's log for the numbers and keys used.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Db, Spawn, TestApp, json as body_json, one_page_pdf};
+
+const SENDER: &str = "+15557654321";
+const OUR_NUMBER: &str = "+15559876543";
+
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("FAXBOT_TEST_MCP_PYTHON")
+        .map_or_else(|| PathBuf::from("/var/tmp/faxbot-mcp/bin/python"), PathBuf::from);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the MCP Python SDK is missing at {}: .ci/run installs it", path.display());
+    }
+    eprintln!(
+        "SKIPPING MCP client test: no {} (python3 -m venv /var/tmp/faxbot-mcp && pip install mcp)",
+        path.display()
+    );
+    None
+}
+
+/// A server with MCP on, the simulated line out (busy for numbers ending 0002, retried a minute later) and in.
+async fn server(extra_features: Value) -> (TestApp, tempfile::TempDir) {
+    let mut features = json!({"mcp": true});
+    if let (Some(f), Some(extra)) = (features.as_object_mut(), extra_features.as_object()) {
+        f.extend(extra.clone());
+    }
+    let config = json!({"version": 1, "features": features, "providers": {
+        "outbound": {"plugin": "test", "settings": {"busySuffix": "0002", "busyAttempts": 100, "busyRetryAfterMs": 60000}},
+        "inbound": {"plugin": "test"}}});
+    let (app, dir) = Spawn::new(Db::Sqlite).start_with_config(config, &[]).await;
+    for n in ["+15551230123", "+15551230002", SENDER, OUR_NUMBER] {
+        app.forbid(n);
+        app.forbid(&n[1..]);
+    }
+    (app, dir)
+}
+
+async fn simulate_inbound(app: &TestApp) -> String {
+    let r = app
+        .client
+        .post(app.url("/admin/inbound/simulate"))
+        .header("X-API-Key", app.admin())
+        .json(&json!({"fr": SENDER, "to": OUR_NUMBER, "pages": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    body_json(r).await["id"].as_str().unwrap().to_string()
+}
+
+fn text(result: &Value) -> String {
+    result["content"][0]["text"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_sends_reads_and_cancels_through_every_tool() {
+    let Some(python) = python() else { return };
+    let (app, _dir) = server(json!({"v3Plugins": true})).await;
+    let received = simulate_inbound(&app).await;
+    let key = app.create_key(&["fax:send", "fax:read", "inbound:list", "inbound:read", "keys:manage"]).await;
+    let pdf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pdf.path(), one_page_pdf()).unwrap();
+    let runner = McpClient::new(&python, &app);
+    let path = pdf.path().to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || runner.run("full", &key, Some(&path))).await.unwrap();
+
+    assert_eq!(out["server"]["name"], "faxbot");
+    eprintln!("mcp: negotiated protocol {}", out["protocol"]);
+    assert!(out["protocol"].as_str().is_some_and(|v| v.starts_with("202")), "{}", out["protocol"]);
+    assert_eq!(
+        out["tools"],
+        json!([
+            "cancel_fax",
+            "get_fax_status",
+            "get_inbound",
+            "get_inbound_pdf",
+            "list_faxes",
+            "list_inbound",
+            "list_providers",
+            "send_fax"
+        ])
+    );
+    // Sent on the simulated line and followed to SUCCESS; the number masked in every answer.
+    let sent = &out["sent"];
+    assert_ne!(sent["isError"], true, "{sent}");
+    assert_eq!(sent["structuredContent"]["status"], "queued", "{sent}");
+    assert_eq!(sent["structuredContent"]["to"], "********0123");
+    assert_eq!(out["final"]["structuredContent"]["status"], "SUCCESS", "{}", out["final"]);
+    assert_eq!(out["replayed"]["structuredContent"]["id"], sent["structuredContent"]["id"], "idempotent");
+    assert!(text(&out["replayed"]).contains("earlier call"), "{}", out["replayed"]);
+    let listed = out["listed"]["structuredContent"]["faxes"].as_array().unwrap();
+    assert!(listed.iter().any(|f| f["id"] == sent["structuredContent"]["id"]), "{listed:?}");
+    assert!(listed.iter().all(|f| f["to"].as_str().unwrap().starts_with("****")), "{listed:?}");
+    // The held job is cancelled before it was sent, as POST /fax/{id}/cancel would.
+    let cancelled = &out["cancelled"];
+    assert_eq!(cancelled["structuredContent"]["status"], "FAILED", "{cancelled}");
+    assert_eq!(cancelled["structuredContent"]["error"], "Cancelled by the caller before it was sent");
+    // Inbound: listed, read, and its document inline and by a link that works without the key.
+    let inbound = out["inbound"]["structuredContent"]["faxes"].as_array().unwrap();
+    assert_eq!(inbound[0]["id"], received.as_str());
+    assert_eq!(inbound[0]["from"], "********4321", "masked sender");
+    assert_eq!(out["inbound_one"]["structuredContent"]["pages"], 2);
+    assert_eq!(out["inbound_pdf"], json!({"isError": false, "has_url": true, "blob_is_pdf": true}));
+    assert_eq!(out["link"], json!({"status": 200, "is_pdf": true}));
+    // Bad values are tool errors with the REST API's messages; bad shapes and unknown tools protocol errors.
+    assert_eq!(out["bad_number"]["isError"], true);
+    assert_eq!(text(&out["bad_number"]), "'to' must be E.164 or digits only");
+    assert_eq!(text(&out["not_base64"]), "document_base64 is not valid base64");
+    assert_eq!(text(&out["not_a_document"]), "Only PDF and TXT are allowed");
+    assert_eq!(text(&out["unknown_job"]), "Job not found");
+    assert_eq!(out["wrong_type"]["protocol_error"]["code"], -32602, "{}", out["wrong_type"]);
+    assert_eq!(out["unknown_tool"]["protocol_error"]["code"], -32602, "{}", out["unknown_tool"]);
+    // Every call is audited by tool and key, without its arguments.
+    assert!(app.wait_log("\"event\":\"mcp_tool_called\"").await);
+    let audited = app.logs().iter().filter(|l| l.contains("mcp_tool_called")).count();
+    assert!(audited >= 12, "{audited} audited calls");
+    // The log scan of Drop covers the numbers above and the key.
+}
+
+/// Runs scenarios of `mcp_client.py` (on a blocking thread: the client is a child process).
+struct McpClient {
+    python: PathBuf,
+    url: String,
+}
+
+impl McpClient {
+    fn new(python: &std::path::Path, app: &TestApp) -> McpClient {
+        McpClient { python: python.to_owned(), url: app.url("/mcp") }
+    }
+
+    /// What the scenario printed.
+    fn run(&self, scenario: &str, key: &str, arg: Option<&str>) -> Value {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/mcp_client.py");
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(script).arg(scenario).arg(&self.url).arg(key);
+        if let Some(arg) = arg {
+            cmd.arg(arg);
+        }
+        let out = cmd.output().expect("run the MCP client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_limited_to_sending_sees_and_calls_only_the_sending_tools() {
+    let Some(python) = python() else { return };
+    let (app, _dir) = server(json!({})).await;
+    let key = app.create_key(&["fax:send"]).await;
+    let runner = McpClient::new(&python, &app);
+    let out = tokio::task::spawn_blocking(move || runner.run("scopes", &key, None)).await.unwrap();
+    assert_eq!(out["tools"], json!(["cancel_fax", "send_fax"]), "cancelling needs fax:send, as in REST");
+    assert_eq!(out["status_call"]["isError"], true);
+    assert_eq!(text(&out["status_call"]), "Insufficient scope: fax:read required");
+    assert_eq!(out["status_call"]["structuredContent"]["status"], 403);
+    assert_eq!(text(&out["inbound_call"]), "Insufficient scope: inbound:list required");
+    assert!(app.wait_log("\"event\":\"api_key_denied_scope\"").await);
+    assert!(app.logs().iter().any(|l| l.contains("mcp_tool_called") && l.contains("\"outcome\":\"refused\"")));
+}
+
+/// Raw HTTP, as a broken or hostile client would send it.
+async fn post(app: &TestApp, key: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/mcp"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream");
+    if let Some(key) = key {
+        req = req.header("Authorization", format!("Bearer {key}"));
+    }
+    req.body(body).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_oversized_messages_get_protocol_errors_and_the_server_stays_healthy() {
+    let (app, _dir) = server(json!({})).await;
+    let key = app.create_key(&["fax:send", "fax:read"]).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+
+    // No key, a wrong key: 401 with a WWW-Authenticate challenge, before the body is read.
+    for key in [None, Some("fbk_live_0123456789ab_wrong")] {
+        let r = post(&app, key, initialize.to_string()).await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"faxbot\"");
+    }
+    // Malformed JSON-RPC: a parse error, not a crash.
+    let r = post(&app, Some(&key), "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ").await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["code"], -32700, "{body}");
+    assert_eq!(body["id"], Value::Null);
+    // A 20 MiB message: refused while it streams (the limit is the largest document in base64, plus 1 MiB).
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"send_fax\",\"arguments\":\
+         {{\"to\":\"+15551230123\",\"document_base64\":\"{}\"}}}}}}",
+        "A".repeat(20 * 1024 * 1024)
+    );
+    let r = post(&app, Some(&key), huge).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(body_json(r).await["error"]["code"], -32600);
+    // Still healthy, and still serving MCP.
+    let r = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(&app, Some(&key), initialize.to_string()).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_is_off_unless_the_feature_flag_is_on() {
+    let app = Spawn::new(Db::Sqlite).start().await;
+    let r = post(&app, Some(app.admin()), "{}").await;
+    assert_eq!(r.status(), 404);
+}
