@@ -1,8 +1,10 @@
-//! MCP at `/mcp`, driven by a client this project did not write: the official MCP Python SDK (PyPI `mcp`,
-//! installed by `.ci/run` into `/var/tmp/faxbot-mcp`; `FAXBOT_TEST_MCP_PYTHON` names another interpreter).
-//! `mcp_client.py` beside this file runs the scenarios and prints what the server answered; these tests assert
-//! on it, then on the raw protocol errors (malformed JSON-RPC, an oversized message, no key, the flag off), and
-//! scan the server's log for the numbers and keys used.
+//! MCP at `/mcp`, driven by clients this project did not write: the official MCP Python SDK (PyPI `mcp`,
+//! installed by `.ci/run` into `/var/tmp/faxbot-mcp`; `FAXBOT_TEST_MCP_PYTHON` names another interpreter) and
+//! the MCP Inspector's CLI (npm `@modelcontextprotocol/inspector`, in `/var/tmp/faxbot-inspector`;
+//! `FAXBOT_TEST_MCP_INSPECTOR` names another). `mcp_client.py` beside this file runs the SDK's scenarios and
+//! prints what the server answered; these tests assert on it, then on the raw protocol errors (malformed
+//! JSON-RPC, an oversized message, no key, the flag off), and scan the server's log for the numbers and keys
+//! used.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,6 +30,31 @@ fn python() -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+fn inspector() -> Option<PathBuf> {
+    let path = std::env::var_os("FAXBOT_TEST_MCP_INSPECTOR")
+        .map_or_else(|| PathBuf::from("/var/tmp/faxbot-inspector/node_modules/.bin/mcp-inspector"), PathBuf::from);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the MCP Inspector is missing at {}: .ci/run installs it", path.display());
+    }
+    eprintln!("SKIPPING MCP Inspector test: no {}", path.display());
+    None
+}
+
+/// One `mcp-inspector --cli` call: its exit status, its JSON output and its stderr.
+fn inspect(bin: &std::path::Path, url: &str, key: &str, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(bin)
+        .args(["--cli", url, "--transport", "http", "--header", &format!("Authorization: Bearer {key}")])
+        .args(args)
+        .output()
+        .expect("run the MCP Inspector");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), value, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A server with MCP on, the simulated line out (busy for numbers ending 0002, retried a minute later) and in.
@@ -153,6 +180,69 @@ impl McpClient {
         assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_inspector_cli_lists_strictly_sends_reads_and_cancels() {
+    use base64::Engine;
+    let Some(bin) = inspector() else { return };
+    let (app, _dir) = server(json!({})).await;
+    let received = simulate_inbound(&app).await;
+    let key = app.create_key(&["fax:send", "fax:read", "inbound:list", "inbound:read"]).await;
+    let url = app.url("/mcp");
+    let document = base64::engine::general_purpose::STANDARD.encode(one_page_pdf());
+    let out = tokio::task::spawn_blocking(move || {
+        let call = |args: &[&str]| inspect(&bin, &url, &key, args);
+        let tool = |name: &str, args: &[String]| {
+            let mut all = vec!["--method", "tools/call", "--tool-name", name];
+            if !args.is_empty() {
+                all.push("--tool-arg");
+                all.extend(args.iter().map(String::as_str));
+            }
+            call(&all)
+        };
+        let mut out = serde_json::Map::new();
+        // --strict: every schema portable (one type per property), or exit 6 and a report on stderr.
+        let (code, listed, stderr) = call(&["--method", "tools/list", "--strict"]);
+        out.insert(
+            "list".into(),
+            json!({"code": code, "tools": listed["tools"].as_array().map(|t| t.len()),
+            "warnings": stderr.matches("Warning").count()}),
+        );
+        let (_, sent, _) = tool("send_fax", &["to=+15551230123".into(), format!("document_base64={document}")]);
+        let id = sent["structuredContent"]["id"].as_str().unwrap_or_default().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            let (_, status, _) = tool("get_fax_status", &[format!("id={id}")]);
+            let s = status["structuredContent"]["status"].as_str().unwrap_or_default().to_string();
+            if s == "SUCCESS" || s == "FAILED" || std::time::Instant::now() > deadline {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        out.insert("status".into(), json!(status));
+        let (_, held, _) = tool("send_fax", &["to=+15551230002".into(), format!("document_base64={document}")]);
+        let held = held["structuredContent"]["id"].as_str().unwrap_or_default().to_string();
+        // A cancel that meets the job in its submission is told to retry in a moment (409), as in REST.
+        let mut cancelled = Value::Null;
+        for _ in 0..20 {
+            cancelled = tool("cancel_fax", &[format!("id={held}")]).1;
+            if !cancelled.to_string().contains("submitted right now") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        out.insert("cancelled".into(), cancelled["structuredContent"]["status"].clone());
+        let (_, inbound, _) = tool("list_inbound", &[]);
+        out.insert("inbound".into(), inbound["structuredContent"]["faxes"][0]["id"].clone());
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["list"], json!({"code": 0, "tools": 7, "warnings": 0}), "{out:?}");
+    assert_eq!(out["status"], "SUCCESS");
+    assert_eq!(out["cancelled"], "FAILED");
+    assert_eq!(out["inbound"], received.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,8 +155,11 @@ struct SendFaxArgs {
     /// The document (PDF or plain text), base64-encoded (standard alphabet, padding optional).
     document_base64: String,
     /// Optional: 1–128 printable ASCII characters; a repeated call with the same key returns the first job.
+    // Plain types with defaults rather than `Option`s: a nullable type (`["string", "null"]`) is legal JSON
+    // Schema, but clients that map tool schemas onto a single-type dialect reject it (the MCP Inspector's
+    // `--strict` check flags it).
     #[serde(default)]
-    idempotency_key: Option<String>,
+    idempotency_key: String,
 }
 
 /// A tool about one fax job.
@@ -171,12 +174,16 @@ struct JobArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListArgs {
-    /// At most this many (1–100, default 20).
+    /// At most this many (1–100).
+    #[serde(default = "default_limit")]
+    limit: u32,
+    /// Only jobs or faxes with this status (empty: any).
     #[serde(default)]
-    limit: Option<u32>,
-    /// Only jobs or faxes with this status.
-    #[serde(default)]
-    status: Option<String>,
+    status: String,
+}
+
+fn default_limit() -> u32 {
+    20
 }
 
 /// A tool about one received fax.
@@ -335,7 +342,8 @@ impl FaxTools {
     }
 
     async fn send_fax(&self, identity: &Identity, a: SendFaxArgs) -> Result<Answer, ApiError> {
-        if let Some(key) = &a.idempotency_key {
+        let idempotency_key = Some(a.idempotency_key.as_str()).filter(|k| !k.is_empty());
+        if let Some(key) = idempotency_key {
             fax::valid_idempotency_key(key)?;
         }
         // The decoded size is known before decoding: refuse an oversized document without allocating it.
@@ -353,11 +361,10 @@ impl FaxTools {
         }
         drop(bytes);
         let staged = stager.finish().await?;
-        let (row, replayed) =
-            match fax::accept(&self.app, identity, &a.to, staged, a.idempotency_key.as_deref()).await? {
-                fax::Accepted::New(row) => (row, false),
-                fax::Accepted::Replayed(row) => (row, true),
-            };
+        let (row, replayed) = match fax::accept(&self.app, identity, &a.to, staged, idempotency_key).await? {
+            fax::Accepted::New(row) => (row, false),
+            fax::Accepted::Replayed(row) => (row, true),
+        };
         let mut answer = job_answer(row);
         if replayed {
             answer.text = format!("{} (the job of an earlier call with this idempotency_key)", answer.text);
@@ -366,7 +373,8 @@ impl FaxTools {
     }
 
     async fn list_faxes(&self, a: ListArgs) -> Result<Answer, ApiError> {
-        let rows = jobs::recent(&self.app.db, limit(a.limit)?, a.status.as_deref()).await?;
+        let status = Some(a.status.as_str()).filter(|s| !s.is_empty());
+        let rows = jobs::recent(&self.app.db, limit(a.limit)?, status).await?;
         let views: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
         let text = format!("{} fax job(s)", views.len());
         Ok(Answer { text, structured: json!({ "faxes": views }), document: None })
@@ -374,7 +382,8 @@ impl FaxTools {
 
     async fn list_inbound(&self, a: ListArgs) -> Result<Answer, ApiError> {
         inbound::enabled(&self.app)?;
-        let filter = ListFilter { to_number: None, status: a.status, mailbox: None };
+        let status = Some(a.status).filter(|s| !s.is_empty());
+        let filter = ListFilter { to_number: None, status, mailbox: None };
         let rows = records::list(&self.app.db, &filter, limit(a.limit)?).await?;
         let views: Vec<InboundView> = rows.into_iter().map(InboundView::from).collect();
         let text = format!("{} received fax(es)", views.len());
@@ -435,8 +444,8 @@ fn pages(n: Option<i64>) -> String {
     n.map_or_else(|| "?".to_string(), |n| n.to_string())
 }
 
-fn limit(requested: Option<u32>) -> Result<i64, ApiError> {
-    match requested.unwrap_or(20) {
+fn limit(requested: u32) -> Result<i64, ApiError> {
+    match requested {
         n @ 1..=100 => Ok(i64::from(n)),
         _ => Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "limit must be between 1 and 100")),
     }
@@ -576,6 +585,10 @@ mod tests {
             assert!(names.insert(spec.name), "{} twice", spec.name);
             let schema = (spec.schema)();
             assert_eq!(schema.get("type"), Some(&json!("object")), "{}", spec.name);
+            // One type per property: the portable form (see SendFaxArgs).
+            for (name, property) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                assert!(property["type"].is_string(), "{}.{name}: {property}", spec.name);
+            }
         }
         assert_eq!(names.len(), 8);
     }
@@ -614,11 +627,11 @@ mod tests {
 
     #[test]
     fn limits_outside_one_to_a_hundred_are_refused() {
-        assert_eq!(limit(None).unwrap(), 20);
-        assert_eq!(limit(Some(1)).unwrap(), 1);
-        assert_eq!(limit(Some(100)).unwrap(), 100);
-        assert!(limit(Some(0)).is_err());
-        assert!(limit(Some(101)).is_err());
+        assert_eq!(limit(default_limit()).unwrap(), 20);
+        assert_eq!(limit(1).unwrap(), 1);
+        assert_eq!(limit(100).unwrap(), 100);
+        assert!(limit(0).is_err());
+        assert!(limit(101).is_err());
     }
 
     #[test]
