@@ -25,7 +25,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p faxbot-api -p faxbot-operator \
+    cargo build --release --locked --bin faxbot-api --bin faxbot-operator \
  && install -D -m 0755 target/release/faxbot-api /out/faxbot-api \
  && install -D -m 0755 target/release/faxbot-operator /out/faxbot-operator \
  && objcopy --strip-debug /out/faxbot-api \

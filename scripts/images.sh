@@ -174,10 +174,10 @@ mkdir -p "$ctx/prebuilt" "$ctx/test-leak"
 # the target directory afterwards is the real one. Only faxbot-api itself compiles twice: the feature changes
 # no dependency.
 log "cargo build --release -p faxbot-api --features test-leak (test image only)"
-(cd "$repo" && cargo build --release --locked -q -p faxbot-api --features test-leak)
+(cd "$repo" && cargo build --release --locked -q -p faxbot-api --bin faxbot-api --features test-leak)
 objcopy --strip-debug "$target_dir/release/faxbot-api" "$ctx/test-leak/faxbot-api"
 log "cargo build --release (faxbot-api, faxbot-operator)"
-(cd "$repo" && cargo build --release --locked -q -p faxbot-api -p faxbot-operator)
+(cd "$repo" && cargo build --release --locked -q --bin faxbot-api --bin faxbot-operator)
 cp "$repo/Dockerfile" "$ctx/Dockerfile"
 # Without the line tables of the release profile (kept for local profiling and backtraces): 116 MB -> 30 MB
 # per binary. Function names stay. The Dockerfile's build stage does the same.

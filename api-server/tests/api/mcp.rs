@@ -183,6 +183,38 @@ impl McpClient {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdio_bridge_sends_a_local_file_through_the_server() {
+    let Some(python) = python() else { return };
+    let (app, _dir) = server(json!({})).await;
+    let key = app.create_key(&["fax:send", "fax:read"]).await;
+    let pdf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pdf.path(), one_page_pdf()).unwrap();
+    let args = [
+        "stdio".to_string(),
+        env!("CARGO_BIN_EXE_faxbot-mcp").to_string(),
+        app.url(""),
+        key,
+        pdf.path().to_str().unwrap().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/mcp_client.py");
+        let out = Command::new(&python).arg(script).args(&args).output().expect("run the MCP client");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<Value>(stdout.trim()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["server"]["name"], "faxbot-mcp");
+    assert_eq!(out["tools"], json!(["cancel_fax", "get_fax_status", "list_faxes", "send_fax"]), "the key's scopes");
+    assert_eq!(out["send_schema"]["required"], json!(["to"]));
+    assert_eq!(out["send_schema"]["properties"]["path"]["type"], "string");
+    assert_eq!(out["final"]["structuredContent"]["status"], "SUCCESS", "{}", out["final"]);
+    assert_eq!(text(&out["missing_file"]), "The file named by path cannot be read");
+    assert_eq!(text(&out["bad_number"]), "'to' must be E.164 or digits only", "the server's own message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcp_inspector_cli_lists_strictly_sends_reads_and_cancels() {
     use base64::Engine;
     let Some(bin) = inspector() else { return };

@@ -1,6 +1,7 @@
 """Drives Faxbot's MCP endpoint with the official MCP Python SDK (PyPI `mcp`), as an assistant's client would.
 
 Usage: mcp_client.py SCENARIO URL KEY [ARG]
+       mcp_client.py stdio BRIDGE FAXBOT_URL KEY PDF   (the stdio bridge faxbot-mcp, started as a subprocess)
   full    every tool: send a fax (ARG: a PDF) and follow it to SUCCESS, list faxes, cancel a held job, list
           and read the received faxes, fetch a document inline and by its link, and the errors of bad input
   scopes  what a key limited to fax:send sees and may call
@@ -19,7 +20,8 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 
@@ -120,10 +122,35 @@ async def send(session, url, key, count):
     return {"ids": ids, "errors": errors, "latencies": latencies}
 
 
+async def stdio(session, pdf_path):
+    tools = wire(await session.list_tools())["tools"]
+    send_schema = next(t["inputSchema"] for t in tools if t["name"] == "send_fax")
+    out = {"tools": sorted(t["name"] for t in tools), "send_schema": send_schema}
+    sent = await call(session, "send_fax", {"to": "+15551230123", "path": pdf_path})
+    out["sent"] = sent
+    out["final"] = await until(session, structured(sent).get("id"), {"SUCCESS", "FAILED"})
+    out["missing_file"] = await call(session, "send_fax", {"to": "+15551230123", "path": pdf_path + ".gone"})
+    out["bad_number"] = await call(session, "send_fax", {"to": "call me", "path": pdf_path})
+    return out
+
+
 SCENARIOS = {"full": full, "scopes": scopes, "send": send}
 
 
+async def main_stdio():
+    bridge, faxbot_url, key, pdf_path = sys.argv[2:6]
+    params = StdioServerParameters(command=bridge, env={"FAXBOT_URL": faxbot_url, "FAXBOT_API_KEY": key})
+    async with stdio_client(params) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            init = await session.initialize()
+            out = await stdio(session, pdf_path)
+            out["server"] = wire(init).get("serverInfo", {})
+    print(json.dumps(out))
+
+
 async def main():
+    if sys.argv[1] == "stdio":
+        return await main_stdio()
     scenario, url, key = sys.argv[1], sys.argv[2], sys.argv[3]
     arg = sys.argv[4] if len(sys.argv) > 4 else None
     headers = {"Authorization": f"Bearer {key}"} if scenario == "full" else {"X-API-Key": key}
