@@ -71,6 +71,9 @@ async fn server(extra_features: Value) -> (TestApp, tempfile::TempDir) {
         app.forbid(n);
         app.forbid(&n[1..]);
     }
+    // Document bytes as the tools carry them: base64 of `%PDF-`, and of the one-page PDF's body.
+    app.forbid("JVBERi0");
+    app.forbid(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &one_page_pdf()[..48]));
     (app, dir)
 }
 
