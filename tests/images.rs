@@ -37,11 +37,13 @@ fn the_dockerfile_matches_the_workspace_and_the_pod_security_context() {
     }
     let build = stage("build");
     for bin in ["faxbot-api", "faxbot-operator"] {
-        assert!(build.contains(&format!("-p {bin}")), "the build stage builds {bin}");
+        // Only the server binaries: faxbot-mcp (the stdio bridge for desktops) is not part of an image.
+        assert!(build.contains(&format!("--bin {bin}")), "the build stage builds {bin}");
         assert!(build.contains(&format!("target/release/{bin}")), "{bin} is copied out of the build");
         assert!(build.contains(&format!("objcopy --strip-debug /out/{bin}")), "{bin} loses its line tables");
         assert!(stage("prebuilt").contains(&format!("prebuilt/{bin}")), "the prebuilt stage takes {bin}");
     }
+    assert!(!build.contains("-p faxbot-api"), "a package build would also build faxbot-mcp");
     let uid = RUN_AS;
     for (name, base, bin) in [
         ("api", "${RUNTIME_BASE}", "faxbot-api"),
