@@ -88,6 +88,18 @@ pub struct ParsedToken<'a> {
     pub secret: &'a str,
 }
 
+/// The key a request presents: `X-API-Key`, or where `bearer` allows it `Authorization: Bearer <key>`.
+fn presented_key(headers: &HeaderMap, bearer: bool) -> Result<&str, Refusal> {
+    if let Some(value) = headers.get("x-api-key") {
+        return value.to_str().map_err(|_| Refusal::Malformed);
+    }
+    let value = headers.get(axum::http::header::AUTHORIZATION).filter(|_| bearer).ok_or(Refusal::Missing)?;
+    match value.to_str().map_err(|_| Refusal::Malformed)?.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => Ok(key.trim()),
+        _ => Err(Refusal::Malformed),
+    }
+}
+
 /// Parses a DB key token. The secret may itself contain `_`.
 pub fn parse_token(token: &str) -> Option<ParsedToken<'_>> {
     let rest = token.strip_prefix("fbk_")?;
@@ -126,22 +138,9 @@ impl Auth {
     /// Identifies the caller by `X-API-Key`, or (where `bearer` allows it: MCP clients send keys that way)
     /// by `Authorization: Bearer`.
     async fn identify(&self, headers: &HeaderMap, bearer: bool) -> Result<Result<Identity, Refusal>, ApiError> {
-        let value = match headers.get("x-api-key") {
-            Some(value) => value,
-            None if bearer => match headers.get(axum::http::header::AUTHORIZATION) {
-                Some(value) => value,
-                None => return Ok(Err(Refusal::Missing)),
-            },
-            None => return Ok(Err(Refusal::Missing)),
-        };
-        let Ok(token) = value.to_str() else { return Ok(Err(Refusal::Malformed)) };
-        let token = if headers.contains_key("x-api-key") {
-            token
-        } else {
-            match token.split_once(' ') {
-                Some((scheme, credential)) if scheme.eq_ignore_ascii_case("bearer") => credential.trim(),
-                _ => return Ok(Err(Refusal::Malformed)),
-            }
+        let token = match presented_key(headers, bearer) {
+            Ok(token) => token,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         if let Some(expected) = &self.env_key_digest {
             let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -299,6 +298,31 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_key_comes_from_x_api_key_or_where_allowed_a_bearer_header() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, axum::http::HeaderValue::from_static(v));
+            }
+            h
+        };
+        type Headers = &'static [(&'static str, &'static str)];
+        let cases: &[(Headers, bool, Result<&str, Refusal>)] = &[
+            (&[("x-api-key", "k1")], false, Ok("k1")),
+            (&[("x-api-key", "k1"), ("authorization", "Bearer k2")], true, Ok("k1")),
+            (&[("authorization", "Bearer k2")], true, Ok("k2")),
+            (&[("authorization", "bearer  k2 ")], true, Ok("k2")),
+            (&[("authorization", "Bearer k2")], false, Err(Refusal::Missing)),
+            (&[("authorization", "Basic azI6")], true, Err(Refusal::Malformed)),
+            (&[("authorization", "Bearer ")], true, Err(Refusal::Malformed)),
+            (&[], true, Err(Refusal::Missing)),
+        ];
+        for (pairs, bearer, want) in cases {
+            assert_eq!(presented_key(&headers(pairs), *bearer), *want, "{pairs:?} bearer={bearer}");
+        }
+    }
 
     #[test]
     fn tokens_parse_like_the_reference() {
