@@ -128,6 +128,41 @@ impl ApiError {
     }
 }
 
+const INTERNAL: &str = "Internal Server Error";
+
+/// Logs an unexpected failure. The chain can contain database or I/O messages but never request bodies; digit
+/// runs are redacted as a second line of defence.
+fn log_internal(e: &anyhow::Error) {
+    let chain = crate::phi_guard::guard_text(&format!("{e:#}"));
+    tracing::error!(error = %chain, "internal error");
+}
+
+impl ApiError {
+    /// The status and the message a client gets, as one line of text, for a transport that answers without
+    /// REST's JSON bodies (an MCP tool error). Internal errors are logged, as for a REST answer.
+    pub fn into_message(self) -> (StatusCode, String) {
+        let status = self.status();
+        let message = match self {
+            ApiError::Detail { detail, .. } => detail.into_owned(),
+            ApiError::AuthFailed { detail } => detail.to_string(),
+            ApiError::RateLimited { retry_after } => {
+                format!("Rate limit exceeded; retry after {} seconds", retry_after.as_secs().max(1))
+            }
+            ApiError::Busy { retry_after, detail } => {
+                format!("{detail} (retry after {} seconds)", retry_after.as_secs().max(1))
+            }
+            ApiError::Validation(items) => {
+                items.iter().map(|i| format!("{}: {}", i.loc.join("."), i.msg)).collect::<Vec<_>>().join("; ")
+            }
+            ApiError::Internal(e) => {
+                log_internal(&e);
+                INTERNAL.to_string()
+            }
+        };
+        (status, message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
@@ -162,12 +197,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(ValidationBody { detail: items })).into_response()
             }
             ApiError::Internal(e) => {
-                // The chain can contain database or I/O messages but never request bodies; digit runs are
-                // redacted as a second line of defence.
-                let chain = crate::phi_guard::guard_text(&format!("{e:#}"));
-                tracing::error!(error = %chain, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: "Internal Server Error".into() }))
-                    .into_response()
+                log_internal(&e);
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(ErrorBody { detail: INTERNAL.into() })).into_response()
             }
         }
     }

@@ -145,6 +145,9 @@ async fn the_python_sdk_sends_reads_and_cancels_through_every_tool() {
     assert_eq!(out["inbound_pdf"], json!({"isError": false, "has_url": true, "blob_is_pdf": true}));
     assert_eq!(out["link"], json!({"status": 200, "is_pdf": true}));
     // Bad values are tool errors with the REST API's messages; bad shapes and unknown tools protocol errors.
+    let large = &out["large_unpadded"];
+    assert_eq!(large["structuredContent"]["status"], "queued", "{large}");
+    assert!(large["structuredContent"]["pages"].as_i64().unwrap() > 1, "{large}");
     assert_eq!(out["bad_number"]["isError"], true);
     assert_eq!(text(&out["bad_number"]), "'to' must be E.164 or digits only");
     assert_eq!(text(&out["not_base64"]), "document_base64 is not valid base64");
@@ -346,7 +349,10 @@ async fn broken_and_oversized_messages_get_protocol_errors_and_the_server_stays_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_is_off_unless_the_feature_flag_is_on() {
+    // The request that initialises a session where the flag is on (the test above gets 200 for it).
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
     let app = Spawn::new(Db::Sqlite).start().await;
-    let r = post(&app, Some(app.admin()), "{}").await;
+    let r = post(&app, Some(app.admin()), initialize.to_string()).await;
     assert_eq!(r.status(), 404);
 }

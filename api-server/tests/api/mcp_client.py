@@ -91,6 +91,10 @@ async def full(session, url, key, pdf_path):
         fetched = await plain.get(link) if link else None
     out["link"] = {"status": fetched.status_code if fetched else None,
                    "is_pdf": fetched.content[:5] == b"%PDF-" if fetched else False}
+    # A text document over 64 KiB of base64 (decoded on the work pool), sent without its padding.
+    text = ("Referral letter, line of text for the MCP test.\n" * 1500).encode() + b"x"
+    out["large_unpadded"] = await call(session, "send_fax", {"to": "+15551230123",
+                                                            "document_base64": base64.b64encode(text).decode().rstrip("=")})
     out["bad_number"] = await call(session, "send_fax", {"to": "call me", "document_base64": document})
     out["not_base64"] = await call(session, "send_fax", {"to": "+15551230123", "document_base64": "%%%"})
     out["not_a_document"] = await call(session, "send_fax", {"to": "+15551230123",

@@ -38,6 +38,16 @@ const INSTRUCTIONS: &str = "Send faxes and read received ones through Faxbot. Nu
                             last four digits. A fax is queued first: follow it with get_fax_status until SUCCESS or \
                             FAILED.";
 
+/// Standard base64, padding optional (as the argument's description says).
+const DOCUMENT_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// A base64 document up to this size is decoded in place; larger ones on the work pool.
+const SMALL_DOCUMENT: usize = 64 * 1024;
+
 /// Largest inbound document `get_inbound_pdf` returns inline (`include_document`); larger ones only by link.
 pub const INLINE_DOCUMENT_LIMIT: u64 = 5 * 1024 * 1024;
 
@@ -314,17 +324,7 @@ impl FaxTools {
             }
             "list_faxes" => self.list_faxes(parse(spec, args)?).await,
             "list_inbound" => self.list_inbound(parse(spec, args)?).await,
-            "get_inbound" => {
-                let a: InboundArgs = parse(spec, args)?;
-                match inbound::enabled(&self.app) {
-                    Ok(_) => inbound::find(&self.app, &a.id).await.map(|row| {
-                        let view = InboundView::from(row);
-                        let text = format!("Received fax {}: {} page(s), {}", view.id, pages(view.pages), view.status);
-                        Answer { text, structured: json!(view), document: None }
-                    }),
-                    Err(e) => Err(e),
-                }
-            }
+            "get_inbound" => self.get_inbound(parse(spec, args)?).await,
             "get_inbound_pdf" => self.get_inbound_pdf(identity, parse(spec, args)?).await,
             "list_providers" => {
                 parse::<NoArgs>(spec, args)?;
@@ -351,10 +351,16 @@ impl FaxTools {
         if decoded_max as u64 > self.app.settings.max_file_bytes.saturating_add(2) {
             return Err(fax::upload::too_large(&self.app));
         }
-        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(a.document_base64.trim_end_matches('=').as_bytes())
+        let encoded = a.document_base64;
+        // Decoding megabytes is CPU work: above a small size it waits for a turn off the async threads, like the
+        // page count of an upload.
+        let decoded = if encoded.len() <= SMALL_DOCUMENT {
+            DOCUMENT_BASE64.decode(encoded.as_bytes())
+        } else {
+            crate::work::run(move || DOCUMENT_BASE64.decode(encoded.as_bytes())).await?
+        };
+        let bytes = decoded
             .map_err(|_| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "document_base64 is not valid base64"))?;
-        drop(a.document_base64);
         let mut stager = fax::upload::Stager::new(&self.app);
         if stager.push(&self.app, &bytes).await?.is_err() {
             return Err(fax::upload::too_large(&self.app));
@@ -390,9 +396,15 @@ impl FaxTools {
         Ok(Answer { text, structured: json!({ "faxes": views }), document: None })
     }
 
+    async fn get_inbound(&self, a: InboundArgs) -> Result<Answer, ApiError> {
+        inbound::enabled(&self.app)?;
+        let view = InboundView::from(inbound::find(&self.app, &a.id).await?);
+        let text = format!("Received fax {}: {} page(s), {}", view.id, pages(view.pages), view.status);
+        Ok(Answer { text, structured: json!(view), document: None })
+    }
+
     async fn get_inbound_pdf(&self, identity: &Identity, a: InboundPdfArgs) -> Result<Answer, ApiError> {
-        let token = inbound::download_token(&self.app, identity, &a.id).await?;
-        let row = inbound::find(&self.app, &a.id).await?;
+        let (token, row) = inbound::download_token(&self.app, identity, &a.id).await?;
         let mut answer = Answer {
             text: format!("Download link for received fax {} (valid until {} UTC)", row.id, token.expires_at),
             structured: json!({ "id": row.id.to_string(), "url": token.url, "expires_at": token.expires_at }),
@@ -466,27 +478,9 @@ fn parse<T: DeserializeOwned>(spec: &Spec, args: JsonObject) -> Result<T, ErrorD
 
 /// The REST answer of an error, as a tool error: the same status and message.
 fn tool_error(e: ApiError) -> CallToolResult {
-    let status = e.status().as_u16();
-    let detail = match e {
-        ApiError::Detail { detail, .. } => detail.into_owned(),
-        ApiError::AuthFailed { detail } => detail.to_string(),
-        ApiError::RateLimited { retry_after } => {
-            format!("Rate limit exceeded; retry after {} seconds", retry_after.as_secs().max(1))
-        }
-        ApiError::Busy { retry_after, detail } => {
-            format!("{detail} (retry after {} seconds)", retry_after.as_secs().max(1))
-        }
-        ApiError::Validation(items) => {
-            items.iter().map(|i| format!("{}: {}", i.loc.join("."), i.msg)).collect::<Vec<_>>().join("; ")
-        }
-        ApiError::Internal(e) => {
-            let chain = crate::phi_guard::guard_text(&format!("{e:#}"));
-            tracing::error!(error = %chain, "internal error in an MCP tool");
-            "Internal Server Error".to_string()
-        }
-    };
+    let (status, detail) = e.into_message();
     let mut result = CallToolResult::error(vec![ContentBlock::text(detail.clone())]);
-    result.structured_content = Some(json!({ "status": status, "detail": detail }));
+    result.structured_content = Some(json!({ "status": status.as_u16(), "detail": detail }));
     result
 }
 

@@ -240,16 +240,16 @@ pub async fn issue_token(
 ) -> Result<(StatusCode, Json<DownloadTokenOut>), ApiError> {
     let identity =
         app.auth.user(&headers, Scope::InboundRead, "/inbound/{id}/pdf", app.settings.inbound_get_rpm).await?;
-    Ok((StatusCode::CREATED, Json(download_token(&app, &identity, &id).await?)))
+    Ok((StatusCode::CREATED, Json(download_token(&app, &identity, &id).await?.0)))
 }
 
 /// Issues a download token for the received fax `id` (for `POST /inbound/{id}/pdf-token` and the MCP tool
-/// `get_inbound_pdf`).
+/// `get_inbound_pdf`), with the fax's row.
 pub(crate) async fn download_token(
     app: &AppState,
     identity: &Identity,
     id: &str,
-) -> Result<DownloadTokenOut, ApiError> {
+) -> Result<(DownloadTokenOut, InboundRow), ApiError> {
     enabled(app)?;
     let row = find(app, id).await?;
     if row.document_key.is_none() {
@@ -261,7 +261,7 @@ pub(crate) async fn download_token(
     crate::audit!("inbound_token_issued", inbound_id = %row.id, key_id = identity.key_id().unwrap_or("anonymous"),
         ttl_secs = app.settings.inbound_token_ttl.as_secs());
     let url = format!("{}/inbound/{}/pdf?token={token}", app.settings.public_api_url, row.id);
-    Ok(DownloadTokenOut { token, url, expires_at: expires.to_wire() })
+    Ok((DownloadTokenOut { token, url, expires_at: expires.to_wire() }, row))
 }
 
 /// `POST /webhooks/{plugin}/inbound`: a provider delivering a received fax.
