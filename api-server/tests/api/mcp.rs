@@ -175,17 +175,19 @@ impl McpClient {
 
     /// What the scenario printed.
     fn run(&self, scenario: &str, key: &str, arg: Option<&str>) -> Value {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/mcp_client.py");
-        let mut cmd = Command::new(&self.python);
-        cmd.arg(script).arg(scenario).arg(&self.url).arg(key);
-        if let Some(arg) = arg {
-            cmd.arg(arg);
-        }
-        let out = cmd.output().expect("run the MCP client");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
+        let mut args = vec![scenario.to_string(), self.url.clone(), key.to_string()];
+        args.extend(arg.map(str::to_string));
+        run_script(&self.python, &args)
     }
+}
+
+/// `mcp_client.py ARGS…`: what it printed, as JSON.
+fn run_script(python: &std::path::Path, args: &[String]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/mcp_client.py");
+    let out = Command::new(python).arg(script).args(args).output().expect("run the MCP client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,15 +204,7 @@ async fn the_stdio_bridge_sends_a_local_file_through_the_server() {
         key,
         pdf.path().to_str().unwrap().to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/mcp_client.py");
-        let out = Command::new(&python).arg(script).args(&args).output().expect("run the MCP client");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "the MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_str::<Value>(stdout.trim()).unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || run_script(&python, &args)).await.unwrap();
     assert_eq!(out["server"]["name"], "faxbot-mcp");
     assert_eq!(out["tools"], json!(["cancel_fax", "get_fax_status", "list_faxes", "send_fax"]), "the key's scopes");
     assert_eq!(out["send_schema"]["required"], json!(["to"]));
