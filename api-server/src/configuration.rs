@@ -59,6 +59,8 @@ pub struct Settings {
     pub feature_plugin_install: bool,
     /// `FEATURE_MCP` when no document is given: MCP for AI assistants at `/mcp`.
     pub feature_mcp: bool,
+    /// `FEATURE_ADMIN_CONSOLE` when no document is given: the admin console at `/admin/ui/`.
+    pub feature_admin_console: bool,
     /// Per-key requests per minute on `/fax` routes (`MAX_REQUESTS_PER_MINUTE`, 0 = off).
     pub rate_limit_rpm: u32,
     /// Failed API key authentications allowed per client address and minute before `429`
@@ -214,6 +216,7 @@ impl Settings {
             feature_v3_plugins: flag("FEATURE_V3_PLUGINS")?,
             feature_plugin_install: flag("FEATURE_PLUGIN_INSTALL")?,
             feature_mcp: flag("FEATURE_MCP")?,
+            feature_admin_console: flag("FEATURE_ADMIN_CONSOLE")?,
             rate_limit_rpm: number("MAX_REQUESTS_PER_MINUTE", 0, 0, 1_000_000)?,
             auth_failures_per_minute: number("FAXBOT_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000)?,
             trusted_proxies: cidrs("FAXBOT_TRUSTED_PROXIES")?,

@@ -113,7 +113,7 @@ pub async fn run_orphans(
 }
 
 /// Deletes the documents of received faxes whose retention has passed (`INBOUND_RETENTION_DAYS`), keeping
-/// the rows so listings keep their history, and drops expired download tokens. Returns documents deleted.
+/// the rows so listings keep their history, and drops expired download tokens and old console sessions. Returns documents deleted.
 pub async fn sweep_inbound(db: &Db, documents: &Arc<dyn DocumentStore>) -> Result<u64, crate::db::DbError> {
     let now = Timestamp::now();
     let mut purged = 0;
@@ -133,6 +133,8 @@ pub async fn sweep_inbound(db: &Db, documents: &Arc<dyn DocumentStore>) -> Resul
         }
     }
     crate::db::tokens::purge_expired(db, now).await?;
+    // Console sessions end after 8 hours at most; a day later their rows go too.
+    crate::db::sessions::purge(db, now.minus(Duration::from_secs(24 * 60 * 60))).await?;
     Ok(purged)
 }
 

@@ -105,6 +105,7 @@ pub fn config_from_env(settings: &Settings) -> RuntimeConfig {
         v3_plugins: settings.feature_v3_plugins,
         plugin_install: settings.feature_plugin_install,
         mcp: settings.feature_mcp,
+        admin_console: settings.feature_admin_console,
         ..FeatureFlags::default()
     };
     config

@@ -104,6 +104,10 @@ pub struct FeatureFlags {
     // out) every existing configuration.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mcp: bool,
+    /// Serve the admin console, a web page for the people who run the service, at `/admin/ui/`.
+    // Left out of the document while off, as `mcp` is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_console: bool,
 }
 
 impl Default for RuntimeConfig {

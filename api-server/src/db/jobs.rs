@@ -393,3 +393,37 @@ pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, DbError> {
         .await?;
     Ok(v.map(Timestamp::from_micros))
 }
+
+/// How many jobs created since `since` are in each status (the console's dashboard).
+pub async fn status_counts_since(db: &Db, since: Timestamp) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM fax_jobs WHERE created_at >= $1 GROUP BY status ORDER BY status")
+        .bind(since.micros())
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+/// What the console's job list filters by.
+#[derive(Debug, Default)]
+pub struct JobFilter<'a> {
+    /// Only this wire status.
+    pub status: Option<&'a str>,
+    /// Only jobs of this plugin.
+    pub backend: Option<&'a str>,
+    /// Only jobs created at or after this instant.
+    pub since: Option<Timestamp>,
+}
+
+/// The newest `limit` jobs that pass `filter`.
+pub async fn search(db: &Db, filter: &JobFilter<'_>, limit: i64) -> Result<Vec<JobRow>, DbError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM fax_jobs WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR backend = $2) \
+         AND ($3 IS NULL OR created_at >= $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+    ));
+    Ok(sqlx::query_as(sql)
+        .bind(filter.status)
+        .bind(filter.backend)
+        .bind(filter.since.map(Timestamp::micros))
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?)
+}

@@ -12,6 +12,7 @@ mod columns;
 pub mod inbound;
 pub mod jobs;
 pub mod keys;
+pub mod sessions;
 pub mod simline;
 pub mod sipcalls;
 pub mod tokens;
@@ -180,6 +181,13 @@ impl Db {
                 Cow::Borrowed("token issuer"),
                 MigrationType::Simple,
                 include_str!("../../migrations/0004_token_issuer.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                5,
+                Cow::Borrowed("console sessions"),
+                MigrationType::Simple,
+                include_str!("../../migrations/0005_console_sessions.sql").into_sql_str(),
                 false,
             ),
         ];

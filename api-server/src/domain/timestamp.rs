@@ -28,6 +28,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
 
+    /// This instant minus `d`.
+    pub fn minus(self, d: std::time::Duration) -> Self {
+        Timestamp(self.0.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+    }
+
     /// Naive UTC ISO-8601 without a zone suffix, microseconds included and omitted when zero — exactly what
     /// the reference (Pydantic) prints, e.g. `2025-09-20T06:57:01.215761`.
     pub fn to_wire(self) -> String {

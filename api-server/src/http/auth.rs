@@ -142,6 +142,11 @@ impl Auth {
             Ok(token) => token,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        self.identify_token(token).await
+    }
+
+    /// Identifies the holder of `token`, however it was presented.
+    async fn identify_token(&self, token: &str) -> Result<Result<Identity, Refusal>, ApiError> {
         if let Some(expected) = &self.env_key_digest {
             let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             if bool::from(got.ct_eq(expected)) {
@@ -238,6 +243,43 @@ impl Auth {
                 Err(refused())
             }
         }
+    }
+
+    /// The admin console's sign-in: the key typed into its form, which must hold `keys:manage` (or be the
+    /// bootstrap key). A key that is not valid counts as a failed authentication, like a refused header.
+    pub async fn sign_in(&self, token: &str, route: &str) -> Result<Identity, ApiError> {
+        match self.identify_token(token.trim()).await? {
+            Ok(Identity::Env) => Ok(Identity::Env),
+            Ok(Identity::Key { key_id, scopes }) if Scope::KeysManage.granted_by(&scopes) => {
+                Ok(Identity::Key { key_id, scopes })
+            }
+            Ok(Identity::Key { key_id, .. }) => {
+                crate::audit!("api_key_denied_scope", key_id = %key_id, required = "keys:manage");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "This key cannot sign in: the console needs the keys:manage scope",
+                ))
+            }
+            Ok(Identity::Anonymous) | Err(_) if token.trim().is_empty() => {
+                Err(ApiError::AuthFailed { detail: "Enter an API key" })
+            }
+            Ok(Identity::Anonymous) => Err(ApiError::AuthFailed { detail: "Invalid API key" }),
+            Err(refusal) => {
+                self.refuse(refusal, route);
+                Err(ApiError::AuthFailed { detail: "Invalid API key" })
+            }
+        }
+    }
+
+    /// Whether the key `key_id` is still good (not revoked, not expired): a console session ends with its key.
+    pub async fn key_still_valid(&self, key_id: &str) -> Result<bool, ApiError> {
+        if key_id == "env" {
+            return Ok(self.env_key_digest.is_some());
+        }
+        let now = Timestamp::now();
+        Ok(keys::find(&self.db, key_id)
+            .await?
+            .is_some_and(|row| row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > now)))
     }
 
     /// Writes the coalesced `last_used_at` values.

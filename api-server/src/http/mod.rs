@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod auth_failures;
+pub mod console;
 pub mod error;
 pub mod mcp;
 pub mod openapi;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
     router
         .merge(openapi::routes(openapi::finish(api)))
         .merge(mcp::routes(&state))
+        .merge(console::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))

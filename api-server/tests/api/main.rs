@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod cancel;
 mod config;
+mod console;
 mod crash;
 mod failover;
 mod health;

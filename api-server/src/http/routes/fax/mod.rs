@@ -182,28 +182,8 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
     if !is_multipart {
         return Err(missing(true, true));
     }
-    let mut multipart = Multipart::from_request(request, &app).await.map_err(|_| missing(true, true))?;
-    let mut to: Option<String> = None;
-    let mut staged: Option<Staged> = None;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => return Err(multipart_error(&app, e, &to)),
-        };
-        match field.name() {
-            Some("to") if to.is_none() => to = Some(read_to(field, &app, &to).await?),
-            Some("file") if staged.is_none() => staged = Some(stream_file(field, &app, &to).await?),
-            _ => {
-                let mut field = field;
-                while let Some(_chunk) = field.chunk().await.map_err(|e| multipart_error(&app, e, &to))? {}
-            }
-        }
-    }
-    let (to, staged) = match (to, staged) {
-        (Some(to), Some(staged)) => (to, staged),
-        (to, staged) => return Err(missing(to.is_none(), staged.is_none())),
-    };
+    let multipart = Multipart::from_request(request, &app).await.map_err(|_| missing(true, true))?;
+    let (to, staged) = read_fields(&app, multipart, None).await?;
     Ok(match accept(&app, &identity, &to, staged, idempotency_key.as_deref()).await? {
         Accepted::New(row) => (StatusCode::ACCEPTED, Json(FaxJobOut::from(row))).into_response(),
         Accepted::Replayed(row) => {
@@ -212,6 +192,61 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, request: Requ
             response
         }
     })
+}
+
+/// A check of one form field's value.
+type FieldCheck<'a> = &'a (dyn Fn(&str) -> Result<(), ApiError> + Sync);
+
+/// The `to` and `file` fields of a send form, the file staged as it streams. With `first`, the form's first
+/// field must be that one and pass its check before anything else is read (the console's CSRF token).
+async fn read_fields(
+    app: &AppState,
+    mut multipart: Multipart,
+    mut first: Option<(&str, FieldCheck<'_>)>,
+) -> Result<(String, Staged), ApiError> {
+    let mut to: Option<String> = None;
+    let mut staged: Option<Staged> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(app, e, &to)),
+        };
+        if let Some((name, check)) = first.take() {
+            if field.name() != Some(name) {
+                // Not the field that must come first: the check refuses an empty value.
+                return Err(check("").err().unwrap_or_else(|| missing(true, true)));
+            }
+            let value = read_to(field, app, &to).await.unwrap_or_default();
+            check(&value)?;
+            continue;
+        }
+        match field.name() {
+            Some("to") if to.is_none() => to = Some(read_to(field, app, &to).await?),
+            Some("file") if staged.is_none() => staged = Some(stream_file(field, app, &to).await?),
+            _ => {
+                let mut field = field;
+                while let Some(_chunk) = field.chunk().await.map_err(|e| multipart_error(app, e, &to))? {}
+            }
+        }
+    }
+    if let Some((_, check)) = first {
+        check("")?;
+    }
+    match (to, staged) {
+        (Some(to), Some(staged)) => Ok((to, staged)),
+        (to, staged) => Err(missing(to.is_none(), staged.is_none())),
+    }
+}
+
+/// The admin console's send form: a `csrf` field first (checked by `csrf`), then `to` and `file` as for
+/// `POST /fax`.
+pub(crate) async fn read_form(
+    app: &AppState,
+    multipart: Multipart,
+    csrf: impl Fn(&str) -> Result<(), ApiError> + Sync,
+) -> Result<(String, Staged), ApiError> {
+    read_fields(app, multipart, Some(("csrf", &csrf))).await
 }
 
 /// Accepts a staged upload for `to`: validates the number and the document, answers a repeated idempotency key
