@@ -39,5 +39,6 @@ pub fn init(format: &str, audit_file: Option<&Path>) {
             .with_writer(AuditFile::open(path))
             .with_filter(filter::filter_fn(|meta| meta.target() == "audit"))
     });
-    tracing_subscriber::registry().with(filter).with(stdout).with(audit).init();
+    // The admin console's audit view: the last audit events, in memory.
+    tracing_subscriber::registry().with(filter).with(stdout).with(audit).with(crate::audit::Recent).init();
 }

@@ -105,3 +105,15 @@ pub async fn purge_expired(db: &Db, cutoff: Timestamp) -> Result<u64, DbError> {
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Uses a token once: deletes it and returns the object and expiry it granted, if it existed and is of
+/// `kind`. Two requests with the same token cannot both get it (the admin console's one-time downloads).
+pub async fn consume(db: &Db, kind: TokenKind, token: &str) -> Result<Option<(JobId, Timestamp)>, DbError> {
+    Ok(sqlx::query_as(
+        "DELETE FROM download_tokens WHERE token_hash = $1 AND object_kind = $2 RETURNING object_id, expires_at",
+    )
+    .bind(hash(token))
+    .bind(kind.as_str())
+    .fetch_optional(&db.pool)
+    .await?)
+}

@@ -13,6 +13,8 @@ use crate::helpers::{Db, Spawn, TestApp, one_page_pdf};
 
 /// The destination the console sends to (the simulated line delivers it).
 const NUMBER: &str = "+15551230123";
+/// The sender of the simulated inbound fax.
+const SENDER: &str = "+15557654321";
 
 /// The node_modules with playwright-core and axe-core, and Chromium; `None` (skipped) only outside CI.
 fn browser() -> Option<PathBuf> {
@@ -38,10 +40,12 @@ fn browser() -> Option<PathBuf> {
 
 async fn console_server(db: Db) -> (TestApp, tempfile::TempDir) {
     let config = json!({"version": 1, "features": {"adminConsole": true},
-        "providers": {"outbound": {"plugin": "test"}}});
+        "providers": {"outbound": {"plugin": "test"}, "inbound": {"plugin": "test"}}});
     let (app, dir) = Spawn::new(db).start_with_config(config, &[]).await;
-    app.forbid(NUMBER);
-    app.forbid(&NUMBER[1..]);
+    for n in [NUMBER, SENDER] {
+        app.forbid(n);
+        app.forbid(&n[1..]);
+    }
     (app, dir)
 }
 
@@ -55,6 +59,15 @@ async fn an_admin_signs_in_sends_watches_reveals_and_signs_out_in_a_real_browser
     let (app, dir) = console_server(Db::Sqlite).await;
     let send_only = app.create_key(&["fax:send"]).await;
     app.forbid(&send_only);
+    let r = app
+        .client
+        .post(app.url("/admin/inbound/simulate"))
+        .header("X-API-Key", app.admin())
+        .json(&json!({"fr": SENDER, "to": "+15559876543", "pages": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let pdf = dir.path().join("letter.pdf");
     std::fs::write(&pdf, one_page_pdf()).unwrap();
     let screenshots = std::env::var_os("FAXBOT_CONSOLE_SCREENSHOTS").map(PathBuf::from);
@@ -112,11 +125,14 @@ async fn an_admin_signs_in_sends_watches_reveals_and_signs_out_in_a_real_browser
     for line in out["console"].as_array().unwrap() {
         assert!(!line.as_str().unwrap().contains(&NUMBER[2..]), "browser console: {line}");
     }
-    // The pages log nothing and raise nothing; the browser notes the one refusal this test provoked there
-    // (the sign-in with a key without keys:manage answers 403).
+    // The pages log nothing and raise nothing; the browser notes the two refusals this test provoked there
+    // (the sign-in with a key without keys:manage, 403; the refused plugin setting, 422).
     assert_eq!(
         out["console"],
-        json!(["Failed to load resource: the server responded with a status of 403 (Forbidden)"]),
+        json!([
+            "Failed to load resource: the server responded with a status of 403 (Forbidden)",
+            "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+        ]),
         "browser console"
     );
 
@@ -136,19 +152,55 @@ async fn an_admin_signs_in_sends_watches_reveals_and_signs_out_in_a_real_browser
     let reveal_line = app.logs().into_iter().find(|l| l.contains("console_number_revealed")).unwrap();
     assert!(reveal_line.contains("\"key_id\":\"env\""), "{reveal_line}");
 
+    // A key created (its token shown once, not on the next visit), then revoked.
+    let created = step(&out, "key_created");
+    assert_eq!(created["status"], 200, "{created}");
+    assert_eq!(created["token_prefix"], "fbk_live_");
+    let revoked = step(&out, "key_revoked");
+    assert_eq!(revoked["state"], "revoked", "{revoked}");
+    assert_eq!(revoked["token_shown_again"], false);
+    assert!(app.wait_log("\"event\":\"api_key_revoked\"").await);
+
+    // A plugin setting refused with the schema's message beside the field, then saved and applied.
+    let refused_setting = step(&out, "setting_refused");
+    assert_eq!(refused_setting["status"], 422, "{refused_setting}");
+    // (The limit itself, 600000, is masked by the PHI guard that every validation message passes.)
+    assert!(refused_setting["error"].as_str().unwrap().contains("must be at most"), "{refused_setting}");
+    assert_eq!(refused_setting["kept"], "9999999");
+    let saved = step(&out, "setting_saved");
+    assert_eq!(saved["status"], 200, "{saved}");
+    assert!(saved["notice"].as_str().unwrap().contains("saved and applied"), "{saved}");
+    assert_eq!(saved["value"], "300");
+    let document: Value = serde_json::from_slice(&std::fs::read(dir.path().join("faxbot.json")).unwrap()).unwrap();
+    assert_eq!(document["providers"]["outbound"]["settings"]["deliveryLatencyMs"], 300);
+
+    // The received fax: masked, downloaded once through its link, which then refuses.
+    let inbound = step(&out, "inbound");
+    assert_eq!(inbound["from"], "********4321", "{inbound}");
+    assert_eq!(inbound["pdf"], true, "{inbound}");
+    assert!(inbound["downloaded"].as_u64().unwrap() > 100);
+    assert_eq!(inbound["link_has_number"], false);
+    assert_eq!(inbound["reuse_status"], 403, "a one-time link");
+    assert!(app.wait_log("\"event\":\"inbound_token_issued\"").await);
+
+    // The audit trail page shows the reveal with the key id.
+    let audit = step(&out, "audit");
+    assert!(audit["rows"].as_u64().unwrap() >= 1, "{audit}");
+    assert!(audit["text"].as_str().unwrap().contains("key_id=env"), "{audit}");
+
     // Signed out: the cookie is gone and the pages lead to the sign-in form again.
     assert_eq!(step(&out, "signed_out")["cookies"], 0);
     assert!(step(&out, "after_signout")["url"].as_str().unwrap().ends_with("/admin/ui/signin"));
 
     // Accessibility: no serious or critical violation on any page.
     let axe = out["axe"].as_object().unwrap();
-    assert_eq!(axe.len(), 5, "{axe:?}");
+    assert_eq!(axe.len(), 11, "{axe:?}");
     for (page, violations) in axe {
         for v in violations.as_array().unwrap() {
             assert!(!matches!(v["impact"].as_str(), Some("serious" | "critical")), "{page}: {v}");
         }
     }
-    assert_eq!(out["screenshots"].as_array().unwrap().len(), 10);
+    assert_eq!(out["screenshots"].as_array().unwrap().len(), 22);
     for title in out["titles"].as_array().unwrap() {
         assert!(title.as_str().unwrap().ends_with("· Faxbot console"), "{title}");
     }

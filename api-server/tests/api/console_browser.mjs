@@ -96,12 +96,80 @@ try {
   await evilPage.close();
   evil.close();
 
+  // API keys: create one with a scope (its token shown once), then revoke it.
+  await page.goto(`${args.url}/admin/ui/keys`);
+  await page.fill("#key-name", "console test");
+  await page.check("input[name=scopes][value='fax:send']");
+  [r] = await Promise.all([page.waitForNavigation(), page.click("#create-key")]);
+  const token = await page.inputValue("#issued-token");
+  const createdId = token.split("_")[2];
+  step("key_created", { status: r.status(), token_prefix: token.slice(0, 9), key_id: createdId });
+  await page.goto(`${args.url}/admin/ui/keys`);
+  const tokenAgain = (await page.content()).includes(token);
+  [r] = await Promise.all([
+    page.waitForNavigation(),
+    page.click(`form[action='/admin/ui/keys/${createdId}/revoke'] button`),
+  ]);
+  step("key_revoked", {
+    status: r.status(),
+    state: (await page.textContent(`#key-${createdId} td:nth-child(7)`)).trim(),
+    token_shown_again: tokenAgain,
+  });
+
+  // A plugin setting: a value the schema refuses (its message beside the field), then a good one.
+  await page.goto(`${args.url}/admin/ui/providers`);
+  await page.fill("#outbound-deliveryLatencyMs", "9999999");
+  // The browser's own range check would stop the form first; the server's answer is what is tested.
+  await page.evaluate(() => document.querySelector("#outbound-deliveryLatencyMs").removeAttribute("max"));
+  [r] = await Promise.all([page.waitForNavigation(), page.click("#save-outbound")]);
+  step("setting_refused", {
+    status: r.status(),
+    error: (await page.textContent("#outbound-deliveryLatencyMs-error").catch(() => "")).trim(),
+    kept: await page.inputValue("#outbound-deliveryLatencyMs"),
+  });
+  await page.fill("#outbound-deliveryLatencyMs", "300");
+  [r] = await Promise.all([page.waitForNavigation(), page.click("#save-outbound")]);
+  step("setting_saved", {
+    status: r.status(),
+    url: page.url(),
+    notice: (await page.textContent("#saved").catch(() => "")).trim(),
+    value: await page.inputValue("#outbound-deliveryLatencyMs"),
+  });
+  await look("providers");
+
+  // A received fax: listed masked, its document downloaded through a one-time link, which then refuses.
+  await page.goto(`${args.url}/admin/ui/inbound`);
+  await look("inbound");
+  await page.click("#inbound tbody tr:first-child a");
+  const inboundUrl = page.url();
+  await look("inbound_fax");
+  const from = (await page.textContent("#fax-from")).trim();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+  const saved = path.join(args.screenshots, "inbound-download.pdf");
+  await download.saveAs(saved);
+  const bytes = fs.readFileSync(saved);
+  fs.unlinkSync(saved);
+  const again = await context.request.get(download.url());
+  step("inbound", {
+    from,
+    downloaded: bytes.length,
+    pdf: bytes.subarray(0, 5).toString() === "%PDF-",
+    link_has_number: download.url().includes(args.number),
+    reuse_status: again.status(),
+  });
+
   // Screenshots and the accessibility check of every page, at desktop and narrow widths, before the reveal.
   const pages = [
     ["dashboard", "/admin/ui/"],
     ["jobs", "/admin/ui/jobs"],
     ["job", new URL(jobUrl).pathname],
     ["send", "/admin/ui/send"],
+    ["inbound", "/admin/ui/inbound"],
+    ["inbound-fax", new URL(inboundUrl).pathname],
+    ["keys", "/admin/ui/keys"],
+    ["providers", "/admin/ui/providers"],
+    ["events", "/admin/ui/events"],
+    ["audit", "/admin/ui/audit"],
   ];
   // axe is injected into a context that ignores the CSP (the console's own CSP rightly refuses injected
   // script); it shares the signed-in cookie.
@@ -148,6 +216,11 @@ try {
     url: page.url(),
     title: await page.title(),
   });
+
+  // The audit trail shows the reveal, with the key id.
+  await page.goto(`${args.url}/admin/ui/audit?event=console_number_revealed`);
+  step("audit", { rows: await page.locator("#audit tbody tr").count(), text: await page.textContent("#audit") });
+  await look("audit");
 
   // Sign out: the cookie is cleared and the session is over.
   await page.goto(`${args.url}/admin/ui/`);

@@ -15,6 +15,7 @@
 
 mod pages;
 pub mod session;
+pub mod settings_form;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -38,13 +39,28 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let upload_limit = usize::try_from(state.settings.max_file_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
     Router::new()
         .route("/admin/ui", get(|| async { axum::response::Redirect::permanent("/admin/ui/") }))
-        .route("/admin/ui/", get(pages::dashboard))
+        .route("/admin/ui/", get(pages::jobs::dashboard))
         .route("/admin/ui/signin", get(pages::sign_in_form).post(pages::sign_in))
         .route("/admin/ui/signout", post(pages::sign_out))
-        .route("/admin/ui/jobs", get(pages::jobs_list))
-        .route("/admin/ui/jobs/{id}", get(pages::job))
-        .route("/admin/ui/jobs/{id}/reveal", post(pages::reveal))
-        .route("/admin/ui/send", get(pages::send_form).post(pages::send).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/admin/ui/jobs", get(pages::jobs::jobs_list))
+        .route("/admin/ui/jobs/{id}", get(pages::jobs::job))
+        .route("/admin/ui/jobs/{id}/reveal", post(pages::jobs::reveal))
+        .route(
+            "/admin/ui/send",
+            get(pages::jobs::send_form).post(pages::jobs::send).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/admin/ui/inbound", get(pages::inbound::list))
+        .route("/admin/ui/inbound/{id}", get(pages::inbound::fax))
+        .route("/admin/ui/inbound/{id}/reveal", post(pages::inbound::reveal))
+        .route("/admin/ui/inbound/{id}/download", post(pages::inbound::download))
+        .route("/admin/ui/inbound/{id}/document", get(pages::inbound::document))
+        .route("/admin/ui/providers", get(pages::providers::list))
+        .route("/admin/ui/providers/{slot}/{id}", post(pages::providers::save))
+        .route("/admin/ui/events", get(pages::activity::events))
+        .route("/admin/ui/audit", get(pages::activity::audit))
+        .route("/admin/ui/keys", get(pages::keys::list).post(pages::keys::create))
+        .route("/admin/ui/keys/{id}/rotate", post(pages::keys::rotate))
+        .route("/admin/ui/keys/{id}/revoke", post(pages::keys::revoke))
         .route("/admin/ui/static/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/admin/ui/static/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
         .route("/admin/ui/static/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))

@@ -111,10 +111,16 @@ pub struct WebhooksView {
     security(("api_key" = [])))]
 pub async fn webhooks(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<WebhooksView>, ApiError> {
     app.auth.admin(&headers, "/admin/webhooks").await?;
-    let runtime = app.runtime.load_current();
-    if !runtime.config.features.v3_plugins {
+    if !app.runtime.load_current().config.features.v3_plugins {
         return Err(ApiError::not_found("v3 plugins feature disabled"));
     }
+    Ok(Json(WebhooksView { webhooks: webhook_endpoints(&app) }))
+}
+
+/// The webhook endpoints of the configured plugins, with their counts (for `GET /admin/webhooks` and the
+/// admin console).
+pub(crate) fn webhook_endpoints(app: &AppState) -> Vec<WebhookEndpoint> {
+    let runtime = app.runtime.load_current();
     let base = &app.settings.public_api_url;
     let mut out = Vec::new();
     for (plugin, provider) in runtime.outbound_chain() {
@@ -153,7 +159,7 @@ pub async fn webhooks(State(app): State<AppState>, headers: HeaderMap) -> Result
             info,
         });
     }
-    Ok(Json(WebhooksView { webhooks: out }))
+    out
 }
 
 /// The callbacks to configure for the inbound plugin (reference `GET /admin/inbound/callbacks`).

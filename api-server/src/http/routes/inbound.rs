@@ -189,6 +189,15 @@ pub async fn pdf(
     }
     enabled(&app)?;
     let row = find(&app, &id).await?;
+    serve_document(&app, &row, method).await
+}
+
+/// The received document of `row` as an attachment (`no-store`), audited with how it was authorised.
+pub(crate) async fn serve_document(
+    app: &AppState,
+    row: &InboundRow,
+    method: &'static str,
+) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found("PDF file not found");
     let key = row.document_key.clone().ok_or_else(missing)?;
     let file = match app.documents.open(&key).await {

@@ -115,7 +115,7 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     ApiError::Validation(vec![ValidationItem { kind, loc: vec!["body".into()], msg, input: None }])
 }
 
-fn view(row: KeyRow) -> KeyView {
+pub(crate) fn view(row: KeyRow) -> KeyView {
     KeyView {
         key_id: row.key_id,
         name: row.name,
@@ -156,6 +156,12 @@ pub async fn create(
 ) -> Result<Json<CreatedKey>, ApiError> {
     app.auth.admin(&headers, "/admin/api-keys").await?;
     let Json(req) = body.map_err(json_error)?;
+    Ok(Json(create_key(&app, req).await?))
+}
+
+/// Creates a key (for `POST /admin/api-keys` and the console's form): checks the scopes and fields, stores
+/// the secret's hash, and returns the token, shown this once.
+pub(crate) async fn create_key(app: &AppState, req: CreateKey) -> Result<CreatedKey, ApiError> {
     for scope in &req.scopes {
         if !KNOWN_SCOPES.contains(&scope.as_str()) {
             return Err(ApiError::new(
@@ -201,14 +207,14 @@ pub async fn create(
     };
     keys::insert(&app.db, &row).await?;
     crate::audit!("api_key_created", key_id = %key_id, scopes = %scopes.join(","));
-    Ok(Json(CreatedKey {
+    Ok(CreatedKey {
         token: format!("fbk_live_{key_id}_{secret}"),
         key_id,
         name: req.name,
         owner: req.owner,
         scopes,
         expires_at: expires_at.map(Timestamp::to_wire),
-    }))
+    })
 }
 
 /// List API keys (no secrets).
@@ -231,13 +237,19 @@ pub async fn revoke(
     Path(key_id): Path<String>,
 ) -> Result<Json<StatusOk>, ApiError> {
     app.auth.admin(&headers, "/admin/api-keys/{key_id}").await?;
-    if !keys::revoke(&app.db, &key_id, Timestamp::now()).await? {
+    revoke_key(&app, &key_id).await?;
+    Ok(Json(StatusOk { status: "ok" }))
+}
+
+/// Revokes a key (idempotent) and the download links it issued.
+pub(crate) async fn revoke_key(app: &AppState, key_id: &str) -> Result<(), ApiError> {
+    if !keys::revoke(&app.db, key_id, Timestamp::now()).await? {
         return Err(ApiError::not_found("Key not found"));
     }
     // The download links the key handed out end with it.
-    let tokens = crate::db::tokens::revoke_issued_by(&app.db, &key_id).await?;
+    let tokens = crate::db::tokens::revoke_issued_by(&app.db, key_id).await?;
     crate::audit!("api_key_revoked", key_id = %key_id, tokens_revoked = tokens);
-    Ok(Json(StatusOk { status: "ok" }))
+    Ok(())
 }
 
 /// Rotate an API key's secret.
@@ -252,14 +264,19 @@ pub async fn rotate(
     Path(key_id): Path<String>,
 ) -> Result<Json<RotatedKey>, ApiError> {
     app.auth.admin(&headers, "/admin/api-keys/{key_id}/rotate").await?;
-    let Some(existing) = keys::find(&app.db, &key_id).await? else { return Err(ApiError::not_found("Key not found")) };
+    Ok(Json(rotate_key(&app, &key_id).await?))
+}
+
+/// Gives a key a new secret; the token is returned this once.
+pub(crate) async fn rotate_key(app: &AppState, key_id: &str) -> Result<RotatedKey, ApiError> {
+    let Some(existing) = keys::find(&app.db, key_id).await? else { return Err(ApiError::not_found("Key not found")) };
     if existing.revoked_at.is_some() {
         return Err(ApiError::new(StatusCode::CONFLICT, "Key is revoked; create a new key instead"));
     }
     let secret = new_secret_token();
-    if !keys::rotate(&app.db, &key_id, &app.auth.hash_secret(&secret)).await? {
+    if !keys::rotate(&app.db, key_id, &app.auth.hash_secret(&secret)).await? {
         return Err(ApiError::new(StatusCode::CONFLICT, "Key is revoked; create a new key instead"));
     }
     crate::audit!("api_key_rotated", key_id = %key_id);
-    Ok(Json(RotatedKey { token: format!("fbk_live_{key_id}_{secret}"), key_id }))
+    Ok(RotatedKey { token: format!("fbk_live_{key_id}_{secret}"), key_id: key_id.to_string() })
 }

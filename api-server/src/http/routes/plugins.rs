@@ -103,7 +103,7 @@ pub struct Registry {
     pub items: Vec<PluginManifest>,
 }
 
-fn slots(config: &RuntimeConfig) -> [(Category, Option<&SlotBinding>); 4] {
+pub(crate) fn slots(config: &RuntimeConfig) -> [(Category, Option<&SlotBinding>); 4] {
     let p = &config.providers;
     [
         (Category::Outbound, p.outbound.as_ref()),
@@ -191,7 +191,7 @@ pub async fn put_config(
 ) -> Result<Json<PluginConfigSaved>, ApiError> {
     app.auth.admin(&headers, "/plugins/{id}/config").await?;
     v3_enabled(&app)?;
-    let manifest = plugins::manifest(&id).ok_or_else(unknown_plugin)?;
+    plugins::manifest(&id).ok_or_else(unknown_plugin)?;
     let Json(update) = body.map_err(|rejection| {
         ApiError::Validation(vec![ValidationItem {
             kind: "json_invalid",
@@ -200,11 +200,40 @@ pub async fn put_config(
             input: None,
         }])
     })?;
+    Ok(Json(update_config(&app, &id, None, update, &format!("PUT /plugins/{id}/config")).await?))
+}
+
+const FROM_ENVIRONMENT: &str =
+    "the runtime config comes from environment variables; set FAXBOT_CONFIG_PATH to manage plugins over the API";
+const READ_ONLY: &str = "the runtime config document is read-only here (managed by the Faxbot operator); change the \
+                         FaxProvider resource instead";
+
+/// Whether plugin settings can be changed here, and if not, why (the REST route's 409 message): the
+/// document must come from a file this process may write. A ConfigMap the operator mounts is read-only.
+pub(crate) fn config_writable(app: &AppState) -> Result<(), &'static str> {
+    let ConfigSource::File(path) = app.runtime.source() else { return Err(FROM_ENVIRONMENT) };
+    // Opening for writing without truncating changes nothing; a read-only mount refuses it (EROFS).
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => Err(READ_ONLY),
+    }
+}
+
+/// Changes a plugin's settings and enabled flag through the config document (for `PUT /plugins/{id}/config`
+/// and the admin console's form); `what` names the change in the `config.changed` event. `slot` picks the
+/// slot when the plugin fills more than one (the console edits each slot's binding); without it, the first
+/// slot the plugin fills, else the first it can fill.
+pub(crate) async fn update_config(
+    app: &AppState,
+    id: &str,
+    slot: Option<Category>,
+    update: PluginConfigUpdate,
+    what: &str,
+) -> Result<PluginConfigSaved, ApiError> {
+    let manifest = plugins::manifest(id).ok_or_else(unknown_plugin)?;
     let ConfigSource::File(path) = app.runtime.source().clone() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the runtime config comes from environment variables; set FAXBOT_CONFIG_PATH to manage plugins over the API",
-        ));
+        return Err(ApiError::new(StatusCode::CONFLICT, FROM_ENVIRONMENT));
     };
 
     // One change at a time: each reads the document the previous one wrote.
@@ -213,7 +242,11 @@ pub async fn put_config(
     let mut config = current.config.clone();
     // The slot the plugin already fills, else the first slot it can fill (replacing what filled it).
     let bound = slots(&config).into_iter().find(|(_, b)| b.is_some_and(|b| b.plugin == id)).map(|(c, _)| c);
-    let category = bound.or_else(|| manifest.categories.first().copied()).ok_or_else(unknown_plugin)?;
+    let category = match slot {
+        Some(slot) if manifest.fills(slot) => slot,
+        Some(_) => return Err(unknown_plugin()),
+        None => bound.or_else(|| manifest.categories.first().copied()).ok_or_else(unknown_plugin)?,
+    };
     let providers = &mut config.providers;
     let slot = match category {
         Category::Outbound => &mut providers.outbound,
@@ -221,7 +254,7 @@ pub async fn put_config(
         Category::Storage => &mut providers.storage,
         Category::Auth => &mut providers.auth,
     };
-    let mut binding = slot.clone().filter(|b| b.plugin == id).unwrap_or_else(|| SlotBinding::new(id.clone()));
+    let mut binding = slot.clone().filter(|b| b.plugin == id).unwrap_or_else(|| SlotBinding::new(id.to_string()));
     if let Some(enabled) = update.enabled {
         binding.enabled = enabled;
     }
@@ -269,28 +302,20 @@ pub async fn put_config(
         }
     };
     write_atomically(&path, &bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => ApiError::new(
-            StatusCode::CONFLICT,
-            "the runtime config document is read-only here (managed by the Faxbot operator); change the FaxProvider resource instead",
-        ),
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+            ApiError::new(StatusCode::CONFLICT, READ_ONLY)
+        }
         _ => ApiError::internal(anyhow::Error::new(e).context("writing the runtime config document")),
     })?;
     let revision = match app.runtime.apply_prepared(Ok(prepared), &app.metrics) {
         Ok(Some((old, new))) => {
-            crate::runtime::config_applied(
-                &app.events,
-                &app.db,
-                &app.notify,
-                &old,
-                &new,
-                &format!("PUT /plugins/{id}/config"),
-            );
+            crate::runtime::config_applied(&app.events, &app.db, &app.notify, &old, &new, what);
             new.revision.clone()
         }
         Ok(None) => app.runtime.load_current().revision.clone(),
         Err(e) => return Err(ApiError::internal(anyhow::anyhow!("validated document refused: {e}"))),
     };
-    Ok(Json(PluginConfigSaved { ok: true, path: path.display().to_string(), revision }))
+    Ok(PluginConfigSaved { ok: true, path: path.display().to_string(), revision })
 }
 
 /// Temp file, fsync, rename, directory fsync: a crash leaves the old or the new document, never half of one.

@@ -1,154 +1,18 @@
-//! The console's pages: each handler reads through the same code as its REST route and renders a template
-//! from `api-server/templates/console/`. Numbers are shown masked; the full number only after the explicit,
-//! audited "Reveal" action, and never in a title or a URL.
+//! Outbound jobs: the dashboard, the list, one job, the reveal, and the send form.
 
-use super::session::{self, Session};
+use super::{CsrfForm, Frame, error_page, render, require};
 use crate::db::jobs::{self, JobFilter, JobRow};
 use crate::domain::{JobStatus, Scope, Timestamp};
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::console::session::{self, Session};
 use crate::http::routes::fax::{self, Accepted};
 use crate::http::routes::plugins::{self, SlotHealth};
 use askama::Template;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::time::Duration;
-
-/// What every page's layout needs.
-struct Frame {
-    signed_in: bool,
-    csrf: String,
-    key_id: String,
-    nav: &'static str,
-}
-
-impl Frame {
-    fn of(session: &Session, nav: &'static str) -> Frame {
-        Frame { signed_in: true, csrf: session.csrf.clone(), key_id: session.key_id().to_string(), nav }
-    }
-
-    fn anonymous() -> Frame {
-        Frame { signed_in: false, csrf: String::new(), key_id: String::new(), nav: "" }
-    }
-}
-
-/// Renders `page` with `status`.
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => ApiError::internal(anyhow::anyhow!("rendering a console page: {e}")).into_response(),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "console/error.html")]
-struct ErrorPage {
-    signed_in: bool,
-    csrf: String,
-    key_id: String,
-    nav: &'static str,
-    detail: String,
-}
-
-/// An error as a page (the REST message, the REST status).
-pub fn error_page(session: Option<&Session>, e: ApiError) -> Response {
-    let frame = session.map_or_else(Frame::anonymous, |s| Frame::of(s, ""));
-    let (status, detail) = e.into_message();
-    let Frame { signed_in, csrf, key_id, nav } = frame;
-    render(status, &ErrorPage { signed_in, csrf, key_id, nav, detail })
-}
-
-/// The signed-in session, or the way to the sign-in page.
-pub async fn require(app: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    match session::current(app, headers).await {
-        Ok(Some(session)) => Ok(session),
-        Ok(None) => Err(Redirect::to("/admin/ui/signin").into_response()),
-        Err(e) => Err(error_page(None, e)),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "console/signin.html")]
-struct SignIn {
-    signed_in: bool,
-    csrf: String,
-    key_id: String,
-    nav: &'static str,
-    error: Option<String>,
-}
-
-fn sign_in_page(status: StatusCode, error: Option<String>) -> Response {
-    render(status, &SignIn { signed_in: false, csrf: String::new(), key_id: String::new(), nav: "", error })
-}
-
-/// `GET /admin/ui/signin`.
-pub async fn sign_in_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    match session::current(&app, &headers).await {
-        Ok(Some(_)) => Redirect::to("/admin/ui/").into_response(),
-        _ => sign_in_page(StatusCode::OK, None),
-    }
-}
-
-/// The sign-in form's fields.
-#[derive(Deserialize)]
-pub struct SignInForm {
-    key: String,
-}
-
-/// `POST /admin/ui/signin`: the key for a session cookie.
-pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, form: axum::Form<SignInForm>) -> Response {
-    if let Err(e) = session::same_origin(&headers) {
-        return error_page(None, e);
-    }
-    let identity = match app.auth.sign_in(&form.key, "/admin/ui/signin").await {
-        Ok(identity) => identity,
-        Err(e) => {
-            let (status, message) = e.into_message();
-            return sign_in_page(status, Some(message));
-        }
-    };
-    let cookie = match session::open(&app, &identity).await {
-        Ok(cookie) => cookie,
-        Err(e) => return error_page(None, e),
-    };
-    let key_id = identity.key_id().unwrap_or("anonymous").to_string();
-    crate::audit!("console_signed_in", key_id = %key_id);
-    let secure = !headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(session::loopback_host);
-    let mut response = Redirect::to("/admin/ui/").into_response();
-    if let Ok(value) = HeaderValue::from_str(&session::set_cookie(Some(&cookie), secure)) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// A form that carries only the CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-/// `POST /admin/ui/signout`.
-pub async fn sign_out(State(app): State<AppState>, headers: HeaderMap, form: axum::Form<CsrfForm>) -> Response {
-    let session = match require(&app, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    if let Err(e) = session::same_origin(&headers).and_then(|()| session.check_csrf(&form.csrf)) {
-        return error_page(Some(&session), e);
-    }
-    if let Err(e) = session::close(&app, &session).await {
-        return error_page(Some(&session), e);
-    }
-    crate::audit!("console_signed_out", key_id = %session.key_id());
-    let secure = !headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(session::loopback_host);
-    let mut response = Redirect::to("/admin/ui/signin").into_response();
-    if let Ok(value) = HeaderValue::from_str(&session::set_cookie(None, secure)) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
 
 #[derive(Template)]
 #[template(path = "console/dashboard.html")]
@@ -308,11 +172,29 @@ struct Job {
     nav: &'static str,
     job: JobView,
     revealed: Option<String>,
+    events: Vec<(String, String, String)>,
 }
 
-fn job_page(session: &Session, row: &JobRow, revealed: Option<String>) -> Response {
+/// The job's events still in the event bus's memory (`fax.queued`, `fax.sent`, `fax.delivered` …), oldest
+/// first: `(when, event, detail)`.
+fn timeline(app: &AppState, row: &JobRow) -> Vec<(String, String, String)> {
+    let id = row.id.to_string();
+    app.events
+        .recent()
+        .into_iter()
+        .filter(|e| e.subject.as_deref() == Some(id.as_str()))
+        .map(|e| {
+            let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string));
+            (format!("{}Z", e.at), kind.unwrap_or_default(), e.detail.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn job_page(app: &AppState, session: &Session, row: &JobRow, revealed: Option<String>) -> Response {
     let Frame { signed_in, csrf, key_id, nav } = Frame::of(session, "jobs");
-    let mut response = render(StatusCode::OK, &Job { signed_in, csrf, key_id, nav, job: JobView::from(row), revealed });
+    let events = timeline(app, row);
+    let mut response =
+        render(StatusCode::OK, &Job { signed_in, csrf, key_id, nav, job: JobView::from(row), revealed, events });
     if let Ok(value) = HeaderValue::from_str("no-store") {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
@@ -329,7 +211,7 @@ pub async fn job(State(app): State<AppState>, headers: HeaderMap, Path(id): Path
         return error_page(Some(&session), e);
     }
     match fax::find_job(&app, &id).await {
-        Ok(row) => job_page(&session, &row, None),
+        Ok(row) => job_page(&app, &session, &row, None),
         Err(e) => error_page(Some(&session), e),
     }
 }
@@ -356,7 +238,7 @@ pub async fn reveal(
             crate::audit!("console_number_revealed", key_id = %session.key_id(), job_id = %row.id,
                 to = %row.to.masked());
             let full = row.to.expose().to_string();
-            job_page(&session, &row, Some(full))
+            job_page(&app, &session, &row, Some(full))
         }
         Err(e) => error_page(Some(&session), e),
     }
