@@ -122,7 +122,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     let client = client_address(peer, request.headers(), &failed.trusted);
     // Only a request that presents a key can cost a lookup; callbacks and keyless requests pass (a missing key
     // is refused without touching the database, and a provider's callbacks must not share a guesser's fate).
-    let presents_key = request.headers().contains_key("x-api-key");
+    let presents_key = presents_key(&request);
     if presents_key && let Err(retry_after) = failed.check(client, SystemTime::now()) {
         crate::metrics::Metrics::count(&state.metrics.auth_failures, "rate_limited");
         crate::audit!("auth_rate_limited", limit = failed.limit);
@@ -143,6 +143,15 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// Whether a request presents an API key: in `X-API-Key`, in `Authorization` (MCP clients send `Bearer`), or
+/// in the body of the admin console's sign-in form.
+fn presents_key(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key("x-api-key")
+        || headers.contains_key(header::AUTHORIZATION)
+        || (request.method() == axum::http::Method::POST && request.uri().path() == "/admin/ui/signin")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +162,28 @@ mod tests {
 
     /// (the address's window, the current minute, the limit, allowed)
     type Case = (Option<(u64, u32)>, u64, u32, bool);
+
+    #[test]
+    fn requests_that_present_a_key() {
+        let request = |method: &str, path: &str, header: Option<(&str, &str)>| {
+            let mut r = axum::http::Request::builder().method(method).uri(path);
+            if let Some((k, v)) = header {
+                r = r.header(k, v);
+            }
+            r.body(axum::body::Body::empty()).unwrap()
+        };
+        for (r, presents) in [
+            (request("GET", "/fax/x", Some(("X-API-Key", "k"))), true),
+            (request("POST", "/mcp", Some(("Authorization", "Bearer k"))), true),
+            (request("POST", "/admin/ui/signin", None), true),
+            (request("GET", "/admin/ui/signin", None), false),
+            (request("POST", "/admin/ui/signout", None), false),
+            (request("POST", "/webhooks/phaxio", Some(("X-Phaxio-Signature", "s"))), false),
+            (request("GET", "/health", None), false),
+        ] {
+            assert_eq!(presents_key(&r), presents, "{} {}", r.method(), r.uri());
+        }
+    }
 
     #[test]
     fn the_limit_rule() {

@@ -103,7 +103,7 @@ try {
   [r] = await Promise.all([page.waitForNavigation(), page.click("#create-key")]);
   const token = await page.inputValue("#issued-token");
   const createdId = token.split("_")[2];
-  step("key_created", { status: r.status(), token_prefix: token.slice(0, 9), key_id: createdId });
+  step("key_created", { status: r.status(), token, key_id: createdId });
   await page.goto(`${args.url}/admin/ui/keys`);
   const tokenAgain = (await page.content()).includes(token);
   [r] = await Promise.all([

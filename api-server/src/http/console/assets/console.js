@@ -16,9 +16,18 @@
     const seconds = Math.max(1, parseInt(refresh.getAttribute("data-refresh"), 10) || 2);
     setTimeout(function () { window.location.replace(window.location.pathname); }, seconds * 1000);
   }
-  // Forms: disable the button while the request runs, so a slow upload is not sent twice.
-  for (const form of document.querySelectorAll("form[method=post]")) {
+  // While the next page loads (a long list, a slow upload), say so: a bar at the top, and the page marked
+  // busy for assistive technology.
+  const busy = function () { document.body.setAttribute("aria-busy", "true"); };
+  for (const link of document.querySelectorAll("a[href^='/admin/ui/']")) {
+    link.addEventListener("click", busy);
+  }
+  // Forms: disable the button while the request runs, so a slow upload is not sent twice. (Not for a form
+  // that downloads a file: no new page comes, and the button must work again.)
+  for (const form of document.querySelectorAll("form")) {
     form.addEventListener("submit", function () {
+      if (form.hasAttribute("data-download")) return;
+      busy();
       for (const b of form.querySelectorAll("button[type=submit]")) {
         b.disabled = true;
         b.setAttribute("aria-busy", "true");

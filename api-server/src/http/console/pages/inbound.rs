@@ -2,7 +2,7 @@
 //! token. Opening a document is an explicit POST (audited with the key id, through the REST route's own
 //! [`inbound::download_token`]); the token it issues is used once, by this session, then gone.
 
-use super::{Fields, Frame, error_page, posted, render, require};
+use super::{Frame, error_page, posted, render, require};
 use crate::db::inbound::{self as records, InboundRow, ListFilter};
 use crate::db::tokens::{self, TokenKind};
 use crate::domain::{Scope, Timestamp, mask_digits};
@@ -11,8 +11,8 @@ use crate::http::console::session::Session;
 use crate::http::error::ApiError;
 use crate::http::routes::inbound;
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -118,10 +118,9 @@ pub async fn fax(State(app): State<AppState>, headers: HeaderMap, Path(id): Path
 }
 
 /// `POST /admin/ui/inbound/{id}/reveal`: both numbers in full, once, audited.
-pub async fn reveal(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn reveal(State(app): State<AppState>, Path(id): Path<String>, request: Request) -> Response {
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     match readable(&app, &session, &id).await {
@@ -137,15 +136,9 @@ pub async fn reveal(State(app): State<AppState>, headers: HeaderMap, Path(id): P
 
 /// `POST /admin/ui/inbound/{id}/download`: issues a download token (audited with the key id) and sends the
 /// browser to the one-time link.
-pub async fn download(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn download(State(app): State<AppState>, Path(id): Path<String>, request: Request) -> Response {
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     if let Err(e) = app.auth.permit(&session.identity, Scope::InboundRead, "console:inbound", 0) {

@@ -1,6 +1,6 @@
 //! Outbound jobs: the dashboard, the list, one job, the reveal, and the send form.
 
-use super::{CsrfForm, Frame, error_page, render, require};
+use super::{Frame, error_page, posted, render, require};
 use crate::db::jobs::{self, JobFilter, JobRow};
 use crate::domain::{JobStatus, Scope, Timestamp};
 use crate::http::AppState;
@@ -217,20 +217,12 @@ pub async fn job(State(app): State<AppState>, headers: HeaderMap, Path(id): Path
 }
 
 /// `POST /admin/ui/jobs/{id}/reveal`: the full number, once, audited with the key id.
-pub async fn reveal(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: axum::Form<CsrfForm>,
-) -> Response {
-    let session = match require(&app, &headers).await {
-        Ok(session) => session,
+pub async fn reveal(State(app): State<AppState>, Path(id): Path<String>, request: Request) -> Response {
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    if let Err(e) = session::same_origin(&headers)
-        .and_then(|()| session.check_csrf(&form.csrf))
-        .and_then(|()| app.auth.permit(&session.identity, Scope::FaxRead, "console:jobs", 0))
-    {
+    if let Err(e) = app.auth.permit(&session.identity, Scope::FaxRead, "console:jobs", 0) {
         return error_page(Some(&session), e);
     }
     match fax::find_job(&app, &id).await {

@@ -11,8 +11,8 @@ use crate::http::console::session::Session;
 use crate::http::error::ApiError;
 use crate::http::routes::keys::{self, CreateKey, KeyView};
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -88,10 +88,9 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `POST /admin/ui/keys`: a new key from the form (name, owner, scopes, expiry date, note).
-pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn create(State(app): State<AppState>, request: Request) -> Response {
+    let (session, form) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     if let Err(e) = allowed(&app, &session) {
@@ -124,10 +123,9 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 /// `POST /admin/ui/keys/{id}/rotate`: a new secret, shown once.
-pub async fn rotate(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn rotate(State(app): State<AppState>, Path(id): Path<String>, request: Request) -> Response {
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     if let Err(e) = allowed(&app, &session) {
@@ -146,10 +144,9 @@ pub async fn rotate(State(app): State<AppState>, headers: HeaderMap, Path(id): P
 }
 
 /// `POST /admin/ui/keys/{id}/revoke`.
-pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn revoke(State(app): State<AppState>, Path(id): Path<String>, request: Request) -> Response {
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     if let Err(e) = allowed(&app, &session) {

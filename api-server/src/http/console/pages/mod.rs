@@ -13,7 +13,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -108,7 +108,12 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, form: axum
         Ok(identity) => identity,
         Err(e) => {
             let (status, message) = e.into_message();
-            return sign_in_page(status, Some(message));
+            let mut response = sign_in_page(status, Some(message));
+            if status == StatusCode::UNAUTHORIZED {
+                // Counted like a refused `X-API-Key`: an address that keeps guessing is answered 429.
+                response.extensions_mut().insert(crate::http::auth_failures::AuthFailure);
+            }
+            return response;
         }
     };
     let cookie = match session::open(&app, &identity).await {
@@ -123,12 +128,6 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, form: axum
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
-}
-
-/// A form that carries only the CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub(super) csrf: String,
 }
 
 /// A posted form's fields in order, repeated names kept (a list of checkboxes); at most 64 KiB (the
@@ -151,22 +150,30 @@ impl Fields {
     }
 }
 
-/// The checks of every POST but the sign-in: a session, from the console's own pages, with its CSRF token.
-pub(super) async fn posted(app: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
-    let session = require(app, headers).await?;
-    session::same_origin(headers).and_then(|()| session.check_csrf(csrf)).map_err(|e| error_page(Some(&session), e))?;
-    Ok(session)
+/// The largest form the console reads (every form but the send form, which streams its document).
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The checks of every POST but the sign-in and the upload, in this order: a session and a request from the
+/// console's own pages (headers only), then the form (at most [`FORM_LIMIT`]) with the session's CSRF token.
+pub(super) async fn posted(app: &AppState, request: Request) -> Result<(Session, Fields), Response> {
+    let (parts, body) = request.into_parts();
+    let session = require(app, &parts.headers).await?;
+    session::same_origin(&parts.headers).map_err(|e| error_page(Some(&session), e))?;
+    let body = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+        error_page(Some(&session), ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large"))
+    })?;
+    let form = Fields::parse(&body);
+    session.check_csrf(form.get("csrf")).map_err(|e| error_page(Some(&session), e))?;
+    Ok((session, form))
 }
 
 /// `POST /admin/ui/signout`.
-pub async fn sign_out(State(app): State<AppState>, headers: HeaderMap, form: axum::Form<CsrfForm>) -> Response {
-    let session = match require(&app, &headers).await {
-        Ok(session) => session,
+pub async fn sign_out(State(app): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let (session, _) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    if let Err(e) = session::same_origin(&headers).and_then(|()| session.check_csrf(&form.csrf)) {
-        return error_page(Some(&session), e);
-    }
     if let Err(e) = session::close(&app, &session).await {
         return error_page(Some(&session), e);
     }

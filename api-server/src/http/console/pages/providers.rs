@@ -5,7 +5,7 @@
 //! write (environment variables, or the operator's read-only ConfigMap) the form is read-only and says what
 //! to change instead.
 
-use super::{Fields, Frame, error_page, posted, render, require};
+use super::{Frame, error_page, posted, render, require};
 use crate::domain::Scope;
 use crate::http::AppState;
 use crate::http::console::session::Session;
@@ -13,8 +13,8 @@ use crate::http::console::settings_form::{self, Field, Kind};
 use crate::http::error::ApiError;
 use crate::http::routes::plugins::{self as routes, PluginConfigUpdate};
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use faxbot_contract::plugins::{self, PluginManifest};
@@ -196,15 +196,9 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap, Query(query):
 }
 
 /// `POST /admin/ui/providers/{slot}/{id}`: the settings and enabled flag of plugin `id` in `slot`.
-pub async fn save(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path((slot, id)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let form = Fields::parse(&body);
-    let session = match posted(&app, &headers, form.get("csrf")).await {
-        Ok(session) => session,
+pub async fn save(State(app): State<AppState>, Path((slot, id)): Path<(String, String)>, request: Request) -> Response {
+    let (session, form) = match posted(&app, request).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     if let Err(e) = app.auth.permit(&session.identity, Scope::KeysManage, "console:providers", 0) {
