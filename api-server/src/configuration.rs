@@ -77,6 +77,10 @@ pub struct Settings {
     /// How long document work waits for a turn before the request is answered `503`
     /// (`FAXBOT_DOCUMENT_WAIT_SECS`, default 30).
     pub document_wait: Duration,
+    /// Wall-clock limit of one PDF page count (`FAXBOT_PDF_TIME_LIMIT_SECS`, default 10): a backstop behind
+    /// the deterministic work budget, for costs the budget does not see. On a slow or crowded node an honest
+    /// but heavy PDF can reach it; raise it there.
+    pub pdf_time_limit: Duration,
     /// Submissions per job (`FAXBOT_MAX_ATTEMPTS`, default 5).
     pub max_attempts: u32,
     /// First retry delay (`FAXBOT_RETRY_BASE_MS`, default 2000).
@@ -223,6 +227,7 @@ impl Settings {
             worker_concurrency: number("FAXBOT_WORKER_CONCURRENCY", 32, 1, 1024)?,
             document_workers: number("FAXBOT_DOCUMENT_WORKERS", crate::work::default_turns(), 1, 256)?,
             document_wait: Duration::from_secs(number("FAXBOT_DOCUMENT_WAIT_SECS", 30, 1, 3600)?),
+            pdf_time_limit: Duration::from_secs(number("FAXBOT_PDF_TIME_LIMIT_SECS", 10, 1, 3600)?),
             max_attempts: number("FAXBOT_MAX_ATTEMPTS", 5, 1, 100)?,
             retry_base: Duration::from_millis(number("FAXBOT_RETRY_BASE_MS", 2000, 1, 3_600_000)?),
             retry_max: Duration::from_millis(number("FAXBOT_RETRY_MAX_MS", 300_000, 1, 86_400_000)?),

@@ -144,7 +144,8 @@ fn pdf_error(max_pages: u32, e: PdfError) -> Result<ApiError, std::io::Error> {
 pub(crate) async fn prepare_pdf(app: &AppState, body: Body, kind: DocumentKind) -> Result<(Body, u32), ApiError> {
     let staging_dir = app.documents.staging_dir().to_path_buf();
     let max_pages = app.settings.max_pages;
-    let result = crate::work::run(move || prepare_blocking(body, kind, &staging_dir, max_pages)).await?;
+    let limits = faxbot_documents::pdf::Limits { time: app.settings.pdf_time_limit, ..Default::default() };
+    let result = crate::work::run(move || prepare_blocking(body, kind, &staging_dir, max_pages, &limits)).await?;
     result.map_err(ApiError::internal)?
 }
 
@@ -154,10 +155,11 @@ fn prepare_blocking(
     kind: DocumentKind,
     staging_dir: &std::path::Path,
     max_pages: u32,
+    limits: &faxbot_documents::pdf::Limits,
 ) -> Result<Result<(Body, u32), ApiError>, std::io::Error> {
     match (body, kind) {
         (Body::Memory(bytes), DocumentKind::Pdf) => {
-            Ok(match faxbot_documents::pdf::count_pages(std::io::Cursor::new(&bytes)) {
+            Ok(match faxbot_documents::pdf::count_pages_limited(std::io::Cursor::new(&bytes), limits) {
                 Ok(pages) => Ok((Body::Memory(bytes), pages)),
                 Err(e) => Err(pdf_error(max_pages, e)?),
             })
@@ -171,10 +173,12 @@ fn prepare_blocking(
                 Err(e) => Ok(Err(text_error(max_pages, e))),
             }
         }
-        (Body::File(path), DocumentKind::Pdf) => Ok(match faxbot_documents::pdf::count_pages_in_file(&path) {
-            Ok(pages) => Ok((Body::File(path), pages)),
-            Err(e) => Err(pdf_error(max_pages, e)?),
-        }),
+        (Body::File(path), DocumentKind::Pdf) => {
+            Ok(match faxbot_documents::pdf::count_pages_in_file_limited(&path, limits) {
+                Ok(pages) => Ok((Body::File(path), pages)),
+                Err(e) => Err(pdf_error(max_pages, e)?),
+            })
+        }
         (Body::File(path), DocumentKind::Text) => {
             let input = std::io::BufReader::new(std::fs::File::open(&path)?);
             let out = tempfile::NamedTempFile::new_in(staging_dir)?;
