@@ -144,14 +144,17 @@ pub fn fields(schema: &Value, current: &Value) -> Vec<Field> {
 }
 
 /// The settings object a posted form stands for. `value(name)` is the form's value of `s.<name>` (`None`
-/// when absent: an unticked checkbox). An empty field is left out, so the schema's default applies; a value
-/// that is not what the property takes is sent as typed (a string), for the server's validation to name.
+/// when absent: an unticked checkbox). An empty optional (nullable) field is `null`; another empty field is
+/// left out, so the schema's default applies; a value that is not what the property takes is sent as typed
+/// (a string), for the server's validation to name.
 pub fn settings(form: &[Field], value: impl Fn(&str) -> Option<String>) -> Value {
     let mut settings = Map::new();
     for field in form {
         let raw = value(&field.input_name());
         let typed = match (&field.kind, raw.as_deref().map(str::trim)) {
             (Kind::Checkbox, v) => Some(Value::Bool(v.is_some())),
+            // An optional setting emptied on purpose is unset (null), even where its default is not.
+            (Kind::Text { nullable: true } | Kind::Choice { nullable: true, .. }, Some("")) => Some(Value::Null),
             (_, None | Some("")) => None,
             (Kind::Integer { .. }, Some(v)) => {
                 Some(v.parse::<i64>().map_or_else(|_| Value::String(v.into()), Value::from))
@@ -234,7 +237,8 @@ mod tests {
             (vec![("s.enabledThing", "on"), ("s.latencyMs", " 250 ")], json!({"enabledThing": true, "latencyMs": 250})),
             (vec![("s.latencyMs", "soon")], json!({"enabledThing": false, "latencyMs": "soon"})),
             (vec![("s.ratio", "0.5")], json!({"enabledThing": false, "ratio": 0.5})),
-            (vec![("s.suffix", ""), ("s.name", "x")], json!({"enabledThing": false, "name": "x"})),
+            (vec![("s.suffix", ""), ("s.name", "x")], json!({"enabledThing": false, "suffix": null, "name": "x"})),
+            (vec![("s.maybeMode", ""), ("s.name", "")], json!({"enabledThing": false, "maybeMode": null})),
             (vec![("s.mode", "contentUrl")], json!({"enabledThing": false, "mode": "contentUrl"})),
             (vec![("s.extra", "{\"a\": 1}")], json!({"enabledThing": false, "extra": {"a": 1}})),
             (vec![("s.extra", "{not json")], json!({"enabledThing": false, "extra": "{not json"})),
