@@ -324,16 +324,5 @@ async fn forged_forms_are_refused_and_sessions_end_with_their_key(db: Db) {
 
 /// `application/x-www-form-urlencoded`, as a browser sends a form.
 fn urlencoded(pairs: &[(&str, &str)]) -> String {
-    let enc = |v: &str| {
-        v.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }

@@ -15,7 +15,7 @@ const BODY: usize = 8 * 1024 * 1024;
 /// Peak RSS growth allowed for a burst (the server measured a few MiB; reading the bodies whole is 320 MiB).
 const CEILING_MIB: u64 = 100;
 
-fn status_kib(pid: u32, field: &str) -> u64 {
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()

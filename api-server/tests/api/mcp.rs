@@ -380,7 +380,7 @@ async fn many_large_messages_at_once_are_parsed_a_few_at_a_time() {
     drop(document);
     let pid = app.pid();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-    let before = status_kib(pid, "VmRSS:");
+    let before = crate::hostile::status_kib(pid, "VmRSS:");
     let app = std::sync::Arc::new(app);
     // They wait their turns, as long as a slow machine needs.
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().unwrap();
@@ -407,14 +407,8 @@ async fn many_large_messages_at_once_are_parsed_a_few_at_a_time() {
         assert_eq!(answer["result"]["isError"], true, "{answer}");
         assert_eq!(text(&answer["result"]), "PDF could not be read", "{answer}");
     }
-    let growth = status_kib(pid, "VmHWM:").saturating_sub(before) / 1024;
+    let growth = crate::hostile::status_kib(pid, "VmHWM:").saturating_sub(before) / 1024;
     eprintln!("{MESSAGES} large MCP messages at once: peak RSS grew {growth} MiB");
     assert!(growth < CEILING_MIB, "peak RSS grew {growth} MiB");
     assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
