@@ -291,7 +291,7 @@ fn build_runtime(
     } else {
         config.providers.outbound.clone().unwrap_or_else(|| SlotBinding::new(SIMULATED_LINE))
     };
-    let outbound = plugins::build_outbound(&binding, "outbound", db, writer)?;
+    let outbound = plugins::build_outbound(&binding, "outbound", &config.manifests, db, writer)?;
     let failover = if config.features.sandbox_mode {
         Vec::new()
     } else {
@@ -301,7 +301,10 @@ fn build_runtime(
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                Ok((b.plugin.clone(), plugins::build_outbound(b, &format!("failover{}", i + 1), db, writer)?))
+                Ok((
+                    b.plugin.clone(),
+                    plugins::build_outbound(b, &format!("failover{}", i + 1), &config.manifests, db, writer)?,
+                ))
             })
             .collect::<Result<Vec<_>, plugins::PluginError>>()?
     };

@@ -13,6 +13,7 @@
 //! - [`validate`]: validation of a document against the manifests, including the PHI and credential guard.
 
 pub mod endpoint;
+pub mod manifest;
 pub mod phi;
 pub mod plugins;
 pub mod runtime_config;

@@ -24,6 +24,13 @@ pub struct RuntimeConfig {
     /// Feature flags of the v3 plan.
     #[serde(default)]
     pub features: FeatureFlags,
+    /// Providers defined by HTTP plugin manifests ([`crate::manifest`]), usable in the outbound slots by
+    /// their id. In Kubernetes the operator copies the FaxPluginManifests the FaxProviders reference into
+    /// the document, so a manifest change is a new revision and rolls out as a canary like any other.
+    // Left out of the document while empty, so that adding the field did not change the revision of every
+    // existing configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<crate::manifest::HttpManifest>,
 }
 
 /// The four plugin slots. A missing slot means "use the built-in default" (the simulated line for
@@ -116,6 +123,7 @@ impl Default for RuntimeConfig {
             version: CONFIG_VERSION,
             providers: ProviderSlots::default(),
             features: FeatureFlags::default(),
+            manifests: Vec::new(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! bad document in one round trip. The guard also refuses settings keys that look like PHI or credentials:
 //! the document ends up in a ConfigMap, which is neither encrypted nor access-controlled like a Secret.
 
-use crate::plugins::{self, Category};
+use crate::manifest::check::{self, Policy};
+use crate::plugins::{self, Category, PluginManifest};
 use crate::runtime_config::{CONFIG_VERSION, RuntimeConfig, SlotBinding};
 
 /// One problem in a config document.
@@ -96,7 +97,7 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
     ];
     for (category, binding) in slots {
         if let Some(binding) = binding {
-            check_slot(category, binding, &format!("providers.{}", category.as_str()), &mut issues);
+            check_slot(config, category, binding, &format!("providers.{}", category.as_str()), &mut issues);
         }
     }
     if !config.providers.outbound_failover.is_empty() && config.providers.outbound.is_none() {
@@ -108,7 +109,7 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
     let mut seen: Vec<&str> = config.providers.outbound.iter().map(|b| b.plugin.as_str()).collect();
     for (i, binding) in config.providers.outbound_failover.iter().enumerate() {
         let base = format!("providers.outboundFailover[{i}]");
-        check_slot(Category::Outbound, binding, &base, &mut issues);
+        check_slot(config, Category::Outbound, binding, &base, &mut issues);
         if seen.contains(&binding.plugin.as_str()) {
             issues.push(ConfigIssue {
                 path: format!("{base}.plugin"),
@@ -127,13 +128,40 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
             message: "at most 4 failover providers".into(),
         });
     }
+    let policy = Policy::from_env();
+    for (i, manifest) in config.manifests.iter().enumerate() {
+        for (path, message) in check::check(manifest, policy) {
+            issues.push(ConfigIssue { path: format!("manifests[{i}].{path}"), message });
+        }
+        if config.manifests[..i].iter().any(|m| m.id == manifest.id) {
+            issues.push(ConfigIssue {
+                path: format!("manifests[{i}].id"),
+                message: format!("manifest `{}` is defined twice", manifest.id),
+            });
+        }
+    }
     if issues.is_empty() { Ok(()) } else { Err(issues) }
 }
 
-fn check_slot(category: Category, binding: &SlotBinding, base: &str, issues: &mut Vec<ConfigIssue>) {
-    let Some(manifest) = plugins::manifest(&binding.plugin) else {
-        let known: Vec<String> =
-            plugins::builtin_manifests().into_iter().filter(|m| m.fills(category)).map(|m| m.id).collect();
+/// The manifest of plugin `id`: a built-in one, or one the document defines.
+pub fn plugin_manifest(config: &RuntimeConfig, id: &str) -> Option<PluginManifest> {
+    plugins::manifest(id).or_else(|| config.manifests.iter().find(|m| m.id == id).map(|m| m.plugin_manifest()))
+}
+
+fn check_slot(
+    config: &RuntimeConfig,
+    category: Category,
+    binding: &SlotBinding,
+    base: &str,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    let Some(manifest) = plugin_manifest(config, &binding.plugin) else {
+        let known: Vec<String> = plugins::builtin_manifests()
+            .into_iter()
+            .chain(config.manifests.iter().map(|m| m.plugin_manifest()))
+            .filter(|m| m.fills(category))
+            .map(|m| m.id)
+            .collect();
         issues.push(ConfigIssue {
             path: format!("{base}.plugin"),
             message: format!(
@@ -162,7 +190,11 @@ fn check_slot(category: Category, binding: &SlotBinding, base: &str, issues: &mu
     if issues.len() > before {
         return;
     }
-    if let Err(problems) = plugins::check_settings(&manifest.id, &binding.settings) {
+    let checked = match config.manifests.iter().find(|m| m.id == manifest.id) {
+        Some(http) => http.check_settings(&binding.settings),
+        None => plugins::check_settings(&manifest.id, &binding.settings),
+    };
+    if let Err(problems) = checked {
         for (path, message) in problems {
             let path = if path.is_empty() { settings_path.clone() } else { format!("{settings_path}.{path}") };
             issues.push(ConfigIssue { path, message });

@@ -417,6 +417,8 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         version: faxbot_contract::CONFIG_VERSION,
         providers: ProviderSlots { outbound: Some(outbound), outbound_failover, inbound, storage, auth: Some(auth) },
         features: features.clone(),
+        // FaxPluginManifest resources are not reconciled yet: the operator binds built-in plugins only.
+        manifests: Vec::new(),
     };
     // The same validation the server runs at startup, including the PHI and credential key guard.
     if let Err(issues) = faxbot_contract::validate::validate(&runtime) {

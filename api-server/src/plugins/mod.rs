@@ -5,6 +5,7 @@
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod client;
+pub mod http;
 pub mod phaxio;
 pub mod response;
 pub mod simulated;
@@ -189,7 +190,7 @@ impl std::fmt::Debug for ReceivedFax {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct WebhookInfo {
     /// The scheme, e.g. `X-Phaxio-Signature (HMAC-SHA1 with the webhook token)`.
-    pub verification: &'static str,
+    pub verification: std::borrow::Cow<'static, str>,
     /// The callback URL the provider is told to use (and that signatures cover), when configured.
     pub callback_url: Option<String>,
     /// Whether both the URL and the verification secret are configured; if not, every callback is refused.
@@ -326,9 +327,11 @@ pub enum PluginError {
 
 /// Builds the outbound provider for a slot binding. `slot` names its credential files (`<slot>.<name>`):
 /// `outbound` for the primary, `failover<N>` for the N-th failover provider.
+/// `http_manifests` are the runtime config's HTTP plugin manifests, each a plugin of its own id.
 pub fn build_outbound(
     binding: &SlotBinding,
     slot: &str,
+    http_manifests: &[faxbot_contract::manifest::HttpManifest],
     db: &Db,
     writer: &Writer,
 ) -> Result<Arc<dyn OutboundProvider>, PluginError> {
@@ -358,7 +361,10 @@ pub fn build_outbound(
         }
         manifests::SINCH => Ok(sinch::build_sinch(binding, slot)?),
         manifests::SIP => Ok(sip::build_outbound(binding, slot, db, writer)?),
-        other => Err(PluginError::Unknown(other.to_string())),
+        other => match http_manifests.iter().find(|m| m.id == other) {
+            Some(manifest) => Ok(http::build(manifest, binding, slot)?),
+            None => Err(PluginError::Unknown(other.to_string())),
+        },
     }
 }
 

@@ -192,7 +192,7 @@ impl OutboundProvider for Phaxio {
 
     fn webhook_info(&self) -> Option<WebhookInfo> {
         Some(WebhookInfo {
-            verification: VERIFICATION,
+            verification: VERIFICATION.into(),
             callback_url: self.settings.callback_url.clone(),
             ready: self.settings.callback_url.is_some() && self.webhook_token.is_some(),
         })
@@ -308,7 +308,7 @@ impl InboundProvider for PhaxioInbound {
 
     fn webhook_info(&self) -> Option<WebhookInfo> {
         Some(WebhookInfo {
-            verification: VERIFICATION,
+            verification: VERIFICATION.into(),
             callback_url: self.callback_url.clone(),
             ready: self.callback_url.is_some() && self.webhook_token.is_some(),
         })

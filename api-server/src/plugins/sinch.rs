@@ -294,7 +294,7 @@ impl Sinch {
 
     fn info(&self) -> WebhookInfo {
         WebhookInfo {
-            verification: "HTTP Basic credentials embedded in the callback URL (webhookUser, webhookPassword)",
+            verification: "HTTP Basic credentials embedded in the callback URL (webhookUser, webhookPassword)".into(),
             // The configured URL, never the one with the password embedded.
             callback_url: self.settings.callback_url.clone(),
             ready: self.settings.callback_url.is_some()

@@ -1,6 +1,10 @@
 //! The Phaxio plugin against the faithful Phaxio fake (`faxbot-fakes`): delivery by polling, transmission
 //! failure, a clear non-retried 401, 429/5xx retried with Retry-After honoured, and a timed-out submission that
 //! is found again by its job tag instead of being sent twice.
+//!
+//! Every test runs twice per database: with the built-in `phaxio` plugin and with `phaxio-http`, the HTTP
+//! plugin manifest that describes the same behaviour as data (`manifests/phaxio-http.json`), so the manifest
+//! plugin passes the same black-box suite as the code it replaces.
 
 use std::time::{Duration, Instant};
 
@@ -8,16 +12,93 @@ use faxbot_fakes::Injection;
 use faxbot_fakes::phaxio::PhaxioFake;
 
 use crate::db_test;
+
 use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf, phaxio_fake};
 
 const API_SECRET: &str = "phaxio-secret-do-not-leak-3c1d";
 
-async fn setup(db: Db, credentials_secret: &str) -> (PhaxioFake, TestApp, tempfile::TempDir) {
+/// Which plugin talks to the fake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plugin {
+    /// The built-in `phaxio` plugin.
+    BuiltIn,
+    /// The `phaxio-http` manifest.
+    Manifest,
+}
+
+impl Plugin {
+    pub fn id(self) -> &'static str {
+        match self {
+            Plugin::BuiltIn => "phaxio",
+            Plugin::Manifest => "phaxio-http",
+        }
+    }
+
+    /// The config document with `settings` (pollIntervalMs, callbackUrl) for the fake at `base_url`.
+    pub fn config(self, base_url: &str, mut settings: serde_json::Value) -> serde_json::Value {
+        match self {
+            Plugin::BuiltIn => {
+                settings["baseUrl"] = base_url.into();
+                serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio", "settings": settings}}})
+            }
+            Plugin::Manifest => serde_json::json!({"version": 1, "manifests": [phaxio_manifest(base_url)],
+                "providers": {"outbound": {"plugin": "phaxio-http", "settings": settings}}}),
+        }
+    }
+
+    pub fn spawn(self, db: Db) -> Spawn {
+        match self {
+            Plugin::BuiltIn => Spawn::new(db),
+            Plugin::Manifest => Spawn::new(db).env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true"),
+        }
+    }
+}
+
+/// The shipped Phaxio manifest, pointed at the fake: its host replaced by the fake's loopback address (the
+/// only change; loopback is allowed by FAXBOT_MANIFEST_ALLOW_LOOPBACK, which only tests set).
+pub fn phaxio_manifest(base_url: &str) -> serde_json::Value {
+    let text = include_str!("../../../manifests/phaxio-http.json").replace("https://api.phaxio.com/v2.1/", base_url);
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("the shipped manifest is JSON");
+    let host = url::Url::parse(base_url).expect("fake URL").host_str().expect("host").to_string();
+    manifest["allowedDomains"] = serde_json::json!([host]);
+    manifest
+}
+
+/// Runs a test on SQLite and PostgreSQL, with the built-in plugin and with the manifest.
+macro_rules! phaxio_test {
+    ($name:ident) => {
+        mod $name {
+            use super::Plugin;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite, Plugin::BuiltIn).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::postgres_available() {
+                    super::$name($crate::helpers::Db::Postgres, Plugin::BuiltIn).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn manifest_sqlite() {
+                super::$name($crate::helpers::Db::Sqlite, Plugin::Manifest).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn manifest_postgres() {
+                if $crate::helpers::postgres_available() {
+                    super::$name($crate::helpers::Db::Postgres, Plugin::Manifest).await
+                }
+            }
+        }
+    };
+}
+
+async fn setup(db: Db, plugin: Plugin, credentials_secret: &str) -> (PhaxioFake, TestApp, tempfile::TempDir) {
     let fake = phaxio_fake(API_SECRET, "phaxio-webhook-token", Duration::from_millis(40)).await;
-    let (app, dir) = Spawn::new(db)
+    let (app, dir) = plugin
+        .spawn(db)
         .start_with_config(
-            serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
-                "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 100}}}}),
+            plugin.config(&fake.base_url, serde_json::json!({"pollIntervalMs": 100})),
             &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", credentials_secret)],
         )
         .await;
@@ -31,12 +112,12 @@ async fn submit(app: &TestApp, to: &str) -> String {
     json(r).await["id"].as_str().unwrap().to_string()
 }
 
-async fn phaxio_delivers_by_polling_and_reports_transmission_failures(db: Db) {
-    let (fake, app, _dir) = setup(db, API_SECRET).await;
+async fn phaxio_delivers_by_polling_and_reports_transmission_failures(db: Db, plugin: Plugin) {
+    let (fake, app, _dir) = setup(db, plugin, API_SECRET).await;
     let id = submit(&app, NUMBER).await;
     let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "SUCCESS", "{job}");
-    assert_eq!(job["backend"], "phaxio");
+    assert_eq!(job["backend"], plugin.id());
     assert_eq!(fake.submissions(), 1);
 
     let id = submit(&app, "+15550000017").await;
@@ -46,10 +127,10 @@ async fn phaxio_delivers_by_polling_and_reports_transmission_failures(db: Db) {
     assert_eq!(fake.submissions(), 2);
     app.assert_no_leaks();
 }
-db_test!(phaxio_delivers_by_polling_and_reports_transmission_failures);
+phaxio_test!(phaxio_delivers_by_polling_and_reports_transmission_failures);
 
-async fn phaxio_bad_credentials_fail_at_once_without_retries(db: Db) {
-    let (fake, app, _dir) = setup(db, "wrong-secret").await;
+async fn phaxio_bad_credentials_fail_at_once_without_retries(db: Db, plugin: Plugin) {
+    let (fake, app, _dir) = setup(db, plugin, "wrong-secret").await;
     let id = submit(&app, NUMBER).await;
     let job = app.wait_terminal(Some(app.admin()), &id, Duration::from_secs(20)).await;
     assert_eq!(job["status"], "failed", "a refused submission is the reference's dispatch failure: {job}");
@@ -59,10 +140,10 @@ async fn phaxio_bad_credentials_fail_at_once_without_retries(db: Db) {
     assert_eq!(fake.submissions(), 0);
     app.assert_no_leaks();
 }
-db_test!(phaxio_bad_credentials_fail_at_once_without_retries);
+phaxio_test!(phaxio_bad_credentials_fail_at_once_without_retries);
 
-async fn phaxio_rate_limits_and_outages_are_retried_honouring_retry_after(db: Db) {
-    let (fake, app, _dir) = setup(db, API_SECRET).await;
+async fn phaxio_rate_limits_and_outages_are_retried_honouring_retry_after(db: Db, plugin: Plugin) {
+    let (fake, app, _dir) = setup(db, plugin, API_SECRET).await;
     // The tag lookup and the submission are both API calls: inject enough for two failed attempts.
     fake.inject(Injection::Status { code: 429, retry_after: Some(1) });
     fake.inject(Injection::Status { code: 503, retry_after: None });
@@ -73,10 +154,10 @@ async fn phaxio_rate_limits_and_outages_are_retried_honouring_retry_after(db: Db
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 must be honoured");
     assert_eq!(fake.submissions(), 1);
 }
-db_test!(phaxio_rate_limits_and_outages_are_retried_honouring_retry_after);
+phaxio_test!(phaxio_rate_limits_and_outages_are_retried_honouring_retry_after);
 
-async fn phaxio_timed_out_submission_is_found_again_not_sent_twice(db: Db) {
-    let (fake, app, _dir) = setup(db, API_SECRET).await;
+async fn phaxio_timed_out_submission_is_found_again_not_sent_twice(db: Db, plugin: Plugin) {
+    let (fake, app, _dir) = setup(db, plugin, API_SECRET).await;
     // One lookup passes, then the submission creates the fax but answers after the 2 s provider timeout.
     fake.inject(Injection::Stall(Duration::ZERO));
     fake.inject(Injection::Stall(Duration::from_secs(4)));
@@ -86,10 +167,10 @@ async fn phaxio_timed_out_submission_is_found_again_not_sent_twice(db: Db) {
     assert_eq!(fake.submissions(), 1, "the retry adopted the fax the timed-out submission created");
     assert!(app.logs().join("\n").contains("adopted a fax an earlier submission already created"));
 }
-db_test!(phaxio_timed_out_submission_is_found_again_not_sent_twice);
+phaxio_test!(phaxio_timed_out_submission_is_found_again_not_sent_twice);
 
-async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
-    let (fake, app, dir) = setup(db, API_SECRET).await;
+async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db, plugin: Plugin) {
+    let (fake, app, dir) = setup(db, plugin, API_SECRET).await;
     // Switch to callbacks: a status poll only every 10 minutes, so only an accepted webhook can finish a job
     // within the test.
     let before = json(
@@ -98,12 +179,12 @@ async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
     .await["revision"]
         .clone();
     std::fs::write(dir.path().join("credentials/outbound.webhookToken"), "phaxio-webhook-token").unwrap();
-    let callback = app.url("/webhooks/phaxio");
+    let callback = app.url(&format!("/webhooks/{}", plugin.id()));
     std::fs::write(
         dir.path().join("faxbot.json"),
-        serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio",
-            "settings": {"baseUrl": fake.base_url, "pollIntervalMs": 600000, "callbackUrl": callback}}}})
-        .to_string(),
+        plugin
+            .config(&fake.base_url, serde_json::json!({"pollIntervalMs": 600000, "callbackUrl": callback}))
+            .to_string(),
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -156,20 +237,26 @@ async fn phaxio_callbacks_are_verified_before_they_change_anything(db: Db) {
             app.client.post(&callback).header("X-Phaxio-Signature", &signature).multipart(form()).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = app
-        .client
-        .post(app.url("/phaxio-callback"))
-        .header("X-Phaxio-Signature", &signature)
-        .multipart(form())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "the reference's legacy path works the same");
+    if plugin == Plugin::BuiltIn {
+        legacy_path_works_the_same(&app, &signature, form()).await;
+    }
     assert_eq!(json(app.get_fax(Some(app.admin()), &id).await).await["status"], "SUCCESS");
     assert_eq!(app.client.post(app.url("/webhooks/fax9000")).body("x").send().await.unwrap().status(), 404);
     app.assert_no_leaks();
 }
-db_test!(phaxio_callbacks_are_verified_before_they_change_anything);
+phaxio_test!(phaxio_callbacks_are_verified_before_they_change_anything);
+
+async fn legacy_path_works_the_same(app: &TestApp, signature: &str, form: reqwest::multipart::Form) {
+    let r = app
+        .client
+        .post(app.url("/phaxio-callback"))
+        .header("X-Phaxio-Signature", signature)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the reference's legacy path works the same");
+}
 
 async fn phaxio_fetches_the_document_by_a_tokenized_url_that_expires(db: Db) {
     let fake = phaxio_fake(API_SECRET, "phaxio-webhook-token", Duration::from_millis(40)).await;

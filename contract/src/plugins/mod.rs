@@ -336,6 +336,11 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
     ]
 }
 
+/// Whether a callback URL may be used: https, or http to loopback; no `user:password@`.
+pub fn http_url_allowed(value: &str) -> bool {
+    http_url(value) && !has_userinfo(value)
+}
+
 /// Looks up a built-in manifest by id.
 pub fn manifest(id: &str) -> Option<PluginManifest> {
     builtin_manifests().into_iter().find(|m| m.id == id)
