@@ -143,6 +143,11 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
     if issues.is_empty() { Ok(()) } else { Err(issues) }
 }
 
+/// Every plugin a document can bind: the built-in ones, then the ones its manifests define.
+pub fn all_manifests(config: &RuntimeConfig) -> Vec<PluginManifest> {
+    plugins::builtin_manifests().into_iter().chain(config.manifests.iter().map(|m| m.plugin_manifest())).collect()
+}
+
 /// The manifest of plugin `id`: a built-in one, or one the document defines.
 pub fn plugin_manifest(config: &RuntimeConfig, id: &str) -> Option<PluginManifest> {
     plugins::manifest(id).or_else(|| config.manifests.iter().find(|m| m.id == id).map(|m| m.plugin_manifest()))

@@ -17,6 +17,7 @@ mod inbound;
 mod keys;
 mod lifecycle;
 mod logs;
+mod manifests;
 mod mcp;
 mod phaxio;
 mod plugins;

@@ -125,7 +125,7 @@ fn unknown_plugin() -> ApiError {
     ApiError::not_found("Plugin not found")
 }
 
-/// Lists the built-in plugins and whether each is in use.
+/// Lists the plugins (built-in, then those the runtime config's manifests define) and whether each is in use.
 #[utoipa::path(get, path = "/plugins", tag = "plugins",
     responses((status = 200, body = PluginList), (status = 401, description = "Admin authentication failed", body = ErrorBody),
         (status = 404, description = "v3 plugins feature disabled", body = ErrorBody)),
@@ -134,7 +134,7 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Jso
     app.auth.admin(&headers, "/plugins").await?;
     v3_enabled(&app)?;
     let runtime = app.runtime.load_current();
-    let items = plugins::builtin_manifests()
+    let items = faxbot_contract::validate::all_manifests(&runtime.config)
         .into_iter()
         .map(|m| {
             let enabled = slots(&runtime.config).iter().any(|(_, b)| b.is_some_and(|b| b.plugin == m.id && b.enabled));
@@ -165,8 +165,8 @@ pub async fn get_config(
 ) -> Result<Json<PluginConfig>, ApiError> {
     app.auth.admin(&headers, "/plugins/{id}/config").await?;
     v3_enabled(&app)?;
-    plugins::manifest(&id).ok_or_else(unknown_plugin)?;
     let runtime = app.runtime.load_current();
+    faxbot_contract::validate::plugin_manifest(&runtime.config, &id).ok_or_else(unknown_plugin)?;
     let binding = slots(&runtime.config).into_iter().find_map(|(_, b)| b.filter(|b| b.plugin == id));
     Ok(Json(match binding {
         Some(b) => PluginConfig { enabled: b.enabled, settings: b.settings.clone() },
@@ -191,7 +191,7 @@ pub async fn put_config(
 ) -> Result<Json<PluginConfigSaved>, ApiError> {
     app.auth.admin(&headers, "/plugins/{id}/config").await?;
     v3_enabled(&app)?;
-    plugins::manifest(&id).ok_or_else(unknown_plugin)?;
+    faxbot_contract::validate::plugin_manifest(&app.runtime.load_current().config, &id).ok_or_else(unknown_plugin)?;
     let Json(update) = body.map_err(|rejection| {
         ApiError::Validation(vec![ValidationItem {
             kind: "json_invalid",
@@ -231,7 +231,8 @@ pub(crate) async fn update_config(
     update: PluginConfigUpdate,
     what: &str,
 ) -> Result<PluginConfigSaved, ApiError> {
-    let manifest = plugins::manifest(id).ok_or_else(unknown_plugin)?;
+    let manifest = faxbot_contract::validate::plugin_manifest(&app.runtime.load_current().config, id)
+        .ok_or_else(unknown_plugin)?;
     let ConfigSource::File(path) = app.runtime.source().clone() else {
         return Err(ApiError::new(StatusCode::CONFLICT, FROM_ENVIRONMENT));
     };
@@ -379,7 +380,7 @@ pub async fn registry(
                 })?,
         ),
     };
-    let items = plugins::builtin_manifests()
+    let items = faxbot_contract::validate::all_manifests(&app.runtime.load_current().config)
         .into_iter()
         .filter(|m| category.is_none_or(|c| m.fills(c)))
         .filter(|m| query.hipaa.is_none_or(|h| m.hipaa_compliant == h))

@@ -17,7 +17,7 @@ use askama::Template;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use faxbot_contract::plugins::{self, PluginManifest};
+use faxbot_contract::plugins::PluginManifest;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -123,8 +123,11 @@ struct Refused {
     general: Vec<String>,
 }
 
-fn manifests() -> BTreeMap<String, PluginManifest> {
-    plugins::builtin_manifests().into_iter().map(|m| (m.id.clone(), m)).collect()
+fn manifests(app: &AppState) -> BTreeMap<String, PluginManifest> {
+    faxbot_contract::validate::all_manifests(&app.runtime.load_current().config)
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect()
 }
 
 fn page(
@@ -135,7 +138,7 @@ fn page(
     refused: Option<Refused>,
 ) -> Response {
     let runtime = app.runtime.load_current();
-    let manifests = manifests();
+    let manifests = manifests(app);
     let mut slots = Vec::new();
     for (category, binding) in routes::slots(&runtime.config) {
         let Some(binding) = binding else { continue };
@@ -208,7 +211,7 @@ pub async fn save(State(app): State<AppState>, Path((slot, id)): Path<(String, S
     let bound = routes::slots(&runtime.config)
         .into_iter()
         .find(|(category, b)| category.as_str() == slot && b.is_some_and(|b| b.plugin == id));
-    let (Some((category, Some(binding))), Some(manifest)) = (bound, manifests().remove(&id)) else {
+    let (Some((category, Some(binding))), Some(manifest)) = (bound, manifests(&app).remove(&id)) else {
         return error_page(Some(&session), ApiError::not_found("Plugin not found"));
     };
     let current = binding.settings.clone();

@@ -1,0 +1,170 @@
+//! HTTP plugin manifests at the server: a manifest that could send requests (and credentials) somewhere they
+//! must not go is refused when the document is loaded, with the field and the reason; a valid one is listed
+//! like a built-in plugin. The manifest plugin's behaviour against a provider is the Phaxio suite
+//! (`phaxio.rs`), which runs every test against the built-in plugin and the manifest.
+
+use std::process::Command;
+
+use crate::helpers::{Db, json};
+use crate::phaxio::{Plugin, phaxio_manifest};
+
+/// The shipped Phaxio manifest with its host replaced by `host`, bound to the outbound slot.
+fn document(manifest: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"version": 1, "manifests": [manifest],
+        "providers": {"outbound": {"plugin": "phaxio-http"}}})
+}
+
+/// Starts the server on `document` and returns its exit code and output.
+fn start(document: &serde_json::Value, allow_loopback: bool) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faxbot.json");
+    std::fs::write(&path, document.to_string()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faxbot-api"));
+    command
+        .env_clear()
+        .env("FAXBOT_LISTEN", "127.0.0.1:0")
+        .env("FAX_DATA_DIR", dir.path().join("data"))
+        .env("FAXBOT_CONFIG_PATH", &path)
+        .env("FAXBOT_PHAXIO_HTTP_APIKEY", "k")
+        .env("FAXBOT_PHAXIO_HTTP_APISECRET", "s");
+    if allow_loopback {
+        command.env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true");
+    }
+    // A valid document starts a server that runs until stopped: give it a moment, then stop it.
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    (code, format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The shipped manifest on `host`, changed by `change`.
+fn variant(host: &str, change: impl Fn(&mut serde_json::Value)) -> serde_json::Value {
+    let mut m = phaxio_manifest(&format!("https://{host}/v2.1/"));
+    change(&mut m);
+    m
+}
+
+#[test]
+fn manifests_that_could_reach_the_wrong_place_are_refused_with_the_field_and_the_reason() {
+    let cases: Vec<(&str, serde_json::Value, bool, &str)> = vec![
+        (
+            "metadata address",
+            variant("169.254.169.254", |_| {}),
+            true,
+            "manifests[0].allowedDomains[0]: must not be a link-local, metadata",
+        ),
+        (
+            "private range",
+            variant("10.20.30.40", |_| {}),
+            true,
+            "manifests[0].allowedDomains[0]: must not be a private or shared address",
+        ),
+        (
+            "loopback outside tests",
+            variant("127.0.0.1", |_| {}),
+            false,
+            "manifests[0].allowedDomains[0]: is a loopback address",
+        ),
+        (
+            "a domain outside allowedDomains",
+            variant("api.phaxio.com", |m| {
+                m["actions"]["status"]["url"] = "https://collector.example.net/{{ provider_id }}".into()
+            }),
+            true,
+            "manifests[0].actions.status.url: host `collector.example.net` is not in allowedDomains",
+        ),
+        (
+            "a template reading the environment",
+            variant("api.phaxio.com", |m| {
+                m["actions"]["send"]["headers"] = serde_json::json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"})
+            }),
+            true,
+            "manifests[0].actions.send.headers.X-Leak: reads `env.AWS_SECRET_ACCESS_KEY`: templates cannot read the environment",
+        ),
+        (
+            "a template reading a file",
+            variant("api.phaxio.com", |m| {
+                m["actions"]["send"]["body"]["fields"]["to"] =
+                    "{{ file('/var/run/secrets/kubernetes.io/serviceaccount/token') }}".into()
+            }),
+            true,
+            "manifests[0].actions.send.body.fields.to: uses `file`: templates cannot read files",
+        ),
+        (
+            "an include",
+            variant("api.phaxio.com", |m| {
+                m["actions"]["send"]["body"]["fields"]["to"] = "{% include '/etc/passwd' %}".into()
+            }),
+            true,
+            "statements ({% … %}) and comments are not",
+        ),
+        (
+            "no webhook verification",
+            variant("api.phaxio.com", |m| m["webhook"]["verification"] = serde_json::json!({"scheme": "none"})),
+            true,
+            "manifests[0].webhook.verification: declares no webhook verification",
+        ),
+    ];
+    for (what, manifest, allow_loopback, message) in cases {
+        let (code, output) = start(&document(manifest), allow_loopback);
+        assert_eq!(code, Some(1), "{what}: the server must refuse to start: {output}");
+        assert!(output.contains(message), "{what}: expected `{message}` in:\n{output}");
+    }
+    // The same manifest on its real host starts (and is stopped by the test after a moment).
+    let (code, output) = start(&document(variant("api.phaxio.com", |_| {})), false);
+    assert_eq!(code, None, "a valid manifest starts: {output}");
+}
+
+async fn manifest_plugins_are_listed_like_built_in_ones(db: Db) {
+    let fake =
+        crate::helpers::phaxio_fake("secret-1234567890", "hook-token", std::time::Duration::from_millis(40)).await;
+    let mut config = Plugin::Manifest.config(&fake.base_url, serde_json::json!({"pollIntervalMs": 100}));
+    config["features"] = serde_json::json!({"v3Plugins": true});
+    let (app, _dir) = Plugin::Manifest
+        .spawn(db)
+        .start_with_config(config, &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", "secret-1234567890")])
+        .await;
+    let list = json(app.client.get(app.url("/plugins")).header("X-API-Key", app.admin()).send().await.unwrap()).await;
+    let item = list["items"].as_array().unwrap().iter().find(|p| p["id"] == "phaxio-http").cloned();
+    let item = item.unwrap_or_else(|| panic!("phaxio-http listed: {list}"));
+    assert_eq!(item["enabled"], true);
+    assert_eq!(item["categories"], serde_json::json!(["outbound"]));
+    assert_eq!(
+        item["capabilities"],
+        serde_json::json!(["send", "status", "cancel", "webhook", "idempotency"]),
+        "the list action makes it idempotent"
+    );
+    let config = json(
+        app.client.get(app.url("/plugins/phaxio-http/config")).header("X-API-Key", app.admin()).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(config["settings"]["pollIntervalMs"], 100);
+    // A setting the manifest does not declare is refused through the plugin API, by the manifest's rules.
+    let r = app
+        .client
+        .put(app.url("/plugins/phaxio-http/config"))
+        .header("X-API-Key", app.admin())
+        .json(&serde_json::json!({"settings": {"pollIntervalMs": 100, "region": "eu"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = json(r).await;
+    assert!(
+        body.to_string().contains("unknown setting; `phaxio-http` declares: callbackUrl, pollIntervalMs"),
+        "{body}"
+    );
+    app.assert_no_leaks();
+}
+crate::db_test!(manifest_plugins_are_listed_like_built_in_ones);
