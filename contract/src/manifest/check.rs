@@ -251,6 +251,27 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
                         }
                     }
                 }
+                Verification::Ed25519 { header, public_key, signed } => {
+                    if !valid_header(header) {
+                        push("webhook.verification.header", "must be a header name".into());
+                    }
+                    template_problems.extend(tpl("webhook.verification.publicKey", public_key, Scope::Credentials));
+                    if signed.is_empty() {
+                        push("webhook.verification.signed", "must name what is signed".into());
+                    }
+                    for (i, part) in signed.iter().enumerate() {
+                        if !matches!(
+                            Part::parse(part),
+                            Some(Part::Url | Part::Body | Part::Header(_) | Part::Literal(_))
+                        ) {
+                            push(
+                                &format!("webhook.verification.signed[{i}]"),
+                                "an Ed25519 callback signature covers url, body, header:<name> or literal:<text>"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
                 Verification::Basic { username, password } => {
                     template_problems.extend(tpl("webhook.verification.username", username, Scope::Credentials));
                     template_problems.extend(tpl("webhook.verification.password", password, Scope::Credentials));

@@ -444,6 +444,16 @@ pub enum Verification {
         #[serde(default)]
         prefix: String,
     },
+    /// An Ed25519 signature in a header, made with the provider's private key and checked with its public
+    /// key (Telnyx: `telnyx-signature-ed25519` over `telnyx-timestamp`, `|`, body).
+    Ed25519 {
+        /// Header carrying the base64 signature.
+        header: String,
+        /// The provider's base64 public key (a template: usually a setting, since it is not secret).
+        public_key: String,
+        /// What is signed, in order (see [`Part`]).
+        signed: Vec<String>,
+    },
     /// Basic credentials the provider was given inside the callback URL (`https://user:pass@host/…`).
     Basic {
         /// Expected user.

@@ -37,6 +37,11 @@ pub fn sign(manifest: &serde_json::Value, secret: &[u8; 32]) -> String {
     STANDARD.encode(key.sign(&canonical(manifest)).to_bytes())
 }
 
+/// Signs raw bytes (for fakes of providers that sign webhooks with Ed25519); the signature in base64.
+pub fn sign_bytes(message: &[u8], secret: &[u8; 32]) -> String {
+    STANDARD.encode(SigningKey::from_bytes(secret).sign(message).to_bytes())
+}
+
 /// The base64 public key of a 32-byte secret key.
 pub fn public_key(secret: &[u8; 32]) -> String {
     STANDARD.encode(SigningKey::from_bytes(secret).verifying_key().to_bytes())
@@ -45,12 +50,17 @@ pub fn public_key(secret: &[u8; 32]) -> String {
 /// Verifies a base64 signature with a base64 public key (`verify_strict`: no malleable signatures, no
 /// weak keys).
 pub fn verify(manifest: &serde_json::Value, signature: &str, public_key: &str) -> Result<(), SignatureError> {
+    verify_bytes(&canonical(manifest), signature, public_key)
+}
+
+/// Verifies a base64 Ed25519 signature over `message` with a base64 public key (webhook signatures).
+pub fn verify_bytes(message: &[u8], signature: &str, public_key: &str) -> Result<(), SignatureError> {
     let key: [u8; 32] =
         STANDARD.decode(public_key.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::BadKey)?;
     let key = VerifyingKey::from_bytes(&key).map_err(|_| SignatureError::BadKey)?;
     let sig: [u8; 64] =
         STANDARD.decode(signature.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::Malformed)?;
-    key.verify_strict(&canonical(manifest), &Signature::from_bytes(&sig)).map_err(|_| SignatureError::Mismatch)
+    key.verify_strict(message, &Signature::from_bytes(&sig)).map_err(|_| SignatureError::Mismatch)
 }
 
 /// Verifies against the trusted key named `key_id` in `trusted` (key id → base64 public key).

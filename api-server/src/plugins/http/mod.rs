@@ -246,6 +246,7 @@ impl OutboundProvider for HttpPlugin {
             Verification::Hmac { header, algorithm, .. } => {
                 format!("{header}: HMAC-{} as the manifest declares", format!("{algorithm:?}").to_uppercase())
             }
+            Verification::Ed25519 { header, .. } => format!("{header}: Ed25519 with the provider's public key"),
             Verification::Basic { .. } => "HTTP Basic credentials in the callback URL".into(),
             Verification::Token { header, .. } => format!("shared token in {header}"),
             Verification::None { .. } => "none (allowUnverified)".into(),

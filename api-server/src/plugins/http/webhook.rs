@@ -53,6 +53,10 @@ pub fn precheck(
             }
             header(headers, name).ok_or_else(|| Refusal::Missing(name.clone()))?;
         }
+        Verification::Ed25519 { header: name, public_key, .. } => {
+            render(public_key, values, "the provider's public key")?;
+            header(headers, name).ok_or_else(|| Refusal::Missing(name.clone()))?;
+        }
         Verification::Basic { username, password } => {
             render(username, values, "the callback user")?;
             render(password, values, "the callback password")?;
@@ -102,6 +106,43 @@ fn parse(kind: WebhookBody, headers: &[(String, String)], body: &Bytes) -> Resul
     }
 }
 
+/// The bytes a callback signature covers, in the manifest's order. Form parts need the parsed body.
+fn signed_message(
+    signed: &[String],
+    callback_url: Option<&str>,
+    headers: &[(String, String)],
+    body: &Bytes,
+    parsed: Option<&Parsed>,
+) -> Vec<u8> {
+    let mut message = Vec::new();
+    for part in signed.iter().filter_map(|p| Part::parse(p)) {
+        match (&part, parsed) {
+            (Part::Url, _) => message.extend_from_slice(callback_url.unwrap_or("").as_bytes()),
+            (Part::Body, _) => message.extend_from_slice(body),
+            (Part::Literal(t), _) => message.extend_from_slice(t.as_bytes()),
+            (Part::Header(h), _) => message.extend_from_slice(header(headers, h).unwrap_or("").as_bytes()),
+            (Part::FormSorted, Some(Parsed::Fields { fields, .. })) => {
+                let mut sorted: Vec<&(String, String)> = fields.iter().collect();
+                sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (k, v) in sorted {
+                    message.extend_from_slice(k.as_bytes());
+                    message.extend_from_slice(v.as_bytes());
+                }
+            }
+            (Part::FilesSha1Sorted, Some(Parsed::Fields { files, .. })) => {
+                let mut sorted: Vec<&(String, Bytes)> = files.iter().collect();
+                sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (k, v) in sorted {
+                    message.extend_from_slice(k.as_bytes());
+                    message.extend_from_slice(hex::encode(sha1::Sha1::digest(v)).as_bytes());
+                }
+            }
+            _ => {}
+        }
+    }
+    message
+}
+
 /// Verifies a callback and returns the provider's id of the fax it is about.
 pub fn verify(
     webhook: &Webhook,
@@ -125,39 +166,19 @@ pub fn verify(
                 return Err(Refusal::Mismatch);
             }
         }
-        Verification::Token { .. } | Verification::None { .. } => {}
-        Verification::Hmac { .. } => {}
+        Verification::Ed25519 { header: name, public_key, signed } => {
+            let key = render(public_key, values, "the provider's public key")?;
+            let message = signed_message(signed, callback_url, headers, body, None);
+            let given = header(headers, name).unwrap_or("");
+            faxbot_contract::manifest::signature::verify_bytes(&message, given, &key).map_err(|_| Refusal::Mismatch)?;
+        }
+        Verification::Token { .. } | Verification::None { .. } | Verification::Hmac { .. } => {}
     }
     // Parsing only splits the body; nothing is interpreted before the signature below is checked.
     let parsed = parse(webhook.body, headers, body)?;
     if let Verification::Hmac { header: name, algorithm, encoding, key, signed, prefix } = &webhook.verification {
         let key = render(key, values, "the signing key credential")?;
-        let mut message = Vec::new();
-        for part in signed.iter().filter_map(|p| Part::parse(p)) {
-            match (&part, &parsed) {
-                (Part::Url, _) => message.extend_from_slice(callback_url.unwrap_or("").as_bytes()),
-                (Part::Body, _) => message.extend_from_slice(body),
-                (Part::Literal(t), _) => message.extend_from_slice(t.as_bytes()),
-                (Part::Header(h), _) => message.extend_from_slice(header(headers, h).unwrap_or("").as_bytes()),
-                (Part::FormSorted, Parsed::Fields { fields, .. }) => {
-                    let mut sorted: Vec<&(String, String)> = fields.iter().collect();
-                    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                    for (k, v) in sorted {
-                        message.extend_from_slice(k.as_bytes());
-                        message.extend_from_slice(v.as_bytes());
-                    }
-                }
-                (Part::FilesSha1Sorted, Parsed::Fields { files, .. }) => {
-                    let mut sorted: Vec<&(String, Bytes)> = files.iter().collect();
-                    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                    for (k, v) in sorted {
-                        message.extend_from_slice(k.as_bytes());
-                        message.extend_from_slice(hex::encode(sha1::Sha1::digest(v)).as_bytes());
-                    }
-                }
-                _ => {}
-            }
-        }
+        let message = signed_message(signed, callback_url, headers, body, Some(&parsed));
         let expected = mac_bytes(*algorithm, key.as_bytes(), &message);
         let given = header(headers, name).unwrap_or("").trim();
         let given = given.strip_prefix(prefix.as_str()).ok_or(Refusal::Mismatch)?;
@@ -233,6 +254,35 @@ mod tests {
             Err(Refusal::NotConfigured("the signing key credential"))
         );
         assert_eq!(precheck(&w, &values, None, &headers), Err(Refusal::NotConfigured("callbackUrl")));
+    }
+
+    #[test]
+    fn ed25519_signatures_verify_with_the_public_key() {
+        use faxbot_contract::manifest::signature::{public_key, sign_bytes};
+        let secret = [9u8; 32];
+        let mut values = Values::default();
+        values.settings.insert("publicKey".into(), public_key(&secret));
+        let w: Webhook = serde_json::from_value(serde_json::json!({
+            "verification": {"scheme": "ed25519", "header": "telnyx-signature-ed25519",
+                "publicKey": "{{ settings.publicKey }}", "signed": ["header:telnyx-timestamp", "literal:|", "body"]},
+            "body": "json", "providerId": "/data/payload/fax_id"}))
+        .unwrap();
+        let body = Bytes::from_static(br#"{"data":{"payload":{"fax_id":"f-9"}}}"#);
+        let signature = sign_bytes(&[b"1700000000|".as_slice(), &body].concat(), &secret);
+        let headers = |ts: &str, sig: &str| {
+            vec![
+                ("telnyx-timestamp".to_string(), ts.to_string()),
+                ("telnyx-signature-ed25519".to_string(), sig.to_string()),
+            ]
+        };
+        assert_eq!(verify(&w, &values, None, &headers("1700000000", &signature), &body), Ok("f-9".into()));
+        assert_eq!(verify(&w, &values, None, &headers("1700000001", &signature), &body), Err(Refusal::Mismatch));
+        let other = sign_bytes(&[b"1700000000|".as_slice(), &body].concat(), &[8u8; 32]);
+        assert_eq!(verify(&w, &values, None, &headers("1700000000", &other), &body), Err(Refusal::Mismatch));
+        assert_eq!(
+            precheck(&w, &Values::default(), None, &headers("1", "x")),
+            Err(Refusal::NotConfigured("the provider's public key"))
+        );
     }
 
     #[test]
