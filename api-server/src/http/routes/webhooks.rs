@@ -18,7 +18,7 @@ use crate::plugins::{ProviderError, WebhookRequest};
 
 /// `POST /webhooks/{plugin}`.
 #[utoipa::path(post, path = "/webhooks/{plugin}", tag = "webhooks",
-    params(("plugin" = String, Path, description = "Plugin id: phaxio or sinch")),
+    params(("plugin" = String, Path, description = "Plugin id: phaxio, sinch, or the id of a manifest plugin (docs/plugins.md)")),
     request_body(content = String, content_type = "multipart/form-data", description = "The provider's callback as it sends it (Sinch may also send application/json)"),
     responses((status = 200, description = "Accepted"), (status = 401, description = "Authentication failed; nothing changed (header-only checks refuse before the body is read)", body = ErrorBody),
         (status = 400, description = "Authentic but malformed", body = ErrorBody),
