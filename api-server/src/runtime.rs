@@ -45,6 +45,9 @@ pub struct Runtime {
     /// The inbound slot's plugin id and provider; `None` when inbound is off (every inbound route answers
     /// 404 "Inbound not enabled").
     pub inbound: Option<(String, Arc<dyn InboundProvider>)>,
+    /// Each manifest plugin's id and the publisher key that verified it (`None`: unverified, allowed by
+    /// `features.pluginInstall`).
+    pub manifests_verified: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// The outcome of the last reload attempt, for `/admin/features`.
@@ -291,6 +294,7 @@ fn build_runtime(
     } else {
         config.providers.outbound.clone().unwrap_or_else(|| SlotBinding::new(SIMULATED_LINE))
     };
+    let manifests_verified = plugins::http::admit_all(&config)?;
     let outbound = plugins::build_outbound(&binding, "outbound", &config.manifests, db, writer)?;
     let failover = if config.features.sandbox_mode {
         Vec::new()
@@ -321,6 +325,7 @@ fn build_runtime(
         outbound,
         revision,
         config,
+        manifests_verified,
     })
 }
 

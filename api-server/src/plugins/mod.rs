@@ -315,6 +315,9 @@ pub enum PluginError {
     /// Not a known inbound plugin in this build.
     #[error("plugin `{0}` is not available as an inbound provider in this build")]
     UnknownInbound(String),
+    /// A manifest that is not signed by a trusted publisher, in a document that does not allow that.
+    #[error("{0}")]
+    Untrusted(String),
     /// Settings did not validate.
     #[error("invalid settings for plugin `{plugin}`: {problems}")]
     Settings {

@@ -14,6 +14,21 @@ fn document(manifest: serde_json::Value) -> serde_json::Value {
         "providers": {"outbound": {"plugin": "phaxio-http"}}})
 }
 
+/// The publisher key the signing tests trust.
+const PUBLISHER_SECRET: [u8; 32] = [42; 32];
+
+/// Signs a manifest with `secret` as key `key_id`.
+fn signed(mut manifest: serde_json::Value, key_id: &str, secret: &[u8; 32]) -> serde_json::Value {
+    let typed: faxbot_contract::manifest::HttpManifest = serde_json::from_value(manifest.clone()).unwrap();
+    let value = faxbot_contract::manifest::signature::sign(&typed.canonical(), secret);
+    manifest["signature"] = serde_json::json!({"keyId": key_id, "value": value});
+    manifest
+}
+
+fn publisher_keys() -> String {
+    serde_json::json!({"acme": faxbot_contract::manifest::signature::public_key(&PUBLISHER_SECRET)}).to_string()
+}
+
 /// Starts the server on `document` and returns its exit code and output.
 fn start(document: &serde_json::Value, allow_loopback: bool) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +41,8 @@ fn start(document: &serde_json::Value, allow_loopback: bool) -> (Option<i32>, St
         .env("FAX_DATA_DIR", dir.path().join("data"))
         .env("FAXBOT_CONFIG_PATH", &path)
         .env("FAXBOT_PHAXIO_HTTP_APIKEY", "k")
-        .env("FAXBOT_PHAXIO_HTTP_APISECRET", "s");
+        .env("FAXBOT_PHAXIO_HTTP_APISECRET", "s")
+        .env("FAXBOT_PUBLISHER_KEYS", publisher_keys());
     if allow_loopback {
         command.env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true");
     }
@@ -121,18 +137,57 @@ fn manifests_that_could_reach_the_wrong_place_are_refused_with_the_field_and_the
         assert_eq!(code, Some(1), "{what}: the server must refuse to start: {output}");
         assert!(output.contains(message), "{what}: expected `{message}` in:\n{output}");
     }
-    // The same manifest on its real host starts (and is stopped by the test after a moment).
-    let (code, output) = start(&document(variant("api.phaxio.com", |_| {})), false);
-    assert_eq!(code, None, "a valid manifest starts: {output}");
+}
+
+#[test]
+fn only_manifests_from_a_trusted_publisher_start_unless_unverified_plugins_are_allowed() {
+    let valid = variant("api.phaxio.com", |_| {});
+    // Signed by the trusted key: starts (and is stopped by the test after a moment).
+    let (code, output) = start(&document(signed(valid.clone(), "acme", &PUBLISHER_SECRET)), false);
+    assert_eq!(code, None, "a signed manifest starts: {output}");
+
+    let refusals = [
+        (
+            valid.clone(),
+            "manifest `phaxio-http` is not signed; sign it with a trusted publisher key, or set features.pluginInstall",
+        ),
+        (
+            signed(valid.clone(), "acme", &[7; 32]),
+            "manifest `phaxio-http` has a signature that does not verify: the signature does not match the manifest",
+        ),
+        (signed(valid.clone(), "other", &PUBLISHER_SECRET), "no trusted publisher key `other`"),
+        (
+            {
+                // Signed, then changed: another host added to allowedDomains.
+                let mut m = signed(valid.clone(), "acme", &PUBLISHER_SECRET);
+                m["allowedDomains"] = serde_json::json!(["api.phaxio.com", "collector.example.net"]);
+                m
+            },
+            "has a signature that does not verify",
+        ),
+    ];
+    for (manifest, message) in refusals {
+        let (code, output) = start(&document(manifest), false);
+        assert_eq!(code, Some(1), "{message}: {output}");
+        assert!(output.contains(message), "expected `{message}` in:\n{output}");
+    }
+    // Unverified plugins allowed by the document: the unsigned manifest starts.
+    let mut allowed = document(valid);
+    allowed["features"] = serde_json::json!({"pluginInstall": true});
+    let (code, output) = start(&allowed, false);
+    assert_eq!(code, None, "pluginInstall accepts an unsigned manifest: {output}");
 }
 
 async fn manifest_plugins_are_listed_like_built_in_ones(db: Db) {
     let fake =
         crate::helpers::phaxio_fake("secret-1234567890", "hook-token", std::time::Duration::from_millis(40)).await;
     let mut config = Plugin::Manifest.config(&fake.base_url, serde_json::json!({"pollIntervalMs": 100}));
-    config["features"] = serde_json::json!({"v3Plugins": true});
+    // Signed by a trusted publisher, so unverified plugins need not be allowed.
+    config["manifests"][0] = signed(config["manifests"][0].clone(), "acme", &PUBLISHER_SECRET);
+    config["features"] = serde_json::json!({"v3Plugins": true, "pluginRegistry": true});
     let (app, _dir) = Plugin::Manifest
         .spawn(db)
+        .env("FAXBOT_PUBLISHER_KEYS", &publisher_keys())
         .start_with_config(config, &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", "secret-1234567890")])
         .await;
     let list = json(app.client.get(app.url("/plugins")).header("X-API-Key", app.admin()).send().await.unwrap()).await;
@@ -150,6 +205,25 @@ async fn manifest_plugins_are_listed_like_built_in_ones(db: Db) {
     )
     .await;
     assert_eq!(config["settings"]["pollIntervalMs"], 100);
+    let registry = json(
+        app.client
+            .get(app.url("/plugin-registry?category=outbound"))
+            .header("X-API-Key", app.admin())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let entry = |id: &str| registry["items"].as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    assert_eq!(
+        (entry("phaxio-http")["verified"].clone(), entry("phaxio-http")["publisher"].clone()),
+        (true.into(), "acme".into())
+    );
+    assert_eq!(
+        (entry("phaxio")["verified"].clone(), entry("phaxio")["publisher"].clone()),
+        (true.into(), "builtin".into())
+    );
+    assert!(entry("phaxio-http")["settings_schema"]["properties"]["callbackUrl"].is_object(), "{registry}");
     // A setting the manifest does not declare is refused through the plugin API, by the manifest's rules.
     let r = app
         .client

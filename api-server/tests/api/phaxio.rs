@@ -41,7 +41,9 @@ impl Plugin {
                 settings["baseUrl"] = base_url.into();
                 serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "phaxio", "settings": settings}}})
             }
+            // Unsigned: accepted because the document allows unverified plugins (pluginInstall).
             Plugin::Manifest => serde_json::json!({"version": 1, "manifests": [phaxio_manifest(base_url)],
+                "features": {"pluginInstall": true},
                 "providers": {"outbound": {"plugin": "phaxio-http", "settings": settings}}}),
         }
     }

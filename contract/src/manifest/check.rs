@@ -448,7 +448,7 @@ fn url_problem(url: &str, m: &HttpManifest, policy: Policy) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small valid manifest, as JSON, to vary.

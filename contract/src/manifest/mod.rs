@@ -72,6 +72,21 @@ pub struct HttpManifest {
     /// Timing.
     #[serde(default)]
     pub limits: Limits,
+    /// The publisher's Ed25519 signature over the manifest's canonical form ([`HttpManifest::canonical`]:
+    /// everything but this field). A manifest that is not signed by a trusted publisher key is accepted only
+    /// when the document's `features.pluginInstall` allows unverified plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ManifestSignature>,
+}
+
+/// A publisher's signature.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestSignature {
+    /// Which trusted key signed it (a name in the publisher keys).
+    pub key_id: String,
+    /// The base64 Ed25519 signature.
+    pub value: String,
 }
 
 /// One non-secret setting.
@@ -504,6 +519,16 @@ impl HttpManifest {
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(&mut de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+
+    /// What a signature covers: the manifest as this version parses it (defaults filled in), without its
+    /// signature, as JSON with sorted keys. Signing the parsed form means a signature survives reformatting
+    /// and key order; a field added later must be left out of the JSON while at its default
+    /// (`skip_serializing_if`) so old signatures stay valid.
+    pub fn canonical(&self) -> serde_json::Value {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_value(&unsigned).unwrap_or_default()
     }
 
     /// What the queue needs to know: the capabilities its actions give.

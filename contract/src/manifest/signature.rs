@@ -1,9 +1,10 @@
 //! Ed25519 signatures over a manifest's canonical form, so a registry entry or a manifest applied to a
 //! cluster can be traced to a publisher whose key the operator trusts.
 //!
-//! The canonical form is the manifest's JSON with object keys sorted and no whitespace (what `serde_json`
-//! writes for a `Value`, whose maps are sorted). It is taken from the document as written, not from the
-//! parsed type, so a field added to [`super::HttpManifest`] later does not change what old signatures cover.
+//! The canonical form is JSON with object keys sorted and no whitespace (what `serde_json` writes for a
+//! `Value`, whose maps are sorted) of [`super::HttpManifest::canonical`]. [`trust`] says what a manifest's
+//! signature proves against the trusted publisher keys, and [`admit`] — a pure rule with a table test —
+//! whether it may be used.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -75,6 +76,43 @@ pub fn verify_with(
     verify(manifest, signature, key)
 }
 
+/// What a manifest's signature proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Signed by the trusted key with this id.
+    Verified(String),
+    /// Not signed.
+    Unsigned,
+    /// Signed, but the signature does not verify against the trusted keys.
+    Invalid(SignatureError),
+}
+
+/// Checks a manifest's signature against `trusted` (key id → base64 public key).
+pub fn trust(manifest: &super::HttpManifest, trusted: &std::collections::BTreeMap<String, String>) -> Trust {
+    match &manifest.signature {
+        None => Trust::Unsigned,
+        Some(sig) => match verify_with(&manifest.canonical(), &sig.value, &sig.key_id, trusted) {
+            Ok(()) => Trust::Verified(sig.key_id.clone()),
+            Err(e) => Trust::Invalid(e),
+        },
+    }
+}
+
+/// Whether a manifest may be used: verified ones always; unsigned or wrongly signed ones only when
+/// `allow_unverified` (the document's `features.pluginInstall`). The refusal says why and what to do.
+pub fn admit(id: &str, trust: &Trust, allow_unverified: bool) -> Result<(), String> {
+    let why = match trust {
+        Trust::Verified(_) => return Ok(()),
+        _ if allow_unverified => return Ok(()),
+        Trust::Unsigned => "is not signed".to_string(),
+        Trust::Invalid(e) => format!("has a signature that does not verify: {e}"),
+    };
+    Err(format!(
+        "manifest `{id}` {why}; sign it with a trusted publisher key, or set features.pluginInstall to accept \
+         unverified plugins"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +134,39 @@ mod tests {
         let trusted = [("acme".to_string(), key.clone())].into_iter().collect();
         assert_eq!(verify_with(&a, &sig, "acme", &trusted), Ok(()));
         assert_eq!(verify_with(&a, &sig, "other", &trusted), Err(SignatureError::UnknownKey("other".into())));
+    }
+
+    #[test]
+    fn only_verified_manifests_are_admitted_unless_unverified_ones_are_allowed() {
+        let bad = Trust::Invalid(SignatureError::Mismatch);
+        let table = [
+            (Trust::Verified("acme".into()), false, None),
+            (Trust::Verified("acme".into()), true, None),
+            (Trust::Unsigned, true, None),
+            (bad.clone(), true, None),
+            (Trust::Unsigned, false, Some("manifest `x` is not signed;")),
+            (bad, false, Some("manifest `x` has a signature that does not verify: the signature does not match")),
+        ];
+        for (trust, allow, refused) in table {
+            match (admit("x", &trust, allow), refused) {
+                (Ok(()), None) => {}
+                (Err(e), Some(expected)) => assert!(e.starts_with(expected), "{e}"),
+                (got, expected) => panic!("{trust:?} allow={allow}: {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_signed_manifest_is_trusted_until_it_changes() {
+        let mut m: super::super::HttpManifest =
+            serde_json::from_value(super::super::check::tests::base()).expect("manifest");
+        let secret = [3u8; 32];
+        let trusted = [("acme".to_string(), public_key(&secret))].into_iter().collect();
+        assert_eq!(trust(&m, &trusted), Trust::Unsigned);
+        m.signature =
+            Some(super::super::ManifestSignature { key_id: "acme".into(), value: sign(&m.canonical(), &secret) });
+        assert_eq!(trust(&m, &trusted), Trust::Verified("acme".into()));
+        m.allowed_domains.push("collector.example.net".into());
+        assert_eq!(trust(&m, &trusted), Trust::Invalid(SignatureError::Mismatch));
     }
 }

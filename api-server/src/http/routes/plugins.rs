@@ -98,9 +98,23 @@ pub struct RegistryQuery {
 /// `GET /plugin-registry`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Registry {
-    /// Manifests, settings schemas included.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<PluginManifest>,
+    /// Manifests, settings schemas included, each with whether its publisher is verified.
+    pub items: Vec<RegistryItem>,
+}
+
+/// One registry entry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RegistryItem {
+    /// The plugin's manifest (id, name, version, categories, capabilities, hipaa_compliant, settings_schema,
+    /// credentials).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub manifest: PluginManifest,
+    /// Whether the plugin comes from a verified publisher: built into this server, or an HTTP plugin manifest
+    /// whose Ed25519 signature verifies with a trusted publisher key.
+    pub verified: bool,
+    /// `builtin`, the id of the publisher key that signed the manifest, or null when unverified.
+    pub publisher: Option<String>,
 }
 
 pub(crate) fn slots(config: &RuntimeConfig) -> [(Category, Option<&SlotBinding>); 4] {
@@ -380,10 +394,18 @@ pub async fn registry(
                 })?,
         ),
     };
-    let items = faxbot_contract::validate::all_manifests(&app.runtime.load_current().config)
+    let runtime = app.runtime.load_current();
+    let items = faxbot_contract::validate::all_manifests(&runtime.config)
         .into_iter()
         .filter(|m| category.is_none_or(|c| m.fills(c)))
         .filter(|m| query.hipaa.is_none_or(|h| m.hipaa_compliant == h))
+        .map(|manifest| {
+            let publisher = match runtime.manifests_verified.get(&manifest.id) {
+                Some(key) => key.clone(),
+                None => Some("builtin".to_string()),
+            };
+            RegistryItem { verified: publisher.is_some(), publisher, manifest }
+        })
         .collect();
     Ok(Json(Registry { items }))
 }

@@ -15,10 +15,12 @@ pub mod answer;
 pub mod request;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use faxbot_contract::manifest::signature;
 use faxbot_contract::manifest::template::Values;
 use faxbot_contract::manifest::{Action, Body, HttpManifest, Verification};
 use faxbot_contract::{PluginManifest, SlotBinding};
@@ -52,6 +54,39 @@ impl std::fmt::Debug for HttpPlugin {
 /// case, `-` as `_` (`FAXBOT_PHAXIO_HTTP_APIKEY`).
 pub fn credential_env(id: &str, name: &str) -> String {
     format!("FAXBOT_{}_{}", id.replace('-', "_"), name).to_ascii_uppercase()
+}
+
+/// The trusted publisher keys (key id → base64 Ed25519 public key): the JSON object in the credential file
+/// `$FAXBOT_CREDENTIALS_DIR/registry.publisherKeys` (the operator mounts it from a Secret), else in
+/// `FAXBOT_PUBLISHER_KEYS`. Unreadable keys trust nobody, which only makes signed manifests count as
+/// unverified.
+pub fn publisher_keys() -> BTreeMap<String, String> {
+    match super::credential("registry", "publisherKeys", "FAXBOT_PUBLISHER_KEYS") {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(&text).unwrap_or_else(|_| {
+            tracing::warn!("the publisher keys are not a JSON object of key id to base64 public key: none trusted");
+            BTreeMap::new()
+        }),
+    }
+}
+
+/// Checks every manifest of the document against the trusted keys: the key id of each verified manifest,
+/// `None` for unverified ones the document allows; an error naming the first that may not be used.
+pub fn admit_all(config: &faxbot_contract::RuntimeConfig) -> Result<BTreeMap<String, Option<String>>, PluginError> {
+    let keys = if config.manifests.is_empty() { BTreeMap::new() } else { publisher_keys() };
+    let mut verified = BTreeMap::new();
+    for manifest in &config.manifests {
+        let trust = signature::trust(manifest, &keys);
+        signature::admit(&manifest.id, &trust, config.features.plugin_install).map_err(PluginError::Untrusted)?;
+        verified.insert(
+            manifest.id.clone(),
+            match trust {
+                signature::Trust::Verified(key) => Some(key),
+                _ => None,
+            },
+        );
+    }
+    Ok(verified)
 }
 
 /// Builds the provider of a slot bound to `manifest` (already checked with the runtime config).
