@@ -56,6 +56,7 @@ fn the_api_server_accepts_the_pod_the_operator_renders() {
             plugin: "test".into(),
             settings: serde_json::json!({"deliveryLatencyMs": 40}).as_object().cloned(),
             credentials_secret_ref: None,
+            manifest_ref: None,
         },
     );
     line.metadata.namespace = Some("fax".into());
@@ -65,6 +66,7 @@ fn the_api_server_accepts_the_pod_the_operator_renders() {
             plugin: "api_keys".into(),
             settings: None,
             credentials_secret_ref: Some(CredentialsSecretRef { name: "admin".into(), items: None }),
+            manifest_ref: None,
         },
     );
     keys.metadata.namespace = Some("fax".into());

@@ -15,6 +15,7 @@
 
 pub mod condition;
 pub mod config;
+pub mod manifest;
 pub mod provider;
 mod schema;
 
@@ -25,7 +26,10 @@ pub use config::{
     NotificationsSpec, PrometheusAnalysisSpec, PrometheusQueriesSpec, RolloutSpec, RolloutStatus, RolloutStep,
     RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec, WebhookSinkSpec,
 };
-pub use provider::{CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus};
+pub use manifest::{FaxPluginManifest, FaxPluginManifestSpec, FaxPluginManifestStatus};
+pub use provider::{
+    CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus, ManifestRef,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -37,7 +41,7 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Every Faxbot CRD, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![FaxProvider::crd(), FaxPluginConfig::crd()]
+    vec![FaxProvider::crd(), FaxPluginConfig::crd(), FaxPluginManifest::crd()]
 }
 
 /// The checked-in YAML: every CRD as one multi-document stream, with a header saying how it was made.

@@ -39,9 +39,14 @@ pub struct FaxProviderSpec {
     /// Plugin id from the Faxbot plugin registry, for example `test` (the simulated line), `local`
     /// (local-disk storage) or `api_keys` (API-key authentication). Immutable: a different plugin takes
     /// different settings, so create a new FaxProvider instead.
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z][a-z0-9_-]*$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("plugin is immutable; create a new FaxProvider for a different plugin"))]
     pub plugin: String,
+
+    /// For a plugin defined by an HTTP plugin manifest: the FaxPluginManifest (same namespace) whose
+    /// manifest id is `plugin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_ref: Option<ManifestRef>,
 
     /// Non-secret plugin settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +57,15 @@ pub struct FaxProviderSpec {
     /// the mapped keys into the API server's own Secret; values never appear in ConfigMaps, status or events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
+}
+
+/// A FaxPluginManifest in the FaxProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRef {
+    /// Its name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
 }
 
 /// Where a provider's credentials live.

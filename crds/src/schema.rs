@@ -38,3 +38,61 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
         }
     })
 }
+
+/// An HTTP plugin manifest: typed where admission rules need the values (id, domains, webhook verification),
+/// free-form elsewhere (its full shape is checked by the operator with `faxbot_contract::manifest::check`,
+/// the same check the API server runs).
+pub fn http_manifest(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "The HTTP plugin manifest (docs/plugins.md).",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["id", "allowedDomains"],
+        "properties": {
+            "id": {"description": "Plugin id: the FaxProvider's spec.plugin, the webhook path /webhooks/<id>.",
+                   "type": "string", "pattern": "^[a-z][a-z0-9-]{1,39}$"},
+            "allowPrivateNetwork": {"description": "Let allowedDomains hold private or shared addresses.",
+                                    "type": "boolean"},
+            "allowedDomains": {
+                "description": "The only hosts requests may go to.",
+                "type": "array", "minItems": 1, "maxItems": 16,
+                "items": {
+                    "type": "string", "maxLength": 253,
+                    "x-kubernetes-validations": [
+                        {"rule": "!(self.startsWith('169.254.') || self.lowerAscii().startsWith('fe80:') || self.lowerAscii().startsWith('[fe80:') || self in ['metadata', 'metadata.google.internal', 'instance-data', 'instance-data.ec2.internal', '100.100.100.200', 'fd00:ec2::254', '[fd00:ec2::254]'])",
+                         "message": "must not be a link-local or metadata address"},
+                        {"rule": "!(self == 'localhost' || self.endsWith('.localhost') || self.startsWith('127.') || self in ['::1', '[::1]'])",
+                         "message": "is a loopback address: a provider is never this server's own host"}
+                    ]
+                }
+            },
+            "webhook": {
+                "description": "Status callbacks: verification, body format, where the fax id is.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {
+                    "verification": {
+                        "description": "How a callback proves it comes from the provider.",
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true,
+                        "required": ["scheme"],
+                        "properties": {
+                            "scheme": {"description": "hmac, ed25519, basic, token or none.",
+                                       "type": "string", "enum": ["hmac", "ed25519", "basic", "token", "none"]},
+                            "allowUnverified": {"description": "With scheme none: accept unverified callbacks.",
+                                                "type": "boolean"}
+                        },
+                        "x-kubernetes-validations": [
+                            {"rule": "self.scheme != 'none' || (has(self.allowUnverified) && self.allowUnverified)",
+                             "message": "declares no webhook verification: anyone could call it; verify callbacks (hmac, ed25519, basic or token) or set allowUnverified: true"}
+                        ]
+                    }
+                }
+            }
+        },
+        "x-kubernetes-validations": [
+            {"rule": "(has(self.allowPrivateNetwork) && self.allowPrivateNetwork) || self.allowedDomains.all(d, !(d.startsWith('10.') || d.startsWith('192.168.') || d.matches('^172[.](1[6-9]|2[0-9]|3[01])[.]') || d.matches('^100[.](6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])[.]') || d.lowerAscii().matches('^[[]?f[cd][0-9a-f]{0,2}:')))",
+             "message": "allowedDomains holds a private or shared address: set allowPrivateNetwork for a gateway on your internal network"}
+        ]
+    })
+}

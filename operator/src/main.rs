@@ -105,6 +105,18 @@ async fn main() -> anyhow::Result<()> {
              kubectl apply --server-side -f crds/yaml/crds.yaml",
         )?;
     }
+    // Added after the first release: an upgrade that skipped the CRDs-first step is told so at once.
+    let manifest_probes: Vec<Api<faxbot_crds::FaxPluginManifest>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+    };
+    for probe in manifest_probes {
+        probe.list(&ListParams::default().limit(1)).await.context(
+            "the FaxPluginManifest CRD is not served (or this namespace is not readable); apply this version's \
+             CRDs before the operator (docs/operations.md, upgrades): kubectl apply --server-side -f crds/yaml/crds.yaml",
+        )?;
+    }
 
     let metrics = Arc::new(Metrics::new());
     // Ready means "up, and the API server serves our CRDs to this replica" (the server starts listening only

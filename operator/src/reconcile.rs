@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy};
+use faxbot_crds::{FaxPluginConfig, FaxPluginManifest, FaxProvider, RolloutStrategy};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -41,10 +41,17 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
     let mut provider_names = Referenced::provider_names(config);
     provider_names.sort();
     provider_names.dedup();
+    let manifests: Api<FaxPluginManifest> = Api::namespaced(client.clone(), ns);
     for name in provider_names {
         if let Some(p) = providers.get_opt(&name).await? {
             if let Some(r) = &p.spec.credentials_secret_ref {
                 secret_names.push(r.name.clone());
+            }
+            if let Some(r) = &p.spec.manifest_ref
+                && !referenced.manifests.contains_key(&r.name)
+                && let Some(m) = manifests.get_opt(&r.name).await?
+            {
+                referenced.manifests.insert(r.name.clone(), m);
             }
             referenced.providers.insert(name, p);
         }
@@ -325,7 +332,11 @@ pub async fn reconcile_provider(provider: Arc<FaxProvider>, ctx: Arc<Context>) -
             Some(r) => Api::<Secret>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await?,
             None => None,
         };
-        let result = validate_provider(&provider, secret.as_ref());
+        let manifest = match &provider.spec.manifest_ref {
+            Some(r) => Api::<FaxPluginManifest>::namespaced(ctx.client.clone(), &ns).get_opt(&r.name).await?,
+            None => None,
+        };
+        let result = validate_provider(&provider, secret.as_ref(), manifest.as_ref());
         let status = provider_status(&provider, result.as_ref(), Timestamp::now());
         if provider.status.as_ref() != Some(&status) {
             if let Err(invalid) = &result {
@@ -352,6 +363,41 @@ pub async fn reconcile_provider(provider: Arc<FaxProvider>, ctx: Arc<Context>) -
     result
 }
 
+/// Reconciles one FaxPluginManifest: checks it with the API server's rules and reports the result in its
+/// status (and a Warning Event when it is invalid). The configs using it are reconciled through their
+/// providers.
+pub async fn reconcile_manifest(resource: Arc<FaxPluginManifest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key("FaxPluginManifest", resource.as_ref());
+    let result = async {
+        let ns = resource.namespace().ok_or(Error::MissingNamespace)?;
+        let result = crate::validate::validate_manifest(&resource);
+        let status = crate::status::manifest_status(&resource, result.as_ref(), Timestamp::now());
+        if resource.status.as_ref() != Some(&status) {
+            if let Err(invalid) = &result {
+                publish(
+                    ctx.as_ref(),
+                    resource.as_ref(),
+                    EventType::Warning,
+                    invalid.reason,
+                    invalid.message.clone(),
+                    "Validate",
+                )
+                .await;
+            }
+            let value = serde_json::to_value(&status).map_err(|e| Error::Serialize("status", e))?;
+            write_status::<FaxPluginManifest>(&ctx.client, &ns, &resource.name_any(), value).await?;
+        }
+        Ok(Action::await_change())
+    }
+    .await;
+    ctx.metrics.observe("faxpluginmanifest", started.elapsed(), result.as_ref().err().map(Error::metric_label));
+    if result.is_ok() {
+        ctx.reset_failures(&key);
+    }
+    result
+}
+
 fn error_policy<K: Resource>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |obj, error, ctx| {
         let key = object_key(kind, obj.as_ref());
@@ -371,7 +417,8 @@ fn configs_using(configs: &Store<FaxPluginConfig>, ns: &str, provider: &str) -> 
         .collect()
 }
 
-/// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
+/// Runs the three controllers (providers, configs, manifests) until `shutdown` resolves; in-flight reconciles
+/// finish first.
 ///
 /// `concurrency` bounds the reconciles in flight per controller: at a cold start every object is due at once,
 /// and unbounded concurrency would hold a thousand responses in memory together.
@@ -429,9 +476,37 @@ pub async fn run(
                     .collect::<Vec<_>>()
             }
         })
+        .watches(api::<PartialObjectMeta<FaxPluginManifest>>(&client, &namespace), any.clone(), {
+            let store = providers_store.clone();
+            move |manifest: PartialObjectMeta<FaxPluginManifest>| {
+                let ns = manifest.namespace();
+                let name = manifest.name_any();
+                store
+                    .state()
+                    .iter()
+                    .filter(|p| p.namespace() == ns && p.spec.manifest_ref.as_ref().is_some_and(|r| r.name == name))
+                    .map(|p| ObjectRef::from_obj(p.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        })
         .with_config(config.clone())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile_provider, error_policy::<FaxProvider>("FaxProvider"), ctx.clone())
+        .for_each(|_| async {});
+
+    // Manifests: only spec changes (generation) are reconciled, never the operator's own status writes.
+    let (manifests_store, manifests_writer) = reflector::store();
+    let manifests_stream = reflector::reflector(
+        manifests_writer,
+        watcher(api::<FaxPluginManifest>(&client, &namespace), watcher::Config::default()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let manifests_ctrl = Controller::for_stream(manifests_stream, manifests_store)
+        .with_config(config.clone())
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_manifest, error_policy::<FaxPluginManifest>("FaxPluginManifest"), ctx.clone())
         .for_each(|_| async {});
 
     let (configs, configs_writer) = reflector::store();
@@ -474,6 +549,25 @@ pub async fn run(
                 configs_using(&configs, p.namespace().as_deref().unwrap_or(""), &p.name_any())
             }
         })
+        // A manifest change maps to the configs using a provider defined by it.
+        .watches(api::<PartialObjectMeta<FaxPluginManifest>>(&client, &namespace), any.clone(), {
+            let configs = configs.clone();
+            let providers = providers_store.clone();
+            move |manifest: PartialObjectMeta<FaxPluginManifest>| {
+                let ns = manifest.namespace().unwrap_or_default();
+                let name = manifest.name_any();
+                let mut refs: BTreeMap<String, ObjectRef<FaxPluginConfig>> = BTreeMap::new();
+                for p in providers.state().iter().filter(|p| {
+                    p.namespace().as_deref() == Some(ns.as_str())
+                        && p.spec.manifest_ref.as_ref().is_some_and(|r| r.name == name)
+                }) {
+                    for r in configs_using(&configs, &ns, &p.name_any()) {
+                        refs.insert(r.name.clone(), r);
+                    }
+                }
+                refs.into_values().collect::<Vec<_>>()
+            }
+        })
         .watches(api::<PartialObjectMeta<Secret>>(&client, &namespace), any, {
             let configs = configs.clone();
             let providers = providers_store;
@@ -512,5 +606,6 @@ pub async fn run(
         .run(reconcile_config, error_policy::<FaxPluginConfig>("FaxPluginConfig"), ctx)
         .for_each(|_| async {});
 
-    tokio::join!(providers_ctrl, configs_ctrl);
+
+    tokio::join!(providers_ctrl, configs_ctrl, manifests_ctrl);
 }

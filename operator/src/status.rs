@@ -5,8 +5,10 @@
 //! condition carries `observedGeneration`; `lastTransitionTime` moves only when a status flips, so a
 //! reconcile that changes nothing writes nothing new.
 
+use faxbot_contract::manifest::HttpManifest;
 use faxbot_crds::{
-    ConditionStatus, FaxPluginConfig, FaxPluginConfigStatus, FaxProvider, FaxProviderStatus, set_condition,
+    ConditionStatus, FaxPluginConfig, FaxPluginConfigStatus, FaxPluginManifest, FaxPluginManifestStatus, FaxProvider,
+    FaxProviderStatus, set_condition,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
@@ -244,6 +246,26 @@ pub fn provider_status(
     status
 }
 
+/// The status of a FaxPluginManifest after validation.
+pub fn manifest_status(
+    resource: &FaxPluginManifest,
+    result: Result<&HttpManifest, &Invalid>,
+    now: Timestamp,
+) -> FaxPluginManifestStatus {
+    let generation = resource.metadata.generation;
+    let mut status = resource.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let (ready, stalled, reason, message) = match result {
+        Ok(m) => (ConditionStatus::True, ConditionStatus::False, "Valid", format!("plugin `{}` is valid", m.id)),
+        Err(invalid) => (ConditionStatus::False, ConditionStatus::True, invalid.reason, invalid.message.clone()),
+    };
+    set_condition(&mut status.conditions, "Ready", ready, reason, &message, generation, now);
+    // kstatus reads Stalled, as for providers.
+    let stalled_message = if stalled == ConditionStatus::True { message.as_str() } else { "" };
+    set_condition(&mut status.conditions, "Stalled", stalled, reason, stalled_message, generation, now);
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,18 +373,18 @@ mod tests {
         use crate::validate::validate_provider;
         let keys = provider("keys", "api_keys", serde_json::json!({}), Some("admin"));
         let admin = secret("admin", &[("adminKey", "k"), ("pepper", "p")]);
-        let resolved = validate_provider(&keys, Some(&admin)).unwrap();
+        let resolved = validate_provider(&keys, Some(&admin), None).unwrap();
         let s = provider_status(&keys, Ok(&resolved), now());
         assert_eq!(s.slots.as_deref(), Some("auth"));
         assert_eq!(s.plugin_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
         assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("True", "Valid"));
 
-        let invalid = validate_provider(&keys, None).unwrap_err();
+        let invalid = validate_provider(&keys, None, None).unwrap_err();
         let s = provider_status(&keys, Err(&invalid), now());
         assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("False", "SecretNotFound"));
         assert_eq!(s.slots.as_deref(), Some("auth"), "slots are shown even while invalid");
         let unknown = provider("x", "fax9000", serde_json::json!({}), None);
-        let invalid = validate_provider(&unknown, None).unwrap_err();
+        let invalid = validate_provider(&unknown, None, None).unwrap_err();
         let s = provider_status(&unknown, Err(&invalid), now());
         assert_eq!(s.conditions[0].reason, "UnknownPlugin");
         assert_eq!(s.slots, None);

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use faxbot_contract::plugins::{self, Category, PluginManifest};
 use faxbot_contract::{ProviderSlots, RuntimeConfig, SlotBinding};
-use faxbot_crds::{FaxPluginConfig, FaxProvider, RolloutStrategy, SecretKeyRef};
+use faxbot_contract::manifest::HttpManifest;
+use faxbot_contract::manifest::check::{Policy, check};
+use faxbot_crds::{FaxPluginConfig, FaxPluginManifest, FaxProvider, RolloutStrategy, SecretKeyRef};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -46,6 +48,8 @@ pub struct ResolvedProvider {
     pub credentials: BTreeMap<String, ByteString>,
     /// UIDs of the Secrets the credentials came from (they key the credentials checksum).
     pub secret_uids: Vec<String>,
+    /// The HTTP plugin manifest, for a plugin defined by one (it goes into the runtime config).
+    pub http: Option<HttpManifest>,
 }
 
 /// Which Secret keys a provider's credentials come from, as `(credential, secret key)` pairs.
@@ -76,18 +80,30 @@ pub fn hipaa_capable(hipaa: bool, slot: Category, provider: &str, manifest: &Plu
 /// Validates one FaxProvider on its own: the plugin exists, the settings pass its schema, and every
 /// credential it needs resolves to a non-empty key of `secret` (the Secret its `credentialsSecretRef` names,
 /// if that exists).
-pub fn validate_provider(provider: &FaxProvider, secret: Option<&Secret>) -> Result<ResolvedProvider, Invalid> {
+///
+/// A plugin that is not built in must be defined by the FaxPluginManifest that `spec.manifestRef` names
+/// (`manifest`, when it exists): its manifest is checked with the API server's own rules
+/// ([`faxbot_contract::manifest::check`]) and its id must be the plugin id.
+pub fn validate_provider(
+    provider: &FaxProvider,
+    secret: Option<&Secret>,
+    manifest_resource: Option<&FaxPluginManifest>,
+) -> Result<ResolvedProvider, Invalid> {
     let name = provider.metadata.name.as_deref().unwrap_or("");
     let plugin = &provider.spec.plugin;
-    let Some(manifest) = plugins::manifest(plugin) else {
-        let known: Vec<String> = plugins::builtin_manifests().into_iter().map(|m| m.id).collect();
-        return Err(Invalid::new(
-            "UnknownPlugin",
-            format!("FaxProvider {name}: unknown plugin `{plugin}`; this operator knows: {}", known.join(", ")),
-        ));
+    let (manifest, http) = match plugins::manifest(plugin) {
+        Some(manifest) => (manifest, None),
+        None => {
+            let http = http_manifest(provider, manifest_resource)?;
+            (http.plugin_manifest(), Some(http))
+        }
     };
     let settings = serde_json::Value::Object(provider.spec.settings.clone().unwrap_or_default());
-    if let Err(problems) = plugins::check_settings(plugin, &settings) {
+    let checked = match &http {
+        Some(http) => http.check_settings(&settings),
+        None => plugins::check_settings(plugin, &settings),
+    };
+    if let Err(problems) = checked {
         let detail: Vec<String> = problems
             .iter()
             .map(|(path, msg)| if path.is_empty() { msg.clone() } else { format!("settings.{path}: {msg}") })
@@ -156,7 +172,59 @@ pub fn validate_provider(provider: &FaxProvider, secret: Option<&Secret>) -> Res
             }
         }
     }
-    Ok(ResolvedProvider { manifest, settings, credentials, secret_uids })
+    Ok(ResolvedProvider { manifest, settings, credentials, secret_uids, http })
+}
+
+/// The HTTP plugin manifest a FaxProvider's `spec.manifestRef` names, parsed and checked.
+fn http_manifest(provider: &FaxProvider, resource: Option<&FaxPluginManifest>) -> Result<HttpManifest, Invalid> {
+    let name = provider.metadata.name.as_deref().unwrap_or("");
+    let plugin = &provider.spec.plugin;
+    let Some(reference) = &provider.spec.manifest_ref else {
+        let known: Vec<String> = plugins::builtin_manifests().into_iter().map(|m| m.id).collect();
+        return Err(Invalid::new(
+            "UnknownPlugin",
+            format!(
+                "FaxProvider {name}: unknown plugin `{plugin}`; this operator knows: {}, or a plugin defined by \
+                 a FaxPluginManifest named in spec.manifestRef",
+                known.join(", ")
+            ),
+        ));
+    };
+    let Some(resource) = resource else {
+        return Err(Invalid::new(
+            "ManifestNotFound",
+            format!("FaxProvider {name}: FaxPluginManifest {} does not exist", reference.name),
+        ));
+    };
+    let manifest = validate_manifest(resource).map_err(|invalid| Invalid {
+        reason: invalid.reason,
+        message: format!("FaxProvider {name}: {}", invalid.message),
+    })?;
+    if &manifest.id != plugin {
+        return Err(Invalid::new(
+            "InvalidManifest",
+            format!(
+                "FaxProvider {name}: FaxPluginManifest {}: its id `{}` is not the plugin `{plugin}`",
+                reference.name, manifest.id
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Parses and checks a FaxPluginManifest with the API server's own rules
+/// ([`faxbot_contract::manifest::check`], loopback refused): every problem with its field.
+pub fn validate_manifest(resource: &FaxPluginManifest) -> Result<HttpManifest, Invalid> {
+    let name = resource.metadata.name.as_deref().unwrap_or("");
+    let refused = |detail: String| Invalid::new("InvalidManifest", format!("FaxPluginManifest {name}: {detail}"));
+    let manifest: HttpManifest = serde_path_to_error::deserialize(&resource.spec.manifest)
+        .map_err(|e| refused(format!("spec.manifest.{}: {}", e.path(), e.inner())))?;
+    let problems = check(&manifest, Policy::default());
+    if !problems.is_empty() {
+        let detail: Vec<String> = problems.iter().map(|(path, m)| format!("spec.manifest.{path}: {m}")).collect();
+        return Err(refused(detail.join("; ")));
+    }
+    Ok(manifest)
 }
 
 /// A Secret's data with `stringData` folded in (the API server folds it on write, but a Secret built in a
@@ -276,6 +344,8 @@ pub struct Referenced {
     pub secrets: BTreeMap<String, Secret>,
     /// ConfigMaps by name (the trust bundle's, if it exists).
     pub config_maps: BTreeMap<String, ConfigMap>,
+    /// FaxPluginManifests by name (the ones providers reference, as far as they exist).
+    pub manifests: BTreeMap<String, FaxPluginManifest>,
 }
 
 impl Referenced {
@@ -325,6 +395,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
 
     let mut credentials = BTreeMap::new();
     let mut secret_uids = Vec::new();
+    let mut http_manifests: Vec<HttpManifest> = Vec::new();
     // `credential_slot` prefixes the provider's credential files: the slot name, or `failover<N>` for the
     // N-th failover provider.
     let mut bind = |slot: Category, credential_slot: &str, provider_name: &str| -> Result<SlotBinding, Invalid> {
@@ -335,7 +406,13 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
             ));
         };
         let secret = provider.spec.credentials_secret_ref.as_ref().and_then(|r| referenced.secrets.get(&r.name));
-        let resolved = validate_provider(provider, secret)?;
+        let manifest = provider.spec.manifest_ref.as_ref().and_then(|r| referenced.manifests.get(&r.name));
+        let resolved = validate_provider(provider, secret, manifest)?;
+        if let Some(http) = &resolved.http
+            && !http_manifests.iter().any(|m| m.id == http.id)
+        {
+            http_manifests.push(http.clone());
+        }
         if !resolved.manifest.fills(slot) {
             let slots: Vec<&str> = resolved.manifest.categories.iter().map(|c| c.as_str()).collect();
             return Err(Invalid::new(
@@ -417,8 +494,8 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         version: faxbot_contract::CONFIG_VERSION,
         providers: ProviderSlots { outbound: Some(outbound), outbound_failover, inbound, storage, auth: Some(auth) },
         features: features.clone(),
-        // FaxPluginManifest resources are not reconciled yet: the operator binds built-in plugins only.
-        manifests: Vec::new(),
+        // The manifests of the plugins in use, so a manifest change is a new revision that rolls out.
+        manifests: http_manifests,
     };
     // The same validation the server runs at startup, including the PHI and credential key guard.
     if let Err(issues) = faxbot_contract::validate::validate(&runtime) {
@@ -588,6 +665,7 @@ pub(crate) mod tests {
                 plugin: plugin.into(),
                 settings: settings.as_object().cloned(),
                 credentials_secret_ref: secret.map(|s| CredentialsSecretRef { name: s.into(), items: None }),
+                manifest_ref: None,
             },
         );
         p.metadata.namespace = Some("fax".into());
@@ -772,6 +850,98 @@ pub(crate) mod tests {
         assert!(!desired.config_json.contains(ADMIN_KEY) && !desired.config_json.contains(PEPPER));
         // The server accepts what the operator renders.
         faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+    }
+
+    /// The shipped Phaxio manifest as a FaxPluginManifest named `phaxio-manifest`, changed by `change`.
+    fn manifest_resource(change: impl Fn(&mut serde_json::Value)) -> FaxPluginManifest {
+        let mut manifest: serde_json::Value =
+            serde_json::from_str(include_str!("../../manifests/phaxio-http.json")).unwrap();
+        change(&mut manifest);
+        let mut m = FaxPluginManifest::new("phaxio-manifest", faxbot_crds::FaxPluginManifestSpec { manifest });
+        m.metadata.namespace = Some("fax".into());
+        m
+    }
+
+    /// A config whose outbound provider `fax` is the manifest plugin `phaxio-http`.
+    fn with_manifest(resource: Option<FaxPluginManifest>) -> (FaxPluginConfig, Referenced) {
+        let c = config(serde_json::json!({
+            "apiServer": {"image": "faxbot-api:1"},
+            "slots": {"outbound": ["fax"], "auth": "keys"},
+            "features": {"pluginInstall": true}
+        }));
+        let mut r = base_referenced();
+        let mut p = provider("fax", "phaxio-http", serde_json::json!({"pollIntervalMs": 1000}), Some("phaxio"));
+        p.spec.manifest_ref = Some(faxbot_crds::ManifestRef { name: "phaxio-manifest".into() });
+        r.providers.insert("fax".into(), p);
+        r.secrets.insert("phaxio".into(), secret("phaxio", &[("apiKey", "k-value"), ("apiSecret", "s-value")]));
+        if let Some(m) = resource {
+            r.manifests.insert("phaxio-manifest".into(), m);
+        }
+        (c, r)
+    }
+
+    #[test]
+    fn a_manifest_provider_puts_its_manifest_into_the_runtime_document() {
+        let (c, r) = with_manifest(Some(manifest_resource(|_| {})));
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.runtime.providers.outbound.as_ref().unwrap().plugin, "phaxio-http");
+        assert_eq!(desired.runtime.manifests.len(), 1);
+        assert_eq!(desired.runtime.manifests[0].id, "phaxio-http");
+        assert_eq!(
+            desired.credentials.keys().collect::<Vec<_>>(),
+            vec!["auth.adminKey", "auth.pepper", "outbound.apiKey", "outbound.apiSecret"],
+            "the manifest's declared credentials are copied like a built-in plugin's"
+        );
+        // The server accepts what the operator renders, and a change of the manifest is a new revision.
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+        let (c, r) = with_manifest(Some(manifest_resource(|m| m["limits"]["timeoutMs"] = 20000.into())));
+        assert_ne!(validate_config(&c, &r).unwrap().revision, desired.revision);
+    }
+
+    #[test]
+    fn manifest_providers_are_refused_with_the_manifest_field_and_reason() {
+        let table: Vec<(Option<FaxPluginManifest>, &str, &str)> = vec![
+            (None, "ManifestNotFound", "FaxPluginManifest phaxio-manifest does not exist"),
+            (
+                Some(manifest_resource(|m| m["allowedDomains"] = serde_json::json!(["169.254.169.254"]))),
+                "InvalidManifest",
+                "spec.manifest.allowedDomains[0]: must not be a link-local, metadata",
+            ),
+            (
+                Some(manifest_resource(|m| {
+                    m["actions"]["send"]["headers"] = serde_json::json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"})
+                })),
+                "InvalidManifest",
+                "templates cannot read the environment",
+            ),
+            (
+                Some(manifest_resource(|m| m["webhook"]["verification"] = serde_json::json!({"scheme": "none"}))),
+                "InvalidManifest",
+                "spec.manifest.webhook.verification: declares no webhook verification",
+            ),
+            (
+                Some(manifest_resource(|m| m["id"] = "other-fax".into())),
+                "InvalidManifest",
+                "its id `other-fax` is not the plugin `phaxio-http`",
+            ),
+            (
+                Some(manifest_resource(|m| m["statuses"] = serde_json::json!("all good"))),
+                "InvalidManifest",
+                "spec.manifest.statuses: invalid type",
+            ),
+        ];
+        for (resource, reason, message) in table {
+            let (c, r) = with_manifest(resource);
+            let invalid = validate_config(&c, &r).unwrap_err();
+            assert_eq!(invalid.reason, reason, "{}", invalid.message);
+            assert!(invalid.message.contains(message), "{message}: {}", invalid.message);
+        }
+        // Without manifestRef a plugin that is not built in stays unknown.
+        let (c, mut r) = with_manifest(Some(manifest_resource(|_| {})));
+        r.providers.get_mut("fax").unwrap().spec.manifest_ref = None;
+        let invalid = validate_config(&c, &r).unwrap_err();
+        assert_eq!(invalid.reason, "UnknownPlugin");
+        assert!(invalid.message.contains("or a plugin defined by a FaxPluginManifest named in spec.manifestRef"));
     }
 
     #[test]
@@ -992,7 +1162,7 @@ pub(crate) mod tests {
     fn optional_credentials_may_be_absent_unless_mapped_explicitly() {
         let phaxio = provider("fax", "phaxio", serde_json::json!({}), Some("px"));
         let secret = secret("px", &[("apiKey", "k"), ("apiSecret", "s")]);
-        let resolved = validate_provider(&phaxio, Some(&secret)).expect("webhookToken is optional");
+        let resolved = validate_provider(&phaxio, Some(&secret), None).expect("webhookToken is optional");
         assert!(resolved.credentials.contains_key("apiSecret") && !resolved.credentials.contains_key("webhookToken"));
         let mut mapped = phaxio.clone();
         mapped.spec.credentials_secret_ref.as_mut().unwrap().items = Some(vec![
@@ -1000,7 +1170,7 @@ pub(crate) mod tests {
             faxbot_crds::CredentialItem { credential: "apiSecret".into(), key: "apiSecret".into() },
             faxbot_crds::CredentialItem { credential: "webhookToken".into(), key: "token".into() },
         ]);
-        assert_eq!(validate_provider(&mapped, Some(&secret)).unwrap_err().reason, "SecretKeyMissing");
+        assert_eq!(validate_provider(&mapped, Some(&secret), None).unwrap_err().reason, "SecretKeyMissing");
     }
 
     #[test]

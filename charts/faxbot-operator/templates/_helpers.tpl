@@ -77,12 +77,12 @@ The operator's rights: exactly the verbs and resources it uses, the same rules a
 (an end-to-end test compares them). Used as a ClusterRole, or as a Role in the watched namespace.
 */}}
 {{- define "faxbot-operator.rules" -}}
-# The two custom resources: watched, and status written with server-side apply.
+# The three custom resources: watched, and status written with server-side apply.
 - apiGroups: ["fax.faxbot.io"]
-  resources: ["faxproviders", "faxpluginconfigs"]
+  resources: ["faxproviders", "faxpluginconfigs", "faxpluginmanifests"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["fax.faxbot.io"]
-  resources: ["faxproviders/status", "faxpluginconfigs/status"]
+  resources: ["faxproviders/status", "faxpluginconfigs/status", "faxpluginmanifests/status"]
   verbs: ["get", "patch"]
 # Owned objects, applied with server-side apply; old revisions of ConfigMaps and Secrets are pruned.
 - apiGroups: ["apps"]
