@@ -606,6 +606,5 @@ pub async fn run(
         .run(reconcile_config, error_policy::<FaxPluginConfig>("FaxPluginConfig"), ctx)
         .for_each(|_| async {});
 
-
     tokio::join!(providers_ctrl, configs_ctrl, manifests_ctrl);
 }

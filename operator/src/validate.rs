@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use faxbot_contract::plugins::{self, Category, PluginManifest};
-use faxbot_contract::{ProviderSlots, RuntimeConfig, SlotBinding};
 use faxbot_contract::manifest::HttpManifest;
 use faxbot_contract::manifest::check::{Policy, check};
+use faxbot_contract::plugins::{self, Category, PluginManifest};
+use faxbot_contract::{ProviderSlots, RuntimeConfig, SlotBinding};
 use faxbot_crds::{FaxPluginConfig, FaxPluginManifest, FaxProvider, RolloutStrategy, SecretKeyRef};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;

