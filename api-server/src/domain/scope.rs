@@ -32,6 +32,13 @@ impl Scope {
         }
     }
 
+    /// The scope named `name` (not `*`, which is a grant, not a requirement).
+    pub fn parse(name: &str) -> Option<Scope> {
+        [Scope::FaxSend, Scope::FaxRead, Scope::InboundList, Scope::InboundRead, Scope::KeysManage]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
     /// Whether a key holding `granted` may use a route that requires `self`. `*` grants every user scope
     /// but, as in the reference, not admin.
     pub fn granted_by(self, granted: &[String]) -> bool {

@@ -284,6 +284,21 @@ pub trait OutboundProvider: Send + Sync + std::fmt::Debug {
         STATUS_LIMIT
     }
 
+    /// Tools the plugin offers AI assistants over MCP (manifest plugins may declare some); none by default.
+    fn tools(&self) -> &[faxbot_contract::manifest::ToolSpec] {
+        &[]
+    }
+
+    /// Runs tool `name` of [`OutboundProvider::tools`] with its string arguments; the answer (or the part
+    /// the tool names) as JSON.
+    async fn call_tool(
+        &self,
+        _name: &str,
+        _arguments: &std::collections::BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, ProviderError> {
+        Err(ProviderError::Unsupported)
+    }
+
     /// Whether a submission interrupted by a crash may be repeated.
     fn idempotent(&self) -> bool {
         self.manifest().has(Capability::Idempotency)

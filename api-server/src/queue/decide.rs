@@ -17,6 +17,12 @@ pub const AMBIGUOUS_SUBMISSION: &str = "submission interrupted by a server resta
 received this fax, and it does not support idempotent resubmission, so it was not sent again to avoid a duplicate; \
 check with the provider before resending";
 
+/// The message recorded when a submission's outcome is unknown (a timeout) and the provider cannot be asked
+/// whether it took the fax.
+pub const AMBIGUOUS_TIMEOUT: &str = "the provider may or may not have received this fax (no answer in time), and \
+it cannot recognise a repeated submission, so it was not sent again to avoid a duplicate; check with the provider \
+before resending";
+
 /// The longest a provider's completion hint may push the first status check.
 pub const MAX_CHECK_AFTER: Duration = Duration::from_secs(3600);
 
@@ -70,7 +76,8 @@ pub enum Plan {
 pub enum Verdict {
     /// Sending is disabled: the job waits, its claim unmarked.
     Held,
-    /// An interrupted submission to a provider without idempotency: failed rather than risk a duplicate.
+    /// An interrupted or timed-out submission to a provider without idempotency: failed rather than risk a
+    /// duplicate.
     Ambiguous,
     /// The provider took the fax.
     Accepted,
@@ -126,6 +133,9 @@ pub struct Chain<'a> {
     pub plugins: &'a [String],
     /// The one that was asked.
     pub index: usize,
+    /// Whether the one that was asked recognises a repeated submission (the idempotency capability: an
+    /// idempotency key, or a lookup that adopts what an earlier attempt created).
+    pub idempotent: bool,
 }
 
 /// What a submission's outcome makes of the job. `update.now` is when the answer came; `jitter` is a uniform
@@ -167,6 +177,14 @@ pub fn decide(
         update.provider_index = Some(next as i64);
         update.next_run_at = Some(update.now);
         return (update, Verdict::FailedOver { to: to.clone(), index: next });
+    }
+    if matches!(e, ProviderError::Transport(_)) && !chain.idempotent {
+        // A timeout leaves the submission's outcome unknown; only a provider that recognises a repeat may be
+        // asked again. (A refused connection is not a Transport error: the plugins report it as Unavailable.)
+        update.status = JobStatus::DispatchFailed;
+        update.error = Some(format!("{AMBIGUOUS_TIMEOUT} ({e})"));
+        update.next_run_at = None;
+        return (update, Verdict::Ambiguous);
     }
     if e.is_retryable() && retry.may_retry(attempt) {
         let delay = retry.delay(attempt, e.retry_after(), jitter);
@@ -271,11 +289,39 @@ mod tests {
             update(),
             &job(i64::from(attempt) - 1, i64::from(attempt)),
             outcome,
-            Chain { plugins: &plugins, index },
+            Chain { plugins: &plugins, index, idempotent: true },
             &policy(),
             &polling(),
             0.5,
         )
+    }
+
+    #[test]
+    fn a_timeout_is_retried_only_where_a_repeat_is_recognised() {
+        let plugins = chain();
+        let timeout = ProviderError::Transport("timed out".into());
+        let outcome = |idempotent: bool, e: &ProviderError| {
+            decide(
+                update(),
+                &job(0, 1),
+                Err(e),
+                Chain { plugins: &plugins, index: 0, idempotent },
+                &policy(),
+                &polling(),
+                0.5,
+            )
+        };
+        let (u, v) = outcome(true, &timeout);
+        assert!(matches!(v, Verdict::Retrying { .. }), "{v:?}");
+        assert_eq!(u.status, JobStatus::Queued);
+        let (u, v) = outcome(false, &timeout);
+        assert_eq!(v, Verdict::Ambiguous);
+        assert_eq!(u.status, JobStatus::DispatchFailed);
+        assert!(u.error.as_deref().is_some_and(|e| e.starts_with(AMBIGUOUS_TIMEOUT)), "{:?}", u.error);
+        assert_eq!(u.next_run_at, None);
+        // An outage the provider answered (or a refused connection) is retried, or moved, either way.
+        let (_, v) = outcome(false, &unavailable(None));
+        assert!(matches!(v, Verdict::FailedOver { .. }), "{v:?}");
     }
 
     fn unavailable(retry_after: Option<Duration>) -> ProviderError {
@@ -440,7 +486,7 @@ mod tests {
             update(),
             &job(0, 1),
             Err(&unavailable(None)),
-            Chain { plugins: &plugins, index: 0 },
+            Chain { plugins: &plugins, index: 0, idempotent: true },
             &policy(),
             &polling(),
             0.0,

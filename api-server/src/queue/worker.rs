@@ -272,7 +272,7 @@ impl Worker {
                 Ok(submission) => Ok(submission.clone()),
                 Err(e) => Err(e),
             },
-            Chain { plugins: &plugins, index },
+            Chain { plugins: &plugins, index, idempotent: provider.idempotent() },
             &self.config.retry,
             &self.polling(provider.as_ref()),
             jitter,
@@ -303,7 +303,14 @@ impl Worker {
                 tracing::warn!(attempt, kind, "submission failed permanently");
                 crate::audit!("job_failed", job_id = %job.id, reason = kind);
             }
-            Verdict::Accepted | Verdict::Held | Verdict::Ambiguous => {}
+            Verdict::Ambiguous => {
+                tracing::warn!(
+                    kind,
+                    "submission outcome unknown and the provider cannot recognise a repeat; job marked failed"
+                );
+                crate::audit!("job_failed", job_id = %job.id, reason = "ambiguous_submission");
+            }
+            Verdict::Accepted | Verdict::Held => {}
         }
         update
     }

@@ -297,6 +297,42 @@ async fn a_key_limited_to_sending_sees_and_calls_only_the_sending_tools() {
     assert!(app.logs().iter().any(|l| l.contains("mcp_tool_called") && l.contains("\"outcome\":\"refused\"")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_tools_are_listed_by_scope_and_answer_through_the_provider() {
+    use crate::phaxio::Plugin;
+    let Some(python) = python() else { return };
+    let fake =
+        crate::helpers::phaxio_fake("secret-for-tools-1", "hook-token", std::time::Duration::from_millis(40)).await;
+    let mut config = Plugin::Manifest.config(&fake.base_url, json!({"pollIntervalMs": 100}));
+    config["features"]["mcp"] = json!(true);
+    let (app, _dir) = Plugin::Manifest
+        .spawn(Db::Sqlite)
+        .start_with_config(config, &[("outbound.apiKey", "phaxio-key"), ("outbound.apiSecret", "secret-for-tools-1")])
+        .await;
+    let tool = "phaxio-http_account_status";
+    let operator = app.create_key(&["keys:manage"]).await;
+    let runner = McpClient::new(&python, &app);
+    let out = tokio::task::spawn_blocking(move || runner.run("plugin_tools", &operator, Some(tool))).await.unwrap();
+    assert!(out["tools"].as_array().unwrap().iter().any(|t| t == tool), "{}", out["tools"]);
+    assert_eq!(
+        out["schema"],
+        json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false})
+    );
+    assert_eq!(out["call"]["isError"], false, "{}", out["call"]);
+    assert_eq!(out["call"]["structuredContent"]["result"]["balance"], 1000, "{}", out["call"]);
+    assert_eq!(out["bad_args"]["protocol_error"]["code"], -32602, "{}", out["bad_args"]);
+
+    // A key without the tool's scope neither sees nor calls it.
+    let sender = app.create_key(&["fax:send"]).await;
+    let runner = McpClient::new(&python, &app);
+    let out = tokio::task::spawn_blocking(move || runner.run("plugin_tools", &sender, Some(tool))).await.unwrap();
+    assert!(!out["tools"].as_array().unwrap().iter().any(|t| t == tool), "{}", out["tools"]);
+    assert_eq!(text(&out["call"]), "Insufficient scope: keys:manage required");
+    let logs = app.logs().join("\n");
+    assert!(logs.contains("\"tool\":\"phaxio-http_account_status\"") && logs.contains("\"outcome\":\"ok\""), "audited");
+    app.assert_no_leaks();
+}
+
 /// Raw HTTP, as a broken or hostile client would send it.
 async fn post(app: &TestApp, key: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
     let mut req = app

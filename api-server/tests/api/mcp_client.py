@@ -138,7 +138,16 @@ async def stdio(session, pdf_path):
     return out
 
 
-SCENARIOS = {"full": full, "scopes": scopes, "send": send}
+async def plugin_tools(session, url, key, name):
+    tools = wire(await session.list_tools())["tools"]
+    out = {"tools": sorted(t["name"] for t in tools)}
+    out["schema"] = next((t["inputSchema"] for t in tools if t["name"] == name), None)
+    out["call"] = await call(session, name, {})
+    out["bad_args"] = await call(session, name, {"unexpected": "x"})
+    return out
+
+
+SCENARIOS = {"full": full, "scopes": scopes, "send": send, "plugin_tools": plugin_tools}
 
 
 async def main_stdio():

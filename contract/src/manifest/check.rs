@@ -66,7 +66,7 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
 
     let credentials: Vec<String> = m.credentials.iter().map(|c| c.name.clone()).collect();
     let settings: Vec<String> = m.settings.iter().map(|s| s.name.clone()).collect();
-    let declared = Declared { credentials: &credentials, settings: &settings };
+    let declared = Declared { credentials: &credentials, settings: &settings, arguments: &[] };
     let tpl = |path: &str, source: &str, scope: Scope| {
         template::problem(source, scope, &declared).map(|problem| (path.to_string(), problem))
     };
@@ -298,6 +298,64 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
             }
             if !(1024..=32 * 1024 * 1024).contains(&w.max_bytes) {
                 push("webhook.maxBytes", "must be between 1024 and 33554432".into());
+            }
+        }
+    }
+    for (i, tool) in m.tools.iter().enumerate() {
+        let base = format!("tools[{i}]");
+        let name_ok = (2..=32).contains(&tool.name.len())
+            && tool.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && tool.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !name_ok {
+            push(&format!("{base}.name"), "must be 2 to 32 lower-case letters, digits or `_`".into());
+        } else if m.tools[..i].iter().any(|t| t.name == tool.name) {
+            push(&format!("{base}.name"), format!("`{}` is declared twice", tool.name));
+        }
+        if tool.description.trim().is_empty() || tool.description.len() > 1024 {
+            push(&format!("{base}.description"), "must be 1 to 1024 characters".into());
+        } else if crate::phi::may_hold_number(&tool.description, 5) {
+            push(
+                &format!("{base}.description"),
+                "must not contain a number: descriptions reach an assistant's model (PHI guard)".into(),
+            );
+        }
+        if !super::TOOL_SCOPES.contains(&tool.scope.as_str()) {
+            push(&format!("{base}.scope"), format!("must be one of {}", super::TOOL_SCOPES.join(", ")));
+        }
+        names(tool.arguments.iter().map(|a| a.name.as_str()), &format!("{base}.arguments"), &mut push);
+        if let Some(problem) = url_problem(&tool.action.url, m, policy) {
+            push(&format!("{base}.action.url"), problem);
+        }
+        if matches!(&tool.action.body, Some(Body::Multipart { document: Some(_), .. })) {
+            push(&format!("{base}.action.body.document"), "only the send action carries the document".into());
+        }
+        if let Some(pointer) = &tool.result
+            && !valid_pointer(pointer)
+        {
+            push(&format!("{base}.result"), "must be a JSON pointer (`/data`)".into());
+        }
+        let arguments: Vec<String> = tool.arguments.iter().map(|a| a.name.clone()).collect();
+        let tool_declared = Declared { credentials: &credentials, settings: &settings, arguments: &arguments };
+        let mut action_templates = vec![(format!("{base}.action.url"), tool.action.url.clone())];
+        for (header, value) in &tool.action.headers {
+            action_templates.push((format!("{base}.action.headers.{header}"), value.clone()));
+        }
+        match &tool.action.body {
+            Some(Body::Json { template }) => {
+                json_templates(template, &format!("{base}.action.body.template"), &mut |p, v| {
+                    action_templates.push((p.to_string(), v.to_string()))
+                })
+            }
+            Some(Body::Form { fields }) | Some(Body::Multipart { fields, .. }) => {
+                for (field, value) in fields {
+                    action_templates.push((format!("{base}.action.body.fields.{field}"), value.clone()));
+                }
+            }
+            None => {}
+        }
+        for (path, source) in action_templates {
+            if let Some(problem) = template::problem(&source, Scope::Tool, &tool_declared) {
+                template_problems.push((path, problem));
             }
         }
     }
@@ -554,6 +612,44 @@ pub(crate) mod tests {
             (with(&["actions", "send", "body", "document"], json!(null)), "actions.send", "must deliver the document"),
             (with(&["statuses", "failed"], json!(["delivered"])), "statuses", "`delivered` is mapped twice"),
             (with(&["auth"], json!({"scheme": "bearer", "token": "{{ to }}"})), "auth.token", "not available"),
+        ];
+        for (doc, path, message) in table {
+            let got = problems(&doc, Policy::default());
+            assert!(got.iter().any(|(p, m)| p == path && m.contains(message)), "{path}: {message}: got {got:?}");
+        }
+    }
+
+    #[test]
+    fn tools_are_checked_like_actions_and_their_descriptions_by_the_phi_guard() {
+        use serde_json::json;
+        let tool = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut t = json!({"name": "lookup", "description": "Looks a number up.",
+                "arguments": [{"name": "number", "required": true}],
+                "action": {"method": "GET", "url": "https://api.example.com/v1/lookup/{{ arguments.number | urlencode }}"},
+                "result": "/data"});
+            change(&mut t);
+            with(&["tools"], json!([t]))
+        };
+        assert_eq!(problems(&tool(&|_| {}), Policy::default()), Vec::<Problem>::new());
+        let table: Vec<(serde_json::Value, &str, &str)> = vec![
+            (tool(&|t| t["description"] = "Call +15551234567 for help.".into()), "tools[0].description", "PHI guard"),
+            (tool(&|t| t["scope"] = "admin".into()), "tools[0].scope", "must be one of"),
+            (tool(&|t| t["name"] = "Look Up".into()), "tools[0].name", "lower-case"),
+            (
+                tool(&|t| t["action"]["url"] = "https://api.example.com/v1/{{ arguments.other }}".into()),
+                "tools[0].action.url",
+                "reads argument `other`, which the tool does not declare",
+            ),
+            (
+                tool(&|t| t["action"]["url"] = "https://api.example.com/v1/{{ to }}".into()),
+                "tools[0].action.url",
+                "reads `to`, which is not available here",
+            ),
+            (
+                tool(&|t| t["action"]["url"] = "https://evil.example.net/".into()),
+                "tools[0].action.url",
+                "not in allowedDomains",
+            ),
         ];
         for (doc, path, message) in table {
             let got = problems(&doc, Policy::default());

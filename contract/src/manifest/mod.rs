@@ -72,12 +72,45 @@ pub struct HttpManifest {
     /// Timing.
     #[serde(default)]
     pub limits: Limits,
+    /// Tools the plugin offers AI assistants over MCP (an account balance, a number lookup), listed as
+    /// `<id>_<name>` to keys with the tool's scope.
+    // Left out while empty, so that adding the field did not change what existing signatures cover.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
     /// The publisher's Ed25519 signature over the manifest's canonical form ([`HttpManifest::canonical`]:
     /// everything but this field). A manifest that is not signed by a trusted publisher key is accepted only
     /// when the document's `features.pluginInstall` allows unverified plugins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ManifestSignature>,
 }
+
+/// A tool for AI assistants: one request, its string arguments readable as `arguments.<name>`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// Name: lower-case letters, digits and `_`, 2 to 32 characters; listed as `<plugin id>_<name>`.
+    pub name: String,
+    /// What it does, for the assistant's model: no numbers (the PHI guard refuses digit runs).
+    pub description: String,
+    /// The API-key scope a caller needs (default `keys:manage`).
+    #[serde(default = "default_tool_scope")]
+    pub scope: String,
+    /// Its arguments (strings).
+    #[serde(default)]
+    pub arguments: Vec<SettingSpec>,
+    /// The request.
+    pub action: Action,
+    /// JSON pointer to the part of the answer returned (default the whole answer).
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
+fn default_tool_scope() -> String {
+    "keys:manage".into()
+}
+
+/// The scopes a tool may require.
+pub const TOOL_SCOPES: &[&str] = &["fax:send", "fax:read", "inbound:list", "inbound:read", "keys:manage"];
 
 /// A publisher's signature.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]

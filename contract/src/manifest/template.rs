@@ -39,6 +39,8 @@ pub enum Scope {
     List,
     /// Credentials of the auth scheme or of webhook verification: no job data at all.
     Credentials,
+    /// A tool's request: its declared `arguments.<name>`, no job data.
+    Tool,
 }
 
 impl Scope {
@@ -48,7 +50,7 @@ impl Scope {
             Scope::Send => &["to", "job_id", "idempotency_key", "document_url", "pages", "callback_url"],
             Scope::Fax => &["provider_id", "callback_url"],
             Scope::List => &["job_id", "idempotency_key"],
-            Scope::Credentials => &[],
+            Scope::Credentials | Scope::Tool => &[],
         }
     }
 }
@@ -59,6 +61,8 @@ pub struct Declared<'a> {
     pub credentials: &'a [String],
     /// Setting names the manifest declares.
     pub settings: &'a [String],
+    /// Argument names of the tool being checked (empty elsewhere).
+    pub arguments: &'a [String],
 }
 
 fn environment() -> Environment<'static> {
@@ -120,6 +124,10 @@ fn variable_problem(name: &str, scope: Scope, declared: &Declared<'_>) -> Option
         ("settings", Some(s)) if declared.settings.iter().any(|d| d == s) => None,
         ("settings", Some(s)) => Some(format!("reads setting `{s}`, which the manifest does not declare")),
         ("settings", None) => Some("must name a setting: settings.<name>".into()),
+        ("arguments", Some(a)) if scope == Scope::Tool && declared.arguments.iter().any(|d| d == a) => None,
+        ("arguments", Some(a)) if scope == Scope::Tool => {
+            Some(format!("reads argument `{a}`, which the tool does not declare"))
+        }
         ("env" | "environ" | "environment", _) => {
             Some(format!("reads `{name}`: templates cannot read the environment"))
         }
@@ -149,6 +157,9 @@ fn sample_context(scope: Scope, declared: &Declared<'_>) -> Value {
     for s in declared.settings {
         values.settings.insert(s.clone(), "sample".into());
     }
+    for a in declared.arguments {
+        values.arguments.insert(a.clone(), "sample".into());
+    }
     values.context()
 }
 
@@ -160,6 +171,8 @@ pub struct Values {
     pub credentials: BTreeMap<String, String>,
     /// Setting values by name.
     pub settings: BTreeMap<String, String>,
+    /// A tool's argument values by name.
+    pub arguments: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Values {
@@ -169,6 +182,7 @@ impl std::fmt::Debug for Values {
             .field("plain", &self.plain.keys().collect::<Vec<_>>())
             .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
             .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .field("arguments", &self.arguments.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -184,6 +198,7 @@ impl Values {
         match name.split_once('.') {
             Some(("credentials", c)) => self.credentials.contains_key(c),
             Some(("settings", c)) => self.settings.contains_key(c),
+            Some(("arguments", c)) => self.arguments.contains_key(c),
             _ => self.plain.contains_key(name),
         }
     }
@@ -198,6 +213,7 @@ impl Values {
             self.plain.iter().map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str()))).collect();
         all.push((Value::from("credentials"), pairs(&self.credentials)));
         all.push((Value::from("settings"), pairs(&self.settings)));
+        all.push((Value::from("arguments"), pairs(&self.arguments)));
         Value::from_pairs(all)
     }
 }
@@ -246,7 +262,7 @@ mod tests {
     #[test]
     fn templates_read_only_what_the_action_offers() {
         let (c, s) = declared();
-        let d = Declared { credentials: &c, settings: &s };
+        let d = Declared { credentials: &c, settings: &s, arguments: &[] };
         let table: &[(&str, Scope, Option<&str>)] = &[
             ("https://api.example.com/v2/faxes", Scope::Send, None),
             ("{{ to }}", Scope::Send, None),

@@ -507,6 +507,122 @@ fn describe(spec: &Spec) -> Tool {
     tool
 }
 
+/// The rate-limit bucket of plugin tools.
+const PLUGIN_TOOL_ROUTE: &str = "mcp:plugin_tool";
+
+/// The tools of the plugins in use (the outbound chain), with their MCP names (`<plugin id>_<tool>`).
+fn plugin_tools(
+    app: &AppState,
+) -> Vec<(String, Arc<dyn crate::plugins::OutboundProvider>, faxbot_contract::manifest::ToolSpec)> {
+    let runtime = app.runtime.load_current();
+    let chain =
+        std::iter::once((runtime.outbound_id.clone(), runtime.outbound.clone())).chain(runtime.failover.clone());
+    let mut out = Vec::new();
+    for (id, provider) in chain {
+        for tool in provider.tools() {
+            out.push((format!("{id}_{}", tool.name), provider.clone(), tool.clone()));
+        }
+    }
+    out
+}
+
+fn tool_scope(tool: &faxbot_contract::manifest::ToolSpec) -> Scope {
+    // The manifest check allows only known scopes; anything else would need the most privileged one.
+    Scope::parse(&tool.scope).unwrap_or(Scope::KeysManage)
+}
+
+fn describe_plugin_tool(name: &str, tool: &faxbot_contract::manifest::ToolSpec) -> Tool {
+    let mut properties = serde_json::Map::new();
+    for a in &tool.arguments {
+        properties.insert(a.name.clone(), json!({"type": "string", "description": a.description}));
+    }
+    let required: Vec<&str> = tool.arguments.iter().filter(|a| a.required).map(|a| a.name.as_str()).collect();
+    let schema =
+        json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false});
+    let Value::Object(schema) = schema else { unreachable!("a JSON object literal") };
+    let mut annotations = ToolAnnotations::default();
+    annotations.open_world_hint = Some(true);
+    let mut t = Tool::new(name.to_string(), tool.description.clone(), Arc::new(schema));
+    t.annotations = Some(annotations);
+    t
+}
+
+/// A plugin tool's arguments: strings, only the declared ones, the required ones present.
+fn plugin_arguments(
+    name: &str,
+    tool: &faxbot_contract::manifest::ToolSpec,
+    args: JsonObject,
+) -> Result<std::collections::BTreeMap<String, String>, ErrorData> {
+    let invalid = |why: String| ErrorData::invalid_params(format!("Invalid arguments for {name}: {why}"), None);
+    let mut out = std::collections::BTreeMap::new();
+    for (key, value) in args {
+        if !tool.arguments.iter().any(|a| a.name == key) {
+            return Err(invalid(format!("unknown argument `{key}`")));
+        }
+        let Value::String(value) = value else { return Err(invalid(format!("`{key}` must be a string"))) };
+        out.insert(key, value);
+    }
+    if let Some(missing) = tool.arguments.iter().find(|a| a.required && !out.contains_key(&a.name)) {
+        return Err(invalid(format!("missing argument `{}`", missing.name)));
+    }
+    Ok(out)
+}
+
+/// A provider's answer with every string and long number passed through the PHI guard: a tool's answer
+/// goes to an assistant's model, and a number lookup answers with numbers.
+fn guard_json(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(crate::phi_guard::guard_text(&s)),
+        Value::Number(n) => {
+            let text = n.to_string();
+            let guarded = crate::phi_guard::guard_text(&text);
+            if guarded == text { Value::Number(n) } else { Value::String(guarded) }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(guard_json).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, guard_json(v))).collect()),
+        other => other,
+    }
+}
+
+impl FaxTools {
+    /// Calls a plugin's tool: scope and rate limit as for the built-in tools, the provider's answer guarded.
+    async fn call_plugin_tool(
+        &self,
+        name: &str,
+        identity: &Identity,
+        args: JsonObject,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some((_, provider, tool)) = plugin_tools(&self.app).into_iter().find(|(n, _, _)| n == name) else {
+            return Err(unknown_tool());
+        };
+        let key_id = identity.key_id().unwrap_or("anonymous").to_string();
+        let rpm = self.app.settings.rate_limit_rpm;
+        if let Err(e) = self.app.auth.permit(identity, tool_scope(&tool), PLUGIN_TOOL_ROUTE, rpm) {
+            crate::audit!("mcp_tool_called", tool = %name, key_id = %key_id, outcome = "refused");
+            return Ok(tool_error(e).into());
+        }
+        let arguments = plugin_arguments(name, &tool, args).inspect_err(|_| {
+            crate::audit!("mcp_tool_called", tool = %name, key_id = %key_id, outcome = "invalid_arguments");
+        })?;
+        match provider.call_tool(&tool.name, &arguments).await {
+            Ok(answer) => {
+                crate::audit!("mcp_tool_called", tool = %name, key_id = %key_id, outcome = "ok");
+                let answer = guard_json(answer);
+                let mut result = CallToolResult::success(vec![ContentBlock::text(answer.to_string())]);
+                result.structured_content = Some(json!({ "result": answer }));
+                Ok(result.into())
+            }
+            Err(e) => {
+                crate::audit!("mcp_tool_called", tool = %name, key_id = %key_id, outcome = "error", kind = e.kind());
+                let detail = crate::phi_guard::guard_text(&e.to_string());
+                let mut result = CallToolResult::error(vec![ContentBlock::text(detail.clone())]);
+                result.structured_content = Some(json!({ "status": 502, "detail": detail }));
+                Ok(result.into())
+            }
+        }
+    }
+}
+
 impl ServerHandler for FaxTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -520,7 +636,16 @@ impl ServerHandler for FaxTools {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let Some(identity) = identity_of(&context) else { return Ok(ListToolsResult::with_all_items(Vec::new())) };
-        let tools = TOOLS.iter().filter(|t| allowed(t, &identity)).map(describe).collect();
+        let mut tools: Vec<Tool> = TOOLS.iter().filter(|t| allowed(t, &identity)).map(describe).collect();
+        for (name, _, tool) in plugin_tools(&self.app) {
+            let permitted = match &identity {
+                Identity::Key { scopes, .. } => tool_scope(&tool).granted_by(scopes),
+                Identity::Env | Identity::Anonymous => true,
+            };
+            if permitted {
+                tools.push(describe_plugin_tool(&name, &tool));
+            }
+        }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -529,8 +654,10 @@ impl ServerHandler for FaxTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some(spec) = TOOLS.iter().find(|t| t.name == request.name) else { return Err(unknown_tool()) };
         let identity = identity_of(&context).ok_or_else(|| ErrorData::internal_error("no caller", None))?;
+        let Some(spec) = TOOLS.iter().find(|t| t.name == request.name) else {
+            return self.call_plugin_tool(&request.name, &identity, request.arguments.unwrap_or_default()).await;
+        };
         let key_id = identity.key_id().unwrap_or("anonymous").to_string();
         if let Err(e) = self.app.auth.permit(&identity, spec.scope, spec.route, self.rpm(spec)) {
             crate::audit!("mcp_tool_called", tool = spec.name, key_id = %key_id, outcome = "refused");

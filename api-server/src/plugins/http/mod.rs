@@ -174,8 +174,18 @@ impl HttpPlugin {
                 builder.multipart(form)
             }
         };
+        // A connection that could not be made reached no provider: an outage, retried or failed over. Anything
+        // later (a timeout, a connection lost mid-request) leaves the outcome unknown: Transport, which the
+        // queue retries only for a manifest that can find an earlier submission (`list`).
         let response = builder.send().await.map_err(|e| {
-            ProviderError::Transport(if e.is_timeout() { "timed out".into() } else { "connection failed".into() })
+            if e.is_connect() {
+                ProviderError::Unavailable {
+                    message: format!("{}: connection failed", self.manifest.name),
+                    retry_after: None,
+                }
+            } else {
+                ProviderError::Transport(if e.is_timeout() { "timed out".into() } else { "connection lost".into() })
+            }
         })?;
         let status = response.status().as_u16();
         let retry_after =
@@ -308,6 +318,24 @@ impl OutboundProvider for HttpPlugin {
             Err(webhook::Refusal::Malformed) => Err(ProviderError::Rejected("malformed webhook body".into())),
             Err(e) => Err(ProviderError::Unauthorized(e.to_string())),
         }
+    }
+
+    fn tools(&self) -> &[faxbot_contract::manifest::ToolSpec] {
+        &self.manifest.tools
+    }
+
+    async fn call_tool(&self, name: &str, arguments: &BTreeMap<String, String>) -> Result<Value, ProviderError> {
+        let Some(tool) = self.manifest.tools.iter().find(|t| t.name == name) else {
+            return Err(ProviderError::Unsupported);
+        };
+        let mut values = self.values.clone();
+        values.arguments = arguments.clone();
+        let prepared = self.prepare(&tool.action, "tool", &values)?;
+        let body = self.call(&tool.action, prepared, None).await?;
+        Ok(match &tool.result {
+            Some(pointer) => answer::at(&body, pointer).cloned().unwrap_or(Value::Null),
+            None => body,
+        })
     }
 
     fn status_body_limit(&self) -> usize {
