@@ -15,6 +15,23 @@ use faxbot_fakes::signalwire::{SIGNATURE_HEADER, SignalWireFake, SignalWireFakeC
 use crate::db_test;
 use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
 
+async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
+    app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", app.admin()).send().await.unwrap()
+}
+
+/// Waits until the job has the provider's fax id (it was submitted).
+async fn wait_submitted(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = json(app.get_fax(Some(app.admin()), id).await).await;
+        if job["provider_sid"].is_string() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never submitted: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 const PROJECT: &str = "b3877c40-da60-4998-90ad-b792e98472ac";
 const API_TOKEN: &str = "PTsignalwire-token-do-not-leak-8e21";
 const SIGNING_KEY: &str = "PSKsignalwire-signing-key-do-not-leak-51aa";
@@ -40,15 +57,23 @@ struct Setup {
 }
 
 async fn setup(db: Db, api_token: &str, callbacks: bool) -> Setup {
+    setup_with(db, api_token, callbacks, Duration::from_millis(40), true).await
+}
+
+/// `step` between the fake's status changes; `reachable: false` gives SignalWire a document URL on a port
+/// nobody listens on.
+async fn setup_with(db: Db, api_token: &str, callbacks: bool, step: Duration, reachable: bool) -> Setup {
     let fake = SignalWireFake::start(SignalWireFakeConfig {
         project_id: PROJECT.into(),
         api_token: API_TOKEN.into(),
         signing_key: SIGNING_KEY.into(),
-        step: Duration::from_millis(40),
+        step,
     })
     .await
     .expect("start the SignalWire fake");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free();
+    let public_port = if reachable { port } else { free() };
     let callback = format!("http://127.0.0.1:{port}/webhooks/signalwire");
     let mut settings = serde_json::json!({"projectId": PROJECT, "senderId": SENDER, "pollIntervalMs": 100});
     let mut credentials = vec![("outbound.apiToken", api_token)];
@@ -63,7 +88,7 @@ async fn setup(db: Db, api_token: &str, callbacks: bool) -> Setup {
     let (app, dir) = Spawn::new(db)
         .env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true")
         .env("FAXBOT_LISTEN", &format!("127.0.0.1:{port}"))
-        .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{port}/"))
+        .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{public_port}/"))
         .start_with_config(config, &credentials)
         .await;
     app.forbid(API_TOKEN);
@@ -211,3 +236,35 @@ async fn signalwire_callbacks_are_verified_before_they_change_anything(db: Db) {
     app.assert_no_leaks();
 }
 db_test!(signalwire_callbacks_are_verified_before_they_change_anything);
+
+async fn signalwire_cancels_a_fax_at_the_provider(db: Db) {
+    // Slow steps: the fax is still queued or processing (cancellable) when the cancel arrives.
+    let s = setup_with(db, API_TOKEN, false, Duration::from_millis(1500), true).await;
+    let id = submit(&s.app, NUMBER).await;
+    wait_submitted(&s.app, &id).await;
+    assert_eq!(cancel(&s.app, &id).await.status(), 202, "cancellation requested from SignalWire");
+    let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(10)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("canceled"), "{job}");
+    let update = s.fake.requests().into_iter().find(|(path, _)| path.contains("/Faxes/")).expect("an update");
+    assert_eq!(update.1, vec![("Status".to_string(), "canceled".to_string())]);
+    assert_eq!(s.fake.submissions(), 1);
+    s.app.assert_no_leaks();
+}
+db_test!(signalwire_cancels_a_fax_at_the_provider);
+
+async fn signalwire_a_document_it_cannot_fetch_fails_the_fax(db: Db) {
+    let s = setup_with(db, API_TOKEN, false, Duration::from_millis(40), false).await;
+    let id = submit(&s.app, NUMBER).await;
+    let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("Unable to retrieve the media"), "{job}");
+    let fetches = s.fake.content_fetches();
+    assert_eq!(fetches.len(), 1);
+    assert!(!fetches[0].1, "the fetch failed");
+    if let Some((_, token)) = fetches[0].0.split_once("token=") {
+        s.app.forbid(token);
+    }
+    s.app.assert_no_leaks();
+}
+db_test!(signalwire_a_document_it_cannot_fetch_fails_the_fax);

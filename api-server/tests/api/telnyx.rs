@@ -15,6 +15,23 @@ use faxbot_fakes::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TelnyxFake, Telny
 use crate::db_test;
 use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
 
+async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
+    app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", app.admin()).send().await.unwrap()
+}
+
+/// Waits until the job has the provider's fax id (it was submitted).
+async fn wait_submitted(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = json(app.get_fax(Some(app.admin()), id).await).await;
+        if job["provider_sid"].is_string() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never submitted: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 const API_KEY: &str = "KEYtelnyx-api-key-do-not-leak-0b7d";
 const CONNECTION: &str = "1293384261075731499";
 const SENDER: &str = "+15550004321";
@@ -39,14 +56,18 @@ struct Setup {
 }
 
 async fn setup(db: Db, api_key: &str, callbacks: bool) -> Setup {
-    let fake = TelnyxFake::start(TelnyxFakeConfig {
-        api_key: API_KEY.into(),
-        signing_secret: [19; 32],
-        step: Duration::from_millis(40),
-    })
-    .await
-    .expect("start the Telnyx fake");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    setup_with(db, api_key, callbacks, Duration::from_millis(40), true).await
+}
+
+/// `step` between the fake's status changes; `reachable: false` gives Telnyx a document URL on a port nobody
+/// listens on.
+async fn setup_with(db: Db, api_key: &str, callbacks: bool, step: Duration, reachable: bool) -> Setup {
+    let fake = TelnyxFake::start(TelnyxFakeConfig { api_key: API_KEY.into(), signing_secret: [19; 32], step })
+        .await
+        .expect("start the Telnyx fake");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free();
+    let public_port = if reachable { port } else { free() };
     let callback = format!("http://127.0.0.1:{port}/webhooks/telnyx");
     let mut settings = serde_json::json!({"connectionId": CONNECTION, "senderId": SENDER, "pollIntervalMs": 100});
     if callbacks {
@@ -60,7 +81,7 @@ async fn setup(db: Db, api_key: &str, callbacks: bool) -> Setup {
     let (app, dir) = Spawn::new(db)
         .env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true")
         .env("FAXBOT_LISTEN", &format!("127.0.0.1:{port}"))
-        .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{port}/"))
+        .env("PUBLIC_API_URL", &format!("http://127.0.0.1:{public_port}/"))
         .start_with_config(config, &[("outbound.apiKey", api_key)])
         .await;
     app.forbid(API_KEY);
@@ -199,3 +220,33 @@ async fn telnyx_webhooks_are_verified_before_they_change_anything(db: Db) {
     app.assert_no_leaks();
 }
 db_test!(telnyx_webhooks_are_verified_before_they_change_anything);
+
+async fn telnyx_cancels_a_fax_at_the_provider(db: Db) {
+    // Slow steps: the fax is still in a cancellable state when the cancel arrives.
+    let s = setup_with(db, API_KEY, false, Duration::from_millis(1500), true).await;
+    let id = submit(&s.app, NUMBER).await;
+    wait_submitted(&s.app, &id).await;
+    assert_eq!(cancel(&s.app, &id).await.status(), 202, "cancellation requested from Telnyx");
+    let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(10)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("sender_canceled"), "{job}");
+    assert_eq!(s.fake.submissions(), 1);
+    s.app.assert_no_leaks();
+}
+db_test!(telnyx_cancels_a_fax_at_the_provider);
+
+async fn telnyx_a_document_it_cannot_fetch_fails_the_fax(db: Db) {
+    let s = setup_with(db, API_KEY, false, Duration::from_millis(40), false).await;
+    let id = submit(&s.app, NUMBER).await;
+    let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("file_download_failed"), "{job}");
+    let fetches = s.fake.content_fetches();
+    assert_eq!(fetches.len(), 1);
+    assert!(!fetches[0].1, "the fetch failed");
+    if let Some((_, token)) = fetches[0].0.split_once("token=") {
+        s.app.forbid(token);
+    }
+    s.app.assert_no_leaks();
+}
+db_test!(telnyx_a_document_it_cannot_fetch_fails_the_fax);
