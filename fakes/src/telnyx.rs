@@ -277,7 +277,8 @@ fn gate(inner: &Inner, headers: &HeaderMap) -> Result<Option<Duration>, Box<Resp
     Ok(stall)
 }
 
-/// The request's parameters: a JSON object, or a form (which the API also accepts for this command).
+/// The request's parameters: a JSON object (what the docs and SDKs send), or a urlencoded form, accepted so
+/// a manifest may use either.
 fn parameters(headers: &HeaderMap, body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("application/x-www-form-urlencoded") {
