@@ -117,6 +117,7 @@ async fn signalwire_delivers_by_polling_and_reports_transmission_failures(db: Db
     assert_eq!(field("To").as_deref(), Some(NUMBER));
     assert_eq!(field("From").as_deref(), Some(SENDER));
     assert_eq!(field("StatusCallback"), None);
+    assert_eq!(field("StoreMedia").as_deref(), Some("false"), "SignalWire keeps no copy of the document");
     let media = field("MediaUrl").unwrap();
     let prefix = format!("http://127.0.0.1:{}/fax/{id}/pdf?token=", s.port);
     assert!(media.starts_with(&prefix), "{media}");

@@ -108,6 +108,7 @@ async fn telnyx_delivers_by_polling_and_reports_transmission_failures(db: Db) {
     assert_eq!(request["to"], NUMBER);
     assert_eq!(request["from"], SENDER);
     assert!(request.get("webhook_url").is_none(), "{request}");
+    assert_eq!(request["store_media"], false, "Telnyx keeps no copy of the document");
     let media = request["media_url"].as_str().unwrap().to_string();
     let prefix = format!("http://127.0.0.1:{}/fax/{id}/pdf?token=", s.port);
     assert!(media.starts_with(&prefix), "{media}");
