@@ -6,12 +6,15 @@
 //! error injection (401, 422, 429 with and without Retry-After, 5xx, timeouts, transmission failures) so
 //! every branch of a provider plugin can be exercised without the internet. The HTTP fakes also serve HTTPS
 //! ([`tls`]) for API servers that run in pods and call them as they would call the real provider. Tests start one in-process;
-//! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1), [`sinch`] (Fax API v3) and
-//! [`ami`] (Asterisk's manager interface, a TCP server).
+//! developers run the binaries (`faxbot-fake-phaxio`). Modules: [`phaxio`] (API v2.1), [`sinch`] (Fax API v3),
+//! [`signalwire`] (LaML fax API), [`telnyx`] (Programmable Fax, API v2) and [`ami`] (Asterisk's manager interface,
+//! a TCP server).
 
 pub mod ami;
 pub mod phaxio;
+pub mod signalwire;
 pub mod sinch;
+pub mod telnyx;
 pub mod tls;
 
 use std::time::Duration;

@@ -27,5 +27,7 @@ mod s3;
 mod s3_support;
 mod schemathesis;
 mod send_fax;
+mod signalwire;
 mod sinch;
 mod sip;
+mod telnyx;
