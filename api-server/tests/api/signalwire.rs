@@ -83,7 +83,9 @@ async fn setup_with(db: Db, api_token: &str, callbacks: bool, step: Duration, re
         settings["callbackUrl"] = callback.clone().into();
         credentials.push(("outbound.signingKey", SIGNING_KEY));
     }
+    // Unsigned (its host was changed for the fake): accepted because unverified plugins are allowed.
     let config = serde_json::json!({"version": 1, "manifests": [manifest(&fake.base_url)],
+        "features": {"pluginInstall": true},
         "providers": {"outbound": {"plugin": "signalwire", "settings": settings}}});
     let (app, dir) = Spawn::new(db)
         .env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true")

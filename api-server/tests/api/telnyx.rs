@@ -76,7 +76,9 @@ async fn setup_with(db: Db, api_key: &str, callbacks: bool, step: Duration, reac
         settings["callbackUrl"] = callback.clone().into();
         settings["publicKey"] = fake.public_key().into();
     }
+    // Unsigned (its host was changed for the fake): accepted because unverified plugins are allowed.
     let config = serde_json::json!({"version": 1, "manifests": [manifest(&fake.base_url)],
+        "features": {"pluginInstall": true},
         "providers": {"outbound": {"plugin": "telnyx", "settings": settings}}});
     let (app, dir) = Spawn::new(db)
         .env("FAXBOT_MANIFEST_ALLOW_LOOPBACK", "true")
@@ -154,6 +156,24 @@ async fn telnyx_rate_limits_and_outages_are_retried_honouring_retry_after(db: Db
     s.app.assert_no_leaks();
 }
 db_test!(telnyx_rate_limits_and_outages_are_retried_honouring_retry_after);
+
+/// Telnyx cannot find a fax by job (no `list` action in the manifest), so a submission that timed out, which
+/// may have created the fax, is not sent again: the job fails, saying why, and the fax exists once.
+async fn telnyx_a_timed_out_submission_is_not_sent_twice(db: Db) {
+    let s = setup(db, API_KEY, false).await;
+    // The fax is created, but the answer comes after the 2 s provider timeout.
+    s.fake.inject(Injection::Stall(Duration::from_secs(4)));
+    let id = submit(&s.app, NUMBER).await;
+    let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(30)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(error.contains("may or may not have received this fax") && error.contains("not sent again"), "{error}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(s.fake.submissions(), 1, "sent once");
+    assert!(s.app.wait_log("ambiguous_submission").await, "audited");
+    s.app.assert_no_leaks();
+}
+db_test!(telnyx_a_timed_out_submission_is_not_sent_twice);
 
 async fn telnyx_webhooks_are_verified_before_they_change_anything(db: Db) {
     let s = setup(db, API_KEY, true).await;
