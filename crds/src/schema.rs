@@ -66,6 +66,18 @@ pub fn http_manifest(_: &mut SchemaGenerator) -> Schema {
                     ]
                 }
             },
+            "actions": {
+                "description": "The send, status, cancel and list requests.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "required": ["send", "status"],
+                "properties": {
+                    "send": action("Submits a fax."),
+                    "status": action("Reads a fax's status."),
+                    "cancel": action("Cancels a fax."),
+                    "list": action("Finds the faxes of a job (makes resubmission safe).")
+                }
+            },
             "webhook": {
                 "description": "Status callbacks: verification, body format, where the fax id is.",
                 "type": "object",
@@ -91,8 +103,46 @@ pub fn http_manifest(_: &mut SchemaGenerator) -> Schema {
             }
         },
         "x-kubernetes-validations": [
+            {"rule": "[has(self.actions.send) ? self.actions.send.url : '', has(self.actions.status) ? self.actions.status.url : '', has(self.actions.cancel) ? self.actions.cancel.url : '', has(self.actions.list) ? self.actions.list.url : ''].all(u, u == '' || !u.startsWith('https://') || u.split('/')[2] in self.allowedDomains || u.split('/')[2].split(':')[0] in self.allowedDomains)",
+             "message": "an action URL's host is not in allowedDomains"},
             {"rule": "(has(self.allowPrivateNetwork) && self.allowPrivateNetwork) || self.allowedDomains.all(d, !(d.startsWith('10.') || d.startsWith('192.168.') || d.matches('^172[.](1[6-9]|2[0-9]|3[01])[.]') || d.matches('^100[.](6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])[.]') || d.lowerAscii().matches('^[[]?f[cd][0-9a-f]{0,2}:')))",
              "message": "allowedDomains holds a private or shared address: set allowPrivateNetwork for a gateway on your internal network"}
         ]
+    })
+}
+
+/// One action of a manifest: the URL and headers typed, so admission can refuse what a rule can see in them.
+fn action(description: &str) -> serde_json::Value {
+    // Templates that name the environment or a file, and statements, are refused here by pattern; the
+    // operator's check (the API server's own) refuses them precisely, whatever their spelling.
+    let refused = "(^|[^a-zA-Z0-9_])(env|environ)[.]|(file|open)[ ]*[(]|[{]%";
+    serde_json::json!({
+        "description": description,
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["url"],
+        "properties": {
+            "url": {
+                "description": "URL template: https, scheme and host written out, the host in allowedDomains.",
+                "type": "string",
+                "maxLength": 4096,
+                "x-kubernetes-validations": [
+                    {"rule": "self.startsWith('https://') && self.split('/')[2].size() > 0 && !self.split('/')[2].contains('{{') && !self.split('/')[2].contains('@')",
+                     "message": "must be an https URL whose host is written out (not templated, no user@)"},
+                    {"rule": format!("!self.matches('{refused}')"),
+                     "message": "templates cannot read the environment or files, and statements ({% … %}) are not allowed"}
+                ]
+            },
+            "headers": {
+                "description": "Header templates.",
+                "type": "object",
+                "maxProperties": 32,
+                "additionalProperties": {"type": "string", "maxLength": 4096},
+                "x-kubernetes-validations": [
+                    {"rule": format!("self.all(k, !self[k].matches('{refused}'))"),
+                     "message": "templates cannot read the environment or files, and statements ({% … %}) are not allowed"}
+                ]
+            }
+        }
     })
 }

