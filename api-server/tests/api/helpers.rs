@@ -459,3 +459,32 @@ pub async fn phaxio_fake(secret: &str, token: &str, step: Duration) -> faxbot_fa
     .await
     .expect("start the Phaxio fake")
 }
+
+/// A shipped HTTP plugin manifest (`manifests/…`) pointed at a fake: the provider's base URL `real` replaced by
+/// the fake's loopback `base_url` (the only change; loopback is allowed by FAXBOT_MANIFEST_ALLOW_LOOPBACK, which
+/// only tests set), and `allowedDomains` the fake's host.
+pub fn manifest_for_fake(text: &str, real: &str, base_url: &str) -> Value {
+    let mut manifest: Value =
+        serde_json::from_str(&text.replace(real, base_url)).expect("the shipped manifest is JSON");
+    let host = url::Url::parse(base_url).expect("fake URL").host_str().expect("host").to_string();
+    manifest["allowedDomains"] = serde_json::json!([host]);
+    manifest
+}
+
+/// `POST /fax/{id}/cancel` with the admin key.
+pub async fn cancel_fax(app: &TestApp, id: &str) -> reqwest::Response {
+    app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", app.admin()).send().await.unwrap()
+}
+
+/// Waits until the job has the provider's fax id (it was submitted).
+pub async fn wait_submitted(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = json(app.get_fax(Some(app.admin()), id).await).await;
+        if job["provider_sid"].is_string() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never submitted: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -56,14 +56,13 @@ impl Plugin {
     }
 }
 
-/// The shipped Phaxio manifest, pointed at the fake: its host replaced by the fake's loopback address (the
-/// only change; loopback is allowed by FAXBOT_MANIFEST_ALLOW_LOOPBACK, which only tests set).
+/// The shipped Phaxio manifest, pointed at the fake.
 pub fn phaxio_manifest(base_url: &str) -> serde_json::Value {
-    let text = include_str!("../../../manifests/phaxio-http.json").replace("https://api.phaxio.com/v2.1/", base_url);
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("the shipped manifest is JSON");
-    let host = url::Url::parse(base_url).expect("fake URL").host_str().expect("host").to_string();
-    manifest["allowedDomains"] = serde_json::json!([host]);
-    manifest
+    crate::helpers::manifest_for_fake(
+        include_str!("../../../manifests/phaxio-http.json"),
+        "https://api.phaxio.com/v2.1/",
+        base_url,
+    )
 }
 
 /// Runs a test on SQLite and PostgreSQL, with the built-in plugin and with the manifest.

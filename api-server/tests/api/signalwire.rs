@@ -13,37 +13,16 @@ use faxbot_fakes::Injection;
 use faxbot_fakes::signalwire::{SIGNATURE_HEADER, SignalWireFake, SignalWireFakeConfig};
 
 use crate::db_test;
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
-
-async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
-    app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", app.admin()).send().await.unwrap()
-}
-
-/// Waits until the job has the provider's fax id (it was submitted).
-async fn wait_submitted(app: &TestApp, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = json(app.get_fax(Some(app.admin()), id).await).await;
-        if job["provider_sid"].is_string() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never submitted: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, cancel_fax, json, manifest_for_fake, one_page_pdf, wait_submitted};
 
 const PROJECT: &str = "b3877c40-da60-4998-90ad-b792e98472ac";
 const API_TOKEN: &str = "PTsignalwire-token-do-not-leak-8e21";
 const SIGNING_KEY: &str = "PSKsignalwire-signing-key-do-not-leak-51aa";
 const SENDER: &str = "+15550001234";
 
-/// The shipped manifest with the example space's host replaced by the fake's.
+/// The shipped manifest pointed at the fake.
 fn manifest(base_url: &str) -> serde_json::Value {
-    let text = include_str!("../../../manifests/signalwire.json").replace("https://example.signalwire.com/", base_url);
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("the shipped manifest is JSON");
-    let host = url::Url::parse(base_url).expect("fake URL").host_str().expect("host").to_string();
-    manifest["allowedDomains"] = serde_json::json!([host]);
-    manifest
+    manifest_for_fake(include_str!("../../../manifests/signalwire.json"), "https://example.signalwire.com/", base_url)
 }
 
 /// A running server bound to the manifest, reachable by the fake at a known port (SignalWire fetches the
@@ -245,7 +224,7 @@ async fn signalwire_cancels_a_fax_at_the_provider(db: Db) {
     let s = setup_with(db, API_TOKEN, false, Duration::from_millis(1500), true).await;
     let id = submit(&s.app, NUMBER).await;
     wait_submitted(&s.app, &id).await;
-    assert_eq!(cancel(&s.app, &id).await.status(), 202, "cancellation requested from SignalWire");
+    assert_eq!(cancel_fax(&s.app, &id).await.status(), 202, "cancellation requested from SignalWire");
     let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(10)).await;
     assert_eq!(job["status"], "FAILED", "{job}");
     assert!(job["error"].as_str().unwrap().contains("canceled"), "{job}");

@@ -13,36 +13,15 @@ use faxbot_fakes::Injection;
 use faxbot_fakes::telnyx::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TelnyxFake, TelnyxFakeConfig};
 
 use crate::db_test;
-use crate::helpers::{Db, NUMBER, Spawn, TestApp, json, one_page_pdf};
-
-async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
-    app.client.post(app.url(&format!("/fax/{id}/cancel"))).header("X-API-Key", app.admin()).send().await.unwrap()
-}
-
-/// Waits until the job has the provider's fax id (it was submitted).
-async fn wait_submitted(app: &TestApp, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = json(app.get_fax(Some(app.admin()), id).await).await;
-        if job["provider_sid"].is_string() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never submitted: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::helpers::{Db, NUMBER, Spawn, TestApp, cancel_fax, json, manifest_for_fake, one_page_pdf, wait_submitted};
 
 const API_KEY: &str = "KEYtelnyx-api-key-do-not-leak-0b7d";
 const CONNECTION: &str = "1293384261075731499";
 const SENDER: &str = "+15550004321";
 
-/// The shipped manifest with Telnyx's host replaced by the fake's.
+/// The shipped manifest pointed at the fake.
 fn manifest(base_url: &str) -> serde_json::Value {
-    let text = include_str!("../../../manifests/telnyx.json").replace("https://api.telnyx.com/", base_url);
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("the shipped manifest is JSON");
-    let host = url::Url::parse(base_url).expect("fake URL").host_str().expect("host").to_string();
-    manifest["allowedDomains"] = serde_json::json!([host]);
-    manifest
+    manifest_for_fake(include_str!("../../../manifests/telnyx.json"), "https://api.telnyx.com/", base_url)
 }
 
 /// A running server bound to the manifest, reachable by the fake at a known port (Telnyx fetches the
@@ -247,7 +226,7 @@ async fn telnyx_cancels_a_fax_at_the_provider(db: Db) {
     let s = setup_with(db, API_KEY, false, Duration::from_millis(1500), true).await;
     let id = submit(&s.app, NUMBER).await;
     wait_submitted(&s.app, &id).await;
-    assert_eq!(cancel(&s.app, &id).await.status(), 202, "cancellation requested from Telnyx");
+    assert_eq!(cancel_fax(&s.app, &id).await.status(), 202, "cancellation requested from Telnyx");
     let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(10)).await;
     assert_eq!(job["status"], "FAILED", "{job}");
     assert!(job["error"].as_str().unwrap().contains("sender_canceled"), "{job}");

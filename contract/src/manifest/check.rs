@@ -120,31 +120,14 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
         if let Some(problem) = url_problem(&action.url, m, policy) {
             push(&format!("{base}.url"), problem);
         }
-        template_problems.extend(tpl(&format!("{base}.url"), &action.url, scope));
-        for (header, value) in &action.headers {
-            if !valid_header(header) {
-                push(&format!("{base}.headers"), format!("`{header}` is not a header name"));
-            }
-            template_problems.extend(tpl(&format!("{base}.headers.{header}"), value, scope));
+        for header in action.headers.keys().filter(|h| !valid_header(h)) {
+            push(&format!("{base}.headers"), format!("`{header}` is not a header name"));
         }
-        match &action.body {
-            Some(Body::Json { template }) => {
-                json_templates(template, &format!("{base}.body.template"), &mut |path, s| {
-                    template_problems.extend(tpl(path, s, scope))
-                });
-            }
-            Some(Body::Form { fields }) | Some(Body::Multipart { fields, .. }) => {
-                for (field, value) in fields {
-                    template_problems.extend(tpl(&format!("{base}.body.fields.{field}"), value, scope));
-                }
-            }
-            None => {}
+        for (path, source) in action_templates(action, &base) {
+            template_problems.extend(tpl(&path, &source, scope));
         }
-        if let Some(Body::Multipart { document: Some(doc), .. }) = &action.body {
-            if name != "send" {
-                push(&format!("{base}.body.document"), "only the send action carries the document".into());
-            }
-            template_problems.extend(tpl(&format!("{base}.body.document.fileName"), &doc.file_name, scope));
+        if matches!(&action.body, Some(Body::Multipart { document: Some(_), .. })) && name != "send" {
+            push(&format!("{base}.body.document"), "only the send action carries the document".into());
         }
         let r = &action.response;
         let pointers = [
@@ -336,24 +319,7 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
         }
         let arguments: Vec<String> = tool.arguments.iter().map(|a| a.name.clone()).collect();
         let tool_declared = Declared { credentials: &credentials, settings: &settings, arguments: &arguments };
-        let mut action_templates = vec![(format!("{base}.action.url"), tool.action.url.clone())];
-        for (header, value) in &tool.action.headers {
-            action_templates.push((format!("{base}.action.headers.{header}"), value.clone()));
-        }
-        match &tool.action.body {
-            Some(Body::Json { template }) => {
-                json_templates(template, &format!("{base}.action.body.template"), &mut |p, v| {
-                    action_templates.push((p.to_string(), v.to_string()))
-                })
-            }
-            Some(Body::Form { fields }) | Some(Body::Multipart { fields, .. }) => {
-                for (field, value) in fields {
-                    action_templates.push((format!("{base}.action.body.fields.{field}"), value.clone()));
-                }
-            }
-            None => {}
-        }
-        for (path, source) in action_templates {
+        for (path, source) in action_templates(&tool.action, &format!("{base}.action")) {
             if let Some(problem) = template::problem(&source, Scope::Tool, &tool_declared) {
                 template_problems.push((path, problem));
             }
@@ -398,17 +364,33 @@ fn valid_pointer(pointer: &str) -> bool {
     pointer.is_empty() || pointer.starts_with('/')
 }
 
-/// Whether any template of the action reads `variable`.
-fn reads(action: &Action, variable: &str) -> bool {
-    let mut found = action.url.contains(variable) || action.headers.values().any(|v| v.contains(variable));
+/// Every template of an action with its path under `base`: URL, headers, body fields or JSON strings, and
+/// the document's file name.
+fn action_templates(action: &Action, base: &str) -> Vec<(String, String)> {
+    let mut out = vec![(format!("{base}.url"), action.url.clone())];
+    for (header, value) in &action.headers {
+        out.push((format!("{base}.headers.{header}"), value.clone()));
+    }
     match &action.body {
-        Some(Body::Json { template }) => json_templates(template, "", &mut |_, s| found |= s.contains(variable)),
+        Some(Body::Json { template }) => json_templates(template, &format!("{base}.body.template"), &mut |p, v| {
+            out.push((p.to_string(), v.to_string()))
+        }),
         Some(Body::Form { fields }) | Some(Body::Multipart { fields, .. }) => {
-            found |= fields.values().any(|v| v.contains(variable))
+            for (field, value) in fields {
+                out.push((format!("{base}.body.fields.{field}"), value.clone()));
+            }
         }
         None => {}
     }
-    found
+    if let Some(Body::Multipart { document: Some(doc), .. }) = &action.body {
+        out.push((format!("{base}.body.document.fileName"), doc.file_name.clone()));
+    }
+    out
+}
+
+/// Whether any template of the action reads `variable`.
+fn reads(action: &Action, variable: &str) -> bool {
+    action_templates(action, "").iter().any(|(_, source)| source.contains(variable))
 }
 
 /// Calls `f` with every string (and its path) in a JSON body template.
