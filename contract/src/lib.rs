@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod phi;
 pub mod plugins;
 pub mod runtime_config;
+pub mod sidecar;
 pub mod validate;
 
 pub use plugins::{Capability, Category, CredentialSpec, PluginManifest, builtin_manifests, check_settings, manifest};

@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(i[0].path, "providers.outbound.plugin");
         assert_eq!(
             i[0].message,
-            "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio, sinch, sip"
+            "unknown plugin `fax4u`; plugins available for the outbound slot: test, phaxio, sinch, sip, external"
         );
     }
 

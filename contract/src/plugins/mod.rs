@@ -107,6 +107,7 @@ impl PluginManifest {
 }
 
 mod auth;
+mod external;
 mod phaxio;
 mod simulated;
 mod sinch;
@@ -115,6 +116,7 @@ mod storage;
 mod urls;
 
 pub use auth::ApiKeyAuthSettings;
+pub use external::ExternalSettings;
 pub use phaxio::*;
 pub use simulated::SimulatedLineSettings;
 pub use sinch::*;
@@ -142,6 +144,8 @@ pub const PHAXIO: &str = "phaxio";
 pub const SINCH: &str = "sinch";
 /// Plugin id of the SIP/Asterisk line.
 pub const SIP: &str = "sip";
+/// Plugin id of a sidecar plugin (the sidecar protocol, [`crate::sidecar`]).
+pub const EXTERNAL: &str = "external";
 
 fn schema_of<T: JsonSchema>() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
@@ -269,6 +273,27 @@ pub fn builtin_manifests() -> Vec<PluginManifest> {
             ],
         },
         PluginManifest {
+            id: EXTERNAL.into(),
+            name: "Sidecar plugin".into(),
+            version: version.clone(),
+            description: "A provider plugin that runs as a separate process beside the server (a sidecar container \
+                          in the API pod) and speaks the Faxbot sidecar protocol over loopback \
+                          (docs/plugin-protocol.yaml); what it can do, and whether it is HIPAA-compliant, comes \
+                          from its own manifest. Written with the Rust, Python or Node plugin kit."
+                .into(),
+            categories: vec![Category::Outbound],
+            capabilities: vec![Capability::Send, Capability::Status, Capability::Cancel, Capability::Webhook],
+            hipaa_compliant: false,
+            settings_schema: schema_of::<ExternalSettings>(),
+            credentials: vec![CredentialSpec {
+                name: "pluginToken".into(),
+                description: "Shared token the server presents to the sidecar (Authorization: Bearer); the operator \
+                              hands the same value to the sidecar as FAXBOT_PLUGIN_TOKEN."
+                    .into(),
+                required: false,
+            }],
+        },
+        PluginManifest {
             id: LOCAL_STORAGE.into(),
             name: "Local filesystem storage".into(),
             version: version.clone(),
@@ -357,6 +382,7 @@ pub fn check_settings(id: &str, settings: &serde_json::Value) -> Result<(), Vec<
         PHAXIO => typed_check::<PhaxioSettings>(settings),
         SINCH => typed_check::<SinchSettings>(settings),
         SIP => typed_check::<SipSettings>(settings),
+        EXTERNAL => typed_check::<ExternalSettings>(settings),
         other => Err(vec![(String::new(), format!("unknown plugin `{other}`"))]),
     }
 }
@@ -391,6 +417,7 @@ mod tests {
             let minimal = match m.id.as_str() {
                 SINCH => serde_json::json!({"projectId": "p"}),
                 SIP => serde_json::json!({"amiHost": "asterisk", "amiUsername": "faxbot"}),
+                EXTERNAL => serde_json::json!({"url": "http://127.0.0.1:8090"}),
                 S3_STORAGE => serde_json::json!({"bucket": "faxbot-docs", "serverSideEncryption": "AES256"}),
                 _ => serde_json::json!({}),
             };
