@@ -5,6 +5,7 @@
 //! [`OutboundProvider`]; the inbound slot's plugin implements [`InboundProvider`].
 
 pub mod client;
+pub mod external;
 pub mod http;
 pub mod phaxio;
 pub mod response;
@@ -379,6 +380,7 @@ pub fn build_outbound(
         }
         manifests::SINCH => Ok(sinch::build_sinch(binding, slot)?),
         manifests::SIP => Ok(sip::build_outbound(binding, slot, db, writer)?),
+        manifests::EXTERNAL => Ok(external::build(binding, slot)?),
         other => match http_manifests.iter().find(|m| m.id == other) {
             Some(manifest) => Ok(http::build(manifest, binding, slot)?),
             None => Err(PluginError::Unknown(other.to_string())),

@@ -270,6 +270,14 @@ pub struct Actions {
     pub list: Option<Action>,
 }
 
+impl Actions {
+    /// Every action the manifest declares, for edits that apply to all (the conformance suite points them
+    /// at its simulated provider).
+    pub fn all_mut(&mut self) -> impl Iterator<Item = &mut Action> {
+        [Some(&mut self.send), Some(&mut self.status), self.cancel.as_mut(), self.list.as_mut()].into_iter().flatten()
+    }
+}
+
 /// One request.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

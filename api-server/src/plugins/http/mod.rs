@@ -91,11 +91,22 @@ pub fn admit_all(config: &faxbot_contract::RuntimeConfig) -> Result<BTreeMap<Str
 
 /// Builds the provider of a slot bound to `manifest` (already checked with the runtime config).
 pub fn build(manifest: &HttpManifest, binding: &SlotBinding, slot: &str) -> Result<Arc<HttpPlugin>, PluginError> {
+    build_with(manifest, binding, slot, |name, env| super::credential(slot, name, env))
+}
+
+/// [`build`] with the credentials from `credential(name, env)` instead of the mounted files and the
+/// environment (the conformance suite hands a manifest the simulated provider's keys this way).
+pub fn build_with(
+    manifest: &HttpManifest,
+    binding: &SlotBinding,
+    slot: &str,
+    credential: impl Fn(&str, &str) -> Option<String>,
+) -> Result<Arc<HttpPlugin>, PluginError> {
     manifest.check_settings(&binding.settings).map_err(super::settings_error(binding))?;
     let mut values = Values::default();
     for spec in &manifest.credentials {
         let env = credential_env(&manifest.id, &spec.name);
-        match super::credential(slot, &spec.name, &env) {
+        match credential(&spec.name, &env) {
             Some(value) => {
                 values.credentials.insert(spec.name.clone(), value);
             }
