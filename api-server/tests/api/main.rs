@@ -10,6 +10,7 @@ mod cancel;
 mod config;
 mod console;
 mod crash;
+mod external;
 mod failover;
 mod health;
 mod hostile;

@@ -25,6 +25,9 @@ pub struct Target {
     pub sim_webhook_secret: Option<String>,
     /// Whether a built-in plugin is hosted (its id is a built-in's on purpose).
     pub builtin: bool,
+    /// The field that names the fax in a simulated callback: `providerId` for the kits' simulated provider,
+    /// `id` for the simulated REST provider manifests run against.
+    pub callback_id_field: &'static str,
 }
 
 /// One check's result.
@@ -343,7 +346,10 @@ impl Suite<'_> {
 
     async fn authentic(&mut self, secret: &str, id: &str) -> Result<(), String> {
         use base64::Engine;
-        let raw = json!({"id": id, "providerId": id, "status": "delivered"}).to_string();
+        let mut raw = serde_json::Map::new();
+        raw.insert(self.target.callback_id_field.to_string(), json!(id));
+        raw.insert("status".into(), json!("delivered"));
+        let raw = Value::Object(raw).to_string();
         let signature = crate::simprovider::sign(secret, raw.as_bytes());
         let request = json!({
             "url": "https://faxbot.example.org/webhooks/plugin",
