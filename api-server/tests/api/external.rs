@@ -186,7 +186,7 @@ db_test!(external_callbacks_are_verified_by_the_sidecar);
 
 async fn external_a_timed_out_submission_is_repeated_only_when_idempotent(db: Db) {
     // Not idempotent: the answer comes after the 1.5 s timeout; the job fails as ambiguous, sent once.
-    let s = setup(db.clone(), TOKEN, TOKEN, Duration::from_secs(3), false).await;
+    let s = setup(db, TOKEN, TOKEN, Duration::from_secs(3), false).await;
     let id = submit(&s.app, scenario::DELIVERED).await;
     let job = s.app.wait_terminal(Some(s.app.admin()), &id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "failed", "{job}");
