@@ -1007,8 +1007,12 @@ pub(crate) mod tests {
                 assert!(e.message.contains("slots.outbound: FaxProvider fax uses plugin `phaxio`"), "{}", e.message);
             }
         }
-        // Every built-in plugin declares it today, so the default config validates.
-        assert!(faxbot_contract::builtin_manifests().iter().all(|m| m.hipaa_compliant));
+        // Every built-in plugin declares it but `external`, whose capability is its sidecar's (in the sidecar's
+        // own manifest, which only the API server reads), so the default config validates.
+        let builtins = faxbot_contract::builtin_manifests();
+        assert!(builtins.iter().all(|m| m.hipaa_compliant || m.id == plugins::EXTERNAL));
+        let external = builtins.iter().find(|m| m.id == plugins::EXTERNAL).unwrap();
+        assert!(hipaa_capable(true, Category::Outbound, "acme", external).is_err());
         assert!(validate_config(&base_config(), &base_referenced()).is_ok());
     }
 
