@@ -666,6 +666,7 @@ pub(crate) mod tests {
                 settings: settings.as_object().cloned(),
                 credentials_secret_ref: secret.map(|s| CredentialsSecretRef { name: s.into(), items: None }),
                 manifest_ref: None,
+                sidecar: None,
             },
         );
         p.metadata.namespace = Some("fax".into());
