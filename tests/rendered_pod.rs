@@ -57,6 +57,7 @@ fn the_api_server_accepts_the_pod_the_operator_renders() {
             settings: serde_json::json!({"deliveryLatencyMs": 40}).as_object().cloned(),
             credentials_secret_ref: None,
             manifest_ref: None,
+            sidecar: None,
         },
     );
     line.metadata.namespace = Some("fax".into());
@@ -67,6 +68,7 @@ fn the_api_server_accepts_the_pod_the_operator_renders() {
             settings: None,
             credentials_secret_ref: Some(CredentialsSecretRef { name: "admin".into(), items: None }),
             manifest_ref: None,
+            sidecar: None,
         },
     );
     keys.metadata.namespace = Some("fax".into());

@@ -28,7 +28,8 @@ pub use config::{
 };
 pub use manifest::{FaxPluginManifest, FaxPluginManifestSpec, FaxPluginManifestStatus};
 pub use provider::{
-    CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus, ManifestRef,
+    CredentialItem, CredentialsSecretRef, FaxProvider, FaxProviderSpec, FaxProviderStatus, ManifestRef, PullPolicy,
+    SidecarEnvVar, SidecarSpec,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -1,5 +1,6 @@
 //! `FaxProvider`: one configured provider plugin.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.plugin != 'external' || has(self.sidecar)").message("plugin external runs as a sidecar container beside the API server: set spec.sidecar (its image and port)").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("self.plugin == 'external' || !has(self.sidecar)").message("spec.sidecar is only for plugin external (a sidecar plugin); remove it").reason(Reason::FieldValueForbidden))]
 pub struct FaxProviderSpec {
     /// Plugin id from the Faxbot plugin registry, for example `test` (the simulated line), `local`
     /// (local-disk storage) or `api_keys` (API-key authentication). Immutable: a different plugin takes
@@ -57,6 +60,88 @@ pub struct FaxProviderSpec {
     /// the mapped keys into the API server's own Secret; values never appear in ConfigMaps, status or events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
+
+    /// For plugin `external` (and only for it, which requires it): the sidecar container the operator adds to
+    /// the API pods of every FaxPluginConfig using this provider. The operator sets the plugin's `url` setting
+    /// to `http://127.0.0.1:<port>` (a `url` in settings is overwritten) and hands the sidecar the
+    /// `pluginToken` credential, when mapped, as `FAXBOT_PLUGIN_TOKEN`. A change rolls the pods (as a canary
+    /// when configured) like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarSpec>,
+}
+
+fn default_sidecar_port() -> i32 {
+    8090
+}
+
+/// The sidecar container of an `external` provider.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarSpec {
+    /// Container image of the plugin, for example `ghcr.io/acme/faxbot-plugin-acme:1.2.0` (pin a digest in
+    /// production). It runs as the API pods' non-root user (UID 10001) with a read-only root filesystem;
+    /// `/tmp` is writable.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^[^\s]+$"))]
+    pub image: String,
+
+    /// Image pull policy (see [`PullPolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Port the plugin listens on, on the pod's loopback only (`FAXBOT_PLUGIN_LISTEN=127.0.0.1:<port>`). It
+    /// must differ from the API server's port (8080) and from the other sidecars' ports in the same pods.
+    #[serde(default = "default_sidecar_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+
+    /// Environment of the plugin: literal values only. They are visible to anyone who can read the
+    /// Deployment, so never put a credential here (the plugin token comes from `credentialsSecretRef`).
+    /// Names starting with `FAXBOT_PLUGIN_` are the operator's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<SidecarEnvVar>,
+
+    /// CPU and memory requests and limits of the sidecar container. Omitted: requests 50m CPU / 64Mi, no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Image pull policy of a sidecar: Always, IfNotPresent or Never. Omitted: the Kubernetes default (Always for
+/// a `:latest` tag, IfNotPresent otherwise).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull the image every time a container starts.
+    Always,
+    /// Pull only when the node does not have it.
+    IfNotPresent,
+    /// Never pull: the node must have it.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// One environment variable of a sidecar: a literal value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarEnvVar {
+    /// Variable name. Names starting with `FAXBOT_PLUGIN_` are set by the operator and refused here.
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('FAXBOT_PLUGIN_')").message("names starting with FAXBOT_PLUGIN_ are set by the operator (FAXBOT_PLUGIN_LISTEN, FAXBOT_PLUGIN_TOKEN)"))]
+    pub name: String,
+    /// Its value (not a credential: it is visible in the Deployment).
+    #[schemars(length(max = 4096))]
+    pub value: String,
 }
 
 /// A FaxPluginManifest in the FaxProvider's namespace.

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use crate::names;
-use crate::validate::Desired;
+use crate::validate::{Desired, Sidecar};
 
 /// Port the API container listens on.
 pub const API_PORT: i32 = 8080;
@@ -250,6 +250,81 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// Requests of a sidecar without `resources`: enough for the scheduler to count it. No limit: the operator
+/// cannot know what a plugin needs, and a guessed memory limit would kill it.
+fn default_sidecar_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("50m".into())),
+            ("memory".to_string(), Quantity("64Mi".into())),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// The securityContext of every container the operator runs in the API pods.
+fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The container running an `external` provider's plugin beside the API server, in the same pod: the
+/// FaxProvider's image, pull policy, resources and environment, plus what the operator decides:
+///
+/// - `FAXBOT_PLUGIN_LISTEN=127.0.0.1:<port>`: the plugin listens on the pod's loopback only, where the API
+///   server calls it (the binding's `url`) and nothing outside the pod can reach it;
+/// - `FAXBOT_PLUGIN_TOKEN`, when the provider maps the `pluginToken` credential: a `secretKeyRef` to the
+///   revision's credentials Secret, the same key the API server reads as a file, so the value never appears
+///   in the Deployment;
+/// - the API container's hardening (non-root, read-only root filesystem, no privilege escalation, no
+///   capabilities, seccomp `RuntimeDefault`) and a writable `emptyDir` at `/tmp`.
+///
+/// No kubelet probes: the kubelet probes a pod from its node, at the pod's IP, never at its loopback, so an
+/// `httpGet` of `/v1/health` on a loopback-only plugin would fail every time (the startup probe would restart
+/// the plugin forever and the readiness probe keep the pod out of the Service). A plugin that exits is
+/// restarted by the kubelet as any container; one that does not answer fails its calls as `unavailable`.
+pub fn sidecar_container(sidecar: &Sidecar, credentials_secret: &str) -> Container {
+    let spec = &sidecar.spec;
+    let mut env: Vec<EnvVar> = spec.env.iter().map(|v| env_var(&v.name, v.value.clone())).collect();
+    env.push(env_var("FAXBOT_PLUGIN_LISTEN", format!("127.0.0.1:{}", spec.port)));
+    if let Some(key) = &sidecar.token_key {
+        env.push(EnvVar {
+            name: "FAXBOT_PLUGIN_TOKEN".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: credentials_secret.into(),
+                    key: key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    Container {
+        name: sidecar.container.clone(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        env: Some(env),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_sidecar_resources)),
+        security_context: Some(SecurityContext {
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..hardened()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: sidecar.container.clone(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
 /// The API Deployment running one revision.
 pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
     let config_name = config.metadata.name.as_deref().unwrap_or_default();
@@ -311,7 +386,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
         },
         None => Volume { name: "data".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
     };
-    let volumes = vec![
+    let mut volumes = vec![
         Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -324,7 +399,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
         Volume {
             name: "credentials".into(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(secret_name),
+                secret_name: Some(secret_name.clone()),
                 default_mode: Some(0o440),
                 ..Default::default()
             }),
@@ -355,13 +430,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
         startup_probe: Some(http_probe("/health", 2, 30)),
         liveness_probe: Some(http_probe("/health", 10, 3)),
         readiness_probe: Some(http_probe("/health/ready", 5, 2)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-            ..Default::default()
-        }),
+        security_context: Some(hardened()),
         volume_mounts: Some(vec![
             mount("config", CONFIG_DIR, true),
             mount("credentials", CREDENTIALS_DIR, true),
@@ -370,6 +439,17 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
         ]),
         ..Default::default()
     };
+
+    // The `external` providers' plugins, each with its own /tmp.
+    let mut containers = vec![container];
+    for sidecar in &desired.sidecars {
+        containers.push(sidecar_container(sidecar, &secret_name));
+        volumes.push(Volume {
+            name: sidecar.container.clone(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+    }
 
     let mut pod_labels = names::common_labels(config_name);
     pod_labels.insert(names::REVISION_LABEL.into(), desired.revision.clone());
@@ -414,7 +494,7 @@ pub fn deployment(config: &FaxPluginConfig, desired: &Desired) -> Deployment {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container],
+                    containers,
                     volumes: Some(volumes),
                     service_account_name: api.service_account_name.clone(),
                     node_selector: (!api.node_selector.is_empty()).then(|| api.node_selector.clone()),
@@ -577,6 +657,119 @@ mod tests {
         d.audit_log_file = Some("/var/lib/faxbot/audit.log".into());
         let file = env(&d).into_iter().find(|(n, _)| n == "AUDIT_LOG_FILE").and_then(|(_, v)| v);
         assert_eq!(file.as_deref(), Some("/var/lib/faxbot/audit.log"));
+    }
+
+    #[test]
+    fn an_external_provider_adds_its_plugin_hardened_on_loopback_with_the_token_by_reference() {
+        use crate::validate::tests::{PLUGIN_TOKEN_VALUE, external_config};
+        use faxbot_crds::{PullPolicy, SidecarEnvVar};
+        // (outbound chain, container, port, token key, the provider's own env/pull policy/resources?)
+        let table = [
+            (&["acme"][..], "plugin-acme", 9000, Some("outbound.pluginToken"), false),
+            (&["acme"][..], "plugin-acme", 9000, Some("outbound.pluginToken"), true),
+            (&["line", "other"][..], "plugin-other", 9001, None, false),
+        ];
+        for (outbound, name, port, token_key, customised) in table {
+            let (c, mut r) = external_config(outbound);
+            let limits = ResourceRequirements {
+                limits: Some(BTreeMap::from([("memory".to_string(), Quantity("256Mi".into()))])),
+                ..Default::default()
+            };
+            if customised {
+                let sidecar = r.providers.get_mut("acme").unwrap().spec.sidecar.as_mut().unwrap();
+                sidecar.env = vec![
+                    SidecarEnvVar { name: "ACME_REGION".into(), value: "eu-1".into() },
+                    SidecarEnvVar { name: "ACME_LOG".into(), value: "info".into() },
+                ];
+                sidecar.image_pull_policy = Some(PullPolicy::Always);
+                sidecar.resources = Some(limits.clone());
+            }
+            let d = validate_config(&c, &r).unwrap();
+            let dep = deployment(&c, &d);
+            let pod = dep.spec.as_ref().unwrap().template.spec.clone().unwrap();
+            let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, vec!["api", name], "the API container stays first");
+            let sidecar = &pod.containers[1];
+            assert_eq!(sidecar.image.as_deref(), Some("acme/fax-plugin:1"));
+            assert_eq!(sidecar.image_pull_policy.as_deref(), customised.then_some("Always"));
+
+            let env: Vec<(&str, Option<&str>)> =
+                sidecar.env.as_ref().unwrap().iter().map(|e| (e.name.as_str(), e.value.as_deref())).collect();
+            let listen = format!("127.0.0.1:{port}");
+            let mut want = Vec::new();
+            if customised {
+                want.extend([("ACME_REGION", Some("eu-1")), ("ACME_LOG", Some("info"))]);
+            }
+            want.push(("FAXBOT_PLUGIN_LISTEN", Some(listen.as_str())));
+            if token_key.is_some() {
+                want.push(("FAXBOT_PLUGIN_TOKEN", None));
+            }
+            assert_eq!(env, want, "{name}");
+            let token = sidecar.env.as_ref().unwrap().iter().find(|e| e.name == "FAXBOT_PLUGIN_TOKEN");
+            let reference = token.and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone());
+            assert_eq!(
+                reference.map(|r| (r.name, r.key, r.optional)),
+                token_key.map(|k| (format!("main-credentials-{}", d.revision), k.to_string(), Some(false))),
+                "the API server's own Secret key, by reference"
+            );
+
+            // No kubelet probes: they would reach the pod IP, where a loopback-only plugin does not listen.
+            assert!(sidecar.startup_probe.is_none() && sidecar.readiness_probe.is_none());
+            assert!(sidecar.liveness_probe.is_none() && sidecar.ports.is_none());
+            let sc = sidecar.security_context.as_ref().unwrap();
+            assert_eq!(sc.run_as_non_root, Some(true));
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+            assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!(pod.security_context.as_ref().unwrap().run_as_user, Some(RUN_AS), "the pod's user");
+            // Its own writable /tmp, and nothing else: not the credentials, the config or the data.
+            let mounts = sidecar.volume_mounts.as_ref().unwrap();
+            assert_eq!(mounts.len(), 1);
+            assert_eq!((mounts[0].name.as_str(), mounts[0].mount_path.as_str()), (name, "/tmp"));
+            let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == name).unwrap();
+            assert!(volume.empty_dir.is_some());
+            let requests = sidecar.resources.as_ref().unwrap();
+            if customised {
+                assert_eq!(requests, &limits);
+            } else {
+                assert_eq!(requests.requests.as_ref().unwrap()["memory"], Quantity("64Mi".into()));
+                assert!(requests.limits.is_none(), "no guessed limit");
+            }
+
+            // The API server calls it at the same address.
+            let outbound = serde_json::to_value(&d.runtime.providers).unwrap();
+            assert!(outbound.to_string().contains(&format!("\"url\":\"http://127.0.0.1:{port}\"")), "{outbound}");
+            // Canary pods run it too, and the stable snapshot keeps it.
+            let canary = canary_deployment(&c, &d, 1);
+            assert_eq!(&canary.spec.unwrap().template.spec.unwrap().containers[1], sidecar);
+            let mut stable = dep.clone();
+            stable.metadata.namespace = Some("fax".into());
+            let snapshot = stable_snapshot(&c, &stable).unwrap();
+            let recreated = from_snapshot(&c, &snapshot, &d.revision, 1).unwrap();
+            assert_eq!(&recreated.spec.unwrap().template.spec.unwrap().containers[1], sidecar);
+
+            // No credential value anywhere public.
+            let public = [
+                serde_json::to_string(&dep).unwrap(),
+                serde_json::to_string(&config_map(&c, &d)).unwrap(),
+                serde_json::to_string(&snapshot).unwrap(),
+                d.config_json.clone(),
+            ];
+            for text in public {
+                for value in [PLUGIN_TOKEN_VALUE, ADMIN_KEY, PEPPER] {
+                    assert!(!text.contains(value), "a credential leaked into {text}");
+                }
+            }
+            if token_key.is_some() {
+                let data = credentials_secret(&c, &d).data.unwrap();
+                assert_eq!(data["outbound.pluginToken"].0, PLUGIN_TOKEN_VALUE.as_bytes(), "only in the Secret");
+            }
+        }
+        // Without an external provider the pods are what they were: one container, four volumes.
+        let (c, d) = desired();
+        let pod = deployment(&c, &d).spec.unwrap().template.spec.unwrap();
+        assert_eq!((pod.containers.len(), pod.volumes.unwrap().len()), (1, 4));
     }
 
     #[test]

@@ -65,6 +65,22 @@ pub fn credential_key(slot: &str, credential: &str) -> String {
     format!("{slot}.{credential}")
 }
 
+/// Name of the sidecar container (and of its `/tmp` volume) that runs FaxProvider `provider`'s plugin:
+/// `plugin-<provider>`. A container name is a DNS label (63 characters, no dots) while a FaxProvider's name may
+/// be a longer DNS subdomain: a name that does not fit as it is gets its dots replaced, is cut short and ends
+/// in 8 hex of a hash of the full provider name, so two providers never share a container name.
+pub fn sidecar_container_name(provider: &str) -> String {
+    const MAX: usize = 63;
+    let plain = format!("plugin-{provider}");
+    if plain.len() <= MAX && !provider.contains('.') {
+        return plain;
+    }
+    let hash = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(provider.as_bytes())[..4]);
+    let mut stem = plain.replace('.', "-");
+    stem.truncate(MAX - 1 - hash.len());
+    format!("{}-{hash}", stem.trim_end_matches('-'))
+}
+
 /// The labels the pods are selected by. They never change for the life of a config (a Deployment's
 /// selector is immutable), so they hold no revision.
 pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
@@ -91,4 +107,46 @@ pub fn common_labels(config: &str) -> BTreeMap<String, String> {
 /// The label selector owned-object watches use.
 pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_container_names_are_dns_labels_and_distinct() {
+        let long = "a".repeat(253);
+        let dotted_long = format!("{}.{}", "b".repeat(60), "c".repeat(60));
+        let fits = "x".repeat(56);
+        let fits_name = format!("plugin-{fits}");
+        let one_over = "y".repeat(57);
+        let table: [(&str, Option<&str>); 7] = [
+            ("acme", Some("plugin-acme")),
+            ("acme-fax", Some("plugin-acme-fax")),
+            (&fits, Some(&fits_name)),
+            (&one_over, None),
+            ("acme.fax", None),
+            (&long, None),
+            (&dotted_long, None),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (provider, want) in table {
+            let name = sidecar_container_name(provider);
+            if let Some(want) = want {
+                assert_eq!(name, want);
+            }
+            assert!(name.len() <= 63, "{name}");
+            assert!(name.starts_with("plugin-"), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !name.ends_with('-'),
+                "{name} is not a DNS label"
+            );
+            assert!(seen.insert(name), "{provider}: a name given twice");
+        }
+        // Dots are not simply dashes: `acme.fax` and `acme-fax` stay apart.
+        assert_ne!(sidecar_container_name("acme.fax"), sidecar_container_name("acme-fax"));
+        // Two long names sharing their first 60 characters differ in the hash.
+        let (a, b) = (format!("{}-one", "p".repeat(60)), format!("{}-two", "p".repeat(60)));
+        assert_ne!(sidecar_container_name(&a), sidecar_container_name(&b));
+    }
 }

@@ -13,7 +13,7 @@ use faxbot_contract::manifest::HttpManifest;
 use faxbot_contract::manifest::check::{Policy, check};
 use faxbot_contract::plugins::{self, Category, PluginManifest};
 use faxbot_contract::{ProviderSlots, RuntimeConfig, SlotBinding};
-use faxbot_crds::{FaxPluginConfig, FaxPluginManifest, FaxProvider, RolloutStrategy, SecretKeyRef};
+use faxbot_crds::{FaxPluginConfig, FaxPluginManifest, FaxProvider, RolloutStrategy, SecretKeyRef, SidecarSpec};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -60,6 +60,73 @@ pub fn credential_mapping(provider: &FaxProvider, manifest: &PluginManifest) -> 
     }
 }
 
+/// Prefix of the environment variables the operator sets in a sidecar; a FaxProvider's `sidecar.env` may not
+/// use it.
+pub const SIDECAR_ENV_PREFIX: &str = "FAXBOT_PLUGIN_";
+
+/// The address the API server calls a sidecar at: the pod's loopback, on the sidecar's port.
+pub fn sidecar_url(port: i32) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The `sidecar` rules of one FaxProvider, the operator-side copy of the CRD's admission rules (which a
+/// FaxProvider stored under an older CRD, or written with validation off, never went through): plugin
+/// `external` needs a sidecar and no other plugin may have one; its port is unprivileged and not the API
+/// server's own; its environment leaves the operator's `FAXBOT_PLUGIN_*` names alone and names each
+/// variable once. Returns the sidecar of an `external` provider.
+pub fn validate_sidecar(provider: &FaxProvider) -> Result<Option<&SidecarSpec>, Invalid> {
+    let name = provider.metadata.name.as_deref().unwrap_or("");
+    let plugin = &provider.spec.plugin;
+    let sidecar = match (plugin == plugins::EXTERNAL, provider.spec.sidecar.as_ref()) {
+        (true, Some(sidecar)) => sidecar,
+        (false, None) => return Ok(None),
+        (true, None) => {
+            return Err(Invalid::new(
+                "SidecarRequired",
+                format!(
+                    "FaxProvider {name}: plugin `external` runs as a sidecar container beside the API server; set \
+                     spec.sidecar (its image and port)"
+                ),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(Invalid::new(
+                "SidecarNotAllowed",
+                format!("FaxProvider {name}: spec.sidecar is only for plugin `external`, not `{plugin}`; remove it"),
+            ));
+        }
+    };
+    let invalid = |detail: String| Invalid::new("InvalidSidecar", format!("FaxProvider {name}: spec.sidecar.{detail}"));
+    if sidecar.image.trim().is_empty() || sidecar.image.chars().any(char::is_whitespace) {
+        return Err(invalid("image must be an image reference without spaces".into()));
+    }
+    if !(1024..=65535).contains(&sidecar.port) {
+        return Err(invalid("port must be between 1024 and 65535".into()));
+    }
+    if sidecar.port == crate::build::API_PORT {
+        return Err(Invalid::new(
+            "SidecarPortConflict",
+            format!(
+                "FaxProvider {name}: spec.sidecar.port {} is the API server's own port; choose another",
+                crate::build::API_PORT
+            ),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for var in &sidecar.env {
+        if var.name.starts_with(SIDECAR_ENV_PREFIX) {
+            return Err(invalid(format!(
+                "env: `{}`: names starting with {SIDECAR_ENV_PREFIX} are set by the operator",
+                var.name
+            )));
+        }
+        if !seen.insert(var.name.as_str()) {
+            return Err(invalid(format!("env: `{}` appears twice", var.name)));
+        }
+    }
+    Ok(Some(sidecar))
+}
+
 /// The HIPAA rule: with `spec.compliance.hipaa` (the default), a plugin that does not declare HIPAA
 /// capability cannot fill any slot. Decided here, before anything rolls out, rather than found in an audit.
 pub fn hipaa_capable(hipaa: bool, slot: Category, provider: &str, manifest: &PluginManifest) -> Result<(), Invalid> {
@@ -98,7 +165,12 @@ pub fn validate_provider(
             (http.plugin_manifest(), Some(http))
         }
     };
-    let settings = serde_json::Value::Object(provider.spec.settings.clone().unwrap_or_default());
+    let mut settings = provider.spec.settings.clone().unwrap_or_default();
+    if let Some(sidecar) = validate_sidecar(provider)? {
+        // The operator runs the plugin, so it knows where it listens: a `url` the user wrote is overwritten.
+        settings.insert("url".into(), serde_json::Value::String(sidecar_url(sidecar.port)));
+    }
+    let settings = serde_json::Value::Object(settings);
     let checked = match &http {
         Some(http) => http.check_settings(&settings),
         None => plugins::check_settings(plugin, &settings),
@@ -267,6 +339,22 @@ pub struct Desired {
     /// service account, credentials, trust bundle, proxies): equal for two revisions that differ only in
     /// their config, which is what the urgent path for feature flags requires.
     pub pod_inputs: String,
+    /// The sidecar containers of the `external` providers in use, in slot order.
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// One sidecar container the API pods run: an `external` provider's plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sidecar {
+    /// The FaxProvider's name.
+    pub provider: String,
+    /// The container's name ([`names::sidecar_container_name`]).
+    pub container: String,
+    /// What the FaxProvider asks for.
+    pub spec: SidecarSpec,
+    /// Key of the plugin token in the revision's credentials Secret (`<slot>.pluginToken`), when the
+    /// provider maps one.
+    pub token_key: Option<String>,
 }
 
 /// Whether the pods of a config share one document store. Several pods (replicas or a canary beside the
@@ -396,6 +484,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     let mut credentials = BTreeMap::new();
     let mut secret_uids = Vec::new();
     let mut http_manifests: Vec<HttpManifest> = Vec::new();
+    let mut sidecars: Vec<Sidecar> = Vec::new();
     // `credential_slot` prefixes the provider's credential files: the slot name, or `failover<N>` for the
     // N-th failover provider.
     let mut bind = |slot: Category, credential_slot: &str, provider_name: &str| -> Result<SlotBinding, Invalid> {
@@ -429,6 +518,17 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         hipaa_capable(spec.compliance.hipaa, slot, provider_name, &resolved.manifest)?;
         for (credential, value) in &resolved.credentials {
             credentials.insert(names::credential_key(credential_slot, credential), value.clone());
+        }
+        if let Some(spec) = &provider.spec.sidecar {
+            sidecars.push(Sidecar {
+                provider: provider_name.to_string(),
+                container: names::sidecar_container_name(provider_name),
+                spec: spec.clone(),
+                token_key: resolved
+                    .credentials
+                    .contains_key(PLUGIN_TOKEN)
+                    .then(|| names::credential_key(credential_slot, PLUGIN_TOKEN)),
+            });
         }
         secret_uids.extend(resolved.secret_uids.iter().cloned());
         Ok(SlotBinding { plugin: resolved.manifest.id.clone(), enabled: true, settings: resolved.settings })
@@ -502,6 +602,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         let detail: Vec<String> = issues.iter().map(ToString::to_string).collect();
         return Err(Invalid::new("InvalidConfig", format!("runtime config rejected: {}", detail.join("; "))));
     }
+    sidecar_ports(&sidecars)?;
     let config_json = serde_json::to_string_pretty(&runtime).unwrap_or_default();
     let config_checksum = hex::encode(&Sha256::digest(config_json.as_bytes())[..8]);
     secret_uids.sort();
@@ -549,6 +650,16 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     }) {
         pod_inputs["scheduling"] = scheduling;
     }
+    // The sidecars reach the pod template: a new image, port or environment rolls the pods (as a canary when
+    // configured). Only when there are any, so that revisions of configs without them stay what they were.
+    if !sidecars.is_empty() {
+        pod_inputs["sidecars"] = serde_json::json!(
+            sidecars
+                .iter()
+                .map(|s| serde_json::json!({"provider": s.provider, "spec": s.spec, "tokenKey": s.token_key}))
+                .collect::<Vec<_>>()
+        );
+    }
     let revision = hex::encode(&Sha256::digest(pod_inputs.to_string().as_bytes())[..5]);
     let mut without_config = pod_inputs.clone();
     if let Some(map) = without_config.as_object_mut() {
@@ -569,7 +680,30 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         trusted_proxies,
         audit_log_file: spec.api_server.audit_log_file.clone(),
         pod_inputs,
+        sidecars,
     })
+}
+
+/// Credential of the `external` plugin that the operator also hands its sidecar (`FAXBOT_PLUGIN_TOKEN`).
+pub const PLUGIN_TOKEN: &str = "pluginToken";
+
+/// The sidecars of one pod share its network namespace: two cannot listen on one port. (Each provider's own
+/// checks already refused the API server's port.) Today the runtime config takes each plugin once in the
+/// outbound chain, so one config runs at most one `external` provider; this holds when that changes.
+fn sidecar_ports(sidecars: &[Sidecar]) -> Result<(), Invalid> {
+    for (i, a) in sidecars.iter().enumerate() {
+        if let Some(b) = sidecars[..i].iter().find(|b| b.spec.port == a.spec.port) {
+            return Err(Invalid::new(
+                "SidecarPortConflict",
+                format!(
+                    "FaxProviders {} and {} both run a sidecar on port {} in the same pods; give each its own \
+                     spec.sidecar.port",
+                    b.provider, a.provider, a.spec.port
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `apiServer.trustedProxies` as the server will read them: CIDRs (a bare address is one host), normalised.
@@ -666,6 +800,7 @@ pub(crate) mod tests {
                 settings: settings.as_object().cloned(),
                 credentials_secret_ref: secret.map(|s| CredentialsSecretRef { name: s.into(), items: None }),
                 manifest_ref: None,
+                sidecar: None,
             },
         );
         p.metadata.namespace = Some("fax".into());
@@ -712,6 +847,217 @@ pub(crate) mod tests {
         }
         r.secrets.insert("admin".into(), secret("admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]));
         r
+    }
+
+    pub const PLUGIN_TOKEN_VALUE: &str = "plugin-token-value-that-must-never-leak";
+
+    /// An `external` FaxProvider whose sidecar listens on `port`, with the plugin token in Secret `secret`.
+    pub fn external_provider(name: &str, port: i32, secret: Option<&str>) -> FaxProvider {
+        let mut p = provider(name, plugins::EXTERNAL, serde_json::json!({"timeoutMs": 5000}), secret);
+        p.spec.sidecar =
+            Some(serde_json::from_value(serde_json::json!({"image": "acme/fax-plugin:1", "port": port})).unwrap());
+        p
+    }
+
+    /// A config (HIPAA off: `external` does not declare the capability) whose outbound chain is `outbound`, with
+    /// the providers of [`base_referenced`] and the external providers `acme` (port 9000, token in Secret
+    /// `acme`) and `other` (port 9001, no token).
+    pub fn external_config(outbound: &[&str]) -> (FaxPluginConfig, Referenced) {
+        let c = config(serde_json::json!({
+            "apiServer": {"image": "faxbot-api:1"},
+            "slots": {"outbound": outbound, "auth": "keys"},
+            "compliance": {"hipaa": false}
+        }));
+        let mut r = base_referenced();
+        r.providers.insert("acme".into(), external_provider("acme", 9000, Some("acme")));
+        r.providers.insert("other".into(), external_provider("other", 9001, None));
+        r.secrets.insert("acme".into(), secret("acme", &[("pluginToken", PLUGIN_TOKEN_VALUE)]));
+        (c, r)
+    }
+
+    #[test]
+    fn sidecar_rules_of_a_provider() {
+        type Change = fn(&mut FaxProvider);
+        /// `Err((reason, message fragment))` when refused.
+        type Want = Result<(), (&'static str, &'static str)>;
+        let table: Vec<(&str, Change, Want)> = vec![
+            ("external with a sidecar", |_| {}, Ok(())),
+            ("another plugin without one", |p| *p = provider("acme", "test", serde_json::json!({}), None), Ok(())),
+            (
+                "external without a sidecar",
+                |p| p.spec.sidecar = None,
+                Err(("SidecarRequired", "FaxProvider acme: plugin `external` runs as a sidecar container")),
+            ),
+            (
+                "a sidecar on another plugin",
+                |p| {
+                    let sidecar = p.spec.sidecar.clone();
+                    *p = provider("acme", "phaxio", serde_json::json!({}), None);
+                    p.spec.sidecar = sidecar;
+                },
+                Err(("SidecarNotAllowed", "spec.sidecar is only for plugin `external`, not `phaxio`")),
+            ),
+            (
+                "a privileged port",
+                |p| p.spec.sidecar.as_mut().unwrap().port = 80,
+                Err(("InvalidSidecar", "spec.sidecar.port must be between 1024 and 65535")),
+            ),
+            (
+                "a port beyond 65535",
+                |p| p.spec.sidecar.as_mut().unwrap().port = 70000,
+                Err(("InvalidSidecar", "spec.sidecar.port must be between 1024 and 65535")),
+            ),
+            (
+                "the API server's port",
+                |p| p.spec.sidecar.as_mut().unwrap().port = 8080,
+                Err(("SidecarPortConflict", "spec.sidecar.port 8080 is the API server's own port")),
+            ),
+            (
+                "an operator variable",
+                |p| {
+                    p.spec.sidecar.as_mut().unwrap().env =
+                        vec![faxbot_crds::SidecarEnvVar { name: "FAXBOT_PLUGIN_TOKEN".into(), value: "x".into() }]
+                },
+                Err(("InvalidSidecar", "`FAXBOT_PLUGIN_TOKEN`: names starting with FAXBOT_PLUGIN_ are set by")),
+            ),
+            (
+                "a variable twice",
+                |p| {
+                    let var = faxbot_crds::SidecarEnvVar { name: "ACME_REGION".into(), value: "eu".into() };
+                    p.spec.sidecar.as_mut().unwrap().env = vec![var.clone(), var];
+                },
+                Err(("InvalidSidecar", "spec.sidecar.env: `ACME_REGION` appears twice")),
+            ),
+            (
+                "an empty image",
+                |p| p.spec.sidecar.as_mut().unwrap().image = String::new(),
+                Err(("InvalidSidecar", "spec.sidecar.image must be an image reference")),
+            ),
+            (
+                "an image with a space",
+                |p| p.spec.sidecar.as_mut().unwrap().image = "acme/fax plugin".into(),
+                Err(("InvalidSidecar", "spec.sidecar.image must be an image reference")),
+            ),
+        ];
+        for (what, change, want) in table {
+            let mut p = external_provider("acme", 9000, None);
+            change(&mut p);
+            let got = validate_sidecar(&p).map(|_| ()).map_err(|e| (e.reason, e.message));
+            match (&got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err((reason, message)), Err((want_reason, fragment))) => {
+                    assert_eq!(*reason, want_reason, "{what}: {message}");
+                    assert!(message.contains(fragment), "{what}: {message}");
+                    // The provider's own validation (its status and the configs using it) refuses the same.
+                    let err = validate_provider(&p, None, None).unwrap_err();
+                    assert_eq!((err.reason, &err.message), (*reason, message), "{what}");
+                }
+                _ => panic!("{what}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_external_provider_runs_as_a_sidecar_called_on_loopback() {
+        // A url the user wrote is overwritten with the sidecar's address.
+        let (c, mut r) = external_config(&["acme"]);
+        r.providers.get_mut("acme").unwrap().spec.settings =
+            serde_json::json!({"url": "http://127.0.0.1:1", "timeoutMs": 5000}).as_object().cloned();
+        let desired = validate_config(&c, &r).unwrap();
+        let outbound = desired.runtime.providers.outbound.as_ref().unwrap();
+        assert_eq!(outbound.plugin, "external");
+        assert_eq!(outbound.settings["url"], "http://127.0.0.1:9000");
+        assert_eq!(outbound.settings["timeoutMs"], 5000);
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+        assert_eq!(desired.sidecars.len(), 1);
+        let sidecar = &desired.sidecars[0];
+        assert_eq!((sidecar.provider.as_str(), sidecar.container.as_str()), ("acme", "plugin-acme"));
+        assert_eq!(sidecar.token_key.as_deref(), Some("outbound.pluginToken"));
+        assert_eq!(desired.credentials["outbound.pluginToken"].0, PLUGIN_TOKEN_VALUE.as_bytes());
+        assert!(!desired.config_json.contains(PLUGIN_TOKEN_VALUE));
+
+        // As a failover: the token under the failover's slot; a provider without a token gets none.
+        let (c, r) = external_config(&["line", "acme"]);
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.runtime.providers.outbound_failover[0].settings["url"], "http://127.0.0.1:9000");
+        assert_eq!(desired.sidecars[0].token_key.as_deref(), Some("failover1.pluginToken"));
+        let (c, r) = external_config(&["line", "other"]);
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.runtime.providers.outbound_failover[0].settings["url"], "http://127.0.0.1:9001");
+        assert_eq!(desired.sidecars[0].token_key, None);
+        assert!(!desired.credentials.keys().any(|k| k.ends_with(".pluginToken")));
+
+        // Without a sidecar in use, nothing changes.
+        assert!(validate_config(&base_config(), &base_referenced()).unwrap().sidecars.is_empty());
+        // HIPAA on (the default): `external` does not declare the capability.
+        let (mut c, r) = external_config(&["acme"]);
+        c.spec.compliance.hipaa = true;
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "NotHipaaCapable");
+        // A token the provider maps explicitly must exist.
+        let (c, mut r) = external_config(&["other"]);
+        r.providers.get_mut("other").unwrap().spec.credentials_secret_ref = Some(CredentialsSecretRef {
+            name: "acme".into(),
+            items: Some(vec![CredentialItem { credential: "pluginToken".into(), key: "token".into() }]),
+        });
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "SecretKeyMissing");
+    }
+
+    #[test]
+    fn sidecars_of_one_pod_need_their_own_ports() {
+        let sidecar = |provider: &str, port: i32| {
+            let p = external_provider(provider, port, None);
+            Sidecar {
+                provider: provider.into(),
+                container: names::sidecar_container_name(provider),
+                spec: p.spec.sidecar.unwrap(),
+                token_key: None,
+            }
+        };
+        assert!(sidecar_ports(&[sidecar("acme", 9000), sidecar("other", 9001)]).is_ok());
+        let err = sidecar_ports(&[sidecar("acme", 9000), sidecar("other", 9001), sidecar("third", 9000)]).unwrap_err();
+        assert_eq!(err.reason, "SidecarPortConflict");
+        assert!(
+            err.message.contains("FaxProviders acme and third both run a sidecar on port 9000 in the same pods"),
+            "{}",
+            err.message
+        );
+        // Today the runtime config takes the plugin `external` once per outbound chain: one sidecar per config.
+        let (c, r) = external_config(&["acme", "other"]);
+        let err = validate_config(&c, &r).unwrap_err();
+        assert_eq!(err.reason, "InvalidConfig");
+        assert!(err.message.contains("plugin `external` appears twice in the outbound chain"), "{}", err.message);
+        // A sidecar on the API server's port is refused by the provider's own check, wherever it is used.
+        let (c, mut r) = external_config(&["acme"]);
+        r.providers.get_mut("acme").unwrap().spec.sidecar.as_mut().unwrap().port = 8080;
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "SidecarPortConflict");
+    }
+
+    #[test]
+    fn a_sidecar_change_is_a_pod_change() {
+        let (c, r) = external_config(&["acme"]);
+        let base = validate_config(&c, &r).unwrap();
+        type Change = fn(&mut faxbot_crds::SidecarSpec);
+        let changes: [(&str, Change); 5] = [
+            ("image", |s| s.image = "acme/fax-plugin:2".into()),
+            ("pull policy", |s| s.image_pull_policy = Some(faxbot_crds::PullPolicy::Always)),
+            ("port", |s| s.port = 9100),
+            ("env", |s| s.env = vec![faxbot_crds::SidecarEnvVar { name: "ACME_REGION".into(), value: "eu".into() }]),
+            ("resources", |s| s.resources = Some(Default::default())),
+        ];
+        for (what, change) in changes {
+            let mut r = r.clone();
+            change(r.providers.get_mut("acme").unwrap().spec.sidecar.as_mut().unwrap());
+            let changed = validate_config(&c, &r).unwrap();
+            assert_ne!(changed.revision, base.revision, "{what}: a new revision");
+            // Not a flags-only change: `urgentFeatureFlags` never skips the canary for it.
+            assert_ne!(changed.pod_inputs, base.pod_inputs, "{what}: a pod change");
+        }
+        // A rotated token rolls the pods through the credentials checksum.
+        let mut rotated = r.clone();
+        rotated.secrets.insert("acme".into(), secret("acme", &[("pluginToken", "rotated-plugin-token")]));
+        let rotated = validate_config(&c, &rotated).unwrap();
+        assert_ne!(rotated.credentials_checksum, base.credentials_checksum);
+        assert_ne!(rotated.revision, base.revision);
     }
 
     const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
@@ -1007,8 +1353,12 @@ pub(crate) mod tests {
                 assert!(e.message.contains("slots.outbound: FaxProvider fax uses plugin `phaxio`"), "{}", e.message);
             }
         }
-        // Every built-in plugin declares it today, so the default config validates.
-        assert!(faxbot_contract::builtin_manifests().iter().all(|m| m.hipaa_compliant));
+        // Every built-in plugin declares it but `external`, whose capability is its sidecar's (in the sidecar's
+        // own manifest, which only the API server reads), so the default config validates.
+        let builtins = faxbot_contract::builtin_manifests();
+        assert!(builtins.iter().all(|m| m.hipaa_compliant || m.id == plugins::EXTERNAL));
+        let external = builtins.iter().find(|m| m.id == plugins::EXTERNAL).unwrap();
+        assert!(hipaa_capable(true, Category::Outbound, "acme", external).is_err());
         assert!(validate_config(&base_config(), &base_referenced()).is_ok());
     }
 

@@ -12,6 +12,7 @@ mod manifests;
 mod pods;
 mod prometheus;
 mod rollout_edges;
+mod sidecar;
 mod support;
 
 use std::time::Duration;
