@@ -71,6 +71,18 @@ struct Setup {
 
 /// The sidecar (with `sidecar_token`) and a server bound to it presenting `server_token`.
 async fn setup(db: Db, sidecar_token: &str, server_token: &str, stall: Duration, idempotent: bool) -> Setup {
+    setup_with(db, sidecar_token, server_token, stall, idempotent, false).await
+}
+
+/// As [`setup`]; `hipaa` is the binding's `hipaaCompliant` (the sidecar's manifest says false).
+async fn setup_with(
+    db: Db,
+    sidecar_token: &str,
+    server_token: &str,
+    stall: Duration,
+    idempotent: bool,
+    hipaa: bool,
+) -> Setup {
     let sidecar = Arc::new(Sidecar {
         sim: SimulatedProvider::new(Some(WEBHOOK_SECRET.into())),
         sends: AtomicUsize::new(0),
@@ -85,7 +97,7 @@ async fn setup(db: Db, sidecar_token: &str, server_token: &str, stall: Duration,
     });
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = serde_json::json!({"version": 1, "providers": {"outbound": {"plugin": "external",
-        "settings": {"url": url, "timeoutMs": 1500,
+        "settings": {"url": url, "timeoutMs": 1500, "hipaaCompliant": hipaa,
                      "callbackUrl": format!("http://127.0.0.1:{port}/webhooks/external")}}},
         "features": {"v3Plugins": true}});
     let (app, dir) = Spawn::new(db)
@@ -205,3 +217,21 @@ async fn external_a_timed_out_submission_is_repeated_only_when_idempotent(db: Db
     s.app.assert_no_leaks();
 }
 db_test!(external_a_timed_out_submission_is_repeated_only_when_idempotent);
+
+async fn external_a_sidecar_that_is_not_hipaa_compliant_sends_nothing_for_a_hipaa_provider(db: Db) {
+    let s = setup_with(db, TOKEN, TOKEN, Duration::ZERO, true, true).await;
+    let id = submit(&s.app, scenario::DELIVERED).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let job = json(s.app.get_fax(Some(s.app.admin()), &id).await).await;
+        if job["error"].as_str().is_some_and(|e| e.contains("HIPAA")) {
+            assert_ne!(job["status"], "SUCCESS", "{job}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refused: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.sidecar.sends.load(Ordering::SeqCst), 0, "nothing was sent through it");
+    s.app.assert_no_leaks();
+}
+db_test!(external_a_sidecar_that_is_not_hipaa_compliant_sends_nothing_for_a_hipaa_provider);

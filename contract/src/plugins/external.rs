@@ -17,11 +17,16 @@ pub struct ExternalSettings {
     /// The callback URL the provider is told to use (`https://<public host>/webhooks/external`), for
     /// `GET /admin/webhooks`; the plugin itself knows its provider's callback settings.
     pub callback_url: Option<String>,
+    /// Whether this provider was admitted to handle patient data. The operator sets it from the FaxProvider's
+    /// `sidecar.hipaaCompliant` (which a HIPAA FaxPluginConfig requires); the server then refuses to use a
+    /// sidecar whose own manifest does not declare `hipaaCompliant`, so an image swapped for a non-compliant
+    /// one sends nothing.
+    pub hipaa_compliant: bool,
 }
 
 impl Default for ExternalSettings {
     fn default() -> Self {
-        ExternalSettings { url: String::new(), timeout_ms: 30_000, callback_url: None }
+        ExternalSettings { url: String::new(), timeout_ms: 30_000, callback_url: None, hipaa_compliant: false }
     }
 }
 

@@ -137,6 +137,14 @@ impl ExternalPlugin {
                 retry_after: None,
             });
         }
+        if self.settings.hipaa_compliant && !manifest.hipaa_compliant {
+            return Err(ProviderError::Unavailable {
+                message: "the provider was admitted as HIPAA-compliant, but the sidecar plugin's manifest does not \
+                          declare hipaaCompliant: nothing is sent through it"
+                    .into(),
+                retry_after: None,
+            });
+        }
         tracing::info!(plugin = %manifest.id, version = %manifest.version, idempotent = manifest.idempotent,
             "sidecar plugin manifest read");
         Ok(self.remote.get_or_init(|| manifest))
