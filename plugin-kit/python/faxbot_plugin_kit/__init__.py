@@ -10,6 +10,7 @@ plugin to tests the way the Faxbot server calls it.
 from .manifest import BUILTIN_IDS, ManifestError, validate_manifest
 from .phi import mask_numbers
 from .plugin import Plugin
+from .simulated import SimulatedProvider, sign_sim_webhook
 from .types import (
     BAD_REQUEST,
     CAP_CANCEL,
@@ -46,5 +47,6 @@ __all__ = [
     "DELIVERED", "ERROR_KINDS", "FAILED", "IN_PROGRESS", "KIND_STATUS", "NOT_FOUND", "PROTOCOL_VERSION",
     "QUEUED", "RATE_LIMITED", "REJECTED", "UNAUTHENTICATED", "UNAVAILABLE", "UNSUPPORTED",
     "Document", "FaxAnswer", "Manifest", "ManifestError", "Plugin", "PluginError", "SendRequest",
-    "WebhookRequest", "WebhookSpec", "mask_numbers", "validate_manifest",
+    "SimulatedProvider", "WebhookRequest", "WebhookSpec", "mask_numbers", "sign_sim_webhook",
+    "validate_manifest",
 ]
