@@ -147,11 +147,27 @@ def _string(obj: Dict[str, Any], key: str, what: str) -> str:
 
 
 def decode_base64(text: str, what: str) -> bytes:
-    """Decode standard, padded base64, refusing anything else (other alphabets, whitespace, bad padding)."""
+    """Decode standard, padded, canonical base64, refusing anything else.
+
+    Python's own ``validate=True`` checks the alphabet but lets surplus padding and non-zero trailing bits
+    through; the server's Rust decoder refuses both, and the two sides must agree on what a document is.
+    """
+    bad = ShapeError("%s is not valid base64" % what)
+    if len(text) % 4:
+        raise bad
+    pad = len(text) - len(text.rstrip("="))
+    if pad > 2:
+        raise bad
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        data = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error):
-        raise ShapeError("%s is not valid base64" % what) from None
+        raise bad from None
+    if text:
+        # Canonical: the last quantum must be what encoding its bytes gives (no stray trailing bits).
+        last = data[len(data) - (3 - pad):]
+        if base64.b64encode(last).decode("ascii") != text[-4:]:
+            raise bad
+    return data
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ class SendRequestParsing(unittest.TestCase):
             ("base64 url-safe", send_doc(document={"contentType": "application/pdf", "base64": "__-_"})),
             ("base64 newline", send_doc(document={"contentType": "application/pdf", "base64": "JVBE\nRi0x"})),
             ("base64 non-ascii", send_doc(document={"contentType": "application/pdf", "base64": "JVBEé"})),
+            ("base64 surplus padding", send_doc(document={"contentType": "application/pdf", "base64": "JVBERi0xLjQK="})),
+            ("base64 padding inside", send_doc(document={"contentType": "application/pdf", "base64": "JV==Ri0x"})),
+            ("base64 three pads", send_doc(document={"contentType": "application/pdf", "base64": "J==="})),
+            ("base64 trailing bits", send_doc(document={"contentType": "application/pdf", "base64": "QR=="})),
+            ("base64 trailing bits one pad", send_doc(document={"contentType": "application/pdf", "base64": "QUJ="})),
         ]
         for case, doc in table:
             with self.subTest(case=case):
@@ -77,6 +82,15 @@ class SendRequestParsing(unittest.TestCase):
         self.assertNotIn("PDF", text)
         self.assertIn("…4567", text)
         self.assertIn("9 bytes", text)
+
+
+class Base64(unittest.TestCase):
+    def test_canonical_base64_round_trips(self):
+        from faxbot_plugin_kit.types import decode_base64
+
+        for data in [b"", b"a", b"ab", b"abc", b"abcd", bytes(range(256)), PDF]:
+            with self.subTest(data=data):
+                self.assertEqual(decode_base64(base64.b64encode(data).decode(), "x"), data)
 
 
 class FaxAnswers(unittest.TestCase):
