@@ -38,7 +38,6 @@ from .types import (
     CAP_CANCEL,
     CAP_WEBHOOK,
     DEFAULT_WEBHOOK_BYTES,
-    KIND_STATUS,
     NOT_FOUND,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
@@ -183,6 +182,9 @@ class PluginRequestHandler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         self._expect_continue = False
         self._unread_body = False
+        # http.server sets the path only once the request line parses; without this, an unparsable request
+        # on a kept-alive connection would be logged with the previous request's path.
+        self.path = ""
         if not super().parse_request():
             return False
         if self.request_version == "HTTP/0.9":
@@ -218,7 +220,7 @@ class PluginRequestHandler(BaseHTTPRequestHandler):
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         # Method, path without its query (masked, in case a caller put a number in it) and status; never a
         # header or a body.
-        path = _path_of(self.path) if isinstance(getattr(self, "path", None), str) else "-"
+        path = _path_of(self.path) if isinstance(getattr(self, "path", None), str) and self.path else "-"
         logger.debug("%s %s %s", getattr(self, "command", None) or "-", mask_numbers(path), code)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -436,7 +438,7 @@ class PluginServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         """``http://host:port`` with the bound port."""
-        host, port = self.server_address[0], self.server_address[1]
+        host, port = str(self.server_address[0]), int(self.server_address[1])
         return "http://%s:%d" % ("[%s]" % host if ":" in host else host, port)
 
     def server_bind(self) -> None:

@@ -47,9 +47,9 @@ class MockResponse:
     @property
     def kind(self) -> Optional[str]:
         """The error kind of an error answer, else ``None``."""
-        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
-            return self.json["error"].get("kind")
-        return None
+        error = self.json.get("error") if isinstance(self.json, dict) else None
+        kind = error.get("kind") if isinstance(error, dict) else None
+        return kind if isinstance(kind, str) else None
 
     def __repr__(self) -> str:
         return "MockResponse(status=%d, json=%r)" % (self.status, self.json)
@@ -102,11 +102,14 @@ class MockFaxbot:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    @property
-    def port(self) -> int:
+    def _started(self) -> PluginServer:
         if self.server is None:
             raise RuntimeError("MockFaxbot is not started")
-        return self.server.server_address[1]
+        return self.server
+
+    @property
+    def port(self) -> int:
+        return int(self._started().server_address[1])
 
     @property
     def url(self) -> str:
@@ -147,7 +150,8 @@ class MockFaxbot:
         default the server's ``/webhooks/<plugin id>``)."""
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         if url is None:
-            url = "https://faxbot.example/webhooks/%s" % self.plugin.manifest().id
+            server = self._started()
+            url = "https://faxbot.example/webhooks/%s" % server.manifest.id
         payload = {
             "url": url,
             "headers": [[k.lower(), v] for k, v in pairs],

@@ -18,7 +18,6 @@ import _support  # noqa: F401  (import path)
 from _support import NUMBER, NUMBER_DIGITS, FakePlugin, good_manifest, raiser, raw_exchange
 from faxbot_plugin_kit import (
     FaxAnswer,
-    Manifest,
     ManifestError,
     Plugin,
     PluginError,
@@ -410,6 +409,15 @@ class Limits(ServerTest):
                                                  "Content-Length: %d" % (48 * 1024 * 1024 + 1), close=False))
         self.assertEqual(status_of(raw), 413)
         self.assertIn("48.0 MiB", json_of(raw)["error"]["message"])
+
+    def test_the_kits_own_messages_pass_the_mask_too(self):
+        # The only variable text in the kit's messages is a limit; one long enough to look like a number
+        # is masked like anything else (500 GB reads as 476837.2 MiB).
+        with MockFaxbot(FakePlugin(), token=TOKEN, max_body_bytes=500 * 10**9) as faxbot:
+            raw = raw_exchange(faxbot.port, head("POST", "/v1/send", "Authorization: Bearer " + TOKEN,
+                                                 "Content-Length: %d" % (500 * 10**9 + 1), close=False))
+        self.assertEqual(status_of(raw), 413)
+        self.assertEqual(json_of(raw)["error"]["message"], "request body larger than the limit of …6837.2 MiB")
 
     def test_a_body_at_the_limit_is_read(self):
         for path, limit, doc in [("/v1/send", 4096, send_body()),
