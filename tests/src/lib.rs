@@ -15,6 +15,8 @@ fn source_dirs(binary: &str) -> &'static [&'static str] {
     match binary {
         "faxbot-api" => &["contract", "documents", "webhooks", "api-server"],
         "faxbot-operator" => &["contract", "crds", "operator"],
+        "faxbot" => &["cli", "plugin-kit/templates"],
+        "faxbot-plugin-conformance" => &["contract", "documents", "webhooks", "api-server", "plugin-kit/conformance"],
         _ => &["contract", "crds", "documents", "webhooks", "api-server", "operator", "fakes"],
     }
 }
@@ -59,7 +61,10 @@ pub fn find_binary(name: &str) -> Result<PathBuf, Missing> {
     let root = repo_root();
     let mut newest: Option<(SystemTime, PathBuf)> = None;
     for crate_dir in source_dirs(name) {
-        newest_source(&root.join(crate_dir).join("src"), &mut newest);
+        // A crate's sources are under src/; other inputs (templates compiled in) are the directory itself.
+        let src = root.join(crate_dir).join("src");
+        let dir = if src.is_dir() { src } else { root.join(crate_dir) };
+        newest_source(&dir, &mut newest);
     }
     match newest {
         Some((changed, source)) if changed > built => Err(Missing::Stale(bin, source)),
