@@ -102,7 +102,10 @@ async fn careless_sidecar() -> String {
             "/v1/send",
             post(|body: axum::body::Bytes| async move {
                 let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-                    return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"kind": "bad_request", "message": "bad"}})));
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": {"kind": "bad_request", "message": "bad"}})),
+                    );
                 };
                 let to = request["to"].as_str().unwrap_or_default().to_string();
                 (
