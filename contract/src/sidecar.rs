@@ -325,12 +325,16 @@ pub fn check_manifest(m: &SidecarManifest) -> Vec<(String, String)> {
     if crate::plugins::manifest(&m.id).is_some() {
         bad("id", format!("`{}` is a built-in plugin's id", m.id));
     }
-    for (field, text) in [("name", &m.name), ("version", &m.version)] {
-        if text.trim().is_empty() || text.len() > 200 {
-            bad(field, "must be 1–200 characters".into());
-        } else if phi::may_hold_number(text, phi::LOG_MIN_DIGITS) {
-            bad(field, "must not contain numbers that could be phone numbers".into());
-        }
+    if m.name.trim().is_empty() || m.name.len() > 200 {
+        bad("name", "must be 1–200 characters".into());
+    } else if phi::may_hold_number(&m.name, phi::LOG_MIN_DIGITS) {
+        bad("name", "must not contain numbers that could be phone numbers".into());
+    }
+    // A version is digits by nature (`2024.01.15`), so it is held to a version's characters instead.
+    let version_ok = (1..=64).contains(&m.version.len())
+        && m.version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'_'));
+    if !version_ok {
+        bad("version", "must be 1–64 letters, digits, '.', '+', '-' or '_'".into());
     }
     for needed in [SidecarCapability::Send, SidecarCapability::Status] {
         if !m.capabilities.contains(&needed) {
@@ -395,6 +399,8 @@ mod tests {
             ("id upper", |m| m.id = "Acme".into(), Some("id")),
             ("id builtin", |m| m.id = "phaxio".into(), Some("id")),
             ("name number", |m| m.name = "Fax +15551234567".into(), Some("name")),
+            ("dated version", |m| m.version = "2024.01.15".into(), None),
+            ("version with spaces", |m| m.version = "1 2".into(), Some("version")),
             ("no status", |m| m.capabilities.retain(|c| *c != SidecarCapability::Status), Some("capabilities")),
             ("poll fast", |m| m.poll_interval_ms = 10, Some("pollIntervalMs")),
             (

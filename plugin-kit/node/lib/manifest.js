@@ -73,15 +73,18 @@ function validateManifest(m) {
     if (typeof m.id === 'string' && BUILTIN_IDS.includes(m.id)) bad('id', `\`${m.id}\` is a built-in plugin's id`);
   }
 
-  for (const field of ['name', 'version']) {
-    if (!has(m, field)) continue;
-    const text = m[field];
+  if (has(m, 'name')) {
+    const text = m.name;
     // The server counts UTF-8 bytes (`str::len`), so a name of 200 accented letters is too long there too.
     if (typeof text !== 'string' || text.trim() === '' || Buffer.byteLength(text, 'utf8') > 200) {
-      bad(field, 'must be 1–200 characters');
+      bad('name', 'must be 1–200 characters');
     } else if (mayHoldNumber(text, LOG_MIN_DIGITS)) {
-      bad(field, 'must not contain numbers that could be phone numbers');
+      bad('name', 'must not contain numbers that could be phone numbers');
     }
+  }
+  // A version is digits by nature (2024.01.15), so it is held to a version's characters instead.
+  if (has(m, 'version') && (typeof m.version !== 'string' || !/^[0-9A-Za-z.+_-]{1,64}$/.test(m.version))) {
+    bad('version', "must be 1–64 letters, digits, '.', '+', '-' or '_'");
   }
 
   for (const field of ['hipaaCompliant', 'idempotent', 'needsDocument']) {

@@ -18,6 +18,7 @@ from .types import CAP_SEND, CAP_STATUS, CAP_WEBHOOK, CAPABILITIES, PROTOCOL_VER
 BUILTIN_IDS = frozenset(("test", "phaxio", "sinch", "sip", "external", "local", "s3", "api_keys"))
 """Ids of the server's built-in plugins; a sidecar plugin cannot take one."""
 
+_VERSION = re.compile(r"[0-9A-Za-z.+_-]{1,64}", re.ASCII)
 _ID = re.compile(r"[a-z][a-z0-9-]{1,62}")
 
 # Rust's `str::trim` removes Unicode White_Space; Python's `str.strip` removes a slightly different set (it
@@ -55,14 +56,16 @@ def validate_manifest(manifest: Manifest) -> Problems:
     if isinstance(m.id, str) and m.id in BUILTIN_IDS:
         bad("id", "`%s` is a built-in plugin's id" % m.id)
 
-    for field, text in (("name", m.name), ("version", m.version)):
-        if not isinstance(text, str):
-            bad(field, "must be a string")
-        # The contract counts UTF-8 bytes (Rust's `str::len`).
-        elif not text.strip(_WHITE_SPACE) or len(text.encode("utf-8")) > 200:
-            bad(field, "must be 1–200 characters")
-        elif may_hold_number(text, LOG_MIN_DIGITS):
-            bad(field, "must not contain numbers that could be phone numbers")
+    if not isinstance(m.name, str):
+        bad("name", "must be a string")
+    # The contract counts UTF-8 bytes (Rust's `str::len`).
+    elif not m.name.strip(_WHITE_SPACE) or len(m.name.encode("utf-8")) > 200:
+        bad("name", "must be 1–200 characters")
+    elif may_hold_number(m.name, LOG_MIN_DIGITS):
+        bad("name", "must not contain numbers that could be phone numbers")
+    # A version is digits by nature (2024.01.15), so it is held to a version's characters instead.
+    if not isinstance(m.version, str) or not _VERSION.fullmatch(m.version):
+        bad("version", "must be 1–64 letters, digits, '.', '+', '-' or '_'")
 
     for field, flag in (("hipaaCompliant", m.hipaa_compliant), ("idempotent", m.idempotent),
                         ("needsDocument", m.needs_document)):

@@ -44,10 +44,11 @@ class ValidateManifest(unittest.TestCase):
             ("name 201 bytes", edit(name="n" * 201), "name"),
             ("name 101 two-byte chars", edit(name="é" * 101), "name"),
             ("name not text", edit(name=None), "name"),
-            ("version number", edit(version="20240101"), "version"),
+            ("version with a date", edit(version="20240101"), None),
+            ("version with a space", edit(version="1 2"), "version"),
             ("version semver", edit(version="1.2.3"), None),
             # The contract counts digits across dots (phi::may_hold_number), so this is refused there too.
-            ("version six digits across dots", edit(version="10.20.30"), "version"),
+            ("version six digits across dots", edit(version="10.20.30"), None),
             ("version empty", edit(version=""), "version"),
             ("hipaa not bool", edit(hipaa_compliant="yes"), "hipaaCompliant"),
             ("idempotent not bool", edit(idempotent=1), "idempotent"),
