@@ -20,7 +20,8 @@ pub use faxbot_contract::sidecar::{
 pub use server::{Listen, router, serve, serve_from_env};
 pub use simulated::{SIGNATURE_HEADER, SimulatedProvider, sign};
 
-use async_trait::async_trait;
+/// The attribute `impl Plugin for …` needs, re-exported so a plugin depends on the kit alone.
+pub use async_trait::async_trait;
 
 /// The protocol header's name (for the mock server).
 fn server_header() -> &'static str {
