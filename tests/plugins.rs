@@ -6,6 +6,8 @@
 //! Python and Node are the machine's own (`python3 -m venv`, `npm`): under `CI=true` a missing one fails
 //! these tests, elsewhere they skip. Everything listens on loopback.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

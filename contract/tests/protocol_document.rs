@@ -1,6 +1,8 @@
 //! docs/plugin-protocol.yaml and `faxbot_contract::sidecar` describe the same protocol: every example in the
 //! document reads into the type its schema names, and the document's error kinds are the crate's.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use faxbot_contract::sidecar::{
     ErrorBody, ErrorKind, FaxAnswer, Health, SendRequest, SidecarManifest, WebhookAnswer, WebhookRequest,
 };

@@ -42,7 +42,7 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     }
     let list = json(get("/plugins", Some(&admin)).await.unwrap()).await;
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["test", "phaxio", "sinch", "sip", "local", "s3", "api_keys"]);
+    assert_eq!(ids, vec!["test", "phaxio", "sinch", "sip", "external", "local", "s3", "api_keys"]);
     assert_eq!(list["items"][0]["enabled"], true);
     assert_eq!(list["items"][0]["configurable"], true);
     assert_eq!(list["items"][1]["enabled"], false);
