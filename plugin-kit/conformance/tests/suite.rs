@@ -1,6 +1,8 @@
 //! The suite judges: the plugins that follow the protocol pass every check, and each way of breaking it fails
 //! the check written for it (a suite that cannot fail proves nothing).
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -102,7 +104,10 @@ async fn careless_sidecar() -> String {
             "/v1/send",
             post(|body: axum::body::Bytes| async move {
                 let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-                    return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"kind": "bad_request", "message": "bad"}})));
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": {"kind": "bad_request", "message": "bad"}})),
+                    );
                 };
                 let to = request["to"].as_str().unwrap_or_default().to_string();
                 (
