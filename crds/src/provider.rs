@@ -63,9 +63,11 @@ pub struct FaxProviderSpec {
 
     /// For plugin `external` (and only for it, which requires it): the sidecar container the operator adds to
     /// the API pods of every FaxPluginConfig using this provider. The operator sets the plugin's `url` setting
-    /// to `http://127.0.0.1:<port>` (a `url` in settings is overwritten) and hands the sidecar the
-    /// `pluginToken` credential, when mapped, as `FAXBOT_PLUGIN_TOKEN`. A change rolls the pods (as a canary
-    /// when configured) like any other.
+    /// to `http://127.0.0.1:<port>` and its `hipaaCompliant` setting to `sidecar.hipaaCompliant` (either
+    /// written in settings is overwritten), and hands the sidecar the `pluginToken` credential, when mapped,
+    /// as `FAXBOT_PLUGIN_TOKEN` and every other mapped credential as `FAXBOT_CREDENTIAL_<NAME>`, all by
+    /// reference to the API server's Secret. A change rolls the pods (as a canary when configured) like any
+    /// other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar: Option<SidecarSpec>,
 }
@@ -95,8 +97,9 @@ pub struct SidecarSpec {
     pub port: i32,
 
     /// Environment of the plugin: literal values only. They are visible to anyone who can read the
-    /// Deployment, so never put a credential here (the plugin token comes from `credentialsSecretRef`).
-    /// Names starting with `FAXBOT_PLUGIN_` are the operator's.
+    /// Deployment, so never put a credential here: map it in `credentialsSecretRef` instead (the plugin
+    /// token, and its provider's keys as `FAXBOT_CREDENTIAL_<NAME>`). Names starting with `FAXBOT_PLUGIN_` or
+    /// `FAXBOT_CREDENTIAL_` are the operator's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
@@ -106,6 +109,15 @@ pub struct SidecarSpec {
     /// limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Whether this plugin may handle patient data: the administrator vouches that the image's fax provider
+    /// signs a Business Associate Agreement and the plugin is fit for PHI. A FaxPluginConfig with
+    /// `compliance.hipaa` (the default) accepts an `external` provider only when this is true. The operator
+    /// copies it into the plugin's `hipaaCompliant` setting, and the API server then also refuses to send
+    /// through a sidecar whose own manifest does not declare `hipaaCompliant` (an image swapped for a
+    /// non-compliant one sends nothing).
+    #[serde(default)]
+    pub hipaa_compliant: bool,
 }
 
 /// Image pull policy of a sidecar: Always, IfNotPresent or Never. Omitted: the Kubernetes default (Always for
@@ -135,9 +147,11 @@ impl PullPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SidecarEnvVar {
-    /// Variable name. Names starting with `FAXBOT_PLUGIN_` are set by the operator and refused here.
+    /// Variable name. Names starting with `FAXBOT_PLUGIN_` or `FAXBOT_CREDENTIAL_` are set by the operator and
+    /// refused here.
     #[schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
     #[x_kube(validation = Rule::new("!self.startsWith('FAXBOT_PLUGIN_')").message("names starting with FAXBOT_PLUGIN_ are set by the operator (FAXBOT_PLUGIN_LISTEN, FAXBOT_PLUGIN_TOKEN)"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('FAXBOT_CREDENTIAL_')").message("names starting with FAXBOT_CREDENTIAL_ are set by the operator from spec.credentialsSecretRef (map the credential there, never as a literal value)"))]
     pub name: String,
     /// Its value (not a credential: it is visible in the Deployment).
     #[schemars(length(max = 4096))]
@@ -162,7 +176,8 @@ pub struct CredentialsSecretRef {
     pub name: String,
 
     /// Which Secret key holds which credential. When omitted, every credential the plugin declares is read
-    /// from the Secret key of the same name.
+    /// from the Secret key of the same name (for plugin `external`, which declares only `pluginToken`, the
+    /// sidecar's own credentials must be listed here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["credential".into()]))]
@@ -173,7 +188,9 @@ pub struct CredentialsSecretRef {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialItem {
-    /// Credential name the plugin declares in its manifest, for example `adminKey`.
+    /// Credential name the plugin declares in its manifest, for example `adminKey`. For plugin `external`, any
+    /// name: `pluginToken` is the token the server and the sidecar share, every other one is handed to the
+    /// sidecar as `FAXBOT_CREDENTIAL_<NAME in upper snake case>` (`apiKey` → `FAXBOT_CREDENTIAL_API_KEY`).
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-zA-Z][a-zA-Z0-9]*$"))]
     pub credential: String,
     /// Key in the Secret's data.

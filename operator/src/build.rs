@@ -281,6 +281,8 @@ fn hardened() -> SecurityContext {
 /// - `FAXBOT_PLUGIN_TOKEN`, when the provider maps the `pluginToken` credential: a `secretKeyRef` to the
 ///   revision's credentials Secret, the same key the API server reads as a file, so the value never appears
 ///   in the Deployment;
+/// - `FAXBOT_CREDENTIAL_<NAME>` for every other credential the provider maps (its fax provider's API key and
+///   the like, [`names::credential_env_name`]): a `secretKeyRef` to that credential's key in the same Secret;
 /// - the API container's hardening (non-root, read-only root filesystem, no privilege escalation, no
 ///   capabilities, seccomp `RuntimeDefault`) and a writable `emptyDir` at `/tmp`.
 ///
@@ -290,21 +292,25 @@ fn hardened() -> SecurityContext {
 /// restarted by the kubelet as any container; one that does not answer fails its calls as `unavailable`.
 pub fn sidecar_container(sidecar: &Sidecar, credentials_secret: &str) -> Container {
     let spec = &sidecar.spec;
+    let from_secret = |name: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: credentials_secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let mut env: Vec<EnvVar> = spec.env.iter().map(|v| env_var(&v.name, v.value.clone())).collect();
     env.push(env_var("FAXBOT_PLUGIN_LISTEN", format!("127.0.0.1:{}", spec.port)));
     if let Some(key) = &sidecar.token_key {
-        env.push(EnvVar {
-            name: "FAXBOT_PLUGIN_TOKEN".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: credentials_secret.into(),
-                    key: key.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        env.push(from_secret("FAXBOT_PLUGIN_TOKEN", key));
+    }
+    for (name, key) in &sidecar.credentials {
+        env.push(from_secret(name, key));
     }
     Container {
         name: sidecar.container.clone(),
@@ -770,6 +776,64 @@ mod tests {
         let (c, d) = desired();
         let pod = deployment(&c, &d).spec.unwrap().template.spec.unwrap();
         assert_eq!((pod.containers.len(), pod.volumes.unwrap().len()), (1, 4));
+    }
+
+    #[test]
+    fn an_external_providers_credentials_reach_its_sidecar_by_reference_only() {
+        use crate::validate::tests::{PLUGIN_TOKEN_VALUE, PROVIDER_KEY_VALUE, with_sidecar_credentials};
+        let (c, r) = with_sidecar_credentials(&[
+            ("pluginToken", "pluginToken"),
+            ("apiSecret", "api-secret"),
+            ("apiKey", "api-key"),
+        ]);
+        let d = validate_config(&c, &r).unwrap();
+        let dep = deployment(&c, &d);
+        let pod = dep.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let secret_name = format!("main-credentials-{}", d.revision);
+        let references: Vec<(&str, &str)> = pod.containers[1]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|e| e.name != "FAXBOT_PLUGIN_LISTEN")
+            .map(|e| {
+                assert_eq!(e.value, None, "{}: by reference, never a value", e.name);
+                let r = e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).unwrap();
+                assert_eq!((r.name.as_str(), r.optional), (secret_name.as_str(), Some(false)), "{}", e.name);
+                (e.name.as_str(), r.key.as_str())
+            })
+            .collect();
+        assert_eq!(
+            references,
+            vec![
+                ("FAXBOT_PLUGIN_TOKEN", "outbound.pluginToken"),
+                ("FAXBOT_CREDENTIAL_API_KEY", "outbound.apiKey"),
+                ("FAXBOT_CREDENTIAL_API_SECRET", "outbound.apiSecret"),
+            ],
+            "the token as before, then the provider's credentials in name order, from the revision's Secret"
+        );
+        // The keys exist in the revision's Secret; the API container gets no new variable.
+        let data = credentials_secret(&c, &d).data.unwrap();
+        assert_eq!(data["outbound.apiKey"].0, PROVIDER_KEY_VALUE.as_bytes());
+        assert!(data.contains_key("outbound.apiSecret") && data.contains_key("outbound.pluginToken"));
+        let api_env = pod.containers[0].env.as_ref().unwrap();
+        assert!(
+            !api_env.iter().any(|e| e.name.starts_with("FAXBOT_CREDENTIAL_") || e.name.starts_with("FAXBOT_PLUGIN_"))
+        );
+        // No value anywhere public, including the canary and the stable snapshot.
+        let mut stable = dep.clone();
+        stable.metadata.namespace = Some("fax".into());
+        let public = [
+            serde_json::to_string(&dep).unwrap(),
+            serde_json::to_string(&canary_deployment(&c, &d, 1)).unwrap(),
+            serde_json::to_string(&stable_snapshot(&c, &stable).unwrap()).unwrap(),
+            serde_json::to_string(&config_map(&c, &d)).unwrap(),
+        ];
+        for text in public {
+            for value in [PROVIDER_KEY_VALUE, "s3cr3t", PLUGIN_TOKEN_VALUE, ADMIN_KEY, PEPPER] {
+                assert!(!text.contains(value), "a credential leaked into {text}");
+            }
+        }
     }
 
     #[test]

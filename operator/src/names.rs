@@ -65,6 +65,31 @@ pub fn credential_key(slot: &str, credential: &str) -> String {
     format!("{slot}.{credential}")
 }
 
+/// Prefix of the environment variables that hand an `external` provider's credentials (all but `pluginToken`)
+/// to its sidecar; a FaxProvider's `sidecar.env` may not use it.
+pub const CREDENTIAL_ENV_PREFIX: &str = "FAXBOT_CREDENTIAL_";
+
+/// The environment variable a sidecar reads credential `credential` from: [`CREDENTIAL_ENV_PREFIX`] and the
+/// name in upper snake case. A word starts at an upper-case letter after a lower-case letter or a digit, and
+/// at the last capital of a run followed by a lower-case letter: `apiKey` → `FAXBOT_CREDENTIAL_API_KEY`,
+/// `oauth2ClientSecret` → `FAXBOT_CREDENTIAL_OAUTH2_CLIENT_SECRET`, `sftpPEMKey` →
+/// `FAXBOT_CREDENTIAL_SFTP_PEM_KEY`. Two names may meet (`apiKey`, `ApiKey`): validation refuses that.
+pub fn credential_env_name(credential: &str) -> String {
+    let chars: Vec<char> = credential.chars().collect();
+    let mut name = String::from(CREDENTIAL_ENV_PREFIX);
+    for (i, &c) in chars.iter().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+                name.push('_');
+            }
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
 /// Name of the sidecar container (and of its `/tmp` volume) that runs FaxProvider `provider`'s plugin:
 /// `plugin-<provider>`. A container name is a DNS label (63 characters, no dots) while a FaxProvider's name may
 /// be a longer DNS subdomain: a name that does not fit as it is gets its dots replaced, is cut short and ends
@@ -112,6 +137,26 @@ pub fn managed_selector() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_env_names_are_upper_snake_case() {
+        for (credential, want) in [
+            ("apiKey", "FAXBOT_CREDENTIAL_API_KEY"),
+            ("apiSecret", "FAXBOT_CREDENTIAL_API_SECRET"),
+            ("key", "FAXBOT_CREDENTIAL_KEY"),
+            ("webhookToken", "FAXBOT_CREDENTIAL_WEBHOOK_TOKEN"),
+            ("awsSecretAccessKey", "FAXBOT_CREDENTIAL_AWS_SECRET_ACCESS_KEY"),
+            ("oauth2ClientSecret", "FAXBOT_CREDENTIAL_OAUTH2_CLIENT_SECRET"),
+            ("key2", "FAXBOT_CREDENTIAL_KEY2"),
+            ("sftpPEMKey", "FAXBOT_CREDENTIAL_SFTP_PEM_KEY"),
+            ("sipPIN", "FAXBOT_CREDENTIAL_SIP_PIN"),
+            ("APIKey", "FAXBOT_CREDENTIAL_API_KEY"),
+            ("ApiKey", "FAXBOT_CREDENTIAL_API_KEY"),
+            ("apikey", "FAXBOT_CREDENTIAL_APIKEY"),
+        ] {
+            assert_eq!(credential_env_name(credential), want, "{credential}");
+        }
+    }
 
     #[test]
     fn sidecar_container_names_are_dns_labels_and_distinct() {

@@ -61,7 +61,7 @@ pub fn credential_mapping(provider: &FaxProvider, manifest: &PluginManifest) -> 
 }
 
 /// Prefix of the environment variables the operator sets in a sidecar; a FaxProvider's `sidecar.env` may not
-/// use it.
+/// use it (nor [`names::CREDENTIAL_ENV_PREFIX`], the sidecar's credentials).
 pub const SIDECAR_ENV_PREFIX: &str = "FAXBOT_PLUGIN_";
 
 /// The address the API server calls a sidecar at: the pod's loopback, on the sidecar's port.
@@ -72,8 +72,8 @@ pub fn sidecar_url(port: i32) -> String {
 /// The `sidecar` rules of one FaxProvider, the operator-side copy of the CRD's admission rules (which a
 /// FaxProvider stored under an older CRD, or written with validation off, never went through): plugin
 /// `external` needs a sidecar and no other plugin may have one; its port is unprivileged and not the API
-/// server's own; its environment leaves the operator's `FAXBOT_PLUGIN_*` names alone and names each
-/// variable once. Returns the sidecar of an `external` provider.
+/// server's own; its environment leaves the operator's `FAXBOT_PLUGIN_*` and `FAXBOT_CREDENTIAL_*` names alone
+/// and names each variable once. Returns the sidecar of an `external` provider.
 pub fn validate_sidecar(provider: &FaxProvider) -> Result<Option<&SidecarSpec>, Invalid> {
     let name = provider.metadata.name.as_deref().unwrap_or("");
     let plugin = &provider.spec.plugin;
@@ -120,6 +120,14 @@ pub fn validate_sidecar(provider: &FaxProvider) -> Result<Option<&SidecarSpec>, 
                 var.name
             )));
         }
+        if var.name.starts_with(names::CREDENTIAL_ENV_PREFIX) {
+            return Err(invalid(format!(
+                "env: `{}`: names starting with {} are set by the operator from spec.credentialsSecretRef (map \
+                 the credential there, never as a literal value)",
+                var.name,
+                names::CREDENTIAL_ENV_PREFIX
+            )));
+        }
         if !seen.insert(var.name.as_str()) {
             return Err(invalid(format!("env: `{}` appears twice", var.name)));
         }
@@ -129,15 +137,33 @@ pub fn validate_sidecar(provider: &FaxProvider) -> Result<Option<&SidecarSpec>, 
 
 /// The HIPAA rule: with `spec.compliance.hipaa` (the default), a plugin that does not declare HIPAA
 /// capability cannot fill any slot. Decided here, before anything rolls out, rather than found in an audit.
-pub fn hipaa_capable(hipaa: bool, slot: Category, provider: &str, manifest: &PluginManifest) -> Result<(), Invalid> {
-    if !hipaa || manifest.hipaa_compliant {
+///
+/// The built-in manifest speaks for every plugin but `external`, whose capability is its sidecar's: the
+/// administrator vouches for it with the FaxProvider's `spec.sidecar.hipaaCompliant` (`sidecar`), and the API
+/// server checks the sidecar's own manifest against it at run time.
+pub fn hipaa_capable(
+    hipaa: bool,
+    slot: Category,
+    provider: &str,
+    manifest: &PluginManifest,
+    sidecar: Option<&SidecarSpec>,
+) -> Result<(), Invalid> {
+    let external = manifest.id == plugins::EXTERNAL;
+    let capable = if external { sidecar.is_some_and(|s| s.hipaa_compliant) } else { manifest.hipaa_compliant };
+    if !hipaa || capable {
         return Ok(());
     }
+    let why = if external {
+        "whose spec.sidecar.hipaaCompliant is not true (set it only when the plugin's fax provider signs a \
+         Business Associate Agreement)"
+    } else {
+        "which does not declare HIPAA capability"
+    };
     Err(Invalid::new(
         "NotHipaaCapable",
         format!(
-            "slots.{}: FaxProvider {provider} uses plugin `{}`, which does not declare HIPAA capability; \
-             spec.compliance.hipaa is true (set it to false only for a config that never handles patient data)",
+            "slots.{}: FaxProvider {provider} uses plugin `{}`, {why}; spec.compliance.hipaa is true (set it to \
+             false only for a config that never handles patient data)",
             slot.as_str(),
             manifest.id
         ),
@@ -167,8 +193,10 @@ pub fn validate_provider(
     };
     let mut settings = provider.spec.settings.clone().unwrap_or_default();
     if let Some(sidecar) = validate_sidecar(provider)? {
-        // The operator runs the plugin, so it knows where it listens: a `url` the user wrote is overwritten.
+        // The operator runs the plugin, so it knows where it listens: a `url` the user wrote is overwritten. So is
+        // a `hipaaCompliant`: the FaxProvider's sidecar says whether the plugin was admitted to patient data.
         settings.insert("url".into(), serde_json::Value::String(sidecar_url(sidecar.port)));
+        settings.insert("hipaaCompliant".into(), serde_json::Value::Bool(sidecar.hipaa_compliant));
     }
     let settings = serde_json::Value::Object(settings);
     let checked = match &http {
@@ -187,8 +215,12 @@ pub fn validate_provider(
     }
 
     let mapping = credential_mapping(provider, &manifest);
+    if plugin == plugins::EXTERNAL {
+        // A sidecar's provider takes whatever credentials it takes: only the names are checked.
+        sidecar_credentials(name, &mapping)?;
+    }
     for (credential, _) in &mapping {
-        if !manifest.credentials.iter().any(|c| &c.name == credential) {
+        if plugin != plugins::EXTERNAL && !manifest.credentials.iter().any(|c| &c.name == credential) {
             let known: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
             return Err(Invalid::new(
                 "UnknownCredential",
@@ -245,6 +277,49 @@ pub fn validate_provider(
         }
     }
     Ok(ResolvedProvider { manifest, settings, credentials, secret_uids, http })
+}
+
+/// The credential names of an `external` provider (`mapping`, as [`credential_mapping`] returns it): any
+/// name the CRD allows (`^[a-zA-Z][a-zA-Z0-9]{0,62}$`), each once, and no two handed to the sidecar as the
+/// same environment variable ([`names::credential_env_name`]; `pluginToken` goes as `FAXBOT_PLUGIN_TOKEN`).
+pub fn sidecar_credentials(provider: &str, mapping: &[(String, String)]) -> Result<(), Invalid> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, (credential, _)) in mapping.iter().enumerate() {
+        let valid = credential.len() <= 63
+            && credential.starts_with(|c: char| c.is_ascii_alphabetic())
+            && credential.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(Invalid::new(
+                "InvalidCredentialName",
+                format!(
+                    "FaxProvider {provider}: spec.credentialsSecretRef.items: credential `{credential}` must be a \
+                     letter followed by up to 62 letters and digits"
+                ),
+            ));
+        }
+        if mapping[..i].iter().any(|(c, _)| c == credential) {
+            return Err(Invalid::new(
+                "CredentialNameConflict",
+                format!(
+                    "FaxProvider {provider}: spec.credentialsSecretRef.items: credential `{credential}` appears twice"
+                ),
+            ));
+        }
+        if credential == PLUGIN_TOKEN {
+            continue;
+        }
+        let env = names::credential_env_name(credential);
+        if let Some(other) = seen.insert(env.clone(), credential) {
+            return Err(Invalid::new(
+                "CredentialNameConflict",
+                format!(
+                    "FaxProvider {provider}: spec.credentialsSecretRef.items: credentials `{other}` and \
+                     `{credential}` would both reach the sidecar as {env}; rename one"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The HTTP plugin manifest a FaxProvider's `spec.manifestRef` names, parsed and checked.
@@ -355,6 +430,10 @@ pub struct Sidecar {
     /// Key of the plugin token in the revision's credentials Secret (`<slot>.pluginToken`), when the
     /// provider maps one.
     pub token_key: Option<String>,
+    /// The provider's other credentials, handed to the sidecar by reference: `(environment variable, key in
+    /// the revision's credentials Secret)`, for example `("FAXBOT_CREDENTIAL_API_KEY", "outbound.apiKey")`,
+    /// in the order of the credential names.
+    pub credentials: Vec<(String, String)>,
 }
 
 /// Whether the pods of a config share one document store. Several pods (replicas or a canary beside the
@@ -515,7 +594,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
                 ),
             ));
         }
-        hipaa_capable(spec.compliance.hipaa, slot, provider_name, &resolved.manifest)?;
+        hipaa_capable(spec.compliance.hipaa, slot, provider_name, &resolved.manifest, provider.spec.sidecar.as_ref())?;
         for (credential, value) in &resolved.credentials {
             credentials.insert(names::credential_key(credential_slot, credential), value.clone());
         }
@@ -528,6 +607,12 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
                     .credentials
                     .contains_key(PLUGIN_TOKEN)
                     .then(|| names::credential_key(credential_slot, PLUGIN_TOKEN)),
+                credentials: resolved
+                    .credentials
+                    .keys()
+                    .filter(|c| c.as_str() != PLUGIN_TOKEN)
+                    .map(|c| (names::credential_env_name(c), names::credential_key(credential_slot, c)))
+                    .collect(),
             });
         }
         secret_uids.extend(resolved.secret_uids.iter().cloned());
@@ -650,13 +735,21 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     }) {
         pod_inputs["scheduling"] = scheduling;
     }
-    // The sidecars reach the pod template: a new image, port or environment rolls the pods (as a canary when
-    // configured). Only when there are any, so that revisions of configs without them stay what they were.
+    // The sidecars reach the pod template: a new image, port, environment or credential mapping rolls the pods
+    // (as a canary when configured; a rotated credential value does so through the credentials checksum). Only
+    // when there are any, so that revisions of configs without them stay what they were.
     if !sidecars.is_empty() {
         pod_inputs["sidecars"] = serde_json::json!(
             sidecars
                 .iter()
-                .map(|s| serde_json::json!({"provider": s.provider, "spec": s.spec, "tokenKey": s.token_key}))
+                .map(|s| {
+                    let mut inputs =
+                        serde_json::json!({"provider": s.provider, "spec": s.spec, "tokenKey": s.token_key});
+                    if !s.credentials.is_empty() {
+                        inputs["credentials"] = serde_json::json!(s.credentials);
+                    }
+                    inputs
+                })
                 .collect::<Vec<_>>()
         );
     }
@@ -859,7 +952,7 @@ pub(crate) mod tests {
         p
     }
 
-    /// A config (HIPAA off: `external` does not declare the capability) whose outbound chain is `outbound`, with
+    /// A config (HIPAA off: the sidecars do not set `hipaaCompliant`) whose outbound chain is `outbound`, with
     /// the providers of [`base_referenced`] and the external providers `acme` (port 9000, token in Secret
     /// `acme`) and `other` (port 9001, no token).
     pub fn external_config(outbound: &[&str]) -> (FaxPluginConfig, Referenced) {
@@ -919,6 +1012,30 @@ pub(crate) mod tests {
                         vec![faxbot_crds::SidecarEnvVar { name: "FAXBOT_PLUGIN_TOKEN".into(), value: "x".into() }]
                 },
                 Err(("InvalidSidecar", "`FAXBOT_PLUGIN_TOKEN`: names starting with FAXBOT_PLUGIN_ are set by")),
+            ),
+            (
+                "a credential variable",
+                |p| {
+                    p.spec.sidecar.as_mut().unwrap().env = vec![faxbot_crds::SidecarEnvVar {
+                        name: "FAXBOT_CREDENTIAL_API_KEY".into(),
+                        value: "literal-key".into(),
+                    }]
+                },
+                Err((
+                    "InvalidSidecar",
+                    "`FAXBOT_CREDENTIAL_API_KEY`: names starting with FAXBOT_CREDENTIAL_ are set by the operator from \
+                     spec.credentialsSecretRef",
+                )),
+            ),
+            (
+                "a variable merely like the operator's",
+                |p| {
+                    p.spec.sidecar.as_mut().unwrap().env = vec![
+                        faxbot_crds::SidecarEnvVar { name: "FAXBOT_CREDENTIALS".into(), value: "x".into() },
+                        faxbot_crds::SidecarEnvVar { name: "ACME_FAXBOT_PLUGIN_X".into(), value: "x".into() },
+                    ]
+                },
+                Ok(()),
             ),
             (
                 "a variable twice",
@@ -989,10 +1106,26 @@ pub(crate) mod tests {
 
         // Without a sidecar in use, nothing changes.
         assert!(validate_config(&base_config(), &base_referenced()).unwrap().sidecars.is_empty());
-        // HIPAA on (the default): `external` does not declare the capability.
-        let (mut c, r) = external_config(&["acme"]);
+        // HIPAA on (the default): refused unless the sidecar is vouched for; then the binding says so, whatever
+        // the settings say.
+        let (mut c, mut r) = external_config(&["acme"]);
         c.spec.compliance.hipaa = true;
-        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "NotHipaaCapable");
+        let err = validate_config(&c, &r).unwrap_err();
+        assert_eq!(err.reason, "NotHipaaCapable");
+        assert!(err.message.contains("whose spec.sidecar.hipaaCompliant is not true"), "{}", err.message);
+        let acme = r.providers.get_mut("acme").unwrap();
+        acme.spec.sidecar.as_mut().unwrap().hipaa_compliant = true;
+        acme.spec.settings = serde_json::json!({"hipaaCompliant": false}).as_object().cloned();
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.runtime.providers.outbound.as_ref().unwrap().settings["hipaaCompliant"], true);
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+        // HIPAA off: the binding still says what the sidecar says, so a user's `true` cannot claim compliance
+        // the FaxProvider does not.
+        let (c, mut r) = external_config(&["acme"]);
+        r.providers.get_mut("acme").unwrap().spec.settings =
+            serde_json::json!({"hipaaCompliant": true}).as_object().cloned();
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.runtime.providers.outbound.as_ref().unwrap().settings["hipaaCompliant"], false);
         // A token the provider maps explicitly must exist.
         let (c, mut r) = external_config(&["other"]);
         r.providers.get_mut("other").unwrap().spec.credentials_secret_ref = Some(CredentialsSecretRef {
@@ -1011,6 +1144,7 @@ pub(crate) mod tests {
                 container: names::sidecar_container_name(provider),
                 spec: p.spec.sidecar.unwrap(),
                 token_key: None,
+                credentials: vec![],
             }
         };
         assert!(sidecar_ports(&[sidecar("acme", 9000), sidecar("other", 9001)]).is_ok());
@@ -1037,8 +1171,9 @@ pub(crate) mod tests {
         let (c, r) = external_config(&["acme"]);
         let base = validate_config(&c, &r).unwrap();
         type Change = fn(&mut faxbot_crds::SidecarSpec);
-        let changes: [(&str, Change); 5] = [
+        let changes: [(&str, Change); 6] = [
             ("image", |s| s.image = "acme/fax-plugin:2".into()),
+            ("hipaaCompliant", |s| s.hipaa_compliant = true),
             ("pull policy", |s| s.image_pull_policy = Some(faxbot_crds::PullPolicy::Always)),
             ("port", |s| s.port = 9100),
             ("env", |s| s.env = vec![faxbot_crds::SidecarEnvVar { name: "ACME_REGION".into(), value: "eu".into() }]),
@@ -1058,6 +1193,140 @@ pub(crate) mod tests {
         let rotated = validate_config(&c, &rotated).unwrap();
         assert_ne!(rotated.credentials_checksum, base.credentials_checksum);
         assert_ne!(rotated.revision, base.revision);
+
+        // So does the sidecar's own credential: mapping one, and rotating it, are new revisions and pod changes.
+        let (c, r) = with_sidecar_credentials(&[("pluginToken", "pluginToken"), ("apiKey", "api-key")]);
+        let mapped = validate_config(&c, &r).unwrap();
+        assert_ne!(mapped.revision, base.revision);
+        assert_ne!(mapped.pod_inputs, base.pod_inputs);
+        let mut rotated = r.clone();
+        rotated.secrets.insert(
+            "acme".into(),
+            secret("acme", &[("pluginToken", PLUGIN_TOKEN_VALUE), ("api-key", "rotated-provider-key")]),
+        );
+        let rotated = validate_config(&c, &rotated).unwrap();
+        assert_ne!(rotated.credentials_checksum, mapped.credentials_checksum);
+        assert_ne!(rotated.revision, mapped.revision);
+        assert_ne!(rotated.pod_inputs, mapped.pod_inputs, "never a flags-only change");
+        assert_eq!(rotated.config_checksum, mapped.config_checksum);
+    }
+
+    pub const PROVIDER_KEY_VALUE: &str = "provider-api-key-that-must-never-leak";
+
+    /// [`external_config`] with `acme` mapping `items` (credential, Secret key) from Secret `acme`, which holds
+    /// the plugin token, the provider key (`api-key`) and a secret (`api-secret`).
+    pub fn with_sidecar_credentials(items: &[(&str, &str)]) -> (FaxPluginConfig, Referenced) {
+        let (c, mut r) = external_config(&["acme"]);
+        r.providers.get_mut("acme").unwrap().spec.credentials_secret_ref = Some(CredentialsSecretRef {
+            name: "acme".into(),
+            items: Some(
+                items.iter().map(|(c, k)| CredentialItem { credential: (*c).into(), key: (*k).into() }).collect(),
+            ),
+        });
+        let data = [("pluginToken", PLUGIN_TOKEN_VALUE), ("api-key", PROVIDER_KEY_VALUE), ("api-secret", "s3cr3t")];
+        r.secrets.insert("acme".into(), secret("acme", &data));
+        (c, r)
+    }
+
+    #[test]
+    fn an_external_provider_takes_any_credential_for_its_sidecar() {
+        /// `(credential, Secret key)` items; `(variable, key)` sidecar credentials.
+        type Pairs = Vec<(&'static str, &'static str)>;
+        /// `Ok(sidecar credentials)` or `Err((reason, message fragment))`.
+        type Want = Result<Pairs, (&'static str, &'static str)>;
+        let table: Vec<(&str, Pairs, Want)> = vec![
+            ("the token only", vec![("pluginToken", "pluginToken")], Ok(vec![])),
+            ("no mapping at all", vec![], Ok(vec![])),
+            (
+                "the token and the provider's keys",
+                vec![("pluginToken", "pluginToken"), ("apiKey", "api-key"), ("apiSecret", "api-secret")],
+                Ok(vec![
+                    ("FAXBOT_CREDENTIAL_API_KEY", "outbound.apiKey"),
+                    ("FAXBOT_CREDENTIAL_API_SECRET", "outbound.apiSecret"),
+                ]),
+            ),
+            (
+                "a key without the token",
+                vec![("oauth2ClientSecret", "api-secret")],
+                Ok(vec![("FAXBOT_CREDENTIAL_OAUTH2_CLIENT_SECRET", "outbound.oauth2ClientSecret")]),
+            ),
+            (
+                "a mapped key that is not in the Secret",
+                vec![("apiKey", "missing")],
+                Err(("SecretKeyMissing", "Secret acme has no non-empty key `missing` (credential `apiKey`)")),
+            ),
+            (
+                "a name with an underscore",
+                vec![("api_key", "api-key")],
+                Err(("InvalidCredentialName", "credential `api_key` must be a letter followed by up to 62")),
+            ),
+            (
+                "a name starting with a digit",
+                vec![("2fa", "api-key")],
+                Err(("InvalidCredentialName", "credential `2fa` must be a letter")),
+            ),
+            (
+                "a name of 64 characters",
+                vec![("k23456789012345678901234567890123456789012345678901234567890123x", "api-key")],
+                Err(("InvalidCredentialName", "must be a letter followed by up to 62 letters and digits")),
+            ),
+            (
+                "two names, one variable",
+                vec![("apiKey", "api-key"), ("ApiKey", "api-secret")],
+                Err((
+                    "CredentialNameConflict",
+                    "credentials `apiKey` and `ApiKey` would both reach the sidecar as FAXBOT_CREDENTIAL_API_KEY",
+                )),
+            ),
+            (
+                "one name twice",
+                vec![("apiKey", "api-key"), ("apiKey", "api-secret")],
+                Err(("CredentialNameConflict", "credential `apiKey` appears twice")),
+            ),
+        ];
+        for (what, items, want) in table {
+            let (c, r) = with_sidecar_credentials(&items);
+            let got = validate_config(&c, &r);
+            match (got, want) {
+                (Ok(desired), Ok(want)) => {
+                    let sidecar = &desired.sidecars[0];
+                    let got: Vec<(&str, &str)> =
+                        sidecar.credentials.iter().map(|(e, k)| (e.as_str(), k.as_str())).collect();
+                    assert_eq!(got, want, "{what}");
+                    let has_token = items.iter().any(|(c, _)| *c == PLUGIN_TOKEN);
+                    assert_eq!(sidecar.token_key.is_some(), has_token, "{what}: the token stays FAXBOT_PLUGIN_TOKEN");
+                    // Every one copied into the API server's Secret under the slot, none into the config.
+                    for (_, key) in &want {
+                        assert!(desired.credentials.contains_key(*key), "{what}: {key}");
+                    }
+                    assert!(!desired.config_json.contains(PROVIDER_KEY_VALUE), "{what}");
+                }
+                (Err(err), Err((reason, fragment))) => {
+                    assert_eq!(err.reason, reason, "{what}: {}", err.message);
+                    assert!(err.message.contains(fragment), "{what}: {}", err.message);
+                    assert!(!err.message.contains(PROVIDER_KEY_VALUE), "{what}");
+                }
+                (got, want) => panic!("{what}: {got:?}, wanted {want:?}"),
+            }
+        }
+        // As a failover, under the failover's slot.
+        let (mut c, r) = with_sidecar_credentials(&[("apiKey", "api-key")]);
+        c.spec.slots.outbound = vec!["line".into(), "acme".into()];
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(
+            desired.sidecars[0].credentials,
+            vec![("FAXBOT_CREDENTIAL_API_KEY".to_string(), "failover1.apiKey".to_string())]
+        );
+        assert_eq!(desired.credentials["failover1.apiKey"].0, PROVIDER_KEY_VALUE.as_bytes());
+        // Every other plugin still takes only what its manifest declares.
+        let mut phaxio = provider("fax", "phaxio", serde_json::json!({}), Some("px"));
+        phaxio.spec.credentials_secret_ref.as_mut().unwrap().items = Some(vec![
+            CredentialItem { credential: "apiKey".into(), key: "apiKey".into() },
+            CredentialItem { credential: "apiSecret".into(), key: "apiSecret".into() },
+            CredentialItem { credential: "region".into(), key: "region".into() },
+        ]);
+        let px = secret("px", &[("apiKey", "k"), ("apiSecret", "s"), ("region", "eu")]);
+        assert_eq!(validate_provider(&phaxio, Some(&px), None).unwrap_err().reason, "UnknownCredential");
     }
 
     const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
@@ -1346,20 +1615,57 @@ pub(crate) mod tests {
         // (hipaa required, plugin capable) → refused?
         for (required, capable, refused) in [(true, true, false), (true, false, true), (false, false, false)] {
             manifest.hipaa_compliant = capable;
-            let result = hipaa_capable(required, Category::Outbound, "fax", &manifest);
+            let result = hipaa_capable(required, Category::Outbound, "fax", &manifest, None);
             assert_eq!(result.is_err(), refused, "required {required}, capable {capable}");
             if let Err(e) = result {
                 assert_eq!(e.reason, "NotHipaaCapable");
                 assert!(e.message.contains("slots.outbound: FaxProvider fax uses plugin `phaxio`"), "{}", e.message);
             }
         }
-        // Every built-in plugin declares it but `external`, whose capability is its sidecar's (in the sidecar's
-        // own manifest, which only the API server reads), so the default config validates.
+        // Every built-in plugin declares it but `external`, whose capability is its sidecar's: the FaxProvider's
+        // `sidecar.hipaaCompliant` decides (the API server checks the sidecar's own manifest at run time).
         let builtins = faxbot_contract::builtin_manifests();
         assert!(builtins.iter().all(|m| m.hipaa_compliant || m.id == plugins::EXTERNAL));
-        let external = builtins.iter().find(|m| m.id == plugins::EXTERNAL).unwrap();
-        assert!(hipaa_capable(true, Category::Outbound, "acme", external).is_err());
         assert!(validate_config(&base_config(), &base_referenced()).is_ok());
+        let mut external = builtins.iter().find(|m| m.id == plugins::EXTERNAL).unwrap().clone();
+        let sidecar = |vouched: bool| {
+            let mut s = external_provider("acme", 9000, None).spec.sidecar.unwrap();
+            s.hipaa_compliant = vouched;
+            s
+        };
+        let (yes, no) = (sidecar(true), sidecar(false));
+        // (hipaa required, the built-in manifest's flag, the sidecar) → refused?
+        let table: [(bool, bool, Option<&SidecarSpec>, bool); 8] = [
+            (true, false, Some(&yes), false),
+            (true, false, Some(&no), true),
+            (true, false, None, true),
+            (false, false, Some(&no), false),
+            (false, false, None, false),
+            // The manifest's flag never speaks for a sidecar, even were it set.
+            (true, true, Some(&no), true),
+            (true, true, None, true),
+            (true, true, Some(&yes), false),
+        ];
+        for (required, manifest_flag, sidecar, refused) in table {
+            external.hipaa_compliant = manifest_flag;
+            let result = hipaa_capable(required, Category::Outbound, "acme", &external, sidecar);
+            let vouched = sidecar.map(|s| s.hipaa_compliant);
+            assert_eq!(result.is_err(), refused, "required {required}, manifest {manifest_flag}, sidecar {vouched:?}");
+            if let Err(e) = result {
+                assert_eq!(e.reason, "NotHipaaCapable");
+                assert!(
+                    e.message.contains(
+                        "slots.outbound: FaxProvider acme uses plugin `external`, whose spec.sidecar.hipaaCompliant \
+                         is not true"
+                    ),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+        // A sidecar's flag does not speak for another plugin either.
+        manifest.hipaa_compliant = false;
+        assert!(hipaa_capable(true, Category::Outbound, "fax", &manifest, Some(&yes)).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The sidecar plugin (`external`) on a real control plane: admission refuses a sidecar on another plugin and
 //! an `external` provider without one; the operator adds the plugin's container to the API pods with the token
-//! by reference, points the runtime config's binding at it, refuses a port conflict (Ready=False and a
+//! and the provider's own credentials by reference, points the runtime config's binding at it, accepts it in
+//! a HIPAA config only when `sidecar.hipaaCompliant` vouches for it, refuses a port conflict (Ready=False and a
 //! Warning Event, the Deployment untouched), and runs a changed sidecar in the canary pods first.
 //!
 //! Nothing here needs the plugin to run (the API pods are only rendered and, without `--kubelet`, made Ready
@@ -19,13 +20,18 @@ use crate::support::*;
 use crate::{T, deployment_revision, events_for, wait_ready};
 
 const TOKEN: &str = "e2e-plugin-token-do-not-leak-3b7e";
+/// The sidecar's own provider key (credential `apiKey`, Secret key `api-key`).
+const PROVIDER_KEY: &str = "e2e-provider-api-key-do-not-leak-91c4";
+const ROTATED_KEY: &str = "e2e-rotated-provider-key-do-not-leak-5d20";
 
 fn external(port: i32, image: &str, extra: impl Fn(&mut Value)) -> Value {
     let mut p = json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "acme"},
         "spec": {"plugin": "external",
                  // Overwritten by the operator with the sidecar's address.
                  "settings": {"url": "http://127.0.0.1:1", "timeoutMs": 5000},
-                 "credentialsSecretRef": {"name": "acme"},
+                 "credentialsSecretRef": {"name": "acme", "items": [
+                     {"credential": "pluginToken", "key": "pluginToken"},
+                     {"credential": "apiKey", "key": "api-key"}]},
                  "sidecar": {"image": image, "port": port, "env": [{"name": "ACME_REGION", "value": "eu-1"}]}}});
     extra(&mut p);
     p
@@ -35,7 +41,7 @@ fn config(name: &str, canary: bool) -> Value {
     let mut spec = json!({
         "apiServer": {"image": "registry.example/faxbot-api:e2e"},
         "slots": {"outbound": ["acme"], "auth": "keys"},
-        // `external` does not declare HIPAA capability (its sidecar's manifest does, read by the server).
+        // `acme` does not set sidecar.hipaaCompliant (step 3 covers HIPAA configs).
         "compliance": {"hipaa": false}
     });
     if canary {
@@ -46,6 +52,14 @@ fn config(name: &str, canary: bool) -> Value {
     }
     json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginConfig", "metadata": {"name": name},
         "spec": spec})
+}
+
+/// A config with the default compliance (`hipaa: true`) whose outbound provider is `provider`.
+fn hipaa_config(name: &str, provider: &str) -> Value {
+    let mut c = config(name, false);
+    c["spec"]["slots"]["outbound"] = json!([provider]);
+    drop(c["spec"].as_object_mut().unwrap().remove("compliance"));
+    c
 }
 
 fn containers(d: &Deployment) -> Vec<Container> {
@@ -92,6 +106,13 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
             "names starting with FAXBOT_PLUGIN_ are set by the operator",
         ),
         (
+            "a credential variable",
+            external(9000, "acme/fax-plugin:1", |p| {
+                p["spec"]["sidecar"]["env"] = json!([{"name": "FAXBOT_CREDENTIAL_API_KEY", "value": "literal"}])
+            }),
+            "names starting with FAXBOT_CREDENTIAL_ are set by the operator from spec.credentialsSecretRef",
+        ),
+        (
             "a variable twice",
             external(9000, "acme/fax-plugin:1", |p| {
                 p["spec"]["sidecar"]["env"] = json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}])
@@ -129,7 +150,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
 
     // 2. A config using an external provider: the plugin's container in the API pods.
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
-    put_secret(&client, &ns, "acme", &[("pluginToken", TOKEN)]).await;
+    put_secret(&client, &ns, "acme", &[("pluginToken", TOKEN), ("api-key", PROVIDER_KEY)]).await;
     put_secret(&client, &ns, "db", &[("url", "postgres://faxbot:e2e-db-password@db.invalid:5432/faxbot")]).await;
     apply_keys_provider(&client, &ns).await;
     apply_json::<FaxProvider>(&client, &ns, external(9000, "acme/fax-plugin:1", |_| {})).await.unwrap();
@@ -158,16 +179,36 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
         (sc.run_as_non_root, sc.read_only_root_filesystem, sc.allow_privilege_escalation),
         (Some(true), Some(true), Some(false))
     );
-    // The referenced key exists in the API server's own Secret, and nothing public holds the value.
+    // The provider's own credential: FAXBOT_CREDENTIAL_<NAME> by reference to its key in the same Secret.
+    let key = sidecar.env.as_ref().unwrap().iter().find(|e| e.name == "FAXBOT_CREDENTIAL_API_KEY").unwrap();
+    assert_eq!(key.value, None);
+    let reference = key.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!(
+        (reference.name.as_str(), reference.key.as_str()),
+        (names::credentials_secret_name("main", &rev1).as_str(), "outbound.apiKey")
+    );
+    // Every operator variable but the address is a reference; the API container gets none of them.
+    for e in sidecar.env.as_ref().unwrap().iter().filter(|e| e.name.starts_with("FAXBOT_CREDENTIAL_")) {
+        assert!(e.value.is_none() && e.value_from.is_some(), "{}: by reference only", e.name);
+    }
+    assert!(!all[0].env.as_ref().unwrap().iter().any(|e| e.name.starts_with("FAXBOT_CREDENTIAL_")));
+    // The referenced keys exist in the API server's own Secret, and nothing public holds a value.
     let secret: Secret =
         Api::namespaced(client.clone(), &ns).get(&names::credentials_secret_name("main", &rev1)).await.unwrap();
-    assert_eq!(secret.data.unwrap()["outbound.pluginToken"].0, TOKEN.as_bytes());
-    assert!(!serde_json::to_string(&dep).unwrap().contains(TOKEN), "the token by reference only");
-    // The server calls the plugin on loopback at its port; the user's url is overwritten.
+    let data = secret.data.unwrap();
+    assert_eq!(data["outbound.pluginToken"].0, TOKEN.as_bytes());
+    assert_eq!(data["outbound.apiKey"].0, PROVIDER_KEY.as_bytes());
+    let public = serde_json::to_string(&dep).unwrap();
+    for value in [TOKEN, PROVIDER_KEY] {
+        assert!(!public.contains(value), "credentials by reference only");
+    }
+    // The server calls the plugin on loopback at its port; the user's url is overwritten, and the binding says
+    // the sidecar was not admitted to patient data.
     let document = runtime_document(&client, &ns, "main", &rev1).await;
     assert_eq!(document["providers"]["outbound"]["plugin"], "external");
     assert_eq!(document["providers"]["outbound"]["settings"]["url"], "http://127.0.0.1:9000");
-    assert!(!document.to_string().contains(TOKEN));
+    assert_eq!(document["providers"]["outbound"]["settings"]["hipaaCompliant"], false);
+    assert!(!document.to_string().contains(TOKEN) && !document.to_string().contains(PROVIDER_KEY));
     // Exactly what the pure pipeline renders.
     let (c, desired) = crate::expected(&client, &ns, "main").await;
     assert_eq!(desired.revision, rev1);
@@ -179,7 +220,37 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     );
     assert!(sidecar.startup_probe.is_none() && sidecar.readiness_probe.is_none() && sidecar.liveness_probe.is_none());
 
-    // 3. A sidecar on the API server's port: refused on the provider and on the config, with Warning Events;
+    // 3. HIPAA (the default compliance): a sidecar nobody vouched for is refused; one whose FaxProvider sets
+    //    sidecar.hipaaCompliant is accepted, and its binding tells the server to check the sidecar's manifest.
+    apply_json::<FaxPluginConfig>(&client, &ns, hipaa_config("strict", "acme")).await.unwrap();
+    let message = wait_ready(&configs, "strict", ("False", "NotHipaaCapable")).await;
+    assert!(
+        message.contains("FaxProvider acme uses plugin `external`, whose spec.sidecar.hipaaCompliant is not true"),
+        "{message}"
+    );
+    assert!(deployments.get_opt("strict-api").await.unwrap().is_none(), "nothing runs for a refused config");
+    apply_json::<FaxProvider>(
+        &client,
+        &ns,
+        external(9200, "acme/fax-plugin:1", |p| {
+            p["metadata"]["name"] = json!("vouched");
+            p["spec"]["sidecar"]["hipaaCompliant"] = json!(true);
+            // A user's `false` is overwritten like the url.
+            p["spec"]["settings"]["hipaaCompliant"] = json!(false);
+        }),
+    )
+    .await
+    .unwrap();
+    apply_json::<FaxPluginConfig>(&client, &ns, hipaa_config("hipaa", "vouched")).await.unwrap();
+    wait_ready(&configs, "hipaa", ("True", "Available")).await;
+    let hipaa_rev = deployment_revision(&deployments, "hipaa-api").await.unwrap();
+    let document = runtime_document(&client, &ns, "hipaa", &hipaa_rev).await;
+    assert_eq!(document["providers"]["outbound"]["settings"]["hipaaCompliant"], true);
+    assert_eq!(document["providers"]["outbound"]["settings"]["url"], "http://127.0.0.1:9200");
+    let hipaa_dep = deployments.get("hipaa-api").await.unwrap();
+    assert_eq!(containers(&hipaa_dep)[1].name, "plugin-vouched");
+
+    // 4. A sidecar on the API server's port: refused on the provider and on the config, with Warning Events;
     //    the Deployment keeps serving the last good revision.
     let untouched = deployments.get("main-api").await.unwrap().metadata.generation;
     apply_json::<FaxProvider>(&client, &ns, external(8080, "acme/fax-plugin:1", |_| {})).await.unwrap();
@@ -213,7 +284,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     let after = deployments.get("main-api").await.unwrap();
     assert_eq!(after.metadata.generation, untouched, "an invalid provider must not touch the Deployment");
 
-    // 4. A new port: a new revision, listening and called there.
+    // 5. A new port: a new revision, listening and called there.
     apply_json::<FaxProvider>(&client, &ns, external(9100, "acme/fax-plugin:1", |_| {})).await.unwrap();
     let rev2 = wait_for(T, "a new revision for the new port", || {
         let (deployments, rev1) = (deployments.clone(), rev1.clone());
@@ -225,8 +296,24 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     assert_eq!(env_value(&containers(&dep)[1], "FAXBOT_PLUGIN_LISTEN").as_deref(), Some("127.0.0.1:9100"));
     let document = runtime_document(&client, &ns, "main", &rev2).await;
     assert_eq!(document["providers"]["outbound"]["settings"]["url"], "http://127.0.0.1:9100");
+    // A rotated provider key is a new revision too (through the credentials checksum), whose Secret the
+    // sidecar's reference names.
+    put_secret(&client, &ns, "acme", &[("pluginToken", TOKEN), ("api-key", ROTATED_KEY)]).await;
+    let rev3 = wait_for(T, "a new revision for the rotated provider key", || {
+        let (deployments, rev2) = (deployments.clone(), rev2.clone());
+        async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev2) }
+    })
+    .await;
+    wait_ready(&configs, "main", ("True", "Available")).await;
+    let dep = deployments.get("main-api").await.unwrap();
+    let key = containers(&dep)[1].env.clone().unwrap().into_iter().find(|e| e.name == "FAXBOT_CREDENTIAL_API_KEY");
+    let reference = key.and_then(|e| e.value_from?.secret_key_ref).unwrap();
+    assert_eq!(reference.name, names::credentials_secret_name("main", &rev3));
+    let secret: Secret = Api::namespaced(client.clone(), &ns).get(&reference.name).await.unwrap();
+    assert_eq!(secret.data.unwrap()["outbound.apiKey"].0, ROTATED_KEY.as_bytes());
+    assert!(!serde_json::to_string(&dep).unwrap().contains(ROTATED_KEY));
 
-    // 5. With a canary rollout, a new sidecar image runs in the canary pods first; stable keeps the old one.
+    // 6. With a canary rollout, a new sidecar image runs in the canary pods first; stable keeps the old one.
     apply_json::<FaxPluginConfig>(&client, &ns, config("staged", true)).await.unwrap();
     wait_ready(&configs, "staged", ("True", "Available")).await;
     apply_json::<FaxProvider>(&client, &ns, external(9100, "acme/fax-plugin:2", |_| {})).await.unwrap();
@@ -244,5 +331,5 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     assert!(status.rollout.and_then(|r| r.canary_revision).is_some(), "a canary is in flight");
 
     assert!(operator.terminate(), "graceful shutdown exits 0");
-    operator.assert_no_leaks(&[TOKEN, ADMIN_KEY, PEPPER]);
+    operator.assert_no_leaks(&[TOKEN, PROVIDER_KEY, ROTATED_KEY, ADMIN_KEY, PEPPER]);
 }
