@@ -22,8 +22,8 @@ use kube::Resource;
 use crate::names;
 use crate::validate::{Desired, Sidecar};
 
-/// Port the API container listens on.
-pub const API_PORT: i32 = 8080;
+/// Port the API container listens on (in `names`, which validation reads too).
+pub use crate::names::API_PORT;
 /// Non-root UID/GID the API server runs as (matches the container image's user).
 pub const RUN_AS: i64 = 10001;
 /// Where the runtime config ConfigMap is mounted.

@@ -134,6 +134,9 @@ pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
 }
 
+/// Port the API container listens on.
+pub const API_PORT: i32 = 8080;
+
 #[cfg(test)]
 mod tests {
     use super::*;

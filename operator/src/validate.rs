@@ -103,12 +103,12 @@ pub fn validate_sidecar(provider: &FaxProvider) -> Result<Option<&SidecarSpec>, 
     if !(1024..=65535).contains(&sidecar.port) {
         return Err(invalid("port must be between 1024 and 65535".into()));
     }
-    if sidecar.port == crate::build::API_PORT {
+    if sidecar.port == crate::names::API_PORT {
         return Err(Invalid::new(
             "SidecarPortConflict",
             format!(
                 "FaxProvider {name}: spec.sidecar.port {} is the API server's own port; choose another",
-                crate::build::API_PORT
+                crate::names::API_PORT
             ),
         ));
     }
