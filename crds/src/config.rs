@@ -81,6 +81,14 @@ pub struct FaxPluginConfigSpec {
     #[serde(default)]
     pub compliance: ComplianceSpec,
 
+    /// The trusted publisher keys of HTTP plugin manifests: a Secret key (same namespace) holding a JSON
+    /// object of key id → base64 Ed25519 public key. The operator copies it into each revision's credentials
+    /// (`registry.publisherKeys`, so a key change rolls out as a new revision) and refuses a manifest that
+    /// none of them verifies (reason `UntrustedManifest`) unless `features.pluginInstall` is on. Omitted: no
+    /// key is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_keys_secret_ref: Option<PublisherKeysSecretRef>,
+
     /// How many old config revisions (their runtime-config ConfigMaps) to keep for rollback, besides the one
     /// serving. Credentials Secrets are not kept: each goes once no pod runs its revision.
     #[serde(default = "default_history")]
@@ -270,6 +278,23 @@ pub struct SecretKeyRef {
     /// Key in the Secret's data.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
+}
+
+/// The Secret key holding the trusted publisher keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PublisherKeysSecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key in the Secret's data (default `publisherKeys`).
+    #[serde(default = "default_publisher_keys_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_publisher_keys_key() -> String {
+    "publisherKeys".into()
 }
 
 /// Where the API server keeps its data directory.

@@ -56,12 +56,22 @@ pub fn verify(manifest: &serde_json::Value, signature: &str, public_key: &str) -
 
 /// Verifies a base64 Ed25519 signature over `message` with a base64 public key (webhook signatures).
 pub fn verify_bytes(message: &[u8], signature: &str, public_key: &str) -> Result<(), SignatureError> {
-    let key: [u8; 32] =
-        STANDARD.decode(public_key.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::BadKey)?;
-    let key = VerifyingKey::from_bytes(&key).map_err(|_| SignatureError::BadKey)?;
+    let key = parse_public_key(public_key)?;
     let sig: [u8; 64] =
         STANDARD.decode(signature.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::Malformed)?;
     key.verify_strict(message, &Signature::from_bytes(&sig)).map_err(|_| SignatureError::Mismatch)
+}
+
+/// Checks that `public_key` is a base64 Ed25519 public key (32 bytes, a valid point), as [`verify`] will read
+/// it: for a publisher key list checked before it is handed on.
+pub fn check_public_key(public_key: &str) -> Result<(), SignatureError> {
+    parse_public_key(public_key).map(|_| ())
+}
+
+fn parse_public_key(public_key: &str) -> Result<VerifyingKey, SignatureError> {
+    let key: [u8; 32] =
+        STANDARD.decode(public_key.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::BadKey)?;
+    VerifyingKey::from_bytes(&key).map_err(|_| SignatureError::BadKey)
 }
 
 /// Verifies against the trusted key named `key_id` in `trusted` (key id → base64 public key).
@@ -131,6 +141,8 @@ mod tests {
         assert_eq!(verify(&a, &sig, &public_key(&[8u8; 32])), Err(SignatureError::Mismatch));
         assert_eq!(verify(&a, "not base64!", &key), Err(SignatureError::Malformed));
         assert_eq!(verify(&a, &sig, "AAAA"), Err(SignatureError::BadKey));
+        assert_eq!(check_public_key(&key), Ok(()));
+        assert_eq!(check_public_key("AAAA"), Err(SignatureError::BadKey));
         let trusted = [("acme".to_string(), key.clone())].into_iter().collect();
         assert_eq!(verify_with(&a, &sig, "acme", &trusted), Ok(()));
         assert_eq!(verify_with(&a, &sig, "other", &trusted), Err(SignatureError::UnknownKey("other".into())));
