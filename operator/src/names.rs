@@ -65,6 +65,10 @@ pub fn credential_key(slot: &str, credential: &str) -> String {
     format!("{slot}.{credential}")
 }
 
+/// Key of the trusted publisher keys in the managed Secret: the credential file the API server reads them from
+/// (`$FAXBOT_CREDENTIALS_DIR/registry.publisherKeys`).
+pub const PUBLISHER_KEYS_KEY: &str = "registry.publisherKeys";
+
 /// Prefix of the environment variables that hand an `external` provider's credentials (all but `pluginToken`)
 /// to its sidecar; a FaxProvider's `sidecar.env` may not use it.
 pub const CREDENTIAL_ENV_PREFIX: &str = "FAXBOT_CREDENTIAL_";

@@ -59,6 +59,9 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
     if let Some(db) = &config.spec.api_server.database {
         secret_names.push(db.url_secret_ref.name.clone());
     }
+    if let Some(keys) = &config.spec.publisher_keys_secret_ref {
+        secret_names.push(keys.name.clone());
+    }
     secret_names.sort();
     secret_names.dedup();
     for name in secret_names {
@@ -582,7 +585,7 @@ pub async fn run(
                         refs.insert(owner.name.clone(), r);
                     }
                 }
-                // Referenced Secrets map to the configs that use a provider (or a database) reading them.
+                // Referenced Secrets map to the configs that use a provider (or a database, or publisher keys) reading them.
                 for p in providers.state().iter().filter(|p| {
                     p.namespace().as_deref() == Some(ns.as_str())
                         && p.spec.credentials_secret_ref.as_ref().is_some_and(|r| r.name == name)
@@ -593,7 +596,8 @@ pub async fn run(
                 }
                 for c in configs.state().iter().filter(|c| {
                     c.namespace().as_deref() == Some(ns.as_str())
-                        && c.spec.api_server.database.as_ref().is_some_and(|d| d.url_secret_ref.name == name)
+                        && (c.spec.api_server.database.as_ref().is_some_and(|d| d.url_secret_ref.name == name)
+                            || c.spec.publisher_keys_secret_ref.as_ref().is_some_and(|k| k.name == name))
                 }) {
                     let r = ObjectRef::from_obj(c.as_ref());
                     refs.insert(r.name.clone(), r);

@@ -563,6 +563,8 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     let mut credentials = BTreeMap::new();
     let mut secret_uids = Vec::new();
     let mut http_manifests: Vec<HttpManifest> = Vec::new();
+    // The FaxPluginManifest each of `http_manifests` came from, in the same order.
+    let mut manifest_sources: Vec<String> = Vec::new();
     let mut sidecars: Vec<Sidecar> = Vec::new();
     // `credential_slot` prefixes the provider's credential files: the slot name, or `failover<N>` for the
     // N-th failover provider.
@@ -580,6 +582,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
             && !http_manifests.iter().any(|m| m.id == http.id)
         {
             http_manifests.push(http.clone());
+            manifest_sources.push(provider.spec.manifest_ref.as_ref().map(|r| r.name.clone()).unwrap_or_default());
         }
         if !resolved.manifest.fills(slot) {
             let slots: Vec<&str> = resolved.manifest.categories.iter().map(|c| c.as_str()).collect();
@@ -658,6 +661,17 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         secret_uids.push(secret.metadata.uid.clone().unwrap_or_default());
         shared_database = true;
     }
+
+    let mut trusted_keys = BTreeMap::new();
+    if let Some(reference) = &spec.publisher_keys_secret_ref {
+        let keys = publisher_keys(reference, referenced)?;
+        credentials.insert(names::PUBLISHER_KEYS_KEY.to_string(), keys.raw);
+        secret_uids.push(keys.secret_uid);
+        trusted_keys = keys.keys;
+    }
+    let used: Vec<(&str, &HttpManifest)> =
+        manifest_sources.iter().map(String::as_str).zip(http_manifests.iter()).collect();
+    trusted_manifests(&used, &trusted_keys, spec.features.plugin_install)?;
 
     let trust_bundle = match &spec.api_server.trust_bundle {
         Some(reference) => Some(trust_bundle(reference, referenced)?),
@@ -816,6 +830,73 @@ fn trusted_proxies(values: &[String]) -> Result<Vec<String>, Invalid> {
                 })
         })
         .collect()
+}
+
+/// `spec.publisherKeysSecretRef`, read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublisherKeys {
+    /// The Secret's value as it is, copied into the revision's credentials for the API server.
+    pub raw: ByteString,
+    /// UID of the Secret (it keys the credentials checksum).
+    pub secret_uid: String,
+    /// Key id → base64 Ed25519 public key.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// Reads the trusted publisher keys: the Secret key must exist and hold a JSON object of key id → base64
+/// Ed25519 public key (the API server would trust nobody for anything else). Messages name the Secret, its
+/// key and key ids, never a key.
+pub fn publisher_keys(
+    reference: &faxbot_crds::PublisherKeysSecretRef,
+    referenced: &Referenced,
+) -> Result<PublisherKeys, Invalid> {
+    let faxbot_crds::PublisherKeysSecretRef { name, key } = reference;
+    let Some(secret) = referenced.secrets.get(name) else {
+        return Err(Invalid::new(
+            "PublisherKeysMissing",
+            format!("publisherKeysSecretRef: Secret {name} does not exist"),
+        ));
+    };
+    let Some(raw) = secret_data(secret).get(key).cloned().filter(|v| !v.0.is_empty()) else {
+        return Err(Invalid::new(
+            "PublisherKeysMissing",
+            format!("publisherKeysSecretRef: Secret {name} has no non-empty key `{key}`"),
+        ));
+    };
+    let invalid = |why: String| {
+        Invalid::new("InvalidPublisherKeys", format!("publisherKeysSecretRef: key `{key}` of Secret {name} {why}"))
+    };
+    let keys: BTreeMap<String, String> = serde_json::from_slice(&raw.0)
+        .map_err(|_| invalid("is not a JSON object of key id to base64 Ed25519 public key".into()))?;
+    if keys.is_empty() {
+        return Err(invalid("holds no key".into()));
+    }
+    for (id, public_key) in &keys {
+        if id.trim().is_empty() {
+            return Err(invalid("has an empty key id".into()));
+        }
+        if faxbot_contract::manifest::signature::check_public_key(public_key).is_err() {
+            return Err(invalid(format!("has key `{id}`, which is not a base64 Ed25519 public key")));
+        }
+    }
+    Ok(PublisherKeys { raw, secret_uid: secret.metadata.uid.clone().unwrap_or_default(), keys })
+}
+
+/// The rule the API server applies at startup, applied before anything rolls out: every HTTP manifest a config
+/// uses (`(FaxPluginManifest name, manifest)`) must be verified by one of the trusted publisher keys, unless
+/// `allow_unverified` (`features.pluginInstall`). The refusal names the manifest and why: not signed, signed
+/// with a key id that is not trusted, or a signature that does not verify.
+pub fn trusted_manifests(
+    used: &[(&str, &HttpManifest)],
+    keys: &BTreeMap<String, String>,
+    allow_unverified: bool,
+) -> Result<(), Invalid> {
+    use faxbot_contract::manifest::signature::{admit, trust};
+    for (resource, manifest) in used {
+        admit(&manifest.id, &trust(manifest, keys), allow_unverified)
+            .map_err(|why| Invalid::new("UntrustedManifest", format!("FaxPluginManifest {resource}: {why}")))?;
+    }
+    Ok(())
 }
 
 /// Largest trust bundle accepted: every public root CA in PEM is about 220 KB; a ConfigMap holds at most 1 MiB.
@@ -1557,6 +1638,179 @@ pub(crate) mod tests {
         let invalid = validate_config(&c, &r).unwrap_err();
         assert_eq!(invalid.reason, "UnknownPlugin");
         assert!(invalid.message.contains("or a plugin defined by a FaxPluginManifest named in spec.manifestRef"));
+    }
+
+    /// The test publisher's secret key and its public key list `{"acme": …}`.
+    const PUBLISHER_SECRET: [u8; 32] = [11; 32];
+    fn acme_keys() -> String {
+        use faxbot_contract::manifest::signature::public_key;
+        serde_json::json!({"acme": public_key(&PUBLISHER_SECRET)}).to_string()
+    }
+
+    /// `manifest` signed as `key_id` with `secret`.
+    fn signed(mut manifest: HttpManifest, key_id: &str, secret: &[u8; 32]) -> HttpManifest {
+        use faxbot_contract::manifest::{ManifestSignature, signature::sign};
+        manifest.signature =
+            Some(ManifestSignature { key_id: key_id.into(), value: sign(&manifest.canonical(), secret) });
+        manifest
+    }
+
+    fn shipped_manifest() -> HttpManifest {
+        serde_json::from_str(include_str!("../../manifests/phaxio-http.json")).unwrap()
+    }
+
+    #[test]
+    fn only_manifests_a_trusted_publisher_signed_roll_out_unless_plugin_install_is_on() {
+        let keys: BTreeMap<String, String> = serde_json::from_str(&acme_keys()).unwrap();
+        let unsigned = shipped_manifest();
+        let verified = signed(unsigned.clone(), "acme", &PUBLISHER_SECRET);
+        let unknown = signed(unsigned.clone(), "other", &PUBLISHER_SECRET);
+        let forged = signed(unsigned.clone(), "acme", &[12; 32]);
+        let mut changed = verified.clone();
+        changed.allowed_domains.push("collector.example.net".into());
+        let none = BTreeMap::new();
+        // (manifest, trusted keys, features.pluginInstall, why it is refused)
+        type Row<'a> = (&'a HttpManifest, &'a BTreeMap<String, String>, bool, Option<&'a str>);
+        let table: Vec<Row> = vec![
+            (&verified, &keys, false, None),
+            (&verified, &keys, true, None),
+            (&verified, &none, false, Some("no trusted publisher key `acme`")),
+            (&unsigned, &keys, false, Some("manifest `phaxio-http` is not signed")),
+            (&unsigned, &none, false, Some("is not signed")),
+            (&unsigned, &none, true, None),
+            (&unknown, &keys, false, Some("no trusted publisher key `other`")),
+            (&unknown, &keys, true, None),
+            (&forged, &keys, false, Some("the signature does not match the manifest")),
+            (&changed, &keys, false, Some("the signature does not match the manifest")),
+            (&changed, &keys, true, None),
+        ];
+        for (i, (manifest, keys, allow, refused)) in table.into_iter().enumerate() {
+            let got = trusted_manifests(&[("phaxio", manifest)], keys, allow);
+            match (got, refused) {
+                (Ok(()), None) => {}
+                (Err(invalid), Some(why)) => {
+                    assert_eq!(invalid.reason, "UntrustedManifest", "row {i}");
+                    assert!(invalid.message.starts_with("FaxPluginManifest phaxio: "), "row {i}: {}", invalid.message);
+                    assert!(invalid.message.contains(why), "row {i}: {}", invalid.message);
+                    assert!(invalid.message.contains("features.pluginInstall"), "row {i}: says what to do");
+                }
+                (got, want) => panic!("row {i}: {got:?}, expected a refusal {want:?}"),
+            }
+        }
+        // Every manifest is checked, not only the first.
+        let refused = trusted_manifests(&[("a", &verified), ("b", &unsigned)], &keys, false).unwrap_err();
+        assert!(refused.message.starts_with("FaxPluginManifest b: "), "{}", refused.message);
+    }
+
+    #[test]
+    fn publisher_keys_must_be_a_json_object_of_ed25519_keys() {
+        let reference = |key: &str| faxbot_crds::PublisherKeysSecretRef { name: "publishers".into(), key: key.into() };
+        let with = |value: &str| {
+            let mut r = Referenced::default();
+            r.secrets.insert("publishers".into(), secret("publishers", &[("publisherKeys", value)]));
+            r
+        };
+        // (what exists, the key named, how many keys or (reason, message))
+        type Row<'a> = (Referenced, &'a str, Result<usize, (&'a str, &'a str)>);
+        let table: Vec<Row> = vec![
+            (with(&acme_keys()), "publisherKeys", Ok(1)),
+            (Referenced::default(), "publisherKeys", Err(("PublisherKeysMissing", "Secret publishers does not exist"))),
+            (with(&acme_keys()), "keys", Err(("PublisherKeysMissing", "has no non-empty key `keys`"))),
+            (with(""), "publisherKeys", Err(("PublisherKeysMissing", "has no non-empty key `publisherKeys`"))),
+            (with("acme: AAAA"), "publisherKeys", Err(("InvalidPublisherKeys", "is not a JSON object"))),
+            (with(r#"{"acme": 7}"#), "publisherKeys", Err(("InvalidPublisherKeys", "is not a JSON object"))),
+            (with("{}"), "publisherKeys", Err(("InvalidPublisherKeys", "holds no key"))),
+            (
+                with(r#"{"acme": "bm90IGEga2V5"}"#),
+                "publisherKeys",
+                Err(("InvalidPublisherKeys", "has key `acme`, which is not a base64 Ed25519 public key")),
+            ),
+        ];
+        for (i, (referenced, key, want)) in table.into_iter().enumerate() {
+            match (publisher_keys(&reference(key), &referenced), want) {
+                (Ok(keys), Ok(n)) => {
+                    assert_eq!(keys.keys.len(), n, "row {i}");
+                    assert_eq!(keys.raw.0, acme_keys().into_bytes(), "row {i}: copied as it is");
+                    assert_eq!(keys.secret_uid, "uid-publishers");
+                }
+                (Err(invalid), Err((reason, message))) => {
+                    assert_eq!(invalid.reason, reason, "row {i}: {}", invalid.message);
+                    assert!(invalid.message.contains(message), "row {i}: {}", invalid.message);
+                    assert!(!invalid.message.contains("bm90IGEga2V5"), "no key material in the message");
+                }
+                (got, want) => panic!("row {i}: {got:?}, expected {want:?}"),
+            }
+        }
+        // The CRD's default key.
+        let parsed: faxbot_crds::PublisherKeysSecretRef =
+            serde_json::from_value(serde_json::json!({"name": "publishers"})).unwrap();
+        assert_eq!(parsed.key, "publisherKeys");
+    }
+
+    #[test]
+    fn publisher_keys_are_copied_into_the_credentials_and_checked_before_rollout() {
+        assert_eq!(names::PUBLISHER_KEYS_KEY, names::credential_key("registry", "publisherKeys"));
+        let signed_resource = || {
+            let m = signed(shipped_manifest(), "acme", &PUBLISHER_SECRET);
+            let mut r = manifest_resource(|_| {});
+            r.spec.manifest = serde_json::to_value(&m).unwrap();
+            r
+        };
+        let keyed = |resource: FaxPluginManifest, keys: &str, plugin_install: bool| {
+            let (mut c, mut r) = with_manifest(Some(resource));
+            c.spec.features.plugin_install = plugin_install;
+            c.spec.publisher_keys_secret_ref =
+                Some(faxbot_crds::PublisherKeysSecretRef { name: "publishers".into(), key: "publisherKeys".into() });
+            r.secrets.insert("publishers".into(), secret("publishers", &[("publisherKeys", keys)]));
+            (c, r)
+        };
+
+        // Signed by a trusted key, without pluginInstall: the keys reach the server as its credential file.
+        let (c, r) = keyed(signed_resource(), &acme_keys(), false);
+        let desired = validate_config(&c, &r).unwrap();
+        assert_eq!(desired.credentials.get(names::PUBLISHER_KEYS_KEY).map(|v| v.0.clone()), Some(acme_keys().into()));
+        assert!(!desired.config_json.contains(&acme_keys()), "keys are credentials, not part of the document");
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+        // Another key list (a rotation) is a new revision, so it rolls out as a canary.
+        let more = serde_json::json!({
+            "acme": faxbot_contract::manifest::signature::public_key(&PUBLISHER_SECRET),
+            "beta": faxbot_contract::manifest::signature::public_key(&[13; 32]),
+        })
+        .to_string();
+        let (c2, r2) = keyed(signed_resource(), &more, false);
+        let rotated = validate_config(&c2, &r2).unwrap();
+        assert_ne!(rotated.revision, desired.revision);
+        assert_ne!(rotated.credentials_checksum, desired.credentials_checksum);
+
+        // Unsigned without pluginInstall: refused before rollout; with it: accepted, keys still copied.
+        let (c, r) = keyed(manifest_resource(|_| {}), &acme_keys(), false);
+        let invalid = validate_config(&c, &r).unwrap_err();
+        assert_eq!(invalid.reason, "UntrustedManifest");
+        assert!(invalid.message.contains("FaxPluginManifest phaxio-manifest: manifest `phaxio-http` is not signed"));
+        let (c, r) = keyed(manifest_resource(|_| {}), &acme_keys(), true);
+        assert!(validate_config(&c, &r).unwrap().credentials.contains_key(names::PUBLISHER_KEYS_KEY));
+        // Signed by a key the config does not trust.
+        let (c, r) = keyed(signed_resource(), &more.replace("\"acme\"", "\"gamma\""), false);
+        let invalid = validate_config(&c, &r).unwrap_err();
+        assert_eq!(invalid.reason, "UntrustedManifest");
+        assert!(invalid.message.contains("no trusted publisher key `acme`"), "{}", invalid.message);
+        // No keys configured and no pluginInstall: an unsigned manifest is refused, as the server would.
+        let (mut c, r) = with_manifest(Some(manifest_resource(|_| {})));
+        c.spec.features.plugin_install = false;
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "UntrustedManifest");
+        // A missing or broken key list is its own reason.
+        let (c, mut r) = keyed(signed_resource(), &acme_keys(), false);
+        r.secrets.remove("publishers");
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "PublisherKeysMissing");
+        let (c, r) = keyed(signed_resource(), "[]", false);
+        assert_eq!(validate_config(&c, &r).unwrap_err().reason, "InvalidPublisherKeys");
+        // Configs without manifests and without keys are unchanged.
+        assert!(
+            !validate_config(&base_config(), &base_referenced())
+                .unwrap()
+                .credentials
+                .contains_key(names::PUBLISHER_KEYS_KEY)
+        );
     }
 
     #[test]
