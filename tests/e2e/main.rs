@@ -949,3 +949,95 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
     assert_eq!(document["providers"]["outbound"]["plugin"], "phaxio-http");
     faxbot_contract::validate::parse_and_validate(document.to_string().as_bytes()).unwrap();
 }
+
+/// The operator checks a manifest's signature with the config's publisher keys before anything rolls out, and
+/// hands the keys to the API server as its credential file `registry.publisherKeys`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_signatures_are_checked_with_the_configs_publisher_keys() {
+    use faxbot_contract::manifest::{HttpManifest, signature};
+    use faxbot_crds::FaxPluginManifest;
+    let _cluster = shared_cluster().await;
+    let Some(kubeconfig) = kubeconfig() else { return };
+    let client = client(&kubeconfig).await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "e2e-keys").await;
+    let _cleanup = cleanup(&kubeconfig, &[&ns]);
+
+    // The shipped manifest signed by publisher `acme`, and the same manifest unsigned.
+    let publisher = [21u8; 32];
+    let signed = manifest_resource("signed", |m| {
+        let parsed: HttpManifest = serde_json::from_value(m.clone()).unwrap();
+        m["signature"] = json!({"keyId": "acme", "value": signature::sign(&parsed.canonical(), &publisher)});
+    });
+    apply_json::<FaxPluginManifest>(&client, &ns, signed).await.unwrap();
+    apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("unsigned", |_| {})).await.unwrap();
+    let keys = json!({"acme": signature::public_key(&publisher)}).to_string();
+    put_secret(&client, &ns, "publishers", &[("publisherKeys", &keys)]).await;
+    put_secret(&client, &ns, "phaxio-creds", &[("apiKey", "k-value-1"), ("apiSecret", "s-value-1")]).await;
+    put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
+    for (name, manifest) in [("fax", "signed"), ("raw", "unsigned")] {
+        let mut p = provider(name, "phaxio-http", json!({"pollIntervalMs": 5000}), Some("phaxio-creds"));
+        p["spec"]["manifestRef"] = json!({"name": manifest});
+        apply_json::<FaxProvider>(&client, &ns, p).await.unwrap();
+    }
+    apply_json::<FaxProvider>(&client, &ns, provider("keys", "api_keys", json!({}), Some("admin"))).await.unwrap();
+    let _operator = Operator::start(&kubeconfig, &ns, "op-keys");
+    let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
+    let keyed_config = |name: &str, outbound: &str, plugin_install: bool| {
+        let mut config = plugin_config(name, "keys", 1);
+        config["spec"]["slots"]["outbound"] = json!([outbound]);
+        config["spec"]["features"] = json!({"pluginInstall": plugin_install});
+        config["spec"]["publisherKeysSecretRef"] = json!({"name": "publishers"});
+        config
+    };
+    // Accepted: rolling out, or (on a node) serving. Either way the operator rendered the revision.
+    let accepted = |name: &'static str| {
+        let configs = configs.clone();
+        async move {
+            wait_for(T, name, || {
+                let configs = configs.clone();
+                async move {
+                    let (_, reason, _) = ready_condition(&configs, name).await?;
+                    ["RolloutInProgress", "Available"].contains(&reason.as_str()).then_some(())?;
+                    configs.get(name).await.ok()?.status?.desired_revision
+                }
+            })
+            .await
+        }
+    };
+
+    // Signed by a trusted key, pluginInstall off: accepted, and the keys reach the revision's credentials.
+    apply_json::<FaxPluginConfig>(&client, &ns, keyed_config("main", "fax", false)).await.unwrap();
+    let revision = accepted("main").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let credentials = secrets.get(&names::credentials_secret_name("main", &revision)).await.unwrap();
+    let data = credentials.data.unwrap_or_default();
+    assert_eq!(data.get(names::PUBLISHER_KEYS_KEY).map(|v| v.0.clone()), Some(keys.clone().into_bytes()));
+
+    // Unsigned, pluginInstall off: refused before rollout, with a Warning Event naming the manifest.
+    apply_json::<FaxPluginConfig>(&client, &ns, keyed_config("open", "raw", false)).await.unwrap();
+    let message = wait_ready(&configs, "open", ("False", "UntrustedManifest")).await;
+    assert!(message.contains("FaxPluginManifest unsigned: manifest `phaxio-http` is not signed"), "{message}");
+    assert!(!message.contains(&signature::public_key(&publisher)), "{message}");
+    let events = wait_for(T, "the UntrustedManifest event", || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            let events = events_for(&client, &ns, "open").await;
+            events
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("UntrustedManifest") && e.type_.as_deref() == Some("Warning"))
+                .then_some(events)
+        }
+    })
+    .await;
+    assert!(events.iter().all(|e| !e.note.as_deref().unwrap_or("").contains(&keys)), "{events:?}");
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), &ns).get_opt(&names::api_name("open")).await.unwrap().is_none(),
+        "nothing rolled out"
+    );
+
+    // The same with pluginInstall on: unverified plugins are accepted.
+    apply_json::<FaxPluginConfig>(&client, &ns, keyed_config("open", "raw", true)).await.unwrap();
+    accepted("open").await;
+}
