@@ -325,7 +325,7 @@ node_start_containerd() {
 # Imports every image named in $dir/images.env into containerd's CRI namespace.
 node_load_images() {
   local var archive
-  for var in API API_SIP API_LEAK OPERATOR PAUSE KUBECTL; do
+  for var in API API_SIP API_LEAK OPERATOR PAUSE KUBECTL PLUGIN_PYTHON; do
     archive=FAXBOT_TEST_${var}_IMAGE_ARCHIVE
     if ! ctr --address "$NODE_CONTAINERD_SOCK" -n k8s.io images import "${!archive}" >/dev/null; then
       log "ctr images import ${!archive} failed"

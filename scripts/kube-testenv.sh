@@ -12,7 +12,9 @@
 # (scripts/images.sh) and loads them into the node's containerd, and runs the kubelet and kube-proxy on the
 # pod bridge 198.18.0.1 (pods 198.18.0.0/24, Services 198.19.0.0/24); the API server listens there. Its env
 # adds FAXBOT_TEST_API_IMAGE, FAXBOT_TEST_API_SIP_IMAGE, FAXBOT_TEST_OPERATOR_IMAGE (and the pause and kubectl
-# images, and FAXBOT_TEST_API_LEAK_IMAGE, the test-only image whose server logs numbers in full), FAXBOT_TEST_HOST_ADDR (the host address pods reach: services they need listen there),
+# images, FAXBOT_TEST_API_LEAK_IMAGE, the test-only image whose server logs numbers in full, and
+# FAXBOT_TEST_PLUGIN_PYTHON_IMAGE, a Python sidecar plugin from the plugin kit), FAXBOT_TEST_HOST_ADDR (the
+# host address pods reach: services they need listen there),
 # FAXBOT_TEST_NODE and FAXBOT_TEST_CONTAINERD_ADDRESS. A later `start --kubelet` waits for a live one to stop
 # and removes what a killed one left (processes, mounts, cgroups, bridge, iptables chains).
 #
