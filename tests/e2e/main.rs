@@ -13,6 +13,7 @@ mod pods;
 mod prometheus;
 mod rollout_edges;
 mod sidecar;
+mod sidecar_pod;
 mod support;
 
 use std::time::Duration;
