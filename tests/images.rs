@@ -237,3 +237,54 @@ fn the_built_images_hold_what_the_dockerfile_declares() {
         }
     }
 }
+
+/// The Python sidecar plugin image of the real-pod sidecar test (tests/e2e/sidecar_pod.rs), built by
+/// `scripts/images.sh` from tools/images/Containerfile.plugin-python: the plugin `faxbot plugin new pod-sim
+/// --kind python` writes and this checkout's Python kit, on Debian's interpreter with every library it and the
+/// modules the kit loads need, the standard library compiled (the pod's root is read-only), the pod's user,
+/// and still no shell or package manager.
+#[test]
+fn the_python_plugin_image_holds_the_generated_plugin_the_kit_and_its_interpreter() {
+    let var = "FAXBOT_TEST_PLUGIN_PYTHON_IMAGE_ARCHIVE";
+    let archive = match std::env::var_os(var) {
+        Some(path) => PathBuf::from(path),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but {var} is not set: scripts/test builds the images (scripts/images.sh)")
+        }
+        None => {
+            eprintln!("SKIPPING Python plugin image test: {var} is not set (scripts/kube-testenv.sh start --kubelet)");
+            return;
+        }
+    };
+    let image = Image::open(&archive);
+    let config = &image.config["config"];
+    let uid = RUN_AS.to_string();
+    assert_eq!(config["User"], format!("{uid}:{uid}"), "{config}");
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/usr/bin/python3", "-m", "pod_sim"]), "{config}");
+    let env: Vec<&str> = config["Env"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    for want in ["PYTHONPATH=/opt/faxbot-plugin", "PYTHONDONTWRITEBYTECODE=1", "FAXBOT_PLUGIN_LISTEN=127.0.0.1:8090"] {
+        assert!(env.contains(&want), "{want} in {env:?}");
+    }
+    // The interpreter and the extension modules the kit loads (ssl and hashlib for TLS and HMAC, uuid).
+    assert_eq!(image.unresolved_libraries("/usr/bin/python3"), Vec::<String>::new());
+    for module in ["_ssl", "_hashlib", "_uuid"] {
+        let path = format!("/usr/lib/python3.11/lib-dynload/{module}.cpython-311-x86_64-linux-gnu.so");
+        assert_eq!(image.unresolved_libraries(&path), Vec::<String>::new(), "{module}");
+    }
+    assert!(image.has("/usr/lib/python3.11/__pycache__/os.cpython-311.pyc"), "the standard library is compiled");
+    // The kit as it is in this checkout (a stale image fails here), and the generated plugin.
+    let kit = faxbot_tests::repo_root().join("plugin-kit/python/faxbot_plugin_kit");
+    for entry in std::fs::read_dir(&kit).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".py") {
+            let host = std::fs::read_to_string(kit.join(&name)).unwrap();
+            assert!(image.read(&format!("/opt/faxbot-plugin/faxbot_plugin_kit/{name}")) == host, "kit {name}");
+        }
+    }
+    let plugin = image.read("/opt/faxbot-plugin/pod_sim/__init__.py");
+    assert!(plugin.contains("id=\"pod-sim\"") && !plugin.contains("@@"), "the generated plugin: {plugin}");
+    assert!(image.has("/opt/faxbot-plugin/pod_sim/__main__.py"));
+    for absent in ["/bin/sh", "/bin/bash", "/usr/bin/apt-get", "/usr/bin/dpkg", "/usr/bin/pip3"] {
+        assert!(!image.has(absent), "{absent} must not be in the plugin image");
+    }
+}
