@@ -133,9 +133,10 @@ async fn a_python_sidecar_from_the_kit_sends_faxes_from_a_real_pod() {
     assert_eq!(field("Uid:").unwrap().split_whitespace().collect::<Vec<_>>(), [uid.as_str(); 4]);
     assert_eq!(field("CapEff:").as_deref(), Some("0000000000000000"));
     eprintln!(
-        "sidecar pod: apply → pod Ready with both containers running {:.1} s; plugin restarts {}",
+        "sidecar pod: apply → pod Ready with both containers running {:.1} s; plugin restarts {}, {}",
         pod_ready_after.as_secs_f64(),
-        plugin_status.restart_count
+        plugin_status.restart_count,
+        field("VmRSS:").unwrap_or_default()
     );
 
     // Faxes through the API Service, sent by the API server through the sidecar.
