@@ -24,6 +24,20 @@ const TOKEN: &str = "e2e-plugin-token-do-not-leak-3b7e";
 const PROVIDER_KEY: &str = "e2e-provider-api-key-do-not-leak-91c4";
 const ROTATED_KEY: &str = "e2e-rotated-provider-key-do-not-leak-5d20";
 
+/// The sidecar's image: on a real node the Python plugin image `scripts/images.sh` loads (its pods run), else
+/// a made-up name (without a kubelet nothing runs).
+fn plugin_image() -> String {
+    std::env::var("FAXBOT_TEST_PLUGIN_PYTHON_IMAGE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "acme/fax-plugin:1".into())
+}
+
+/// Whether this cluster has a real node (pods run; the canary needs the test PostgreSQL).
+fn real_node() -> bool {
+    std::env::var("FAXBOT_TEST_POD_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
 fn external(port: i32, image: &str, extra: impl Fn(&mut Value)) -> Value {
     let mut p = json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxProvider", "metadata": {"name": "acme"},
         "spec": {"plugin": "external",
@@ -39,7 +53,7 @@ fn external(port: i32, image: &str, extra: impl Fn(&mut Value)) -> Value {
 
 fn config(name: &str, canary: bool) -> Value {
     let mut spec = json!({
-        "apiServer": {"image": "registry.example/faxbot-api:e2e"},
+        "apiServer": {"image": crate::api_image()},
         "slots": {"outbound": ["acme"], "auth": "keys"},
         // `acme` does not set sidecar.hipaaCompliant (step 3 covers HIPAA configs).
         "compliance": {"hipaa": false}
@@ -84,45 +98,46 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     let client = client(&kubeconfig).await;
     install_crds(&client).await;
     let ns = namespace(&client, "e2e-side").await;
+    let image = plugin_image();
     let _cleanup = cleanup(&kubeconfig, &[&ns]);
 
     // 1. Admission: the CRD's rules, before anything is stored.
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "a sidecar on another plugin",
-            external(9000, "acme/fax-plugin:1", |p| p["spec"]["plugin"] = json!("test")),
+            external(9000, &image, |p| p["spec"]["plugin"] = json!("test")),
             "spec.sidecar is only for plugin external",
         ),
         (
             "external without a sidecar",
-            external(9000, "acme/fax-plugin:1", |p| drop(p["spec"].as_object_mut().unwrap().remove("sidecar"))),
+            external(9000, &image, |p| drop(p["spec"].as_object_mut().unwrap().remove("sidecar"))),
             "plugin external runs as a sidecar container beside the API server: set spec.sidecar",
         ),
         (
             "an operator variable",
-            external(9000, "acme/fax-plugin:1", |p| {
+            external(9000, &image, |p| {
                 p["spec"]["sidecar"]["env"] = json!([{"name": "FAXBOT_PLUGIN_TOKEN", "value": "x"}])
             }),
             "names starting with FAXBOT_PLUGIN_ are set by the operator",
         ),
         (
             "a credential variable",
-            external(9000, "acme/fax-plugin:1", |p| {
+            external(9000, &image, |p| {
                 p["spec"]["sidecar"]["env"] = json!([{"name": "FAXBOT_CREDENTIAL_API_KEY", "value": "literal"}])
             }),
             "names starting with FAXBOT_CREDENTIAL_ are set by the operator from spec.credentialsSecretRef",
         ),
         (
             "a variable twice",
-            external(9000, "acme/fax-plugin:1", |p| {
+            external(9000, &image, |p| {
                 p["spec"]["sidecar"]["env"] = json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}])
             }),
             "duplicate entries for key [name=\"A\"]",
         ),
-        ("a privileged port", external(80, "acme/fax-plugin:1", |_| {}), "spec.sidecar.port"),
+        ("a privileged port", external(80, &image, |_| {}), "spec.sidecar.port"),
         (
             "an unknown pull policy",
-            external(9000, "acme/fax-plugin:1", |p| p["spec"]["sidecar"]["imagePullPolicy"] = json!("Sometimes")),
+            external(9000, &image, |p| p["spec"]["sidecar"]["imagePullPolicy"] = json!("Sometimes")),
             "Unsupported value: \"Sometimes\"",
         ),
         ("no image", external(9000, "", |_| {}), "spec.sidecar.image"),
@@ -139,7 +154,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     let defaulted = apply_json::<FaxProvider>(
         &client,
         &ns,
-        external(9000, "acme/fax-plugin:1", |p| {
+        external(9000, &image, |p| {
             p["metadata"]["name"] = json!("defaults");
             drop(p["spec"]["sidecar"].as_object_mut().unwrap().remove("port"));
         }),
@@ -151,9 +166,15 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     // 2. A config using an external provider: the plugin's container in the API pods.
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
     put_secret(&client, &ns, "acme", &[("pluginToken", TOKEN), ("api-key", PROVIDER_KEY)]).await;
-    put_secret(&client, &ns, "db", &[("url", "postgres://faxbot:e2e-db-password@db.invalid:5432/faxbot")]).await;
+    // The canary's replicas share a database: on a real node the test PostgreSQL, else a name nothing calls.
+    let database = if real_node() {
+        crate::pods::pod_database().await
+    } else {
+        "postgres://faxbot:e2e-db-password@db.invalid:5432/faxbot".to_string()
+    };
+    put_secret(&client, &ns, "db", &[("url", &database)]).await;
     apply_keys_provider(&client, &ns).await;
-    apply_json::<FaxProvider>(&client, &ns, external(9000, "acme/fax-plugin:1", |_| {})).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, external(9000, &image, |_| {})).await.unwrap();
     apply_json::<FaxPluginConfig>(&client, &ns, config("main", false)).await.unwrap();
     let mut operator = Operator::start(&kubeconfig, &ns, "op-side");
     let configs: Api<FaxPluginConfig> = Api::namespaced(client.clone(), &ns);
@@ -165,7 +186,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     let all = containers(&dep);
     assert_eq!(all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["api", "plugin-acme"]);
     let sidecar = &all[1];
-    assert_eq!(sidecar.image.as_deref(), Some("acme/fax-plugin:1"));
+    assert_eq!(sidecar.image.as_deref(), Some(image.as_str()));
     assert_eq!(env_value(sidecar, "FAXBOT_PLUGIN_LISTEN").as_deref(), Some("127.0.0.1:9000"));
     assert_eq!(env_value(sidecar, "ACME_REGION").as_deref(), Some("eu-1"));
     let token = sidecar.env.as_ref().unwrap().iter().find(|e| e.name == "FAXBOT_PLUGIN_TOKEN").unwrap();
@@ -232,7 +253,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     apply_json::<FaxProvider>(
         &client,
         &ns,
-        external(9200, "acme/fax-plugin:1", |p| {
+        external(9200, &image, |p| {
             p["metadata"]["name"] = json!("vouched");
             p["spec"]["sidecar"]["hipaaCompliant"] = json!(true);
             // A user's `false` is overwritten like the url.
@@ -253,7 +274,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     // 4. A sidecar on the API server's port: refused on the provider and on the config, with Warning Events;
     //    the Deployment keeps serving the last good revision.
     let untouched = deployments.get("main-api").await.unwrap().metadata.generation;
-    apply_json::<FaxProvider>(&client, &ns, external(8080, "acme/fax-plugin:1", |_| {})).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, external(8080, &image, |_| {})).await.unwrap();
     let message = wait_ready(&configs, "main", ("False", "SidecarPortConflict")).await;
     assert!(message.contains("FaxProvider acme: spec.sidecar.port 8080 is the API server's own port"), "{message}");
     let providers: Api<FaxProvider> = Api::namespaced(client.clone(), &ns);
@@ -285,7 +306,7 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     assert_eq!(after.metadata.generation, untouched, "an invalid provider must not touch the Deployment");
 
     // 5. A new port: a new revision, listening and called there.
-    apply_json::<FaxProvider>(&client, &ns, external(9100, "acme/fax-plugin:1", |_| {})).await.unwrap();
+    apply_json::<FaxProvider>(&client, &ns, external(9100, &image, |_| {})).await.unwrap();
     let rev2 = wait_for(T, "a new revision for the new port", || {
         let (deployments, rev1) = (deployments.clone(), rev1.clone());
         async move { deployment_revision(&deployments, "main-api").await.filter(|r| *r != rev1) }
@@ -316,7 +337,14 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     // 6. With a canary rollout, a new sidecar image runs in the canary pods first; stable keeps the old one.
     apply_json::<FaxPluginConfig>(&client, &ns, config("staged", true)).await.unwrap();
     wait_ready(&configs, "staged", ("True", "Available")).await;
-    apply_json::<FaxProvider>(&client, &ns, external(9100, "acme/fax-plugin:2", |_| {})).await.unwrap();
+    // A changed sidecar (its environment: the image must exist on a real node) is a new pod template.
+    apply_json::<FaxProvider>(
+        &client,
+        &ns,
+        external(9100, &image, |p| p["spec"]["sidecar"]["env"] = json!([{"name": "ACME_REGION", "value": "eu-2"}])),
+    )
+    .await
+    .unwrap();
     let canary = wait_for(Duration::from_secs(90), "the canary Deployment", || {
         let deployments = deployments.clone();
         async move { deployments.get_opt(&names::canary_name("staged")).await.ok()? }
@@ -324,9 +352,9 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     .await;
     let canary_containers = containers(&canary);
     assert_eq!(canary_containers[1].name, "plugin-acme");
-    assert_eq!(canary_containers[1].image.as_deref(), Some("acme/fax-plugin:2"));
+    assert_eq!(env_value(&canary_containers[1], "ACME_REGION").as_deref(), Some("eu-2"));
     let stable = deployments.get(&names::api_name("staged")).await.unwrap();
-    assert_eq!(containers(&stable)[1].image.as_deref(), Some("acme/fax-plugin:1"), "stable is untouched");
+    assert_eq!(env_value(&containers(&stable)[1], "ACME_REGION").as_deref(), Some("eu-1"), "stable is untouched");
     let status = configs.get("staged").await.unwrap().status.unwrap();
     assert!(status.rollout.and_then(|r| r.canary_revision).is_some(), "a canary is in flight");
 
