@@ -12,8 +12,8 @@ use faxbot_contract::sidecar::{
 };
 use serde_json::{Value, json};
 
-/// A small valid PDF (one empty page).
-pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+/// The one-page PDF every submission carries (the kits' mock server sends the same).
+pub use faxbot_plugin_kit::testing::PDF;
 
 /// What the suite is told about the plugin under test.
 pub struct Target {
@@ -25,9 +25,6 @@ pub struct Target {
     pub sim_webhook_secret: Option<String>,
     /// Whether a built-in plugin is hosted (its id is a built-in's on purpose).
     pub builtin: bool,
-    /// The field that names the fax in a simulated callback: `providerId` for the kits' simulated provider,
-    /// `id` for the simulated REST provider manifests run against.
-    pub callback_id_field: &'static str,
 }
 
 /// One check's result.
@@ -91,7 +88,9 @@ impl Suite<'_> {
         let response = builder.send().await.map_err(|e| format!("{method_path}: {e}", method_path = path))?;
         let status = response.status().as_u16();
         let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = faxbot_plugin_kit::testing::read_bounded(response)
+            .await
+            .ok_or_else(|| format!("{path}: the answer is larger than the protocol's limit, or cut off"))?;
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if !(200..300).contains(&status) {
             self.errors.push(String::from_utf8_lossy(&bytes).into_owned());
@@ -346,11 +345,8 @@ impl Suite<'_> {
 
     async fn authentic(&mut self, secret: &str, id: &str) -> Result<(), String> {
         use base64::Engine;
-        let mut raw = serde_json::Map::new();
-        raw.insert(self.target.callback_id_field.to_string(), json!(id));
-        raw.insert("status".into(), json!("delivered"));
-        let raw = Value::Object(raw).to_string();
-        let signature = crate::simprovider::sign(secret, raw.as_bytes());
+        let raw = json!({"providerId": id, "status": "delivered"}).to_string();
+        let signature = faxbot_plugin_kit::sign(secret, raw.as_bytes());
         let request = json!({
             "url": "https://faxbot.example.org/webhooks/plugin",
             "headers": [["content-type", "application/json"], ["x-sim-signature", signature]],

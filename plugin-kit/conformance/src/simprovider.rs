@@ -13,7 +13,7 @@
 //! - `GET /v1/faxes?reference=<key>` → `{"faxes":[…]}`: the faxes an earlier submission created.
 //! - `POST /v1/faxes/{id}/cancel` → the fax, `failed` with reason `cancelled` unless it had finished.
 //! - Callbacks it would send are signed `X-Sim-Signature: hex(HMAC-SHA256(webhookSecret, body))` over a JSON
-//!   body `{"id","status"}`; [`SimProvider::sign`] makes one for the suite's authentic-callback check.
+//!   body `{"providerId","status"}` (the kits' simulated providers send the same); [`SimProvider::sign`] makes one for the suite's authentic-callback check.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +25,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use faxbot_contract::sidecar::scenario::{self, Outcome};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 /// A running simulated provider.
@@ -81,25 +80,13 @@ impl SimProvider {
 
     /// A callback about fax `id` as the provider would send it: body and `X-Sim-Signature`.
     pub fn sign(&self, id: &str, status: &str) -> (Vec<u8>, String) {
-        let body = json!({"id": id, "status": status}).to_string().into_bytes();
-        (body.clone(), sign(&self.webhook_secret, &body))
+        let body = json!({"providerId": id, "status": status}).to_string().into_bytes();
+        (body.clone(), faxbot_plugin_kit::sign(&self.webhook_secret, &body))
     }
 
     /// How many faxes it holds (each submission that was not a repeat).
     pub fn faxes(&self) -> usize {
         self.state.faxes.lock().map(|f| f.len()).unwrap_or(0)
-    }
-}
-
-/// `hex(HMAC-SHA256(secret, body))`.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    // HMAC takes keys of any length; the error cannot happen.
-    match <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body);
-            hex::encode(mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
     }
 }
 

@@ -70,16 +70,7 @@ pub fn sidecar(url: &str, token: Option<String>, sim_webhook_secret: Option<Stri
     if parsed.scheme() != "http" || !matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
         bail!("a sidecar is checked over loopback: http://127.0.0.1:<port>");
     }
-    Ok(Prepared {
-        target: Target {
-            url: url.to_string(),
-            token,
-            sim_webhook_secret,
-            builtin: false,
-            callback_id_field: "providerId",
-        },
-        _keep: vec![],
-    })
+    Ok(Prepared { target: Target { url: url.to_string(), token, sim_webhook_secret, builtin: false }, _keep: vec![] })
 }
 
 /// An HTTP plugin manifest, run by the server's `http` plugin. Without `provider` it runs against the
@@ -119,10 +110,7 @@ pub async fn manifest(path: &str, provider: Option<&str>) -> anyhow::Result<Prep
     let secret = sim.as_ref().map(|s| s.webhook_secret.clone());
     let keep: Vec<Box<dyn std::any::Any + Send>> =
         sim.into_iter().map(|s| Box::new(s) as Box<dyn std::any::Any + Send>).collect();
-    Ok(Prepared {
-        target: Target { url, token: None, sim_webhook_secret: secret, builtin: false, callback_id_field: "id" },
-        _keep: keep,
-    })
+    Ok(Prepared { target: Target { url, token: None, sim_webhook_secret: secret, builtin: false }, _keep: keep })
 }
 
 /// Points every action at `origin` (`http://127.0.0.1:<port>`): the manifest's allowed hosts become that one.
@@ -172,7 +160,7 @@ pub async fn builtin(id: &str) -> anyhow::Result<Prepared> {
     let described = describe(line.as_ref(), id, "Simulated fax line", true);
     let url = host(line, described).await?;
     Ok(Prepared {
-        target: Target { url, token: None, sim_webhook_secret: None, builtin: true, callback_id_field: "id" },
+        target: Target { url, token: None, sim_webhook_secret: None, builtin: true },
         _keep: vec![Box::new(dir)],
     })
 }

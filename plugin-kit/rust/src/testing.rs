@@ -33,6 +33,23 @@ impl Drop for MockFaxbot {
     }
 }
 
+/// A plugin's answer, at most [`faxbot_contract::sidecar::ANSWER_LIMIT`] bytes (the server reads no more: a
+/// larger answer is a broken plugin); `None` when it is larger or cut off.
+pub async fn read_bounded(mut response: reqwest::Response) -> Option<bytes::Bytes> {
+    let limit = faxbot_contract::sidecar::ANSWER_LIMIT;
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > limit {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(bytes::Bytes::from(body))
+}
+
 /// A one-page PDF to send.
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
@@ -72,7 +89,13 @@ impl MockFaxbot {
             Ok(r) => {
                 let status = r.status().as_u16();
                 let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-                let bytes = r.bytes().await.unwrap_or_default();
+                let Some(bytes) = read_bounded(r).await else {
+                    return Answer {
+                        status: 0,
+                        body: json!({"transport": "answer over the protocol's limit"}),
+                        retry_after,
+                    };
+                };
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 Answer { status, body, retry_after }
             }
