@@ -285,7 +285,7 @@ async fn a_python_sidecar_runs_beside_the_server() {
     let signed = client
         .post(format!("{base}/webhooks/external"))
         .header("content-type", "application/json")
-        .header("x-sim-signature", hmac_hex(secret, &body))
+        .header("x-sim-signature", faxbot_plugin_kit::sign(secret, &body))
         .body(body)
         .send()
         .await
@@ -296,13 +296,6 @@ async fn a_python_sidecar_runs_beside_the_server() {
     for secret in [token, secret, "5555550100", "5555550101"] {
         assert!(!logs.contains(secret), "the server log holds {secret}");
     }
-}
-
-fn hmac_hex(key: &str, body: &[u8]) -> String {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-    mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn faxbot_tests_pdf() -> &'static [u8] {
