@@ -8,13 +8,19 @@ use bytes::Bytes;
 pub const LIMIT: usize = 4 * 1024 * 1024;
 
 /// The answer's body, or `None` when it is longer than [`LIMIT`] or cannot be read.
-pub async fn bounded(mut response: reqwest::Response) -> Option<Bytes> {
-    if response.content_length().is_some_and(|n| n > LIMIT as u64) {
+pub async fn bounded(response: reqwest::Response) -> Option<Bytes> {
+    bounded_to(response, LIMIT).await
+}
+
+/// The answer's body, or `None` when it is longer than `limit` or cannot be read (a sidecar's answers are
+/// held to the protocol's smaller limit).
+pub async fn bounded_to(mut response: reqwest::Response, limit: usize) -> Option<Bytes> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
         return None;
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > LIMIT {
+        if body.len() + chunk.len() > limit {
             return None;
         }
         body.extend_from_slice(&chunk);

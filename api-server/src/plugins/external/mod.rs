@@ -112,9 +112,11 @@ impl ExternalPlugin {
         let status = response.status().as_u16();
         let retry_after =
             response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = read_bounded(response).await.ok_or_else(|| ProviderError::Unavailable {
-            message: "the sidecar plugin's answer was too large or cut off".into(),
-            retry_after: None,
+        let body = super::response::bounded_to(response, sidecar::ANSWER_LIMIT).await.ok_or_else(|| {
+            ProviderError::Unavailable {
+                message: "the sidecar plugin's answer was too large or cut off".into(),
+                retry_after: None,
+            }
         })?;
         Ok((status, retry_after, body))
     }
@@ -153,21 +155,6 @@ impl ExternalPlugin {
     fn known(&self) -> Option<&SidecarManifest> {
         self.remote.get()
     }
-}
-
-/// Reads at most [`sidecar::ANSWER_LIMIT`] bytes of an answer.
-async fn read_bounded(mut response: reqwest::Response) -> Option<bytes::Bytes> {
-    if response.content_length().is_some_and(|n| n > sidecar::ANSWER_LIMIT as u64) {
-        return None;
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > sidecar::ANSWER_LIMIT {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(bytes::Bytes::from(body))
 }
 
 #[async_trait]
