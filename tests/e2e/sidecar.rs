@@ -355,8 +355,13 @@ async fn an_external_provider_runs_as_a_sidecar_of_the_api_pods() {
     assert_eq!(env_value(&canary_containers[1], "ACME_REGION").as_deref(), Some("eu-2"));
     let stable = deployments.get(&names::api_name("staged")).await.unwrap();
     assert_eq!(env_value(&containers(&stable)[1], "ACME_REGION").as_deref(), Some("eu-1"), "stable is untouched");
-    let status = configs.get("staged").await.unwrap().status.unwrap();
-    assert!(status.rollout.and_then(|r| r.canary_revision).is_some(), "a canary is in flight");
+    // The operator creates the canary Deployment before it records the rollout in the status, so a reader
+    // can see the one before the other: wait for the status rather than read it once.
+    wait_for(T, "the status to record the canary in flight", || {
+        let configs = configs.clone();
+        async move { configs.get("staged").await.ok()?.status?.rollout?.canary_revision.map(|_| ()) }
+    })
+    .await;
 
     assert!(operator.terminate(), "graceful shutdown exits 0");
     operator.assert_no_leaks(&[TOKEN, PROVIDER_KEY, ROTATED_KEY, ADMIN_KEY, PEPPER]);
