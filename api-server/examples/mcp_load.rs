@@ -4,7 +4,8 @@
 //! for lost work: every call must return a job id, the ids must be distinct, and each job must be readable
 //! afterwards. Prints one Markdown row per transport (calls/s, p50, p99).
 //!
-//! Usage: mcp_load BASE_URL API_KEY DOCUMENT [SESSIONS] [CALLS]   (scripts/bench/mcp runs it)
+//! Usage: mcp_load BASE_URL API_KEY DOCUMENT [SESSIONS] [CALLS]   (scripts/bench/mcp runs it;
+//! BENCH_ORDER=rest,mcp chooses the sides and their order)
 
 use base64::Engine;
 use rmcp::ServiceExt;
@@ -27,6 +28,8 @@ struct Run {
     /// The server's CPU time (user + system) during the run, when its pid is known (`FAXBOT_BENCH_PID`): the
     /// load generator shares the two cores, so this is the server's own cost per call.
     server_cpu: Option<Duration>,
+    /// This process's CPU time during the run: the client's share of the two cores.
+    client_cpu: Option<Duration>,
 }
 
 /// User + system CPU time of process `pid` (`/proc/PID/stat` fields 14 and 15, in clock ticks of 1/100 s).
@@ -42,6 +45,10 @@ fn server_cpu() -> Option<Duration> {
     cpu_of(&std::env::var("FAXBOT_BENCH_PID").ok()?)
 }
 
+fn client_cpu() -> Option<Duration> {
+    cpu_of("self")
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
@@ -50,9 +57,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(name: &str, run: &Run, sessions: usize) {
     let mut sorted = run.latencies.clone();
     sorted.sort();
-    let cpu = run.server_cpu.map_or_else(String::new, |cpu| {
-        format!("; server CPU {:.2} ms per call", cpu.as_secs_f64() * 1000.0 / run.ids.len() as f64)
-    });
+    let per_call = |cpu: Duration| cpu.as_secs_f64() * 1000.0 / run.ids.len() as f64;
+    let mut cpu =
+        run.server_cpu.map_or_else(String::new, |cpu| format!("; server CPU {:.2} ms per call", per_call(cpu)));
+    if let Some(client) = run.client_cpu {
+        cpu.push_str(&format!(", client {:.2} ms", per_call(client)));
+    }
     println!(
         "| {name}, {} calls over {sessions} concurrent sessions | {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms{cpu} |",
         run.ids.len(),
@@ -74,7 +84,7 @@ async fn mcp(base: &str, key: &str, document: Arc<String>, sessions: usize, call
         config.auth_header = Some(key.to_string());
         clients.push(Arc::new(().serve(StreamableHttpClientTransport::from_config(config)).await?));
     }
-    let (started, cpu_before) = (Instant::now(), server_cpu());
+    let (started, cpu_before) = (Instant::now(), (server_cpu(), client_cpu()));
     let mut tasks = Vec::new();
     for (client, share) in clients.iter().cloned().zip(shares(calls, sessions)) {
         let document = document.clone();
@@ -100,7 +110,7 @@ async fn mcp(base: &str, key: &str, document: Arc<String>, sessions: usize, call
 
 async fn rest(base: &str, key: &str, pdf: Arc<Vec<u8>>, sessions: usize, calls: usize) -> anyhow::Result<Run> {
     let http = reqwest::Client::new();
-    let (started, cpu_before) = (Instant::now(), server_cpu());
+    let (started, cpu_before) = (Instant::now(), (server_cpu(), client_cpu()));
     let mut tasks = Vec::new();
     for share in shares(calls, sessions) {
         let (http, pdf, url, key) = (http.clone(), pdf.clone(), format!("{base}/fax"), key.to_string());
@@ -126,9 +136,10 @@ async fn rest(base: &str, key: &str, pdf: Arc<Vec<u8>>, sessions: usize, calls: 
 async fn collect(
     tasks: Vec<tokio::task::JoinHandle<Calls>>,
     started: Instant,
-    cpu_before: Option<Duration>,
+    cpu_before: (Option<Duration>, Option<Duration>),
 ) -> anyhow::Result<Run> {
-    let mut run = Run { ids: Vec::new(), latencies: Vec::new(), elapsed: Duration::ZERO, server_cpu: None };
+    let mut run =
+        Run { ids: Vec::new(), latencies: Vec::new(), elapsed: Duration::ZERO, server_cpu: None, client_cpu: None };
     for task in tasks {
         for (id, latency) in task.await?? {
             run.ids.push(id);
@@ -136,7 +147,9 @@ async fn collect(
         }
     }
     run.elapsed = started.elapsed();
-    run.server_cpu = cpu_before.zip(server_cpu()).map(|(before, after)| after.saturating_sub(before));
+    let since = |before: Option<Duration>, after: Option<Duration>| before.zip(after).map(|(b, a)| a.saturating_sub(b));
+    run.server_cpu = since(cpu_before.0, server_cpu());
+    run.client_cpu = since(cpu_before.1, client_cpu());
     Ok(run)
 }
 
@@ -165,11 +178,23 @@ async fn main() -> anyhow::Result<()> {
     // A short warm-up of both paths (connections, the SQLite page cache), not measured.
     mcp(&base, &key, document.clone(), sessions, sessions).await?;
     rest(&base, &key, pdf.clone(), sessions, sessions).await?;
-    let mcp_run = mcp(&base, &key, document, sessions, calls).await?;
-    check(&base, &key, &mcp_run, calls).await?;
-    let rest_run = rest(&base, &key, pdf, sessions, calls).await?;
-    check(&base, &key, &rest_run, calls).await?;
-    report("MCP `send_fax`", &mcp_run, sessions);
-    report("REST `POST /fax`", &rest_run, sessions);
+    // BENCH_ORDER: the sides to run, in order (default `mcp,rest`; `mcp` alone to profile the server under it,
+    // `rest,mcp,rest,mcp` to see whether going first or second matters).
+    let order = std::env::var("BENCH_ORDER").unwrap_or_else(|_| "mcp,rest".into());
+    for side in order.split(',') {
+        match side.trim() {
+            "mcp" => {
+                let run = mcp(&base, &key, document.clone(), sessions, calls).await?;
+                check(&base, &key, &run, calls).await?;
+                report("MCP `send_fax`", &run, sessions);
+            }
+            "rest" => {
+                let run = rest(&base, &key, pdf.clone(), sessions, calls).await?;
+                check(&base, &key, &run, calls).await?;
+                report("REST `POST /fax`", &run, sessions);
+            }
+            other => anyhow::bail!("BENCH_ORDER: unknown side {other:?} (mcp or rest)"),
+        }
+    }
     Ok(())
 }
