@@ -93,6 +93,10 @@ pub struct Metrics {
     /// Jobs moved to the next outbound provider, by the provider they left (`plugin`) and the one that took
     /// them over (`outcome`).
     pub failovers: Family<JobLabels, Counter>,
+    /// MCP messages by the path that answered them: `direct` (a plain `tools/call`, answered by the gate) or
+    /// `sdk` (every other
+    /// authenticated message, which the SDK answers or refuses).
+    pub mcp_messages: Family<ResultLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -118,6 +122,7 @@ impl Metrics {
         let inbound_received = Family::<ResultLabels, Counter>::default();
         let webhooks = Family::<WebhookLabels, Counter>::default();
         let failovers = Family::<JobLabels, Counter>::default();
+        let mcp_messages = Family::<ResultLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("jobs", "Fax jobs accepted and reaching a terminal state", jobs.clone());
@@ -143,6 +148,11 @@ impl Metrics {
             "Jobs moved from one outbound provider (plugin) to the next (outcome)",
             failovers.clone(),
         );
+        registry.register(
+            "mcp_messages",
+            "MCP messages by the path that answered them (direct or sdk)",
+            mcp_messages.clone(),
+        );
         crate::phi_guard::register(&mut registry);
         Metrics {
             registry,
@@ -159,6 +169,7 @@ impl Metrics {
             inbound_received,
             webhooks,
             failovers,
+            mcp_messages,
         }
     }
 

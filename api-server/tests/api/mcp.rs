@@ -159,6 +159,9 @@ async fn the_python_sdk_sends_reads_and_cancels_through_every_tool() {
     assert_eq!(text(&out["unknown_job"]), "Job not found");
     assert_eq!(out["wrong_type"]["protocol_error"]["code"], -32602, "{}", out["wrong_type"]);
     assert_eq!(out["unknown_tool"]["protocol_error"]["code"], -32602, "{}", out["unknown_tool"]);
+    // The SDK's tools/call messages were answered by the gate's direct path (the rest by the SDK).
+    let (direct, sdk) = mcp_messages(&app).await;
+    assert!(direct >= 12 && sdk >= 2, "direct {direct}, sdk {sdk}");
     // Every call is audited by tool and key, without its arguments.
     assert!(app.wait_log("\"event\":\"mcp_tool_called\"").await);
     let audited = app.logs().iter().filter(|l| l.contains("mcp_tool_called")).count();
@@ -279,6 +282,107 @@ async fn the_mcp_inspector_cli_lists_strictly_sends_reads_and_cancels() {
     assert_eq!(out["status"], "SUCCESS");
     assert_eq!(out["cancelled"], "FAILED");
     assert_eq!(out["inbound"], received.as_str());
+    let (direct, _) = mcp_messages(&app).await;
+    assert!(direct >= 4, "the Inspector's tool calls take the direct path: {direct}");
+}
+
+/// `faxbot_mcp_messages_total` by path: (direct, sdk).
+async fn mcp_messages(app: &TestApp) -> (u64, u64) {
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |path: &str| {
+        let prefix = format!("faxbot_mcp_messages_total{{result=\"{path}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.trim().parse().unwrap())
+    };
+    (count("direct"), count("sdk"))
+}
+
+/// A plain `tools/call` is answered by the gate's direct path; the same message with an `Origin` header (which
+/// only the SDK checks) goes through the SDK. Both must give the same answer, byte for byte: results, tool
+/// errors (bad values, scope refusals, an unknown job), protocol errors (wrong argument types, unknown tools,
+/// arguments that are not an object) and a JSON-RPC error for a call without a name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_call_answers_alike_directly_and_through_the_sdk() {
+    let (app, _dir) = server(json!({})).await;
+    let key = app.create_key(&["fax:send", "fax:read"]).await;
+    let send_only = app.create_key(&["fax:send"]).await;
+    let document = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, one_page_pdf());
+    let call = |id: u32, params: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
+    };
+    let ask = |key: String, body: String, through_sdk: bool, version: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(app.url("/mcp"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("Authorization", format!("Bearer {key}"));
+        if through_sdk {
+            req = req.header("Origin", "http://localhost");
+        }
+        if let Some(version) = version {
+            req = req.header("MCP-Protocol-Version", version);
+        }
+        async move {
+            let r = req.body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+            (status, content_type, r.text().await.unwrap())
+        }
+    };
+    // A job that has reached its end, so that both reads see the same thing.
+    let sent = ask(
+        key.clone(),
+        call(
+            1,
+            json!({"name": "send_fax", "arguments":
+        {"to": "+15551230123", "document_base64": document}}),
+        ),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(sent.0, 200, "{sent:?}");
+    let job = serde_json::from_str::<Value>(&sent.2).unwrap()["result"]["structuredContent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.wait_terminal(Some(&key), &job, std::time::Duration::from_secs(30)).await;
+
+    let cases = [
+        (&key, json!({"name": "get_fax_status", "arguments": {"id": job}})),
+        (&key, json!({"name": "get_fax_status", "arguments": {"id": "0123456789abcdef0123456789abcdef"}})),
+        (&key, json!({"name": "get_fax_status", "arguments": {"id": 5}})),
+        (&key, json!({"name": "get_fax_status", "arguments": {"id": job, "extra": true}})),
+        (&key, json!({"name": "get_fax_status", "arguments": [job]})),
+        (&key, json!({"name": "no_such_tool", "arguments": {}})),
+        (&key, json!({"arguments": {}})),
+        (&send_only, json!({"name": "list_faxes", "arguments": {}})),
+        (&key, json!({"name": "send_fax", "arguments": {"to": "call me", "document_base64": document}})),
+        (&key, json!({"name": "send_fax", "arguments": {"to": "+15551230123", "document_base64": "%%%"}})),
+    ];
+    let (direct_before, sdk_before) = mcp_messages(&app).await;
+    for (n, (key, params)) in cases.iter().enumerate() {
+        for version in [None, Some("2025-06-18"), Some("2025-11-25")] {
+            let body = call(100 + n as u32, params.clone());
+            let direct = ask((*key).clone(), body.clone(), false, version).await;
+            let sdk = ask((*key).clone(), body, true, version).await;
+            assert_eq!(direct, sdk, "case {n} ({params}), protocol {version:?}");
+            assert_eq!(direct.0, 200, "{direct:?}");
+        }
+    }
+    let (direct_after, sdk_after) = mcp_messages(&app).await;
+    // Every case took each path once per version, except the call without a name and the one whose arguments
+    // are not an object: not messages the SDK can read as a tools/call, so both copies went to the SDK.
+    let taken = 3 * (cases.len() as u64 - 2);
+    assert_eq!(direct_after - direct_before, taken, "direct");
+    assert_eq!(sdk_after - sdk_before, taken + 12, "sdk");
+    // A newer revision (standard headers, per-request metadata) and an unknown one are the SDK's to judge.
+    let body = call(200, cases[0].1.clone());
+    let newer = ask(key.clone(), body.clone(), false, Some("2026-07-28")).await;
+    let unknown = ask(key.clone(), body, false, Some("2099-01-01")).await;
+    assert_eq!(unknown.0, 400, "{unknown:?}");
+    assert_eq!(mcp_messages(&app).await, (direct_after, sdk_after + 2), "{newer:?}");
+    app.assert_no_leaks();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,19 +10,25 @@
 //!   canary or a restart does not break an assistant's connection.
 //! - **Bounded**: a message larger than a document can need (`MAX_FILE_SIZE_MB` in base64, plus 1 MiB) is
 //!   refused with 413 while it streams; at most [`LARGE_MESSAGES`] large messages are parsed at once.
+//! - **`tools/call` answered directly**: a plain `tools/call` (the message an assistant repeats) is answered
+//!   by the gate with the same tool code, without the SDK's per-request service ([`direct`]); every other
+//!   message goes to the SDK.
 //! - **Host check**: the SDK refuses `Host` headers other than loopback, a defence against DNS rebinding for
 //!   servers without credentials. With API keys required the key is that defence, so the check is off and the
 //!   server answers under its Service or Ingress name; in dev mode without keys it stays on.
 
+mod direct;
 mod tools;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use rmcp::model::{ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
@@ -41,7 +47,11 @@ pub fn message_limit(max_file_bytes: u64) -> usize {
     usize::try_from(base64.saturating_add(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
-/// The `/mcp` route.
+/// The SDK's service as `/mcp` uses it.
+type Sdk = StreamableHttpService<tools::FaxTools, LocalSessionManager>;
+
+/// The `/mcp` route: one handler that admits a message ([`serve`]) and answers it directly or hands it to the
+/// SDK's service, which it holds (not nested as a tower service: that would be cloned for every request).
 pub fn routes(state: &AppState) -> Router<AppState> {
     let app = state.clone();
     let mut config = StreamableHttpServerConfig::default()
@@ -52,24 +62,40 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if state.auth.enforced() {
         config = config.disable_allowed_hosts();
     }
-    let service = StreamableHttpService::new(
+    let sdk = StreamableHttpService::new(
         move || Ok(tools::FaxTools::new(app.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let gate = Gate { app: state.clone(), large: Arc::new(Semaphore::new(LARGE_MESSAGES)) };
-    Router::new().nest_service("/mcp", service).layer(middleware::from_fn_with_state(gate, admit))
+    let gate = Gate {
+        app: state.clone(),
+        tools: tools::FaxTools::new(state.clone()),
+        sdk,
+        large: Semaphore::new(LARGE_MESSAGES),
+        limit: message_limit(state.settings.max_file_bytes),
+        // Without keys the SDK's Host check is on; the direct path does not repeat it, so it stays off.
+        direct: state.auth.enforced(),
+    };
+    Router::new().route("/mcp", any(serve)).with_state(Arc::new(gate))
 }
 
-/// What the `/mcp` gate needs.
-#[derive(Clone)]
+/// What `/mcp` holds.
 struct Gate {
     app: AppState,
-    large: Arc<Semaphore>,
+    /// The tools, for the direct path.
+    tools: tools::FaxTools,
+    /// The SDK, for every other message.
+    sdk: Sdk,
+    large: Semaphore,
+    /// The largest message, as the SDK is configured ([`message_limit`]).
+    limit: usize,
+    /// Whether plain `tools/call` messages are answered directly ([`direct`]).
+    direct: bool,
 }
 
-/// The flag, the caller's key and the large-message budget, before the SDK reads anything.
-async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+/// The flag, the caller's key and the large-message budget before anything is read; then a plain
+/// `tools/call` answered directly, anything else by the SDK.
+async fn serve(State(gate): State<Arc<Gate>>, mut request: Request) -> Response {
     if !gate.app.runtime.load_current().config.features.mcp {
         return ApiError::not_found("Not Found").into_response();
     }
@@ -85,20 +111,62 @@ async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -> Re
             return response;
         }
     };
-    request.extensions_mut().insert(identity);
     let length =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let small = request.method() != axum::http::Method::POST || length.is_some_and(|n| n <= SMALL_MESSAGE);
     let _permit = if small {
         None
     } else {
-        match gate.large.clone().acquire_owned().await {
+        match gate.large.acquire().await {
             Ok(permit) => Some(permit),
             Err(_) => return ApiError::internal(anyhow::anyhow!("the MCP message budget is closed")).into_response(),
         }
     };
-    let response = next.run(request).await;
-    as_json_rpc(response).await
+    if gate.direct && request.method() == axum::http::Method::POST && direct::headers_allow(request.headers()) {
+        let (parts, body) = request.into_parts();
+        let bytes = match read_message(body, gate.limit).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return as_json_rpc(refusal).await,
+        };
+        if let Some((id, params)) = direct::direct_call(&bytes) {
+            Metrics::count(&gate.app.metrics.mcp_messages, "direct");
+            let message = match gate.tools.call(params, identity).await {
+                Ok(result) => {
+                    // The shape the SDK gives peers older than 2026-07-28 (the only ones this path serves).
+                    let mut result = ServerResult::from(result);
+                    result.strip_result_type_for_legacy_peer();
+                    result.strip_non_object_output_for_legacy_peer();
+                    ServerJsonRpcMessage::response(result, id)
+                }
+                Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+            };
+            // As the SDK answers in JSON-response mode: 200, the whole message, even for an error.
+            return match serde_json::to_vec(&message) {
+                Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                Err(e) => ApiError::internal(anyhow::Error::new(e)).into_response(),
+            };
+        }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    Metrics::count(&gate.app.metrics.mcp_messages, "sdk");
+    // The SDK's tools read the caller from the request's extensions (`tools::identity_of`).
+    request.extensions_mut().insert(identity);
+    let response = gate.sdk.handle(request).await;
+    as_json_rpc(response.map(axum::body::Body::new)).await
+}
+
+/// The whole message, refused with the SDK's answers when it is larger than `limit` (413) or cannot be read.
+async fn read_message(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, Response> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Payload Too Large: request body exceeds {limit} bytes"),
+        )
+            .into_response()),
+        Err(_) => Err((axum::http::StatusCode::BAD_REQUEST, "Failed to read request body").into_response()),
+    }
 }
 
 /// The SDK refuses a message it cannot take (not JSON, too large, a wrong content type) with an HTTP status

@@ -655,6 +655,18 @@ impl ServerHandler for FaxTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = identity_of(&context).ok_or_else(|| ErrorData::internal_error("no caller", None))?;
+        self.call(request, identity).await
+    }
+}
+
+impl FaxTools {
+    /// `tools/call` for `identity`: what the SDK's dispatch calls, and what the gate's direct path
+    /// ([`super::direct`]) calls without the SDK's per-request service.
+    pub(super) async fn call(
+        &self,
+        request: CallToolRequestParams,
+        identity: Identity,
+    ) -> Result<CallToolResponse, ErrorData> {
         let Some(spec) = TOOLS.iter().find(|t| t.name == request.name) else {
             return self.call_plugin_tool(&request.name, &identity, request.arguments.unwrap_or_default()).await;
         };
