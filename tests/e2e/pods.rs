@@ -494,3 +494,123 @@ async fn deleting_pods_under_load_loses_no_job_and_sends_none_twice() {
     assert!(per_job.values().all(|n| *n == 1), "no job was sent twice: {per_job:?}");
     d.finish(&[PHAXIO_SECRET], &["+15557650107"]).await;
 }
+
+/// One MCP message to `url` with the admin key: its status and JSON body (Null when not JSON).
+async fn mcp_post(url: &str, message: Value) -> (u16, Value) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let r = http
+        .post(url)
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .header("Accept", "application/json, text/event-stream")
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn mcp_initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}})
+}
+
+/// `features.mcp` turned on in a FaxPluginConfig rolls out like any change (issue 16): a new revision starts
+/// as a canary whose pods serve `/mcp` while the stable pods still answer 404; an assistant's fax sent through
+/// a canary pod's `/mcp` reaches SUCCESS through the Phaxio fake; once promoted, every pod serves MCP through
+/// the Service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_mcp_on_rolls_out_through_a_canary() {
+    use faxbot_operator::names;
+    let _cluster = shared_cluster().await;
+    let Some(kc) = kubeconfig() else { return };
+    let Some(node) = Node::get() else { return };
+    let to = "+15557650109";
+    let fake = phaxio_fake(&node, Duration::from_millis(300)).await;
+    let base = fake.base_url.clone();
+    let secrets: &[(&str, &[(&str, &str)])] =
+        &[("phaxio-credentials", &[("apiKey", "pods-phaxio-key"), ("apiSecret", PHAXIO_SECRET)])];
+    let d = deploy(&kc, &node, "phaxio", secrets, &node.api_image, |doc| {
+        use_phaxio_fake(doc, &base);
+        if doc["kind"] == "FaxPluginConfig" {
+            // No steady traffic for the analysis here: the canary waits at its first step until promoted.
+            doc["spec"]["rollout"]["analysis"] = json!({"maxNoDataChecks": 1000, "progressDeadline": "2h"});
+        }
+    })
+    .await;
+    let api = d.api().await;
+    let configs: Api<FaxPluginConfig> = Api::namespaced(d.client.clone(), &d.ns);
+    let (status, _) = mcp_post(&format!("{}/mcp", api.base), mcp_initialize()).await;
+    assert_eq!(status, 404, "MCP is off by default");
+
+    let on = json!({"spec": {"features": {"mcp": true}}});
+    configs.patch("faxbot", &PatchParams::default(), &Patch::Merge(&on)).await.unwrap();
+    let canary = wait_for(T, "the MCP revision as a canary", || {
+        let configs = configs.clone();
+        async move { configs.get("faxbot").await.ok()?.status?.rollout?.canary_revision }
+    })
+    .await;
+    let ip_of = |pod: &Pod| pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap();
+    let is_canary = |pod: &Pod| pod.labels().get(names::TRACK_LABEL).is_some_and(|t| t == "canary");
+    let (canary_ips, stable_ips) = wait_for(T, "a Ready canary pod beside the stable ones", || {
+        let (client, ns) = (d.client.clone(), d.ns.clone());
+        async move {
+            let pods: Vec<Pod> = api_pods(&client, &ns, "faxbot").await.into_iter().filter(pod_ready).collect();
+            let canary: Vec<String> = pods.iter().filter(|p| is_canary(p)).map(ip_of).collect();
+            let stable: Vec<String> = pods.iter().filter(|p| !is_canary(p)).map(ip_of).collect();
+            (!canary.is_empty() && !stable.is_empty()).then_some((canary, stable))
+        }
+    })
+    .await;
+    for ip in &stable_ips {
+        let (status, _) = mcp_post(&format!("http://{ip}:{}/mcp", names::API_PORT), mcp_initialize()).await;
+        assert_eq!(status, 404, "the stable revision has MCP off ({ip})");
+    }
+    let canary_mcp = format!("http://{}:{}/mcp", canary_ips[0], names::API_PORT);
+    let (status, init) = mcp_post(&canary_mcp, mcp_initialize()).await;
+    assert_eq!(status, 200, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "faxbot", "{init}");
+    // An assistant's fax through the canary pod, followed to the end through the Service.
+    let pdf = include_bytes!("../../api-server/tests/fixtures/one-page.pdf");
+    let document = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pdf);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "send_fax",
+        "arguments": {"to": to, "document_base64": document}}});
+    let (status, sent) = mcp_post(&canary_mcp, call).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["result"]["structuredContent"]["to"], "********0109", "{sent}");
+    let id = sent["result"]["structuredContent"]["id"].as_str().unwrap().to_string();
+    let job = api.wait_final(&id, T).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+
+    // Promoted (the GitOps gate): the MCP revision becomes stable and every pod serves MCP.
+    let promote = json!({"spec": {"rollout": {"promote": true}}});
+    configs.patch("faxbot", &PatchParams::default(), &Patch::Merge(&promote)).await.unwrap();
+    wait_for(T, "the MCP revision promoted", || {
+        let (configs, canary) = (configs.clone(), canary.clone());
+        async move {
+            let rollout = configs.get("faxbot").await.ok()?.status?.rollout?;
+            (rollout.stable_revision == canary && rollout.canary_revision.is_none()).then_some(())
+        }
+    })
+    .await;
+    wait_for(T, "every API pod Ready on the MCP revision, serving /mcp", || {
+        let (client, ns) = (d.client.clone(), d.ns.clone());
+        async move {
+            let pods = api_pods(&client, &ns, "faxbot").await;
+            if pods.is_empty() || !pods.iter().all(|p| pod_ready(p) && !is_canary(p)) {
+                return None;
+            }
+            for pod in &pods {
+                let url = format!("http://{}:{}/mcp", ip_of(pod), names::API_PORT);
+                if mcp_post(&url, mcp_initialize()).await.0 != 200 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    let (status, _) = mcp_post(&format!("{}/mcp", api.base), mcp_initialize()).await;
+    assert_eq!(status, 200, "through the Service");
+    d.finish(&[PHAXIO_SECRET], &[to]).await;
+}
