@@ -497,7 +497,7 @@ async fn mcp_is_off_unless_the_feature_flag_is_on() {
 
 /// Large messages parsed at once are few (`LARGE_MESSAGES`), measured by their effect: the server's peak RSS
 /// while 64 large `send_fax` messages (5.6 MB each) arrive together. Each one held costs its body, the parsed
-/// argument and the decoded document; the budget's 4 at a time measured +105–108 MiB (+118–122 MiB through
+/// argument and the decoded document; the budget's 4 at a time measured +105–108 MiB (+118–129 MiB through
 /// the direct `tools/call` path), all 64 at once (the budget raised to 64) +438 MiB. (Larger messages in such numbers fill the kernel's loopback buffers until
 /// the connections time out, which measures the kernel rather than the server.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@
 //! - **Stateless**: no MCP session lives in one replica's memory, so any replica answers any request and a
 //!   canary or a restart does not break an assistant's connection.
 //! - **Bounded**: a message larger than a document can need (`MAX_FILE_SIZE_MB` in base64, plus 1 MiB) is
-//!   refused with 413 while it streams; at most [`LARGE_MESSAGES`] large messages are parsed at once.
+//!   refused with 413 while it streams; at most [`LARGE_MESSAGES`] large messages are parsed at once, and
+//!   the direct path parses them on the work pool, off the async threads.
 //! - **`tools/call` answered directly**: a plain `tools/call` (the message an assistant repeats) is answered
 //!   by the gate with the same tool code, without the SDK's per-request service ([`direct`]); every other
 //!   message goes to the SDK.
@@ -22,12 +23,13 @@ mod tools;
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::ResultLabels;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use prometheus_client::metrics::counter::Counter;
 use rmcp::model::{ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -75,8 +77,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         limit: message_limit(state.settings.max_file_bytes),
         // Without keys the SDK's Host check is on; the direct path does not repeat it, so it stays off.
         direct: state.auth.enforced(),
+        direct_messages: mcp_messages(state, "direct"),
+        sdk_messages: mcp_messages(state, "sdk"),
     };
     Router::new().route("/mcp", any(serve)).with_state(Arc::new(gate))
+}
+
+/// The counter of MCP messages answered by `path`.
+fn mcp_messages(state: &AppState, path: &str) -> Counter {
+    state.metrics.mcp_messages.get_or_create(&ResultLabels { result: path.into() }).clone()
 }
 
 /// What `/mcp` holds.
@@ -91,6 +100,9 @@ struct Gate {
     limit: usize,
     /// Whether plain `tools/call` messages are answered directly ([`direct`]).
     direct: bool,
+    /// `faxbot_mcp_messages_total{result="direct"}` and `{result="sdk"}`, looked up once rather than per message.
+    direct_messages: Counter,
+    sdk_messages: Counter,
 }
 
 /// The flag, the caller's key and the large-message budget before anything is read; then a plain
@@ -128,10 +140,21 @@ async fn serve(State(gate): State<Arc<Gate>>, mut request: Request) -> Response 
             Ok(bytes) => bytes,
             Err(refusal) => return as_json_rpc(refusal).await,
         };
-        if let Some((id, params)) = direct::direct_call(&bytes) {
+        // A large message (a document in base64) is parsed off the async threads, as the document's decoding
+        // and page count are; at most LARGE_MESSAGES of them are here at once.
+        let call = if bytes.len() as u64 <= SMALL_MESSAGE {
+            direct::direct_call(&bytes)
+        } else {
+            let message = bytes.clone();
+            match crate::work::run(move || direct::direct_call(&message)).await {
+                Ok(call) => call,
+                Err(e) => return ApiError::from(e).into_response(),
+            }
+        };
+        if let Some((id, params)) = call {
             // The message is parsed: its bytes (a whole document in base64, for send_fax) go before the call.
             drop(bytes);
-            Metrics::count(&gate.app.metrics.mcp_messages, "direct");
+            gate.direct_messages.inc();
             let message = match gate.tools.call(params, identity).await {
                 Ok(result) => {
                     // The shape the SDK gives peers older than 2026-07-28 (the only ones this path serves).
@@ -150,7 +173,7 @@ async fn serve(State(gate): State<Arc<Gate>>, mut request: Request) -> Response 
         }
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
-    Metrics::count(&gate.app.metrics.mcp_messages, "sdk");
+    gate.sdk_messages.inc();
     // The SDK's tools read the caller from the request's extensions (`tools::identity_of`).
     request.extensions_mut().insert(identity);
     let response = gate.sdk.handle(request).await;
