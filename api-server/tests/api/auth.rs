@@ -90,11 +90,7 @@ async fn rate_limit_answers_429_with_retry_after(db: Db) {
     let mut statuses = Vec::new();
     let mut last = None;
     for _attempt in 0..2 {
-        let into_minute =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() % 60.0;
-        if into_minute > 50.0 {
-            tokio::time::sleep(std::time::Duration::from_secs_f64(60.1 - into_minute)).await;
-        }
+        crate::helpers::start_of_a_minute().await;
         let key = app.create_key(&["fax:send", "fax:read"]).await;
         statuses.clear();
         for _ in 0..3 {

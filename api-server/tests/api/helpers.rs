@@ -414,6 +414,16 @@ pub fn secret_of(token: &str) -> &str {
     secret
 }
 
+/// Waits, when fewer than 10 s are left of the current wall-clock minute, for the next one to start. The
+/// server's request and failed-authentication limits count in fixed minutes of the wall clock, so a test
+/// that expects its Nth request refused must not let a minute boundary reset the count half way.
+pub async fn start_of_a_minute() {
+    let into_minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() % 60.0;
+    if into_minute > 50.0 {
+        tokio::time::sleep(Duration::from_secs_f64(60.1 - into_minute)).await;
+    }
+}
+
 /// Reads a JSON body.
 pub async fn json(resp: reqwest::Response) -> Value {
     resp.json().await.expect("json body")
