@@ -45,9 +45,9 @@ pub struct Runtime {
     /// The inbound slot's plugin id and provider; `None` when inbound is off (every inbound route answers
     /// 404 "Inbound not enabled").
     pub inbound: Option<(String, Arc<dyn InboundProvider>)>,
-    /// Each manifest plugin's id and the publisher key that verified it (`None`: unverified, allowed by
-    /// `features.pluginInstall`).
-    pub manifests_verified: std::collections::BTreeMap<String, Option<String>>,
+    /// Each manifest's id, in use and in the catalogue, and the publisher key that verified it (`None`:
+    /// unverified, allowed by `features.pluginInstall`).
+    pub manifests_verified: plugins::http::Admitted,
 }
 
 /// The outcome of the last reload attempt, for `/admin/features`.

@@ -31,6 +31,13 @@ pub struct RuntimeConfig {
     // existing configuration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<crate::manifest::HttpManifest>,
+    /// Manifests on offer but not in use: the entries of a registry index ([`crate::manifest::registry`]),
+    /// listed by `GET /plugin-registry` with their publisher and never bound to a slot (installing one means
+    /// adding it to `manifests`). Checked like `manifests`, and admitted by the same signature rule. In
+    /// Kubernetes the operator copies them from the ConfigMap named by `registryIndexRef`.
+    // Left out while empty, as `manifests` is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<crate::manifest::HttpManifest>,
 }
 
 /// The four plugin slots. A missing slot means "use the built-in default" (the simulated line for
@@ -124,6 +131,7 @@ impl Default for RuntimeConfig {
             providers: ProviderSlots::default(),
             features: FeatureFlags::default(),
             manifests: Vec::new(),
+            catalog: Vec::new(),
         }
     }
 }

@@ -140,6 +140,23 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
             });
         }
     }
+    if config.catalog.len() > crate::manifest::registry::MAX_INDEX_ENTRIES {
+        issues.push(ConfigIssue {
+            path: "catalog".into(),
+            message: format!("at most {} entries", crate::manifest::registry::MAX_INDEX_ENTRIES),
+        });
+    }
+    for (i, manifest) in config.catalog.iter().enumerate() {
+        for (path, message) in check::check(manifest, policy) {
+            issues.push(ConfigIssue { path: format!("catalog[{i}].{path}"), message });
+        }
+        if config.catalog[..i].iter().any(|m| m.id == manifest.id) {
+            issues.push(ConfigIssue {
+                path: format!("catalog[{i}].id"),
+                message: format!("manifest `{}` is listed twice", manifest.id),
+            });
+        }
+    }
     if issues.is_empty() { Ok(()) } else { Err(issues) }
 }
 

@@ -695,6 +695,7 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         features: features.clone(),
         // The manifests of the plugins in use, so a manifest change is a new revision that rolls out.
         manifests: http_manifests,
+        catalog: Vec::new(),
     };
     // The same validation the server runs at startup, including the PHI and credential key guard.
     if let Err(issues) = faxbot_contract::validate::validate(&runtime) {

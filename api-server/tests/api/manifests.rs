@@ -141,7 +141,12 @@ fn manifests_that_could_reach_the_wrong_place_are_refused_with_the_field_and_the
 
 #[test]
 fn only_manifests_from_a_trusted_publisher_start_unless_unverified_plugins_are_allowed() {
-    let valid = variant("api.phaxio.com", |_| {});
+    // The shipped manifest as it is: trusted like a built-in plugin, signed or not.
+    let shipped = variant("api.phaxio.com", |_| {});
+    let (code, output) = start(&document(shipped), false);
+    assert_eq!(code, None, "the shipped manifest starts unsigned: {output}");
+    // Any change makes it another publisher's manifest.
+    let valid = variant("api.phaxio.com", |m| m["version"] = "1.0.0-local".into());
     // Signed by the trusted key: starts (and is stopped by the test after a moment).
     let (code, output) = start(&document(signed(valid.clone(), "acme", &PUBLISHER_SECRET)), false);
     assert_eq!(code, None, "a signed manifest starts: {output}");
@@ -171,6 +176,16 @@ fn only_manifests_from_a_trusted_publisher_start_unless_unverified_plugins_are_a
         assert_eq!(code, Some(1), "{message}: {output}");
         assert!(output.contains(message), "expected `{message}` in:\n{output}");
     }
+    // The registry index's entries (the document's catalog) follow the same rule, named as such.
+    let mut offered = document(signed(valid.clone(), "acme", &PUBLISHER_SECRET));
+    offered["catalog"] = serde_json::json!([variant("api.phaxio.com", |m| m["id"] = "acme-fax".into())]);
+    let (code, output) = start(&offered, false);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("catalog: manifest `acme-fax` is not signed"), "{output}");
+    offered["catalog"][0] = variant("169.254.169.254", |m| m["id"] = "acme-fax".into());
+    let (code, output) = start(&offered, false);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("catalog[0].allowedDomains[0]"), "{output}");
     // Unverified plugins allowed by the document: the unsigned manifest starts.
     let mut allowed = document(valid);
     allowed["features"] = serde_json::json!({"pluginInstall": true});
@@ -185,6 +200,13 @@ async fn manifest_plugins_are_listed_like_built_in_ones(db: Db) {
     // Signed by a trusted publisher, so unverified plugins need not be allowed.
     config["manifests"][0] = signed(config["manifests"][0].clone(), "acme", &PUBLISHER_SECRET);
     config["features"] = serde_json::json!({"v3Plugins": true, "pluginRegistry": true});
+    // A registry index (the document's catalog): an entry signed by the trusted publisher, and one with the
+    // id of the installed manifest (the installed one is what the registry lists).
+    let offer = |id: &str| variant("api.acme-fax.example", |m| m["id"] = id.into());
+    config["catalog"] = serde_json::json!([
+        signed(offer("acme-fax"), "acme", &PUBLISHER_SECRET),
+        signed(offer("phaxio-http"), "acme", &PUBLISHER_SECRET),
+    ]);
     let (app, _dir) = Plugin::Manifest
         .spawn(db)
         .env("FAXBOT_PUBLISHER_KEYS", &publisher_keys())
@@ -224,6 +246,28 @@ async fn manifest_plugins_are_listed_like_built_in_ones(db: Db) {
         (true.into(), "builtin".into())
     );
     assert!(entry("phaxio-http")["settings_schema"]["properties"]["callbackUrl"].is_object(), "{registry}");
+    // Where each entry comes from, and whether a slot can take it now.
+    let origin = |id: &str| {
+        let e = entry(id);
+        (e["source"].as_str().unwrap().to_string(), e["installed"].as_bool().unwrap(), e["publisher"].clone())
+    };
+    assert_eq!(origin("phaxio"), ("builtin".into(), true, "builtin".into()));
+    assert_eq!(origin("phaxio-http"), ("manifest".into(), true, "acme".into()), "the installed one, listed once");
+    assert_eq!(origin("acme-fax"), ("index".into(), false, "acme".into()));
+    assert_eq!(origin("signalwire"), ("shipped".into(), false, "builtin".into()));
+    assert_eq!(origin("telnyx"), ("shipped".into(), false, "builtin".into()));
+    let ids: Vec<&str> = registry["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.iter().filter(|id| **id == "phaxio-http").count(), 1, "{ids:?}");
+    // Entries on offer cannot be bound before they are installed.
+    let r = app
+        .client
+        .put(app.url("/plugins/acme-fax/config"))
+        .header("X-API-Key", app.admin())
+        .json(&serde_json::json!({"settings": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
     // A setting the manifest does not declare is refused through the plugin API, by the manifest's rules.
     let r = app
         .client

@@ -116,7 +116,15 @@ async fn plugin_api_is_gated_validated_and_applied_live(db: Db) {
     assert!(reg["items"][1]["settings_schema"]["properties"]["sseKmsKeyId"].is_object());
     assert_eq!(reg["items"][1]["credentials"][0]["name"], "accessKeyId");
     let reg = json(get("/plugin-registry?hipaa=true", None).await.unwrap()).await;
-    assert_eq!(reg["items"].as_array().unwrap().len(), 7);
+    let sources = |source: &str| reg["items"].as_array().unwrap().iter().filter(|i| i["source"] == source).count();
+    // Seven built-in plugins, and of the shipped manifests the Phaxio one (the SignalWire and Telnyx manifests
+    // are not marked HIPAA-compliant), listed as not installed.
+    assert_eq!((sources("builtin"), sources("shipped")), (7, 1), "{reg}");
+    let shipped = reg["items"].as_array().unwrap().iter().find(|i| i["source"] == "shipped").unwrap();
+    assert_eq!(
+        (&shipped["id"], &shipped["installed"], &shipped["publisher"]),
+        (&"phaxio-http".into(), &false.into(), &"builtin".into())
+    );
     assert_eq!(get("/plugin-registry?category=fax", None).await.unwrap().status(), 422);
 
     let logs = app.logs().join("\n");

@@ -109,7 +109,7 @@ fn sign(secret_file: &str, key_id: &str, file: &str) -> Result<(), String> {
 fn verify(keys_file: &str, file: &str) -> Result<(), String> {
     let keys: BTreeMap<String, String> =
         serde_json::from_slice(&read(keys_file)?).map_err(|e| format!("{keys_file}: {e}"))?;
-    match signature::trust(&load(file)?, &keys) {
+    match signature::signed_by(&load(file)?, &keys) {
         Trust::Verified(key) => {
             println!("{file}: verified, signed by `{key}`");
             Ok(())

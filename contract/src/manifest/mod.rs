@@ -9,9 +9,10 @@
 //!
 //! Layout: this module holds the document's types; [`template`] the expression language; [`check`] every
 //! rule a manifest must satisfy, as one pure function; [`signature`] the Ed25519 signature over its
-//! canonical form.
+//! canonical form; [`registry`] the catalogue of manifests on offer (the shipped ones, registry indexes).
 
 pub mod check;
+pub mod registry;
 pub mod signature;
 pub mod template;
 

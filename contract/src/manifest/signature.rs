@@ -97,8 +97,21 @@ pub enum Trust {
     Invalid(SignatureError),
 }
 
-/// Checks a manifest's signature against `trusted` (key id → base64 public key).
+/// The publisher name of what this release carries: the built-in plugins and the shipped manifests.
+pub const BUILTIN_PUBLISHER: &str = "builtin";
+
+/// Checks a manifest's signature against `trusted` (key id → base64 public key). A manifest this release
+/// ships, unchanged ([`super::registry::is_shipped`]), is trusted as the built-in plugins are, signed or not.
 pub fn trust(manifest: &super::HttpManifest, trusted: &std::collections::BTreeMap<String, String>) -> Trust {
+    if super::registry::is_shipped(manifest) {
+        return Trust::Verified(BUILTIN_PUBLISHER.to_string());
+    }
+    signed_by(manifest, trusted)
+}
+
+/// What the manifest's own signature proves against `trusted`, whatever else would vouch for it (the
+/// `faxbot-manifest verify` command: a publisher checks the signature it made).
+pub fn signed_by(manifest: &super::HttpManifest, trusted: &std::collections::BTreeMap<String, String>) -> Trust {
     match &manifest.signature {
         None => Trust::Unsigned,
         Some(sig) => match verify_with(&manifest.canonical(), &sig.value, &sig.key_id, trusted) {
@@ -180,5 +193,14 @@ mod tests {
         assert_eq!(trust(&m, &trusted), Trust::Verified("acme".into()));
         m.allowed_domains.push("collector.example.net".into());
         assert_eq!(trust(&m, &trusted), Trust::Invalid(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn a_shipped_manifest_is_trusted_as_builtin_until_it_changes() {
+        let none = std::collections::BTreeMap::new();
+        let mut m = super::super::registry::shipped()[0].clone();
+        assert_eq!(trust(&m, &none), Trust::Verified(BUILTIN_PUBLISHER.into()));
+        m.version.push_str("-local");
+        assert_eq!(trust(&m, &none), Trust::Unsigned);
     }
 }

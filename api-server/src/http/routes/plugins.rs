@@ -115,6 +115,28 @@ pub struct RegistryItem {
     pub verified: bool,
     /// `builtin`, the id of the publisher key that signed the manifest, or null when unverified.
     pub publisher: Option<String>,
+    /// Where the entry comes from: `builtin` (compiled in), `manifest` (an HTTP plugin manifest of this
+    /// deployment), `index` (the registry index the deployment points at) or `shipped` (a manifest this release
+    /// ships).
+    pub source: RegistrySource,
+    /// Whether a slot can be bound to it now: built-in plugins and the deployment's manifests. An `index` or
+    /// `shipped` entry is installed by adding it to the deployment's manifests (a FaxPluginManifest in
+    /// Kubernetes).
+    pub installed: bool,
+}
+
+/// Where a registry entry comes from.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrySource {
+    /// Compiled into this server.
+    Builtin,
+    /// An HTTP plugin manifest of the runtime document (`manifests`).
+    Manifest,
+    /// An entry of the registry index (the document's `catalog`).
+    Index,
+    /// A manifest shipped with this release, not installed.
+    Shipped,
 }
 
 pub(crate) fn slots(config: &RuntimeConfig) -> [(Category, Option<&SlotBinding>); 4] {
@@ -395,19 +417,44 @@ pub async fn registry(
         ),
     };
     let runtime = app.runtime.load_current();
-    let items = faxbot_contract::validate::all_manifests(&runtime.config)
+    let items = registry_items(&runtime.config, &runtime.manifests_verified)
         .into_iter()
-        .filter(|m| category.is_none_or(|c| m.fills(c)))
-        .filter(|m| query.hipaa.is_none_or(|h| m.hipaa_compliant == h))
-        .map(|manifest| {
-            let publisher = match runtime.manifests_verified.get(&manifest.id) {
-                Some(key) => key.clone(),
-                None => Some("builtin".to_string()),
-            };
-            RegistryItem { verified: publisher.is_some(), publisher, manifest }
-        })
+        .filter(|item| category.is_none_or(|c| item.manifest.fills(c)))
+        .filter(|item| query.hipaa.is_none_or(|h| item.manifest.hipaa_compliant == h))
         .collect();
     Ok(Json(Registry { items }))
+}
+
+/// Every registry entry, each id once: what is installed (built-in plugins, then the document's manifests),
+/// then the registry index's entries, then the shipped manifests not installed.
+fn registry_items(config: &RuntimeConfig, admitted: &crate::plugins::http::Admitted) -> Vec<RegistryItem> {
+    use faxbot_contract::manifest::signature::BUILTIN_PUBLISHER;
+    let builtin = || Some(BUILTIN_PUBLISHER.to_string());
+    let item = |manifest: PluginManifest, publisher: Option<String>, source, installed| RegistryItem {
+        verified: publisher.is_some(),
+        publisher,
+        source,
+        installed,
+        manifest,
+    };
+    let mut items: Vec<RegistryItem> =
+        plugins::builtin_manifests().into_iter().map(|m| item(m, builtin(), RegistrySource::Builtin, true)).collect();
+    for m in &config.manifests {
+        let publisher = admitted.manifests.get(&m.id).cloned().flatten();
+        items.push(item(m.plugin_manifest(), publisher, RegistrySource::Manifest, true));
+    }
+    for m in &config.catalog {
+        if !items.iter().any(|i| i.manifest.id == m.id) {
+            let publisher = admitted.catalog.get(&m.id).cloned().flatten();
+            items.push(item(m.plugin_manifest(), publisher, RegistrySource::Index, false));
+        }
+    }
+    for m in faxbot_contract::manifest::registry::shipped() {
+        if !items.iter().any(|i| i.manifest.id == m.id) {
+            items.push(item(m.plugin_manifest(), builtin(), RegistrySource::Shipped, false));
+        }
+    }
+    items
 }
 
 /// Health of one slot's plugin.

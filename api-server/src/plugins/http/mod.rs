@@ -70,23 +70,36 @@ pub fn publisher_keys() -> BTreeMap<String, String> {
     }
 }
 
-/// Checks every manifest of the document against the trusted keys: the key id of each verified manifest,
-/// `None` for unverified ones the document allows; an error naming the first that may not be used.
-pub fn admit_all(config: &faxbot_contract::RuntimeConfig) -> Result<BTreeMap<String, Option<String>>, PluginError> {
-    let keys = if config.manifests.is_empty() { BTreeMap::new() } else { publisher_keys() };
-    let mut verified = BTreeMap::new();
-    for manifest in &config.manifests {
-        let trust = signature::trust(manifest, &keys);
-        signature::admit(&manifest.id, &trust, config.features.plugin_install).map_err(PluginError::Untrusted)?;
-        verified.insert(
-            manifest.id.clone(),
-            match trust {
+/// The publisher that vouches for each manifest of a document, by id: the key id of a verified one
+/// (`builtin` for a manifest this release ships), `None` for an unverified one the document allows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Admitted {
+    /// The manifests in use (`manifests`).
+    pub manifests: BTreeMap<String, Option<String>>,
+    /// The registry's catalogue (`catalog`).
+    pub catalog: BTreeMap<String, Option<String>>,
+}
+
+/// Checks every manifest of the document, those in use and those on offer, against the trusted keys; an
+/// error naming the first that may not be used or listed.
+pub fn admit_all(config: &faxbot_contract::RuntimeConfig) -> Result<Admitted, PluginError> {
+    let keys =
+        if config.manifests.is_empty() && config.catalog.is_empty() { BTreeMap::new() } else { publisher_keys() };
+    let admit = |list: &[HttpManifest], place: &str| {
+        let mut verified = BTreeMap::new();
+        for manifest in list {
+            let trust = signature::trust(manifest, &keys);
+            signature::admit(&manifest.id, &trust, config.features.plugin_install)
+                .map_err(|why| PluginError::Untrusted(format!("{place}{why}")))?;
+            let publisher = match trust {
                 signature::Trust::Verified(key) => Some(key),
                 _ => None,
-            },
-        );
-    }
-    Ok(verified)
+            };
+            verified.insert(manifest.id.clone(), publisher);
+        }
+        Ok::<_, PluginError>(verified)
+    };
+    Ok(Admitted { manifests: admit(&config.manifests, "")?, catalog: admit(&config.catalog, "catalog: ")? })
 }
 
 /// Builds the provider of a slot bound to `manifest` (already checked with the runtime config).
