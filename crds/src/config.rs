@@ -89,6 +89,16 @@ pub struct FaxPluginConfigSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher_keys_secret_ref: Option<PublisherKeysSecretRef>,
 
+    /// A plugin registry index: a ConfigMap key (same namespace) holding a publisher's index document
+    /// (`{"version": 1, "entries": [manifest, …]}`, at most 256 KiB and 64 entries). The operator checks every
+    /// entry as it checks a FaxPluginManifest, and its signature with the publisher keys (unsigned or wrongly
+    /// signed entries only with `features.pluginInstall`), and copies the entries into the runtime config's
+    /// `catalog`: `GET /plugin-registry` lists them with their publisher, not installed. An index change is a
+    /// new revision. A bad index or entry refuses the config (reasons `RegistryIndexMissing`,
+    /// `InvalidRegistryIndex`, `UntrustedManifest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_index_ref: Option<RegistryIndexRef>,
+
     /// How many old config revisions (their runtime-config ConfigMaps) to keep for rollback, besides the one
     /// serving. Credentials Secrets are not kept: each goes once no pod runs its revision.
     #[serde(default = "default_history")]
@@ -295,6 +305,23 @@ pub struct PublisherKeysSecretRef {
 
 fn default_publisher_keys_key() -> String {
     "publisherKeys".into()
+}
+
+/// The ConfigMap key holding a plugin registry index.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryIndexRef {
+    /// ConfigMap name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key in the ConfigMap's data (default `index.json`).
+    #[serde(default = "default_registry_index_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_registry_index_key() -> String {
+    "index.json".into()
 }
 
 /// Where the API server keeps its data directory.

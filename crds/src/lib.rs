@@ -23,8 +23,9 @@ pub use condition::{ConditionStatus, set_condition};
 pub use config::{
     AnalysisResult, AnalysisSpec, ApiServerSpec, ComplianceSpec, ConfigMapKeyRef, DatabaseSpec, DisruptionBudgetSpec,
     FaxPluginConfig, FaxPluginConfigSpec, FaxPluginConfigStatus, FeatureFlagsSpec, LatencyPercentile,
-    NotificationsSpec, PrometheusAnalysisSpec, PrometheusQueriesSpec, PublisherKeysSecretRef, RolloutSpec,
-    RolloutStatus, RolloutStep, RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec, WebhookSinkSpec,
+    NotificationsSpec, PrometheusAnalysisSpec, PrometheusQueriesSpec, PublisherKeysSecretRef, RegistryIndexRef,
+    RolloutSpec, RolloutStatus, RolloutStep, RolloutStrategy, SecretKeyRef, SlotsSpec, StorageVolumeSpec,
+    WebhookSinkSpec,
 };
 pub use manifest::{FaxPluginManifest, FaxPluginManifestSpec, FaxPluginManifestStatus};
 pub use provider::{

@@ -69,10 +69,16 @@ async fn dereference(client: &Client, ns: &str, config: &FaxPluginConfig) -> Res
             referenced.secrets.insert(name, s);
         }
     }
-    if let Some(bundle) = &config.spec.api_server.trust_bundle {
+    let config_map_names = [
+        config.spec.api_server.trust_bundle.as_ref().map(|b| &b.name),
+        config.spec.registry_index_ref.as_ref().map(|r| &r.name),
+    ];
+    for name in config_map_names.into_iter().flatten() {
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        if let Some(cm) = config_maps.get_opt(&bundle.name).await? {
-            referenced.config_maps.insert(bundle.name.clone(), cm);
+        if !referenced.config_maps.contains_key(name)
+            && let Some(cm) = config_maps.get_opt(name).await?
+        {
+            referenced.config_maps.insert(name.clone(), cm);
         }
     }
     Ok(referenced)
@@ -530,7 +536,8 @@ pub async fn run(
         .owns(api::<PartialObjectMeta<Deployment>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<Service>>(&client, &namespace), owned.clone())
         .owns(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), owned.clone())
-        // A trust bundle ConfigMap (apiServer.trustBundle) is not owned: a change maps to the configs naming it.
+        // A trust bundle (apiServer.trustBundle) or registry index (registryIndexRef) ConfigMap is not owned: a
+        // change maps to the configs naming it.
         .watches(api::<PartialObjectMeta<ConfigMap>>(&client, &namespace), any.clone(), {
             let configs = configs.clone();
             move |cm: PartialObjectMeta<ConfigMap>| {
@@ -540,7 +547,9 @@ pub async fn run(
                     .state()
                     .iter()
                     .filter(|c| {
-                        c.namespace() == ns && c.spec.api_server.trust_bundle.as_ref().is_some_and(|b| b.name == name)
+                        c.namespace() == ns
+                            && (c.spec.api_server.trust_bundle.as_ref().is_some_and(|b| b.name == name)
+                                || c.spec.registry_index_ref.as_ref().is_some_and(|r| r.name == name))
                     })
                     .map(|c| ObjectRef::from_obj(c.as_ref()))
                     .collect::<Vec<_>>()

@@ -672,6 +672,10 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
     let used: Vec<(&str, &HttpManifest)> =
         manifest_sources.iter().map(String::as_str).zip(http_manifests.iter()).collect();
     trusted_manifests(&used, &trusted_keys, spec.features.plugin_install)?;
+    let catalog = match &spec.registry_index_ref {
+        Some(reference) => registry_index(reference, referenced, &trusted_keys, spec.features.plugin_install)?,
+        None => Vec::new(),
+    };
 
     let trust_bundle = match &spec.api_server.trust_bundle {
         Some(reference) => Some(trust_bundle(reference, referenced)?),
@@ -695,7 +699,9 @@ pub fn validate_config(config: &FaxPluginConfig, referenced: &Referenced) -> Res
         features: features.clone(),
         // The manifests of the plugins in use, so a manifest change is a new revision that rolls out.
         manifests: http_manifests,
-        catalog: Vec::new(),
+        // The registry index's entries, listed by the registry and installed by nobody until a
+        // FaxPluginManifest carries one.
+        catalog,
     };
     // The same validation the server runs at startup, including the PHI and credential key guard.
     if let Err(issues) = faxbot_contract::validate::validate(&runtime) {
@@ -898,6 +904,43 @@ pub fn trusted_manifests(
             .map_err(|why| Invalid::new("UntrustedManifest", format!("FaxPluginManifest {resource}: {why}")))?;
     }
     Ok(())
+}
+
+/// The entries of `registryIndexRef`'s index: the ConfigMap key must exist and parse as an index within its
+/// budget, every entry must pass the checks a FaxPluginManifest passes, and each must be signed by a trusted
+/// publisher key unless `allow_unverified` (`features.pluginInstall`). Messages name the ConfigMap, the key,
+/// the entry and the field.
+pub fn registry_index(
+    reference: &faxbot_crds::RegistryIndexRef,
+    referenced: &Referenced,
+    keys: &BTreeMap<String, String>,
+    allow_unverified: bool,
+) -> Result<Vec<HttpManifest>, Invalid> {
+    use faxbot_contract::manifest::{check, registry, signature};
+    let faxbot_crds::RegistryIndexRef { name, key } = reference;
+    let Some(config_map) = referenced.config_maps.get(name) else {
+        return Err(Invalid::new("RegistryIndexMissing", format!("registryIndexRef: ConfigMap {name} does not exist")));
+    };
+    let Some(text) = config_map.data.as_ref().and_then(|d| d.get(key)).filter(|v| !v.trim().is_empty()) else {
+        return Err(Invalid::new(
+            "RegistryIndexMissing",
+            format!("registryIndexRef: ConfigMap {name} has no non-empty key `{key}`"),
+        ));
+    };
+    let invalid = |why: String| {
+        Invalid::new("InvalidRegistryIndex", format!("registryIndexRef: key `{key}` of ConfigMap {name}: {why}"))
+    };
+    let index = registry::parse_index(text.as_bytes()).map_err(|e| invalid(mask_numbers(&e)))?;
+    let policy = check::Policy::from_env();
+    for (i, entry) in index.entries.iter().enumerate() {
+        if let Some((path, message)) = check::check(entry, policy).into_iter().next() {
+            return Err(invalid(mask_numbers(&format!("entries[{i}] (`{}`).{path}: {message}", entry.id))));
+        }
+        signature::admit(&entry.id, &signature::trust(entry, keys), allow_unverified).map_err(|why| {
+            Invalid::new("UntrustedManifest", format!("registryIndexRef: ConfigMap {name}, entries[{i}]: {why}"))
+        })?;
+    }
+    Ok(index.entries)
 }
 
 /// Largest trust bundle accepted: every public root CA in PEM is about 220 KB; a ConfigMap holds at most 1 MiB.
@@ -1663,7 +1706,8 @@ pub(crate) mod tests {
     #[test]
     fn only_manifests_a_trusted_publisher_signed_roll_out_unless_plugin_install_is_on() {
         let keys: BTreeMap<String, String> = serde_json::from_str(&acme_keys()).unwrap();
-        let unsigned = shipped_manifest();
+        let shipped = shipped_manifest();
+        let unsigned = HttpManifest { version: "1.0.0-local".into(), ..shipped.clone() };
         let verified = signed(unsigned.clone(), "acme", &PUBLISHER_SECRET);
         let unknown = signed(unsigned.clone(), "other", &PUBLISHER_SECRET);
         let forged = signed(unsigned.clone(), "acme", &[12; 32]);
@@ -1673,6 +1717,8 @@ pub(crate) mod tests {
         // (manifest, trusted keys, features.pluginInstall, why it is refused)
         type Row<'a> = (&'a HttpManifest, &'a BTreeMap<String, String>, bool, Option<&'a str>);
         let table: Vec<Row> = vec![
+            // What this release ships, unchanged, is trusted as the built-in plugins are.
+            (&shipped, &none, false, None),
             (&verified, &keys, false, None),
             (&verified, &keys, true, None),
             (&verified, &none, false, Some("no trusted publisher key `acme`")),
@@ -1749,10 +1795,95 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_registry_index_is_checked_entry_by_entry_and_lands_in_the_catalog() {
+        use faxbot_contract::manifest::registry::MAX_INDEX_BYTES;
+        let offer = |id: &str| HttpManifest { id: id.into(), version: "2.0.0".into(), ..shipped_manifest() };
+        let good = signed(offer("acme-fax"), "acme", &PUBLISHER_SECRET);
+        let index = |entries: Vec<serde_json::Value>| serde_json::json!({"version": 1, "entries": entries}).to_string();
+        let value = |m: &HttpManifest| serde_json::to_value(m).unwrap();
+        let with_index = |data: Option<&str>, plugin_install: bool| {
+            let mut c = base_config();
+            c.spec.features.plugin_install = plugin_install;
+            c.spec.publisher_keys_secret_ref =
+                Some(faxbot_crds::PublisherKeysSecretRef { name: "publishers".into(), key: "publisherKeys".into() });
+            c.spec.registry_index_ref =
+                Some(faxbot_crds::RegistryIndexRef { name: "registry".into(), key: "index.json".into() });
+            let mut r = base_referenced();
+            r.secrets.insert("publishers".into(), secret("publishers", &[("publisherKeys", &acme_keys())]));
+            if let Some(data) = data {
+                let cm = ConfigMap {
+                    metadata: ObjectMeta { name: Some("registry".into()), ..Default::default() },
+                    data: Some(BTreeMap::from([("index.json".to_string(), data.to_string())])),
+                    ..Default::default()
+                };
+                r.config_maps.insert("registry".into(), cm);
+            }
+            validate_config(&c, &r)
+        };
+
+        // Accepted: the entries reach the document's catalog (checked again as the server will), and a
+        // change of the index is a new revision.
+        let desired = with_index(Some(&index(vec![value(&good)])), false).unwrap();
+        assert_eq!(desired.runtime.catalog, vec![good.clone()]);
+        faxbot_contract::validate::parse_and_validate(desired.config_json.as_bytes()).unwrap();
+        let two = with_index(
+            Some(&index(vec![value(&good), value(&signed(offer("beta-fax"), "acme", &PUBLISHER_SECRET))])),
+            false,
+        )
+        .unwrap();
+        assert_ne!(two.revision, desired.revision);
+        let plain = validate_config(&base_config(), &base_referenced()).unwrap();
+        assert!(!plain.config_json.contains("catalog"), "configs without an index are unchanged");
+
+        let mut metadata_host = offer("meta-fax");
+        metadata_host.allowed_domains = vec!["169.254.169.254".into()];
+        let unsigned = offer("open-fax");
+        let forged = signed(offer("forged-fax"), "acme", &[12; 32]);
+        let mut phi = value(&good);
+        phi["name"] = serde_json::json!(5_551_234_567_u64);
+        // (index text, features.pluginInstall, reason, message part)
+        let table: Vec<(Option<String>, bool, &str, &str)> = vec![
+            (None, false, "RegistryIndexMissing", "registryIndexRef: ConfigMap registry does not exist"),
+            (Some(" ".into()), false, "RegistryIndexMissing", "has no non-empty key `index.json`"),
+            (Some("{".into()), false, "InvalidRegistryIndex", "key `index.json` of ConfigMap registry: EOF"),
+            (Some("x".repeat(MAX_INDEX_BYTES + 1)), false, "InvalidRegistryIndex", "larger than 262144 bytes"),
+            (Some(index(vec![phi])), false, "InvalidRegistryIndex", "entries[0].name: invalid type: integer `…4567`"),
+            (
+                Some(index(vec![value(&good), value(&metadata_host)])),
+                false,
+                "InvalidRegistryIndex",
+                "entries[1] (`meta-fax`).allowedDomains[0]: must not be a link-local",
+            ),
+            (
+                Some(index(vec![value(&good), value(&unsigned)])),
+                false,
+                "UntrustedManifest",
+                "ConfigMap registry, entries[1]: manifest `open-fax` is not signed",
+            ),
+            (
+                Some(index(vec![value(&forged)])),
+                false,
+                "UntrustedManifest",
+                "the signature does not match the manifest",
+            ),
+        ];
+        for (i, (data, plugin_install, reason, part)) in table.into_iter().enumerate() {
+            let invalid = with_index(data.as_deref(), plugin_install).unwrap_err();
+            assert_eq!(invalid.reason, reason, "row {i}: {}", invalid.message);
+            assert!(invalid.message.contains(part), "row {i}: {}", invalid.message);
+            assert!(!invalid.message.contains("5551234567"), "row {i}: {}", invalid.message);
+        }
+        // pluginInstall lists unverified entries too.
+        let open = with_index(Some(&index(vec![value(&unsigned), value(&forged)])), true).unwrap();
+        assert_eq!(open.runtime.catalog.len(), 2);
+    }
+
+    #[test]
     fn publisher_keys_are_copied_into_the_credentials_and_checked_before_rollout() {
         assert_eq!(names::PUBLISHER_KEYS_KEY, names::credential_key("registry", "publisherKeys"));
         let signed_resource = || {
-            let m = signed(shipped_manifest(), "acme", &PUBLISHER_SECRET);
+            let local = HttpManifest { version: "1.0.0-local".into(), ..shipped_manifest() };
+            let m = signed(local, "acme", &PUBLISHER_SECRET);
             let mut r = manifest_resource(|_| {});
             r.spec.manifest = serde_json::to_value(&m).unwrap();
             r
@@ -1784,11 +1915,12 @@ pub(crate) mod tests {
         assert_ne!(rotated.credentials_checksum, desired.credentials_checksum);
 
         // Unsigned without pluginInstall: refused before rollout; with it: accepted, keys still copied.
-        let (c, r) = keyed(manifest_resource(|_| {}), &acme_keys(), false);
+        let local = || manifest_resource(|m| m["version"] = "1.0.0-local".into());
+        let (c, r) = keyed(local(), &acme_keys(), false);
         let invalid = validate_config(&c, &r).unwrap_err();
         assert_eq!(invalid.reason, "UntrustedManifest");
         assert!(invalid.message.contains("FaxPluginManifest phaxio-manifest: manifest `phaxio-http` is not signed"));
-        let (c, r) = keyed(manifest_resource(|_| {}), &acme_keys(), true);
+        let (c, r) = keyed(local(), &acme_keys(), true);
         assert!(validate_config(&c, &r).unwrap().credentials.contains_key(names::PUBLISHER_KEYS_KEY));
         // Signed by a key the config does not trust.
         let (c, r) = keyed(signed_resource(), &more.replace("\"acme\"", "\"gamma\""), false);
@@ -1796,9 +1928,13 @@ pub(crate) mod tests {
         assert_eq!(invalid.reason, "UntrustedManifest");
         assert!(invalid.message.contains("no trusted publisher key `acme`"), "{}", invalid.message);
         // No keys configured and no pluginInstall: an unsigned manifest is refused, as the server would.
-        let (mut c, r) = with_manifest(Some(manifest_resource(|_| {})));
+        let (mut c, r) = with_manifest(Some(local()));
         c.spec.features.plugin_install = false;
         assert_eq!(validate_config(&c, &r).unwrap_err().reason, "UntrustedManifest");
+        // The shipped manifest, unchanged, needs neither.
+        let (mut c, r) = with_manifest(Some(manifest_resource(|_| {})));
+        c.spec.features.plugin_install = false;
+        validate_config(&c, &r).unwrap();
         // A missing or broken key list is its own reason.
         let (c, mut r) = keyed(signed_resource(), &acme_keys(), false);
         r.secrets.remove("publishers");

@@ -964,19 +964,26 @@ async fn manifest_signatures_are_checked_with_the_configs_publisher_keys() {
     let ns = namespace(&client, "e2e-keys").await;
     let _cleanup = cleanup(&kubeconfig, &[&ns]);
 
-    // The shipped manifest signed by publisher `acme`, and the same manifest unsigned.
+    // A local variant of the shipped manifest (the shipped one, unchanged, is trusted as built-in) signed by
+    // publisher `acme`, and the same variant unsigned.
     let publisher = [21u8; 32];
-    let signed = manifest_resource("signed", |m| {
+    let sign = |m: &mut serde_json::Value| {
         let parsed: HttpManifest = serde_json::from_value(m.clone()).unwrap();
         m["signature"] = json!({"keyId": "acme", "value": signature::sign(&parsed.canonical(), &publisher)});
+    };
+    let local = |m: &mut serde_json::Value| m["version"] = json!("1.0.0-local");
+    let signed = manifest_resource("signed", |m| {
+        local(m);
+        sign(m);
     });
     apply_json::<FaxPluginManifest>(&client, &ns, signed).await.unwrap();
-    apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("unsigned", |_| {})).await.unwrap();
+    apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("unsigned", local)).await.unwrap();
+    apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("shipped", |_| {})).await.unwrap();
     let keys = json!({"acme": signature::public_key(&publisher)}).to_string();
     put_secret(&client, &ns, "publishers", &[("publisherKeys", &keys)]).await;
     put_secret(&client, &ns, "phaxio-creds", &[("apiKey", "k-value-1"), ("apiSecret", "s-value-1")]).await;
     put_secret(&client, &ns, "admin", &[("adminKey", ADMIN_KEY), ("pepper", PEPPER)]).await;
-    for (name, manifest) in [("fax", "signed"), ("raw", "unsigned")] {
+    for (name, manifest) in [("fax", "signed"), ("raw", "unsigned"), ("stock", "shipped")] {
         let mut p = provider(name, "phaxio-http", json!({"pollIntervalMs": 5000}), Some("phaxio-creds"));
         p["spec"]["manifestRef"] = json!({"name": manifest});
         apply_json::<FaxProvider>(&client, &ns, p).await.unwrap();
@@ -1041,4 +1048,48 @@ async fn manifest_signatures_are_checked_with_the_configs_publisher_keys() {
     // The same with pluginInstall on: unverified plugins are accepted.
     apply_json::<FaxPluginConfig>(&client, &ns, keyed_config("open", "raw", true)).await.unwrap();
     accepted("open").await;
+
+    // The shipped manifest, unchanged and unsigned, with pluginInstall off: trusted as the release is.
+    apply_json::<FaxPluginConfig>(&client, &ns, keyed_config("stock", "stock", false)).await.unwrap();
+    accepted("stock").await;
+
+    // A registry index in a ConfigMap: its signed entry reaches the revision's document as the catalog; an
+    // unsigned entry refuses the config by name; fixing the ConfigMap (a watched object) is picked up.
+    let entry = |id: &str, signed: bool| {
+        let mut m = manifest_resource("x", |m| {
+            m["id"] = json!(id);
+            local(m);
+            if signed {
+                sign(m);
+            }
+        });
+        m["spec"]["manifest"].take()
+    };
+    let put_index = |entries: Vec<serde_json::Value>| {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            let index = json!({"version": 1, "entries": entries}).to_string();
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "registry"},
+                "data": {"index.json": index}});
+            apply_json::<ConfigMap>(&client, &ns, cm).await.unwrap();
+        }
+    };
+    put_index(vec![entry("acme-fax", true), entry("open-fax", false)]).await;
+    let mut indexed = keyed_config("indexed", "fax", false);
+    indexed["spec"]["registryIndexRef"] = json!({"name": "registry"});
+    apply_json::<FaxPluginConfig>(&client, &ns, indexed).await.unwrap();
+    let message = wait_ready(&configs, "indexed", ("False", "UntrustedManifest")).await;
+    assert!(message.contains("ConfigMap registry, entries[1]: manifest `open-fax` is not signed"), "{message}");
+    put_index(vec![entry("acme-fax", true)]).await;
+    let revision = accepted("indexed").await;
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get(&names::config_map_name("indexed", &revision))
+        .await
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_str(&cm.data.unwrap_or_default()[names::CONFIG_KEY]).unwrap();
+    let ids: Vec<&str> = document["catalog"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["acme-fax"]);
+    assert_eq!(document["catalog"][0]["signature"]["keyId"], "acme");
+    faxbot_contract::validate::parse_and_validate(document.to_string().as_bytes()).unwrap();
 }
