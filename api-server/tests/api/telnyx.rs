@@ -214,6 +214,19 @@ async fn telnyx_webhooks_are_verified_before_they_change_anything(db: Db) {
         let r = post(authentic.body.clone(), &authentic.timestamp, Some(&authentic.signature)).await.unwrap();
         assert_eq!(r.status(), 200);
     }
+    // The same callback signed with the account's key, but 301 s ago or ahead (a capture replayed later, or
+    // a forged clock): refused, as the Telnyx SDKs refuse a timestamp more than 300 s off.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for at in [now - 301, now + 301] {
+        let message = format!("{at}|{}", authentic.body);
+        let signature = faxbot_contract::manifest::signature::sign_bytes(message.as_bytes(), &[19; 32]);
+        let r = post(authentic.body.clone(), &at.to_string(), Some(&signature)).await.unwrap();
+        assert_eq!(r.status(), 401, "signed at now {:+}", at as i64 - now as i64);
+    }
+    // Signed just now: accepted.
+    let message = format!("{now}|{}", authentic.body);
+    let signature = faxbot_contract::manifest::signature::sign_bytes(message.as_bytes(), &[19; 32]);
+    assert_eq!(post(authentic.body.clone(), &now.to_string(), Some(&signature)).await.unwrap().status(), 200);
     assert_eq!(json(app.get_fax(Some(app.admin()), &id).await).await["status"], "SUCCESS");
     let job = json(app.get_fax(Some(app.admin()), &forged).await).await;
     assert_ne!(job["status"], "SUCCESS", "{job}");

@@ -282,6 +282,30 @@ pub fn check(m: &HttpManifest, policy: Policy) -> Vec<Problem> {
             if !(1024..=32 * 1024 * 1024).contains(&w.max_bytes) {
                 push("webhook.maxBytes", "must be between 1024 and 33554432".into());
             }
+            if let Some(freshness) = &w.timestamp {
+                let signed = match &w.verification {
+                    Verification::Hmac { signed, .. } | Verification::Ed25519 { signed, .. } => signed.as_slice(),
+                    _ => &[],
+                };
+                let covered = signed.iter().any(
+                    |p| matches!(Part::parse(p), Some(Part::Header(h)) if h.eq_ignore_ascii_case(&freshness.header)),
+                );
+                if !valid_header(&freshness.header) {
+                    push("webhook.timestamp.header", "must be a header name".into());
+                } else if !covered {
+                    push(
+                        "webhook.timestamp.header",
+                        format!(
+                            "must be signed: add `header:{}` to an hmac or ed25519 verification's `signed`, or a \
+                             replayed callback could carry any time",
+                            freshness.header
+                        ),
+                    );
+                }
+                if !(30..=3600).contains(&freshness.max_age_seconds) {
+                    push("webhook.timestamp.maxAgeSeconds", "must be between 30 and 3600".into());
+                }
+            }
         }
     }
     for (i, tool) in m.tools.iter().enumerate() {
@@ -490,6 +514,7 @@ fn url_problem(url: &str, m: &HttpManifest, policy: Policy) -> Option<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A small valid manifest, as JSON, to vary.
     pub(crate) fn base() -> serde_json::Value {
@@ -533,6 +558,10 @@ pub(crate) mod tests {
     #[test]
     fn the_base_manifest_is_valid() {
         assert_eq!(problems(&base(), Policy::default()), Vec::<Problem>::new());
+        // A signed callback time is valid once the verification signs its header (any case).
+        let mut timed = with(&["webhook", "timestamp"], json!({"header": "X-Sent-At", "maxAgeSeconds": 300}));
+        timed["webhook"]["verification"]["signed"] = json!(["header:x-sent-at", "literal:.", "body"]);
+        assert_eq!(problems(&timed, Policy::default()), Vec::<Problem>::new());
     }
 
     #[test]
@@ -590,6 +619,21 @@ pub(crate) mod tests {
                 with(&["webhook", "verification", "signed"], json!(["formSorted"])),
                 "webhook.verification.signed[0]",
                 "formSorted needs a form or multipart body",
+            ),
+            (
+                with(&["webhook", "timestamp"], json!({"header": "X-Sent-At", "maxAgeSeconds": 300})),
+                "webhook.timestamp.header",
+                "must be signed: add `header:X-Sent-At`",
+            ),
+            (
+                with(&["webhook", "timestamp"], json!({"header": "X-Sent-At", "maxAgeSeconds": 86400})),
+                "webhook.timestamp.maxAgeSeconds",
+                "between 30 and 3600",
+            ),
+            (
+                with(&["webhook", "timestamp"], json!({"header": "bad header", "maxAgeSeconds": 300})),
+                "webhook.timestamp.header",
+                "must be a header name",
             ),
             (with(&["actions", "send", "body", "document"], json!(null)), "actions.send", "must deliver the document"),
             (with(&["statuses", "failed"], json!(["delivered"])), "statuses", "`delivered` is mapped twice"),

@@ -463,6 +463,22 @@ pub struct Webhook {
     /// Largest callback body, in bytes (default 1 MiB, at most 32 MiB).
     #[serde(default = "default_webhook_bytes")]
     pub max_bytes: usize,
+    /// A time the provider signs into each callback, and how far from now it may be: an authentic callback
+    /// replayed later is refused once outside the window (Telnyx: `telnyx-timestamp`, 300 s, as its SDKs check).
+    // Left out while unset, so that adding the field did not change what existing signatures cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Freshness>,
+}
+
+/// A signed callback time.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Freshness {
+    /// Header carrying the time, in Unix seconds. The verification must sign it (`header:<name>` in
+    /// `verification.signed`), or whoever replays a callback could set it.
+    pub header: String,
+    /// How many seconds from now, either way, the time may be (30–3600).
+    pub max_age_seconds: u64,
 }
 
 fn default_webhook_bytes() -> usize {

@@ -102,6 +102,11 @@ pub fn admit_all(config: &faxbot_contract::RuntimeConfig) -> Result<Admitted, Pl
     Ok(Admitted { manifests: admit(&config.manifests, "")?, catalog: admit(&config.catalog, "catalog: ")? })
 }
 
+/// The wall clock in Unix seconds, for a callback's signed time.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Builds the provider of a slot bound to `manifest` (already checked with the runtime config).
 pub fn build(manifest: &HttpManifest, binding: &SlotBinding, slot: &str) -> Result<Arc<HttpPlugin>, PluginError> {
     build_with(manifest, binding, slot, |name, env| super::credential(slot, name, env))
@@ -322,7 +327,7 @@ impl OutboundProvider for HttpPlugin {
         };
         // Without headers a configured plugin's precheck can only miss the proof's header.
         let ready = matches!(
-            webhook::precheck(w, &self.values, self.callback_url.as_deref(), &[]),
+            webhook::precheck(w, &self.values, self.callback_url.as_deref(), &[], unix_now()),
             Ok(()) | Err(webhook::Refusal::Missing(_))
         );
         Some(WebhookInfo { verification: verification.into(), callback_url: self.callback_url.clone(), ready })
@@ -330,13 +335,14 @@ impl OutboundProvider for HttpPlugin {
 
     fn precheck(&self, headers: &[(String, String)]) -> Result<(), ProviderError> {
         let Some(w) = &self.manifest.webhook else { return Err(ProviderError::Unsupported) };
-        webhook::precheck(w, &self.values, self.callback_url.as_deref(), headers)
+        webhook::precheck(w, &self.values, self.callback_url.as_deref(), headers, unix_now())
             .map_err(|e| ProviderError::Unauthorized(e.to_string()))
     }
 
     async fn webhook(&self, request: &WebhookRequest<'_>) -> Result<Vec<StatusEvent>, ProviderError> {
         let Some(w) = &self.manifest.webhook else { return Err(ProviderError::Unsupported) };
-        match webhook::verify(w, &self.values, self.callback_url.as_deref(), request.headers, request.body) {
+        let now = unix_now();
+        match webhook::verify(w, &self.values, self.callback_url.as_deref(), request.headers, request.body, now) {
             Ok(provider_sid) => Ok(vec![StatusEvent { provider_sid, status: RemoteStatus::InProgress }]),
             Err(webhook::Refusal::NoFax) => Err(ProviderError::Rejected("webhook without a fax id".into())),
             Err(webhook::Refusal::Malformed) => Err(ProviderError::Rejected("malformed webhook body".into())),

@@ -22,6 +22,9 @@ pub enum Refusal {
     /// The proof does not match.
     #[error("signature or credentials do not match")]
     Mismatch,
+    /// The signed callback time is not a time, or is outside the manifest's window (a replay).
+    #[error("callback time outside the accepted window")]
+    Stale,
     /// The body is not in the declared format (authentication comes first wherever it can).
     #[error("malformed webhook body")]
     Malformed,
@@ -38,12 +41,15 @@ fn render(source: &str, values: &Values, what: &'static str) -> Result<String, R
     template::render(source, values).ok().filter(|v| !v.is_empty()).ok_or(Refusal::NotConfigured(what))
 }
 
-/// What the headers alone tell: verification configured, and its header present.
+/// What the headers alone tell: verification configured, its header present, and the callback time (when the
+/// manifest declares one) within its window of `now` (Unix seconds). The time is checked before the signature
+/// that covers it, which only makes a forged time cost less to refuse.
 pub fn precheck(
     webhook: &Webhook,
     values: &Values,
     callback_url: Option<&str>,
     headers: &[(String, String)],
+    now: u64,
 ) -> Result<(), Refusal> {
     match &webhook.verification {
         Verification::Hmac { header: name, key, signed, .. } => {
@@ -71,6 +77,13 @@ pub fn precheck(
             }
         }
         Verification::None { .. } => {}
+    }
+    if let Some(freshness) = &webhook.timestamp {
+        let given = header(headers, &freshness.header).ok_or_else(|| Refusal::Missing(freshness.header.clone()))?;
+        let at: u64 = given.trim().parse().map_err(|_| Refusal::Stale)?;
+        if now.abs_diff(at) > freshness.max_age_seconds {
+            return Err(Refusal::Stale);
+        }
     }
     Ok(())
 }
@@ -150,8 +163,9 @@ pub fn verify(
     callback_url: Option<&str>,
     headers: &[(String, String)],
     body: &Bytes,
+    now: u64,
 ) -> Result<String, Refusal> {
-    precheck(webhook, values, callback_url, headers)?;
+    precheck(webhook, values, callback_url, headers, now)?;
     match &webhook.verification {
         Verification::Basic { username, password } => {
             let expected = format!("{}:{}", render(username, values, "")?, render(password, values, "")?);
@@ -238,22 +252,22 @@ mod tests {
         let signature = faxbot_webhooks::phaxio::sign(b"tok", url, &fields, &[]);
         let (mut headers, body) = multipart(&fields);
         let w = phaxio();
-        assert_eq!(precheck(&w, &values, Some(url), &headers), Err(Refusal::Missing("X-Phaxio-Signature".into())));
+        assert_eq!(precheck(&w, &values, Some(url), &headers, 0), Err(Refusal::Missing("X-Phaxio-Signature".into())));
         headers.push(("x-phaxio-signature".into(), signature.clone()));
-        assert_eq!(verify(&w, &values, Some(url), &headers, &body), Ok("1234".into()));
+        assert_eq!(verify(&w, &values, Some(url), &headers, &body, 0), Ok("1234".into()));
         // Another URL, another token, a changed field: refused.
-        assert_eq!(verify(&w, &values, Some("https://other.example/x"), &headers, &body), Err(Refusal::Mismatch));
+        assert_eq!(verify(&w, &values, Some("https://other.example/x"), &headers, &body, 0), Err(Refusal::Mismatch));
         let mut wrong = Values::default();
         wrong.credentials.insert("webhookToken".into(), "other".into());
-        assert_eq!(verify(&w, &wrong, Some(url), &headers, &body), Err(Refusal::Mismatch));
+        assert_eq!(verify(&w, &wrong, Some(url), &headers, &body, 0), Err(Refusal::Mismatch));
         let (_, changed) = multipart(&[("event_type", "fax_completed"), ("fax", r#"{"id":9999,"status":"success"}"#)]);
-        assert_eq!(verify(&w, &values, Some(url), &headers, &changed), Err(Refusal::Mismatch));
+        assert_eq!(verify(&w, &values, Some(url), &headers, &changed, 0), Err(Refusal::Mismatch));
         // Not configured: refused before anything else.
         assert_eq!(
-            precheck(&w, &Values::default(), Some(url), &headers),
+            precheck(&w, &Values::default(), Some(url), &headers, 0),
             Err(Refusal::NotConfigured("the signing key credential"))
         );
-        assert_eq!(precheck(&w, &values, None, &headers), Err(Refusal::NotConfigured("callbackUrl")));
+        assert_eq!(precheck(&w, &values, None, &headers, 0), Err(Refusal::NotConfigured("callbackUrl")));
     }
 
     #[test]
@@ -275,13 +289,42 @@ mod tests {
                 ("telnyx-signature-ed25519".to_string(), sig.to_string()),
             ]
         };
-        assert_eq!(verify(&w, &values, None, &headers("1700000000", &signature), &body), Ok("f-9".into()));
-        assert_eq!(verify(&w, &values, None, &headers("1700000001", &signature), &body), Err(Refusal::Mismatch));
+        assert_eq!(verify(&w, &values, None, &headers("1700000000", &signature), &body, 0), Ok("f-9".into()));
+        assert_eq!(verify(&w, &values, None, &headers("1700000001", &signature), &body, 0), Err(Refusal::Mismatch));
         let other = sign_bytes(&[b"1700000000|".as_slice(), &body].concat(), &[8u8; 32]);
-        assert_eq!(verify(&w, &values, None, &headers("1700000000", &other), &body), Err(Refusal::Mismatch));
+        assert_eq!(verify(&w, &values, None, &headers("1700000000", &other), &body, 0), Err(Refusal::Mismatch));
         assert_eq!(
-            precheck(&w, &Values::default(), None, &headers("1", "x")),
+            precheck(&w, &Values::default(), None, &headers("1", "x"), 0),
             Err(Refusal::NotConfigured("the provider's public key"))
+        );
+
+        // With the signed time declared (Telnyx's 300 s): authentic callbacks inside the window pass, a replay
+        // after it (or a time too far ahead, or not a time) is refused, signature and all.
+        let mut timed = w.clone();
+        timed.timestamp =
+            Some(faxbot_contract::manifest::Freshness { header: "telnyx-timestamp".into(), max_age_seconds: 300 });
+        let at = 1_700_000_000;
+        let signed = headers("1700000000", &signature);
+        for (now, expected) in [
+            (at, Ok("f-9".to_string())),
+            (at + 300, Ok("f-9".into())),
+            (at - 300, Ok("f-9".into())),
+            (at + 301, Err(Refusal::Stale)),
+            (at - 301, Err(Refusal::Stale)),
+        ] {
+            assert_eq!(
+                verify(&timed, &values, None, &signed, &body, now),
+                expected,
+                "now = at + {}",
+                now as i64 - at as i64
+            );
+        }
+        let odd = sign_bytes(&[b"soon|".as_slice(), &body].concat(), &secret);
+        assert_eq!(verify(&timed, &values, None, &headers("soon", &odd), &body, at), Err(Refusal::Stale));
+        let no_time = vec![("telnyx-signature-ed25519".to_string(), signature.clone())];
+        assert_eq!(
+            verify(&timed, &values, None, &no_time, &body, at),
+            Err(Refusal::Missing("telnyx-timestamp".into()))
         );
     }
 
@@ -295,11 +338,11 @@ mod tests {
         .unwrap();
         let body = Bytes::from_static(br#"{"data":{"fax_id":"f-1"}}"#);
         let h = |v: &str| vec![("x-hook-token".to_string(), v.to_string())];
-        assert_eq!(verify(&token, &values, None, &h("s3cret"), &body), Ok("f-1".into()));
-        assert_eq!(precheck(&token, &values, None, &h("s3cre")), Err(Refusal::Mismatch));
-        assert_eq!(verify(&token, &values, None, &h("s3cret"), &Bytes::from_static(b"{}")), Err(Refusal::NoFax));
+        assert_eq!(verify(&token, &values, None, &h("s3cret"), &body, 0), Ok("f-1".into()));
+        assert_eq!(precheck(&token, &values, None, &h("s3cre"), 0), Err(Refusal::Mismatch));
+        assert_eq!(verify(&token, &values, None, &h("s3cret"), &Bytes::from_static(b"{}"), 0), Err(Refusal::NoFax));
         assert_eq!(
-            verify(&token, &values, None, &h("s3cret"), &Bytes::from_static(b"<xml/>")),
+            verify(&token, &values, None, &h("s3cret"), &Bytes::from_static(b"<xml/>"), 0),
             Err(Refusal::Malformed)
         );
 
@@ -315,7 +358,7 @@ mod tests {
             )]
         };
         let form = Bytes::from_static(b"FaxSid=FX123&Status=delivered");
-        assert_eq!(verify(&basic, &values, None, &auth("faxbot:s3cret"), &form), Ok("FX123".into()));
-        assert_eq!(verify(&basic, &values, None, &auth("faxbot:wrong"), &form), Err(Refusal::Mismatch));
+        assert_eq!(verify(&basic, &values, None, &auth("faxbot:s3cret"), &form, 0), Ok("FX123".into()));
+        assert_eq!(verify(&basic, &values, None, &auth("faxbot:wrong"), &form, 0), Err(Refusal::Mismatch));
     }
 }
