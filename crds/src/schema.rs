@@ -62,7 +62,9 @@ pub fn http_manifest(_: &mut SchemaGenerator) -> Schema {
                         {"rule": "!(self.startsWith('169.254.') || self.lowerAscii().startsWith('fe80:') || self.lowerAscii().startsWith('[fe80:') || self in ['metadata', 'metadata.google.internal', 'instance-data', 'instance-data.ec2.internal', '100.100.100.200', 'fd00:ec2::254', '[fd00:ec2::254]'])",
                          "message": "must not be a link-local or metadata address"},
                         {"rule": "!(self == 'localhost' || self.endsWith('.localhost') || self.startsWith('127.') || self in ['::1', '[::1]'])",
-                         "message": "is a loopback address: a provider is never this server's own host"}
+                         "message": "is a loopback address: a provider is never this server's own host"},
+                        {"rule": "!self.startsWith('*') || self.matches('^[*][.][a-z0-9-]+([.][a-z0-9-]+)+$')",
+                         "message": "a wildcard covers one label under a domain name of at least two labels (*.example.com)"}
                     ]
                 }
             },
@@ -103,7 +105,7 @@ pub fn http_manifest(_: &mut SchemaGenerator) -> Schema {
             }
         },
         "x-kubernetes-validations": [
-            {"rule": "[has(self.actions.send) ? self.actions.send.url : '', has(self.actions.status) ? self.actions.status.url : '', has(self.actions.cancel) ? self.actions.cancel.url : '', has(self.actions.list) ? self.actions.list.url : ''].all(u, u == '' || !u.startsWith('https://') || u.split('/')[2] in self.allowedDomains || u.split('/')[2].split(':')[0] in self.allowedDomains)",
+            {"rule": "[has(self.actions.send) ? self.actions.send.url : '', has(self.actions.status) ? self.actions.status.url : '', has(self.actions.cancel) ? self.actions.cancel.url : '', has(self.actions.list) ? self.actions.list.url : ''].all(u, u == '' || !u.startsWith('https://') || u.split('/')[2] in self.allowedDomains || u.split('/')[2].split(':')[0] in self.allowedDomains || (u.split('/')[2].startsWith('{{') && ('*.' + u.split('/')[2].split('}}.')[1]) in self.allowedDomains))",
              "message": "an action URL's host is not in allowedDomains"},
             {"rule": "(has(self.allowPrivateNetwork) && self.allowPrivateNetwork) || self.allowedDomains.all(d, !(d.startsWith('10.') || d.startsWith('192.168.') || d.matches('^172[.](1[6-9]|2[0-9]|3[01])[.]') || d.matches('^100[.](6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])[.]') || d.lowerAscii().matches('^[[]?f[cd][0-9a-f]{0,2}:')))",
              "message": "allowedDomains holds a private or shared address: set allowPrivateNetwork for a gateway on your internal network"}
@@ -123,12 +125,12 @@ fn action(description: &str) -> serde_json::Value {
         "required": ["url"],
         "properties": {
             "url": {
-                "description": "URL template: https, scheme and host written out, the host in allowedDomains.",
+                "description": "URL template: https, scheme and host written out (or a first label `{{ settings.<name> }}.` under a `*.` domain), the host in allowedDomains.",
                 "type": "string",
                 "maxLength": 4096,
                 "x-kubernetes-validations": [
-                    {"rule": "self.startsWith('https://') && self.split('/')[2].size() > 0 && !self.split('/')[2].contains('{{') && !self.split('/')[2].contains('@')",
-                     "message": "must be an https URL whose host is written out (not templated, no user@)"},
+                    {"rule": "self.startsWith('https://') && self.split('/')[2].size() > 0 && (!self.split('/')[2].contains('{{') || self.split('/')[2].matches('^[{][{] *settings[.][A-Za-z0-9_]+ *[}][}][.][a-z0-9][a-z0-9.-]*$')) && !self.split('/')[2].contains('@')",
+                     "message": "must be an https URL whose host is written out (no user@; only a first label may be a setting: {{ settings.<name> }}.<domain>)"},
                     {"rule": format!("!self.matches('{refused}')"),
                      "message": "templates cannot read the environment or files, and statements ({% … %}) are not allowed"}
                 ]

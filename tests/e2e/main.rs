@@ -817,6 +817,18 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
             "must be an https URL whose host is written out",
         ),
         (
+            "a setting as the first label, with no wildcard domain for it",
+            manifest_resource("labelled", |m| {
+                m["actions"]["send"]["url"] = json!("https://{{ settings.space }}.phaxio.com/v2.1/faxes")
+            }),
+            "an action URL's host is not in allowedDomains",
+        ),
+        (
+            "a wildcard over a top-level domain",
+            manifest_resource("wild", |m| m["allowedDomains"] = json!(["*.com"])),
+            "a wildcard covers one label under a domain name of at least two labels",
+        ),
+        (
             "a template reading the environment",
             manifest_resource("env", |m| {
                 m["actions"]["send"]["headers"] = json!({"X-Leak": "{{ env.AWS_SECRET_ACCESS_KEY }}"})
@@ -852,6 +864,11 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
     .await
     .unwrap();
     apply_json::<FaxPluginManifest>(&client, &ns, manifest_resource("phaxio", |_| {})).await.unwrap();
+    // The shipped SignalWire manifest: its host's first label is the `space` setting, under *.signalwire.com.
+    let signalwire: serde_json::Value = serde_json::from_str(include_str!("../../manifests/signalwire.json")).unwrap();
+    let signalwire = json!({"apiVersion": "fax.faxbot.io/v1alpha1", "kind": "FaxPluginManifest",
+        "metadata": {"name": "signalwire"}, "spec": {"manifest": signalwire}});
+    apply_json::<FaxPluginManifest>(&client, &ns, signalwire).await.unwrap();
 
     // What CEL cannot see, the operator refuses with the API server's own check: a body template (the body is
     // not typed) that reads the environment by another spelling, a filter that does not exist.
@@ -898,6 +915,7 @@ async fn plugin_manifests_are_refused_at_admission_and_by_the_operator() {
         "a Warning Event: {events:?}"
     );
     assert_eq!(ready("phaxio").await.0, "Valid");
+    assert_eq!(ready("signalwire").await.0, "Valid", "the operator's check takes the templated host too");
 
     // A FaxProvider of the manifest's plugin: valid through its manifestRef, and the config puts the manifest
     // into the runtime document the API server reads.

@@ -4,8 +4,9 @@
 //! a clear non-retried 401, 429/5xx retried honouring Retry-After, and completed callbacks signed with
 //! `X-SignalWire-Signature` that are verified before they change anything.
 //!
-//! The manifest is used as shipped except for its host: `https://example.signalwire.com/` (the example space)
-//! becomes the fake's loopback address, which only FAXBOT_MANIFEST_ALLOW_LOOPBACK (tests) allows.
+//! The manifest is used as shipped except for its host: `https://{{ settings.space }}.signalwire.com/` (the
+//! space's host) becomes the fake's loopback address, which only FAXBOT_MANIFEST_ALLOW_LOOPBACK (tests)
+//! allows; the templated host itself is tested where the rendered URL is checked (plugins::http::request).
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,11 @@ const SENDER: &str = "+15550001234";
 
 /// The shipped manifest pointed at the fake.
 fn manifest(base_url: &str) -> serde_json::Value {
-    manifest_for_fake(include_str!("../../../manifests/signalwire.json"), "https://example.signalwire.com/", base_url)
+    manifest_for_fake(
+        include_str!("../../../manifests/signalwire.json"),
+        "https://{{ settings.space }}.signalwire.com/",
+        base_url,
+    )
 }
 
 /// A running server bound to the manifest, reachable by the fake at a known port (SignalWire fetches the
@@ -54,7 +59,8 @@ async fn setup_with(db: Db, api_token: &str, callbacks: bool, step: Duration, re
     let port = free();
     let public_port = if reachable { port } else { free() };
     let callback = format!("http://127.0.0.1:{port}/webhooks/signalwire");
-    let mut settings = serde_json::json!({"projectId": PROJECT, "senderId": SENDER, "pollIntervalMs": 100});
+    let mut settings =
+        serde_json::json!({"projectId": PROJECT, "senderId": SENDER, "space": "acme", "pollIntervalMs": 100});
     let mut credentials = vec![("outbound.apiToken", api_token)];
     if callbacks {
         // A status poll only every 10 minutes: only an accepted callback can finish a job within the test.

@@ -437,6 +437,14 @@ fn json_templates(value: &serde_json::Value, path: &str, f: &mut impl FnMut(&str
 
 /// Why a host may not be in `allowedDomains`.
 pub fn domain_problem(domain: &str, allow_private: bool, policy: Policy) -> Option<String> {
+    // `*.example.com`: one label under a domain of at least two labels, the label a setting fills
+    // (SignalWire's `<space>.signalwire.com`). The domain itself passes every rule a literal host does.
+    if let Some(parent) = domain.strip_prefix("*.") {
+        if parent.parse::<IpAddr>().is_ok() || parent.split('.').count() < 2 {
+            return Some(format!("`{domain}`: a wildcard covers one label under a domain name of at least two labels"));
+        }
+        return domain_problem(parent, allow_private, policy);
+    }
     let bare = domain.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         // IP addresses are not repeated in the message (the path names the entry): logs mask digit runs.
@@ -470,6 +478,34 @@ fn valid_hostname(name: &str) -> bool {
         })
 }
 
+/// The label a templated host is checked with before any setting fills it.
+const WILDCARD_SAMPLE: &str = "label";
+
+/// `{{ settings.<name> }}.<domain>` → (`name`, `domain`); anything else in a templated host is refused.
+fn templated_host(authority: &str) -> Option<(&str, &str)> {
+    let (inner, rest) = authority.strip_prefix("{{")?.split_once("}}")?;
+    let setting = inner.trim().strip_prefix("settings.")?;
+    let parent = rest.strip_prefix('.')?;
+    let identifier = !setting.is_empty() && setting.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (identifier && valid_hostname(parent)).then_some((setting, parent))
+}
+
+/// Whether `host` (as a URL gives it) is one of `allowed`: equal to an entry, or one DNS label under a `*.`
+/// entry's domain. The API server applies the same rule to every rendered URL.
+pub fn host_listed(allowed: &[String], host: &str) -> bool {
+    let bare = host.trim_matches(['[', ']']);
+    allowed.iter().any(|d| {
+        d.trim_matches(['[', ']']) == bare
+            || d.strip_prefix("*.").is_some_and(|parent| {
+                bare.parse::<IpAddr>().is_err()
+                    && bare
+                        .strip_suffix(parent)
+                        .and_then(|l| l.strip_suffix('.'))
+                        .is_some_and(|label| !label.contains('.') && valid_hostname(label))
+            })
+    })
+}
+
 /// Why an action URL is refused: its scheme and host must be literal, the host one of `allowedDomains`,
 /// and the scheme https (http only to loopback, which only tests allow).
 fn url_problem(url: &str, m: &HttpManifest, policy: Policy) -> Option<String> {
@@ -477,9 +513,27 @@ fn url_problem(url: &str, m: &HttpManifest, policy: Policy) -> Option<String> {
         return Some("must start with https://".into());
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    if authority.contains("{{") || scheme.contains("{{") {
+    let mut authority = rest[..authority_end].to_string();
+    if scheme.contains("{{") {
         return Some("the scheme and host must be written out, not templated".into());
+    }
+    if authority.contains("{{") {
+        // One exception: a first label that is exactly one declared setting, under a `*.` domain of
+        // allowedDomains. The rendered host is checked again before each request (one label, that domain).
+        let Some((setting, parent)) = templated_host(&authority) else {
+            return Some(
+                "the scheme and host must be written out, not templated (except a first label \
+                 `{{ settings.<name> }}.` under a `*.` domain of allowedDomains)"
+                    .into(),
+            );
+        };
+        if !m.settings.iter().any(|s| s.name == setting) {
+            return Some(format!("the host reads setting `{setting}`, which the manifest does not declare"));
+        }
+        if !m.allowed_domains.iter().any(|d| d.strip_prefix("*.") == Some(parent)) {
+            return Some(format!("host `*.{parent}` is not in allowedDomains"));
+        }
+        authority = format!("{WILDCARD_SAMPLE}.{parent}");
     }
     let parsed = match url::Url::parse(&format!("{scheme}://{authority}/")) {
         Ok(u) => u,
@@ -494,8 +548,7 @@ fn url_problem(url: &str, m: &HttpManifest, policy: Policy) -> Option<String> {
         Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
         None => return Some("must have a host".into()),
     };
-    let listed =
-        m.allowed_domains.iter().any(|d| d == &host || d.trim_matches(['[', ']']) == host.trim_matches(['[', ']']));
+    let listed = host_listed(&m.allowed_domains, &host);
     if !listed {
         return Some(format!("host `{host}` is not in allowedDomains"));
     }
@@ -562,6 +615,13 @@ pub(crate) mod tests {
         let mut timed = with(&["webhook", "timestamp"], json!({"header": "X-Sent-At", "maxAgeSeconds": 300}));
         timed["webhook"]["verification"]["signed"] = json!(["header:x-sent-at", "literal:.", "body"]);
         assert_eq!(problems(&timed, Policy::default()), Vec::<Problem>::new());
+        // A host's first label from a declared setting, under a `*.` domain of allowedDomains.
+        let mut spaced = with(&["allowedDomains"], json!(["*.api.example.com"]));
+        spaced["settings"] = json!([{"name": "senderId", "required": true}, {"name": "space", "required": true}]);
+        spaced["actions"]["send"]["url"] = json!("https://{{ settings.space }}.api.example.com/v1/faxes");
+        spaced["actions"]["status"]["url"] =
+            json!("https://{{settings.space}}.api.example.com/v1/faxes/{{ provider_id | urlencode }}");
+        assert_eq!(problems(&spaced, Policy::default()), Vec::<Problem>::new());
     }
 
     #[test]
@@ -634,6 +694,29 @@ pub(crate) mod tests {
                 with(&["webhook", "timestamp"], json!({"header": "bad header", "maxAgeSeconds": 300})),
                 "webhook.timestamp.header",
                 "must be a header name",
+            ),
+            (with(&["allowedDomains"], json!(["*.com"])), "allowedDomains[0]", "a wildcard covers one label"),
+            (with(&["allowedDomains"], json!(["*.169.254.169.254"])), "allowedDomains[0]", "a wildcard covers"),
+            (with(&["allowedDomains"], json!(["*.metadata.google.internal"])), "allowedDomains[0]", "metadata"),
+            (
+                with(&["actions", "send", "url"], json!("https://{{ settings.senderId }}.example.com/v1/faxes")),
+                "actions.send.url",
+                "host `*.example.com` is not in allowedDomains",
+            ),
+            (
+                with(&["actions", "send", "url"], json!("https://{{ settings.space }}.api.example.com/v1/faxes")),
+                "actions.send.url",
+                "reads setting `space`, which the manifest does not declare",
+            ),
+            (
+                with(&["actions", "send", "url"], json!("https://{{ settings.senderId | lower }}.example.com/v1")),
+                "actions.send.url",
+                "not templated (except a first label",
+            ),
+            (
+                with(&["actions", "send", "url"], json!("https://api.{{ settings.senderId }}.com/v1")),
+                "actions.send.url",
+                "not templated",
             ),
             (with(&["actions", "send", "body", "document"], json!(null)), "actions.send", "must deliver the document"),
             (with(&["statuses", "failed"], json!(["delivered"])), "statuses", "`delivered` is mapped twice"),

@@ -114,7 +114,7 @@ pub fn allowed_host(manifest: &HttpManifest, url: &str) -> bool {
         None => return false,
     };
     matches!(parsed.scheme(), "https" | "http")
-        && manifest.allowed_domains.iter().any(|d| d.trim_matches(['[', ']']) == host)
+        && faxbot_contract::manifest::check::host_listed(&manifest.allowed_domains, &host)
 }
 
 /// Builds the request of `action` (`name` for messages) with `values`; `now` is the Unix time an HMAC
@@ -339,5 +339,48 @@ mod tests {
         assert!(!allowed_host(&m, "https://api.phaxio.com.evil.example/x"));
         assert!(!allowed_host(&m, "https://api.phaxio.com@169.254.169.254/x"));
         assert!(!allowed_host(&m, "file:///etc/passwd"));
+    }
+
+    #[test]
+    fn the_shipped_signalwire_manifest_sends_to_the_space_a_setting_names() {
+        let m: HttpManifest = serde_json::from_str(include_str!("../../../../manifests/signalwire.json")).unwrap();
+        assert!(faxbot_contract::manifest::registry::is_shipped(&m), "the shipped one, unchanged");
+        let mut v = values();
+        v.settings.insert("projectId".into(), "p-1".into());
+        v.settings.insert("senderId".into(), "+15550001234".into());
+        v.credentials.insert("apiToken".into(), "t".into());
+        let prepared = |space: &str| {
+            let mut v = v.clone();
+            v.settings.insert("space".into(), space.into());
+            prepare(&m, &m.actions.send, "send", &v, 0).map(|p| p.url)
+        };
+        assert_eq!(
+            prepared("acme").unwrap(),
+            "https://acme.signalwire.com/api/laml/2010-04-01/Accounts/p-1/Faxes.json"
+        );
+        // A setting cannot move the request off the space's domain.
+        for space in ["evil.example/x?", "evil.example#", "a.b", "user@169.254.169.254/", ""] {
+            assert!(prepared(space).is_err(), "{space:?}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_domain_admits_one_label_and_nothing_else() {
+        let mut m = manifest(json!({"scheme": "bearer", "token": "t"}));
+        m.allowed_domains = vec!["*.signalwire.com".into()];
+        for (url, allowed) in [
+            ("https://acme.signalwire.com/api/laml", true),
+            ("https://ACME.signalwire.com/api/laml", true),
+            ("https://signalwire.com/api", false),
+            ("https://a.b.signalwire.com/api", false),
+            ("https://acmesignalwire.com/api", false),
+            ("https://evil.example/x?.signalwire.com/api", false),
+            ("https://evil.example#.signalwire.com/api", false),
+            ("https://acme.signalwire.com@169.254.169.254/", false),
+            ("https://acme.signalwire.com.evil.example/", false),
+            ("https://-x.signalwire.com/", false),
+        ] {
+            assert_eq!(allowed_host(&m, url), allowed, "{url}");
+        }
     }
 }
