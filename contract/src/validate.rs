@@ -129,35 +129,36 @@ pub fn validate(config: &RuntimeConfig) -> Result<(), Vec<ConfigIssue>> {
         });
     }
     let policy = Policy::from_env();
-    for (i, manifest) in config.manifests.iter().enumerate() {
-        for (path, message) in check::check(manifest, policy) {
-            issues.push(ConfigIssue { path: format!("manifests[{i}].{path}"), message });
-        }
-        if config.manifests[..i].iter().any(|m| m.id == manifest.id) {
-            issues.push(ConfigIssue {
-                path: format!("manifests[{i}].id"),
-                message: format!("manifest `{}` is defined twice", manifest.id),
-            });
-        }
-    }
+    check_manifests(&config.manifests, "manifests", "defined", policy, &mut issues);
     if config.catalog.len() > crate::manifest::registry::MAX_INDEX_ENTRIES {
         issues.push(ConfigIssue {
             path: "catalog".into(),
             message: format!("at most {} entries", crate::manifest::registry::MAX_INDEX_ENTRIES),
         });
     }
-    for (i, manifest) in config.catalog.iter().enumerate() {
+    check_manifests(&config.catalog, "catalog", "listed", policy, &mut issues);
+    if issues.is_empty() { Ok(()) } else { Err(issues) }
+}
+
+/// The manifest rules for every manifest of `list` (the document's field `field`), and no id twice.
+fn check_manifests(
+    list: &[crate::manifest::HttpManifest],
+    field: &str,
+    twice: &str,
+    policy: Policy,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    for (i, manifest) in list.iter().enumerate() {
         for (path, message) in check::check(manifest, policy) {
-            issues.push(ConfigIssue { path: format!("catalog[{i}].{path}"), message });
+            issues.push(ConfigIssue { path: format!("{field}[{i}].{path}"), message });
         }
-        if config.catalog[..i].iter().any(|m| m.id == manifest.id) {
+        if list[..i].iter().any(|m| m.id == manifest.id) {
             issues.push(ConfigIssue {
-                path: format!("catalog[{i}].id"),
-                message: format!("manifest `{}` is listed twice", manifest.id),
+                path: format!("{field}[{i}].id"),
+                message: format!("manifest `{}` is {twice} twice", manifest.id),
             });
         }
     }
-    if issues.is_empty() { Ok(()) } else { Err(issues) }
 }
 
 /// Every plugin a document can bind: the built-in ones, then the ones its manifests define.

@@ -439,6 +439,15 @@ async fn plugin_tools_are_listed_by_scope_and_answer_through_the_provider() {
 
 /// Raw HTTP, as a broken or hostile client would send it.
 async fn post(app: &TestApp, key: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    try_post(app, key, body).await.unwrap()
+}
+
+/// [`post`], with the transport's error.
+async fn try_post(
+    app: &TestApp,
+    key: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Result<reqwest::Response> {
     let mut req = app
         .client
         .post(app.url("/mcp"))
@@ -447,7 +456,7 @@ async fn post(app: &TestApp, key: Option<&str>, body: impl Into<reqwest::Body>) 
     if let Some(key) = key {
         req = req.header("Authorization", format!("Bearer {key}"));
     }
-    req.body(body).send().await.unwrap()
+    req.body(body).send().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,15 +473,7 @@ async fn broken_and_oversized_messages_get_protocol_errors_and_the_server_stays_
     for key in [None, Some("fbk_live_0123456789ab_wrong")] {
         let mut answer = None;
         for _ in 0..5 {
-            let mut req = app
-                .client
-                .post(app.url("/mcp"))
-                .header("Content-Type", "application/json")
-                .header("Accept", "application/json, text/event-stream");
-            if let Some(key) = key {
-                req = req.header("Authorization", format!("Bearer {key}"));
-            }
-            match req.body(initialize.to_string()).send().await {
+            match try_post(&app, key, initialize.to_string()).await {
                 Ok(r) => {
                     answer = Some(r);
                     break;
